@@ -1,0 +1,293 @@
+<?php
+// This file is part of Moodle - http://moodle.org/
+//
+// Moodle is free software: you can redistribute it and/or modify
+// it under the terms of the GNU General Public License as published by
+// the Free Software Foundation, either version 3 of the License, or
+// (at your option) any later version.
+//
+// Moodle is distributed in the hope that it will be useful,
+// but WITHOUT ANY WARRANTY; without even the implied warranty of
+// MERCHANTABILITY or FITNESS FOR A PARTICULAR PURPOSE.  See the
+// GNU General Public License for more details.
+//
+// You should have received a copy of the GNU General Public License
+// along with Moodle.  If not, see <http://www.gnu.org/licenses/>.
+
+/**
+ * The single list of the plugin's settings: names, types, defaults and limits.
+ *
+ * settings.php, the store (which builds the array handed to tsdb_configure()) and the tests all read this
+ * list, so a setting cannot exist in one place and be forgotten in another.
+ *
+ * @package    logstore_tsdb
+ * @copyright  2025 The logstore_tsdb authors
+ * @license    http://www.gnu.org/copyleft/gpl.html GNU GPL v3 or later
+ */
+
+namespace logstore_tsdb\local;
+
+defined('MOODLE_INTERNAL') || die();
+
+/**
+ * Definitions of every setting of logstore_tsdb.
+ *
+ * Each setting is an array with:
+ *  - section: the heading it is shown under in settings.php;
+ *  - type: int, text, url, path, secret, select, bool, textarea;
+ *  - default: the default value (same as the extension's own default for extension keys);
+ *  - min / max: for int settings;
+ *  - options: for select settings (value => lang string identifier);
+ *  - ext: true when the setting is a key of the extension's configuration (tsdb_configure()).
+ *
+ * @package    logstore_tsdb
+ * @copyright  2025 The logstore_tsdb authors
+ * @license    http://www.gnu.org/copyleft/gpl.html GNU GPL v3 or later
+ */
+class settings_definition {
+
+    /** @var string[] Backends understood by the extension. */
+    const BACKENDS = ['file', 'influxdb1', 'influxdb2', 'influxdb3', 'postgres'];
+
+    /** @var string The default InfluxDB tag set of this plugin (the extension's default plus contextid, see privacy). */
+    const DEFAULT_TAGS = 'eventname,component,action,target,crud,edulevel,contextlevel,origin,courseid,contextid';
+
+    /**
+     * All settings, in the order settings.php shows them.
+     *
+     * @return array name => definition
+     */
+    public static function all(): array {
+        $gib = 1024 * 1024 * 1024;
+        return [
+            // General.
+            'configsource' => ['section' => 'general', 'type' => 'select', 'default' => 'plugin',
+                'options' => ['plugin' => 'configsource_plugin', 'phpini' => 'configsource_phpini']],
+            'backend' => ['section' => 'general', 'type' => 'select', 'default' => 'file', 'ext' => true,
+                'options' => ['influxdb2' => 'backend_influxdb2', 'influxdb1' => 'backend_influxdb1',
+                    'influxdb3' => 'backend_influxdb3', 'postgres' => 'backend_postgres', 'file' => 'backend_file']],
+            'mode' => ['section' => 'general', 'type' => 'select', 'default' => 'async', 'ext' => true,
+                'options' => ['async' => 'mode_async', 'sync' => 'mode_sync', 'durable' => 'mode_durable']],
+
+            // What is logged.
+            'logguests' => ['section' => 'filters', 'type' => 'bool', 'default' => 1],
+            'includeevents' => ['section' => 'filters', 'type' => 'textarea', 'default' => ''],
+            'excludeevents' => ['section' => 'filters', 'type' => 'textarea', 'default' => ''],
+            'minedulevel' => ['section' => 'filters', 'type' => 'select', 'default' => '0',
+                'options' => ['0' => 'minedulevel_0', '1' => 'minedulevel_1', '2' => 'minedulevel_2']],
+            'skipanonymous' => ['section' => 'filters', 'type' => 'bool', 'default' => 0],
+            'logip' => ['section' => 'filters', 'type' => 'bool', 'default' => 1],
+
+            // File sink (tests, debugging, shipping with another agent).
+            'path' => ['section' => 'file', 'type' => 'path', 'default' => '/tmp/tsdb-events.lp', 'ext' => true],
+            'format' => ['section' => 'file', 'type' => 'select', 'default' => 'line', 'ext' => true,
+                'options' => ['line' => 'format_line', 'json' => 'format_json']],
+
+            // InfluxDB.
+            'url' => ['section' => 'influxdb', 'type' => 'url', 'default' => 'http://127.0.0.1:8086', 'ext' => true],
+            'org' => ['section' => 'influxdb', 'type' => 'text', 'default' => '', 'ext' => true],
+            'bucket' => ['section' => 'influxdb', 'type' => 'text', 'default' => '', 'ext' => true],
+            'token' => ['section' => 'influxdb', 'type' => 'secret', 'default' => '', 'ext' => true],
+            'database' => ['section' => 'influxdb', 'type' => 'text', 'default' => '', 'ext' => true],
+            'retention_policy' => ['section' => 'influxdb', 'type' => 'text', 'default' => '', 'ext' => true],
+            'username' => ['section' => 'influxdb', 'type' => 'text', 'default' => '', 'ext' => true],
+            'measurement' => ['section' => 'influxdb', 'type' => 'text', 'default' => 'moodle_events', 'ext' => true],
+            'tags' => ['section' => 'influxdb', 'type' => 'text', 'default' => self::DEFAULT_TAGS, 'ext' => true],
+            'gzip' => ['section' => 'influxdb', 'type' => 'bool', 'default' => 1, 'ext' => true],
+            'max_batch_bytes' => ['section' => 'influxdb', 'type' => 'int', 'default' => 8388608,
+                'min' => 1024, 'max' => 268435456, 'ext' => true],
+            'timeout_ms' => ['section' => 'influxdb', 'type' => 'int', 'default' => 10000, 'min' => 100, 'max' => 600000,
+                'ext' => true],
+            'connect_timeout_ms' => ['section' => 'influxdb', 'type' => 'int', 'default' => 3000, 'min' => 100,
+                'max' => 600000, 'ext' => true],
+            'tls_verify' => ['section' => 'influxdb', 'type' => 'bool', 'default' => 1, 'ext' => true],
+            'pseudonymise' => ['section' => 'influxdb', 'type' => 'bool', 'default' => 1],
+
+            // PostgreSQL / TimescaleDB.
+            'host' => ['section' => 'postgres', 'type' => 'text', 'default' => '127.0.0.1', 'ext' => true],
+            'port' => ['section' => 'postgres', 'type' => 'int', 'default' => 5432, 'min' => 1, 'max' => 65535, 'ext' => true],
+            'dbname' => ['section' => 'postgres', 'type' => 'text', 'default' => 'moodle', 'ext' => true],
+            'user' => ['section' => 'postgres', 'type' => 'text', 'default' => 'moodle', 'ext' => true],
+            'sslmode' => ['section' => 'postgres', 'type' => 'select', 'default' => 'disable', 'ext' => true,
+                'options' => ['disable' => 'sslmode_disable', 'require' => 'sslmode_require',
+                    'verify-full' => 'sslmode_verifyfull']],
+            'schema' => ['section' => 'postgres', 'type' => 'text', 'default' => 'public', 'ext' => true],
+            'table' => ['section' => 'postgres', 'type' => 'text', 'default' => 'logstore_tsdb_log', 'ext' => true],
+            'application_name' => ['section' => 'postgres', 'type' => 'text', 'default' => 'logstore_tsdb', 'ext' => true],
+            'statement_timeout_ms' => ['section' => 'postgres', 'type' => 'int', 'default' => 30000, 'min' => 0,
+                'max' => 3600000, 'ext' => true],
+            'idle_close_ms' => ['section' => 'postgres', 'type' => 'int', 'default' => 60000, 'min' => 0,
+                'max' => 86400000, 'ext' => true],
+            'retention_days' => ['section' => 'postgres', 'type' => 'int', 'default' => 0, 'min' => 0, 'max' => 36500,
+                'ext' => true],
+
+            // Secrets and TLS shared by InfluxDB 1.x and PostgreSQL.
+            'password' => ['section' => 'credentials', 'type' => 'secret', 'default' => '', 'ext' => true],
+            'ca_file' => ['section' => 'credentials', 'type' => 'path', 'default' => '', 'ext' => true],
+
+            // Buffering, batching, retries.
+            'batch_size' => ['section' => 'performance', 'type' => 'int', 'default' => 5000, 'min' => 1, 'max' => 100000,
+                'ext' => true],
+            'flush_interval_ms' => ['section' => 'performance', 'type' => 'int', 'default' => 1000, 'min' => 10,
+                'max' => 600000, 'ext' => true],
+            'memory_limit_bytes' => ['section' => 'performance', 'type' => 'int', 'default' => 67108864,
+                'min' => 1048576, 'max' => 4 * $gib, 'ext' => true],
+            'shutdown_timeout_ms' => ['section' => 'performance', 'type' => 'int', 'default' => 5000, 'min' => 0,
+                'max' => 600000, 'ext' => true],
+            'sync_timeout_ms' => ['section' => 'performance', 'type' => 'int', 'default' => 5000, 'min' => 1,
+                'max' => 600000, 'ext' => true],
+            'max_string_bytes' => ['section' => 'performance', 'type' => 'int', 'default' => 65536, 'min' => 256,
+                'max' => 16777216, 'ext' => true],
+            'max_other_bytes' => ['section' => 'performance', 'type' => 'int', 'default' => 1048576, 'min' => 1024,
+                'max' => 67108864, 'ext' => true],
+            'retry_base_ms' => ['section' => 'performance', 'type' => 'int', 'default' => 500, 'min' => 1,
+                'max' => 600000, 'ext' => true],
+            'retry_max_ms' => ['section' => 'performance', 'type' => 'int', 'default' => 30000, 'min' => 1,
+                'max' => 3600000, 'ext' => true],
+            'retry_max_elapsed_ms' => ['section' => 'performance', 'type' => 'int', 'default' => 180000, 'min' => 0,
+                'max' => 86400000, 'ext' => true],
+
+            // Durable mode: the on-disk spool (pushed only when mode = durable).
+            'spool_dir' => ['section' => 'durable', 'type' => 'path', 'default' => '', 'ext' => true, 'durableonly' => true],
+            'spool_max_bytes' => ['section' => 'durable', 'type' => 'int', 'default' => 1073741824, 'min' => 1048576,
+                'max' => 1024 * $gib, 'ext' => true, 'durableonly' => true],
+
+            // Health check.
+            'healththreshold' => ['section' => 'health', 'type' => 'int', 'default' => 3, 'min' => 1, 'max' => 1000],
+        ];
+    }
+
+    /**
+     * The sections, in display order.
+     *
+     * @return string[]
+     */
+    public static function sections(): array {
+        return ['general', 'filters', 'file', 'influxdb', 'postgres', 'credentials', 'performance', 'durable', 'health'];
+    }
+
+    /**
+     * Validates one value against its definition.
+     *
+     * @param string $name setting name
+     * @param mixed $value the submitted value
+     * @return string|null null when valid, else a message that starts with the setting name
+     */
+    public static function validate(string $name, $value): ?string {
+        $defs = self::all();
+        if (!isset($defs[$name])) {
+            return $name . ': unknown setting';
+        }
+        $def = $defs[$name];
+        $value = is_string($value) ? trim($value) : $value;
+        switch ($def['type']) {
+            case 'int':
+                if ($value === '' || $value === null) {
+                    return null; // Empty means the default.
+                }
+                if (!preg_match('/^[0-9]+$/', (string) $value) || (int) $value < $def['min'] || (int) $value > $def['max']) {
+                    return get_string('error_int', 'logstore_tsdb',
+                        (object) ['name' => $name, 'min' => $def['min'], 'max' => $def['max']]);
+                }
+                return null;
+            case 'url':
+                if ($value === '' || $value === null) {
+                    return null;
+                }
+                if (!preg_match('~^https?://[^\s/?#]+(:[0-9]{1,5})?(/[^\s]*)?$~i', (string) $value)) {
+                    return get_string('error_url', 'logstore_tsdb', $name);
+                }
+                return null;
+            case 'select':
+                if (!array_key_exists((string) $value, $def['options'])) {
+                    return get_string('error_select', 'logstore_tsdb', $name);
+                }
+                return null;
+            case 'path':
+                if ($value !== '' && $value !== null && strpos((string) $value, '/') !== 0) {
+                    return get_string('error_path', 'logstore_tsdb', $name);
+                }
+                return null;
+            case 'text':
+                if ($name === 'tags' && $value !== '' && !preg_match('/^[a-z_]+(,[a-z_]+)*$/', (string) $value)) {
+                    return get_string('error_tags', 'logstore_tsdb', $name);
+                }
+                if (in_array($name, ['schema', 'table', 'measurement'], true) && $value !== ''
+                        && !preg_match('/^[A-Za-z_][A-Za-z0-9_]{0,62}$/', (string) $value)) {
+                    return get_string('error_identifier', 'logstore_tsdb', $name);
+                }
+                return null;
+            case 'textarea':
+                foreach (self::split_patterns((string) $value) as $pattern) {
+                    if (!preg_match('/^[A-Za-z0-9_\\\\*]+$/', $pattern)) {
+                        return get_string('error_pattern', 'logstore_tsdb',
+                            (object) ['name' => $name, 'pattern' => $pattern]);
+                    }
+                }
+                return null;
+            default:
+                return null;
+        }
+    }
+
+    /**
+     * Splits a pattern list (one per line or comma separated) into trimmed, non-empty patterns.
+     *
+     * @param string $text
+     * @return string[]
+     */
+    public static function split_patterns(string $text): array {
+        $out = [];
+        foreach (preg_split('/[\s,]+/', $text) as $p) {
+            if ($p !== '') {
+                $out[] = $p;
+            }
+        }
+        return $out;
+    }
+
+    /**
+     * Builds the configuration array for tsdb_configure() from the plugin config.
+     *
+     * Every extension key is always sent (the setting or its default), so the extension ends up in the same state
+     * whether it merges or replaces its configuration.
+     *
+     * @param \stdClass $pluginconfig the result of get_config('logstore_tsdb')
+     * @return array key => value
+     */
+    public static function extension_config(\stdClass $pluginconfig): array {
+        global $CFG;
+        $config = [];
+        $mode = isset($pluginconfig->mode) && $pluginconfig->mode !== '' ? (string) $pluginconfig->mode : 'async';
+        foreach (self::all() as $name => $def) {
+            if (empty($def['ext'])) {
+                continue;
+            }
+            if (!empty($def['durableonly']) && $mode !== 'durable') {
+                continue;
+            }
+            $value = $pluginconfig->$name ?? null;
+            if ($value === null || (is_string($value) && trim($value) === '' && $def['type'] !== 'secret')) {
+                $value = $def['default'];
+            }
+            switch ($def['type']) {
+                case 'int':
+                    $value = (int) $value;
+                    break;
+                case 'bool':
+                    $value = (bool) (int) $value;
+                    break;
+                case 'secret':
+                    $value = (string) $value;
+                    break;
+                default:
+                    $value = trim((string) $value);
+            }
+            $config[$name] = $value;
+        }
+        if (array_key_exists('spool_dir', $config) && $config['spool_dir'] === '') {
+            $config['spool_dir'] = rtrim($CFG->dataroot, '/') . '/logstore_tsdb/spool';
+        }
+        return $config;
+    }
+}

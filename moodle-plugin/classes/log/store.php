@@ -1,0 +1,239 @@
+<?php
+// This file is part of Moodle - http://moodle.org/
+//
+// Moodle is free software: you can redistribute it and/or modify
+// it under the terms of the GNU General Public License as published by
+// the Free Software Foundation, either version 3 of the License, or
+// (at your option) any later version.
+//
+// Moodle is distributed in the hope that it will be useful,
+// but WITHOUT ANY WARRANTY; without even the implied warranty of
+// MERCHANTABILITY or FITNESS FOR A PARTICULAR PURPOSE.  See the
+// GNU General Public License for more details.
+//
+// You should have received a copy of the GNU General Public License
+// along with Moodle.  If not, see <http://www.gnu.org/licenses/>.
+
+/**
+ * The time series database log store.
+ *
+ * @package    logstore_tsdb
+ * @copyright  2025 The logstore_tsdb authors
+ * @license    http://www.gnu.org/copyleft/gpl.html GNU GPL v3 or later
+ */
+
+namespace logstore_tsdb\log;
+
+defined('MOODLE_INTERNAL') || die();
+
+use logstore_tsdb\local\extension;
+use logstore_tsdb\local\metrics;
+use logstore_tsdb\local\pseudonym;
+use logstore_tsdb\local\settings_definition;
+
+/**
+ * Log store that hands every event to the tsdb PHP extension, which batches and ships it to InfluxDB or
+ * PostgreSQL/TimescaleDB from a background thread of the PHP process.
+ *
+ * Nothing is buffered in PHP: write() builds the same row the standard store builds and passes it on at once.
+ *
+ * @package    logstore_tsdb
+ * @copyright  2025 The logstore_tsdb authors
+ * @license    http://www.gnu.org/copyleft/gpl.html GNU GPL v3 or later
+ */
+class store implements \tool_log\log\writer, \core\log\reader {
+    use \tool_log\helper\store,
+        \tool_log\helper\reader;
+
+    /** @var \stdClass The plugin configuration, read once when the store is created (once per request). */
+    protected $pluginconfig;
+
+    /** @var bool Extension loaded and configuration accepted. */
+    protected $available = false;
+
+    /** @var bool Log guests and not-logged-in users (like logstore_standard). */
+    protected $logguests = true;
+
+    /** @var string|null Regular expression of the include patterns, null = include everything. */
+    protected $includere = null;
+
+    /** @var string|null Regular expression of the exclude patterns, null = exclude nothing. */
+    protected $excludere = null;
+
+    /** @var int Events with a lower edulevel are not logged. */
+    protected $minedulevel = 0;
+
+    /** @var bool Skip anonymous events. */
+    protected $skipanonymous = false;
+
+    /** @var bool Record the IP address. */
+    protected $logip = true;
+
+    /** @var bool Replace user ids with per-user pseudonyms (InfluxDB backends only). */
+    protected $pseudonymise = false;
+
+    /**
+     * Constructor, called once per request by the log manager.
+     *
+     * @param \tool_log\log\manager $manager
+     */
+    public function __construct(\tool_log\log\manager $manager) {
+        $this->helper_setup($manager);
+        $this->pluginconfig = self::read_plugin_config();
+        $cfg = $this->pluginconfig;
+        $this->logguests = !isset($cfg->logguests) || (bool) $cfg->logguests;
+        $this->includere = self::compile_patterns((string) ($cfg->includeevents ?? ''));
+        $this->excludere = self::compile_patterns((string) ($cfg->excludeevents ?? ''));
+        $this->minedulevel = (int) ($cfg->minedulevel ?? 0);
+        $this->skipanonymous = !empty($cfg->skipanonymous);
+        $this->logip = !isset($cfg->logip) || (bool) $cfg->logip;
+        $backend = (string) ($cfg->backend ?? 'file');
+        $this->pseudonymise = strpos($backend, 'influxdb') === 0 && (!isset($cfg->pseudonymise) || $cfg->pseudonymise);
+        $this->available = extension::ensure_configured($cfg);
+    }
+
+    /**
+     * The plugin configuration with the defaults of settings_definition filled in.
+     *
+     * @return \stdClass
+     */
+    public static function read_plugin_config(): \stdClass {
+        $stored = get_config('logstore_tsdb');
+        $cfg = new \stdClass();
+        foreach (settings_definition::all() as $name => $def) {
+            $cfg->$name = $def['default'];
+        }
+        foreach ((array) $stored as $name => $value) {
+            $cfg->$name = $value;
+        }
+        return $cfg;
+    }
+
+    /**
+     * Turns a pattern list into one anchored regular expression.
+     *
+     * A pattern is an event class name (the leading backslash is optional) or a component, with * matching
+     * any run of characters: "\mod_forum\event\*", "mod_quiz", "*_viewed", "core".
+     *
+     * @param string $text patterns, one per line or comma separated
+     * @return string|null
+     */
+    public static function compile_patterns(string $text): ?string {
+        $parts = [];
+        foreach (settings_definition::split_patterns($text) as $pattern) {
+            $pattern = ltrim($pattern, '\\');
+            if ($pattern === '') {
+                continue;
+            }
+            $parts[] = str_replace('\\*', '.*', preg_quote($pattern, '/'));
+        }
+        if (!$parts) {
+            return null;
+        }
+        return '/^\\\\?(?:' . implode('|', $parts) . ')$/';
+    }
+
+    /**
+     * Does the event match a compiled pattern list (by event name or component)?
+     *
+     * @param string $re
+     * @param array $entry
+     * @return bool
+     */
+    protected static function matches(string $re, array $entry): bool {
+        return preg_match($re, (string) $entry['eventname']) === 1 || preg_match($re, (string) $entry['component']) === 1;
+    }
+
+    /**
+     * Should the event be ignored? Same rule as logstore_standard for guests, plus this store's filters.
+     *
+     * @param \core\event\base $event
+     * @return bool
+     */
+    protected function is_event_ignored(\core\event\base $event) {
+        if ((!CLI_SCRIPT || PHPUNIT_TEST) && !$this->logguests) {
+            // Always log inside CLI scripts because we do not login there.
+            if (!isloggedin() || isguestuser()) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    /**
+     * Writes one event: captures what the standard store captures and hands it to the extension.
+     *
+     * @param \core\event\base $event
+     */
+    public function write(\core\event\base $event) {
+        global $PAGE;
+
+        if (!$this->available) {
+            return;
+        }
+        if ($this->is_event_ignored($event)) {
+            return;
+        }
+
+        $entry = $event->get_data();
+        if ((int) $entry['edulevel'] < $this->minedulevel) {
+            return;
+        }
+        if ($this->skipanonymous && !empty($entry['anonymous'])) {
+            return;
+        }
+        if ($this->excludere !== null && self::matches($this->excludere, $entry)) {
+            return;
+        }
+        if ($this->includere !== null && !self::matches($this->includere, $entry)) {
+            return;
+        }
+
+        // The same three values the buffered_writer trait adds. `other` stays an array: the extension encodes it.
+        $entry['origin'] = $PAGE->requestorigin;
+        $entry['ip'] = $this->logip ? $PAGE->requestip : '';
+        $entry['realuserid'] = \core\session\manager::is_loggedinas() ? \core\session\manager::get_realuser()->id : null;
+
+        if ($this->pseudonymise) {
+            foreach (['userid', 'relateduserid', 'realuserid'] as $field) {
+                if (!empty($entry[$field])) {
+                    $entry[$field] = pseudonym::get((int) $entry[$field]);
+                }
+            }
+        }
+
+        extension::log_event($entry);
+    }
+
+    /**
+     * End of the request: report this worker's counters (at most once a minute per process). Never throws.
+     */
+    public function dispose() {
+        if (!$this->available) {
+            return;
+        }
+        try {
+            metrics::report_if_due();
+        } catch (\Throwable $e) {
+            debugging('logstore_tsdb: could not report the worker counters: ' . $e->getMessage(), DEBUG_DEVELOPER);
+        }
+    }
+
+    /**
+     * Are events being logged? False without the extension or with a refused configuration.
+     *
+     * @return bool
+     */
+    public function is_logging() {
+        return $this->available;
+    }
+
+    /**
+     * The configuration this store was created with (defaults filled in).
+     *
+     * @return \stdClass
+     */
+    public function get_plugin_config(): \stdClass {
+        return $this->pluginconfig;
+    }
+}

@@ -1,0 +1,383 @@
+//! The configuration vocabulary: one set of names for `tsdb_configure()`, the `tsdb.*` php.ini settings
+//! and the Moodle plugin's `logstore_tsdb/NAME` settings. `SPECS` is the single source of truth: it
+//! validates input, fills defaults, lists the ini entries and is printed in `docs/configuration.md`.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// One of a fixed list of words.
+    Choice(&'static [&'static str]),
+    /// An integer in an inclusive range.
+    Int(i64, i64),
+    Bool,
+    Text,
+    /// Like `Text`, but never shown back: not in errors, stats, phpinfo() or Debug output.
+    Secret,
+    /// An `http://` or `https://` base URL.
+    Url,
+    /// A comma-separated list of tag names, each one of `TAGGABLE`.
+    TagList,
+    /// A SQL identifier: `[A-Za-z_][A-Za-z0-9_]*`, at most 63 bytes.
+    Ident,
+}
+
+pub struct Spec {
+    pub key: &'static str,
+    pub kind: Kind,
+    pub default: &'static str,
+    pub doc: &'static str,
+}
+
+pub const BACKENDS: &[&str] = &["file", "influxdb1", "influxdb2", "influxdb3", "postgres"];
+pub const MODES: &[&str] = &["async", "sync"];
+/// Event fields that may be InfluxDB tags: low-cardinality columns queries group by.
+pub const TAGGABLE: &[&str] = &[
+    "eventname",
+    "component",
+    "action",
+    "target",
+    "crud",
+    "edulevel",
+    "contextlevel",
+    "origin",
+    "courseid",
+    "objecttable",
+    "contextid",
+    "contextinstanceid",
+    "anonymous",
+    "userid",
+];
+pub const DEFAULT_TAGS: &str = "eventname,component,action,target,crud,edulevel,contextlevel,origin,courseid";
+const MIB: i64 = 1 << 20;
+
+pub const SPECS: &[Spec] = &[
+    Spec { key: "backend", kind: Kind::Choice(BACKENDS), default: "file", doc: "Where events go: `file` (local file, no server), `influxdb1`, `influxdb2`, `influxdb3` or `postgres` (TimescaleDB when the extension is present)." },
+    Spec { key: "mode", kind: Kind::Choice(MODES), default: "async", doc: "`async`: the call returns at once and the flush thread writes in batches. `sync`: the call waits until its event is written (debugging; bounded by `sync_timeout_ms`)." },
+    Spec { key: "batch_size", kind: Kind::Int(1, 100_000), default: "5000", doc: "A batch closes at this many events..." },
+    Spec { key: "flush_interval_ms", kind: Kind::Int(10, 600_000), default: "1000", doc: "...or when its oldest event is this old, whichever comes first." },
+    Spec { key: "memory_limit_bytes", kind: Kind::Int(MIB, 4096 * MIB), default: "67108864", doc: "Cap on events held in memory per process (queued and in flight). Beyond it new events are dropped and counted in `dropped`; the call never blocks." },
+    Spec { key: "shutdown_timeout_ms", kind: Kind::Int(0, 600_000), default: "5000", doc: "How long a graceful process exit (CLI end, FPM recycling, SIGQUIT, reload) waits for queued events to be written." },
+    Spec { key: "sync_timeout_ms", kind: Kind::Int(1, 600_000), default: "5000", doc: "In `sync` mode, how long one call may wait for its write." },
+    Spec { key: "max_string_bytes", kind: Kind::Int(64, 16 * MIB), default: "65536", doc: "Cap for one string value of an event (eventname, ip, ...); longer values are cut at a character boundary and counted in `truncated`." },
+    Spec { key: "max_other_bytes", kind: Kind::Int(1024, 64 * MIB), default: "1048576", doc: "Cap for the JSON of `other`; a longer one is replaced by a JSON object `{\"tsdb_truncated\":BYTES,\"head\":\"...\"}` and counted in `truncated`." },
+    Spec { key: "retry_base_ms", kind: Kind::Int(1, 600_000), default: "500", doc: "First retry delay; each retry doubles it (full jitter)." },
+    Spec { key: "retry_max_ms", kind: Kind::Int(1, 3_600_000), default: "30000", doc: "Cap on one retry delay." },
+    Spec { key: "retry_max_elapsed_ms", kind: Kind::Int(0, 86_400_000), default: "180000", doc: "How long one batch is retried before it is counted as `failed`." },
+    Spec { key: "path", kind: Kind::Text, default: "/tmp/tsdb-events.lp", doc: "`file` backend: the file events are appended to (created 0600)." },
+    Spec { key: "format", kind: Kind::Choice(&["line", "json"]), default: "line", doc: "`file` backend: `line` (InfluxDB line protocol, as the InfluxDB backends send it) or `json` (one JSON object per line)." },
+    Spec { key: "url", kind: Kind::Url, default: "http://127.0.0.1:8086", doc: "InfluxDB base URL (`https://` verifies the certificate)." },
+    Spec { key: "org", kind: Kind::Text, default: "", doc: "InfluxDB 2.x organisation (name)." },
+    Spec { key: "bucket", kind: Kind::Text, default: "moodle", doc: "InfluxDB 2.x bucket." },
+    Spec { key: "token", kind: Kind::Secret, default: "", doc: "InfluxDB 2.x/3.x API token (`Authorization: Token`)." },
+    Spec { key: "database", kind: Kind::Text, default: "moodle", doc: "InfluxDB 1.x and 3.x database." },
+    Spec { key: "retention_policy", kind: Kind::Text, default: "", doc: "InfluxDB 1.x retention policy (empty: the database default)." },
+    Spec { key: "username", kind: Kind::Text, default: "", doc: "InfluxDB 1.x user (HTTP Basic auth; empty: no auth)." },
+    Spec { key: "password", kind: Kind::Secret, default: "", doc: "InfluxDB 1.x or PostgreSQL password." },
+    Spec { key: "measurement", kind: Kind::Text, default: "moodle_events", doc: "InfluxDB measurement." },
+    Spec { key: "tags", kind: Kind::TagList, default: DEFAULT_TAGS, doc: "Event fields written as InfluxDB tags; every other field is a field." },
+    Spec { key: "gzip", kind: Kind::Bool, default: "1", doc: "gzip InfluxDB request bodies." },
+    Spec { key: "max_batch_bytes", kind: Kind::Int(1024, 64 * MIB), default: "8388608", doc: "Cap on one InfluxDB request body (before gzip); larger batches are split." },
+    Spec { key: "timeout_ms", kind: Kind::Int(100, 600_000), default: "10000", doc: "Request timeout (InfluxDB HTTP)." },
+    Spec { key: "connect_timeout_ms", kind: Kind::Int(100, 600_000), default: "3000", doc: "Connect timeout (InfluxDB and PostgreSQL)." },
+    Spec { key: "tls_verify", kind: Kind::Bool, default: "1", doc: "Verify TLS certificates. Turn off only for testing." },
+    Spec { key: "ca_file", kind: Kind::Text, default: "", doc: "PEM file of extra CA certificates to trust (InfluxDB https, PostgreSQL verify-full)." },
+    Spec { key: "host", kind: Kind::Text, default: "127.0.0.1", doc: "PostgreSQL host (or a Unix socket directory)." },
+    Spec { key: "port", kind: Kind::Int(1, 65_535), default: "5432", doc: "PostgreSQL port." },
+    Spec { key: "dbname", kind: Kind::Text, default: "moodle", doc: "PostgreSQL database." },
+    Spec { key: "user", kind: Kind::Text, default: "moodle", doc: "PostgreSQL user." },
+    Spec { key: "sslmode", kind: Kind::Choice(&["disable", "require", "verify-full"]), default: "disable", doc: "PostgreSQL TLS: `disable`, `require` (encrypt, no verification) or `verify-full`." },
+    Spec { key: "schema", kind: Kind::Ident, default: "public", doc: "PostgreSQL schema." },
+    Spec { key: "table", kind: Kind::Ident, default: "logstore_tsdb_log", doc: "PostgreSQL table (same columns as `logstore_standard_log`, plus `time` and `event_id`)." },
+    Spec { key: "application_name", kind: Kind::Text, default: "logstore_tsdb", doc: "PostgreSQL `application_name` (shows in pg_stat_activity)." },
+    Spec { key: "statement_timeout_ms", kind: Kind::Int(0, 3_600_000), default: "30000", doc: "PostgreSQL statement timeout (0: none)." },
+    Spec { key: "idle_close_ms", kind: Kind::Int(0, 86_400_000), default: "60000", doc: "Close the PostgreSQL connection after this long without writes (0: keep open)." },
+    Spec { key: "retention_days", kind: Kind::Int(0, 36_500), default: "0", doc: "Keep events this many days (0: forever). PostgreSQL: drop whole old partitions; TimescaleDB: retention policy." },
+];
+
+pub fn spec(key: &str) -> Option<&'static Spec> {
+    SPECS.iter().find(|s| s.key == key)
+}
+
+/// A validated configuration. Equality is what decides whether `tsdb_configure()` switches sinks.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Config {
+    values: BTreeMap<&'static str, String>,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map().entries(self.redacted()).finish()
+    }
+}
+
+/// All the problems of one configuration, each naming its key. Never contains a secret's value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError(pub Vec<String>);
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0.join("; "))
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+fn check(spec: &Spec, raw: &str) -> Result<String, String> {
+    let v = raw.trim();
+    match spec.kind {
+        Kind::Choice(words) => {
+            let w = v.to_ascii_lowercase();
+            if words.contains(&w.as_str()) {
+                Ok(w)
+            } else {
+                Err(format!("must be one of {}", words.join(", ")))
+            }
+        }
+        Kind::Int(lo, hi) => match v.parse::<i64>() {
+            Ok(n) if (lo..=hi).contains(&n) => Ok(n.to_string()),
+            _ => Err(format!("must be an integer between {lo} and {hi}")),
+        },
+        Kind::Bool => match v.to_ascii_lowercase().as_str() {
+            "1" | "true" | "on" | "yes" => Ok("1".into()),
+            "0" | "false" | "off" | "no" | "" => Ok("0".into()),
+            _ => Err("must be a boolean (1/0, true/false, on/off)".into()),
+        },
+        Kind::Text | Kind::Secret => {
+            if raw.bytes().any(|b| b == 0 || b == b'\n' || b == b'\r') {
+                Err("must not contain NUL or line breaks".into())
+            } else {
+                Ok(raw.to_string())
+            }
+        }
+        Kind::Url => {
+            let lower = v.to_ascii_lowercase();
+            let rest = lower.strip_prefix("http://").or_else(|| lower.strip_prefix("https://"));
+            match rest {
+                Some(r)
+                    if !r.is_empty()
+                        && !r.starts_with('/')
+                        && !v.chars().any(|c| c.is_whitespace() || c == '?' || c == '#') =>
+                {
+                    Ok(v.trim_end_matches('/').to_string())
+                }
+                _ => Err("must be an http:// or https:// base URL without query (e.g. http://127.0.0.1:8086)".into()),
+            }
+        }
+        Kind::TagList => {
+            let mut out: Vec<&str> = Vec::new();
+            for t in v.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+                if !TAGGABLE.contains(&t) {
+                    return Err(format!("unknown tag \"{}\"; allowed: {}", printable(t), TAGGABLE.join(", ")));
+                }
+                if !out.contains(&t) {
+                    out.push(t);
+                }
+            }
+            Ok(out.join(","))
+        }
+        Kind::Ident => {
+            let ok = !v.is_empty()
+                && v.len() <= 63
+                && v.bytes()
+                    .enumerate()
+                    .all(|(i, b)| b == b'_' || b.is_ascii_alphabetic() || (i > 0 && b.is_ascii_digit()));
+            if ok {
+                Ok(v.to_string())
+            } else {
+                Err("must be a SQL identifier: a letter or _ then letters, digits or _, at most 63 bytes".into())
+            }
+        }
+    }
+}
+
+/// A value safe to echo in an error message (bounded, control characters escaped).
+fn printable(s: &str) -> String {
+    s.chars().take(64).flat_map(char::escape_default).collect()
+}
+
+impl Config {
+    /// The defaults, overridden by `overrides`. Every problem is reported, each naming its key.
+    pub fn from_pairs<'a, I>(overrides: I) -> Result<Config, ConfigError>
+    where
+        I: IntoIterator<Item = (&'a str, &'a str)>,
+    {
+        let mut values: BTreeMap<&'static str, String> = SPECS.iter().map(|s| (s.key, s.default.to_string())).collect();
+        let mut errors = Vec::new();
+        for (key, raw) in overrides {
+            match spec(key) {
+                None => errors.push(format!("{}: unknown configuration key", printable(key))),
+                Some(s) => match check(s, raw) {
+                    Ok(v) => {
+                        values.insert(s.key, v);
+                    }
+                    Err(why) => errors.push(format!("{}: {}", s.key, why)),
+                },
+            }
+        }
+        let cfg = Config { values };
+        errors.extend(cfg.cross_checks());
+        if errors.is_empty() {
+            Ok(cfg)
+        } else {
+            Err(ConfigError(errors))
+        }
+    }
+
+    pub fn defaults() -> Config {
+        Config { values: SPECS.iter().map(|s| (s.key, s.default.to_string())).collect() }
+    }
+
+    /// Rules that involve more than one key.
+    fn cross_checks(&self) -> Vec<String> {
+        let mut e = Vec::new();
+        let b = self.backend();
+        let required: &[&str] = match b {
+            "file" => &["path"],
+            "influxdb2" => &["org", "bucket", "token"],
+            "influxdb1" | "influxdb3" => &["database"],
+            _ => &[],
+        };
+        for key in required {
+            if self.get(key).trim().is_empty() {
+                e.push(format!("{key}: required for backend {b}"));
+            }
+        }
+        if self.get("measurement").is_empty() {
+            e.push("measurement: must not be empty".into());
+        }
+        if self.get("measurement").starts_with('_') {
+            e.push("measurement: names starting with _ are reserved by InfluxDB".into());
+        }
+        if self.int("retry_max_ms") < self.int("retry_base_ms") {
+            e.push("retry_max_ms: must not be smaller than retry_base_ms".into());
+        }
+        e
+    }
+
+    pub fn get(&self, key: &str) -> &str {
+        self.values.get(key).map(String::as_str).unwrap_or("")
+    }
+
+    /// Integer settings are validated at construction; a key of another kind reads as 0.
+    pub fn int(&self, key: &str) -> i64 {
+        self.get(key).parse().unwrap_or(0)
+    }
+
+    pub fn flag(&self, key: &str) -> bool {
+        self.get(key) == "1"
+    }
+
+    pub fn ms(&self, key: &str) -> Duration {
+        Duration::from_millis(self.int(key).max(0) as u64)
+    }
+
+    pub fn backend(&self) -> &str {
+        self.get("backend")
+    }
+
+    pub fn mode(&self) -> &str {
+        self.get("mode")
+    }
+
+    pub fn batch_size(&self) -> usize {
+        self.int("batch_size") as usize
+    }
+
+    pub fn memory_limit(&self) -> usize {
+        self.int("memory_limit_bytes") as usize
+    }
+
+    pub fn tags(&self) -> Vec<&str> {
+        self.get("tags").split(',').filter(|t| !t.is_empty()).collect()
+    }
+
+    /// The secrets this configuration holds, to scrub from any text before it is shown.
+    pub fn secrets(&self) -> Vec<&str> {
+        SPECS.iter().filter(|s| s.kind == Kind::Secret).map(|s| self.get(s.key)).filter(|v| !v.is_empty()).collect()
+    }
+
+    /// Every key with its value, secrets replaced by `********` when set.
+    pub fn redacted(&self) -> Vec<(&'static str, String)> {
+        SPECS
+            .iter()
+            .map(|s| {
+                let v = self.get(s.key);
+                let shown =
+                    if s.kind == Kind::Secret && !v.is_empty() { "********".to_string() } else { v.to_string() };
+                (s.key, shown)
+            })
+            .collect()
+    }
+
+    /// Replaces every secret of this configuration found in `text` by `********`.
+    pub fn redact(&self, text: &str) -> String {
+        let mut out = text.to_string();
+        for s in self.secrets() {
+            out = out.replace(s, "********");
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        for s in SPECS {
+            assert_eq!(check(s, s.default).as_deref(), Ok(s.default), "default of {}", s.key);
+        }
+        let c = Config::from_pairs([]).unwrap();
+        assert_eq!(c.backend(), "file");
+        assert_eq!(c.batch_size(), 5000);
+        assert_eq!(c.int("flush_interval_ms"), 1000);
+        assert_eq!(c.memory_limit(), 64 << 20);
+    }
+
+    #[test]
+    fn every_bad_key_is_named() {
+        let err = Config::from_pairs([
+            ("batch_size", "0"),
+            ("backend", "mysql"),
+            ("bogus", "1"),
+            ("url", "ftp://x"),
+            ("schema", "public; drop table x"),
+            ("tags", "eventname,ip"),
+        ])
+        .unwrap_err();
+        let text = err.to_string();
+        for k in ["batch_size:", "backend:", "bogus:", "url:", "schema:", "tags:"] {
+            assert!(text.contains(k), "{k} missing from {text}");
+        }
+        assert_eq!(err.0.len(), 6);
+    }
+
+    #[test]
+    fn secrets_never_shown() {
+        let c = Config::from_pairs([("backend", "postgres"), ("password", "hunter2")]).unwrap();
+        assert!(!format!("{c:?}").contains("hunter2"));
+        assert_eq!(c.redact("auth failed for hunter2"), "auth failed for ********");
+        let bad = Config::from_pairs([("password", "a\nb")]).unwrap_err().to_string();
+        assert!(!bad.contains("a\nb"));
+    }
+
+    #[test]
+    fn cross_key_rules() {
+        let e = Config::from_pairs([("backend", "influxdb2")]).unwrap_err().to_string();
+        assert!(e.contains("org: required") && e.contains("token: required"), "{e}");
+        let ok = Config::from_pairs([("backend", "influxdb2"), ("org", "o"), ("token", "t")]).unwrap();
+        assert_eq!(ok.get("bucket"), "moodle");
+        assert_eq!(Config::from_pairs([("url", "http://h:1/")]).unwrap().get("url"), "http://h:1");
+    }
+
+    #[test]
+    fn equal_configs_compare_equal() {
+        let a = Config::from_pairs([("batch_size", "10")]).unwrap();
+        let b = Config::from_pairs([("batch_size", " 10 ")]).unwrap();
+        assert_eq!(a, b);
+        assert_ne!(a, Config::defaults());
+    }
+}

@@ -1,0 +1,421 @@
+//! The per-process pipeline: the request thread appends records to a queue (a byte buffer under a
+//! lock held for a few hundred nanoseconds), and one flush thread takes the queue, cuts it into
+//! batches and writes them to the sink with retries.
+//!
+//! - The request never blocks on I/O and never waits for the flush thread: past `memory_limit_bytes`
+//!   (queued plus in flight) an event is dropped and counted.
+//! - A batch closes at `batch_size` events (the request wakes the thread) or at the flush tick
+//!   (`flush_interval_ms`), whichever comes first.
+//! - `configure()` with a new configuration seals the queue with the old one: the thread writes
+//!   what was logged before the switch to the old sink, then opens the new one.
+//! - The thread never calls into PHP.
+
+use crate::config::Config;
+use crate::event::{EventId, IntField};
+use crate::record::{self, RecordWriter, Stamper};
+use crate::retry::{random_u64, random_unit, Backoff};
+use crate::sink::{self, Batch, Sink, SinkError, Written};
+use crate::stats::{now_unix, Stats};
+use crossbeam_channel::{bounded, select, unbounded, Receiver, Sender};
+use parking_lot::Mutex;
+use std::collections::VecDeque;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Queue size at which the request wakes the flush thread even before `batch_size` events.
+const WAKE_BYTES: usize = 4 << 20;
+
+struct Chunk {
+    config: Arc<Config>,
+    bytes: Vec<u8>,
+}
+
+struct Queue {
+    config: Arc<Config>,
+    buf: Vec<u8>,
+    events: usize,
+    /// Chunks logged under earlier configurations, not yet taken by the thread.
+    sealed: Vec<Chunk>,
+    sealed_bytes: usize,
+    next_seq: u64,
+    stamper: Stamper,
+}
+
+enum Ctl {
+    Flush(Sender<()>),
+    Shutdown(Sender<()>),
+}
+
+struct Shared {
+    queue: Mutex<Queue>,
+    stats: Stats,
+    producer: u64,
+}
+
+/// One process's pipeline. Create it in the process that uses it (after any fork).
+pub struct Pipeline {
+    shared: Arc<Shared>,
+    wake: Sender<()>,
+    ctl: Sender<Ctl>,
+    worker: Mutex<Option<JoinHandle<()>>>,
+}
+
+fn now_us() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as i64)
+}
+
+impl Pipeline {
+    /// Starts the flush thread. Fails only if the OS refuses a thread.
+    pub fn start(config: Config) -> std::io::Result<Pipeline> {
+        let producer = random_u64();
+        let config = Arc::new(config);
+        let shared = Arc::new(Shared {
+            queue: Mutex::new(Queue {
+                config: config.clone(),
+                buf: Vec::with_capacity(64 << 10),
+                events: 0,
+                sealed: Vec::new(),
+                sealed_bytes: 0,
+                next_seq: 1,
+                stamper: Stamper::new(producer),
+            }),
+            stats: Stats::default(),
+            producer,
+        });
+        let (wake, wake_rx) = bounded(1);
+        let (ctl, ctl_rx) = unbounded();
+        let mut worker = Worker {
+            shared: shared.clone(),
+            wake: wake_rx,
+            ctl: ctl_rx,
+            inbox: VecDeque::new(),
+            config,
+            sink: None,
+            pending: Vec::new(),
+            last_write: Instant::now(),
+        };
+        let handle = std::thread::Builder::new().name("tsdb-flush".into()).spawn(move || worker.run())?;
+        Ok(Pipeline { shared, wake, ctl, worker: Mutex::new(Some(handle)) })
+    }
+
+    pub fn stats(&self) -> &Stats {
+        &self.shared.stats
+    }
+
+    pub fn producer(&self) -> u64 {
+        self.shared.producer
+    }
+
+    pub fn config(&self) -> Arc<Config> {
+        self.shared.queue.lock().config.clone()
+    }
+
+    /// Record bytes held in memory: queued plus in flight.
+    pub fn queued_bytes(&self) -> usize {
+        let q = self.shared.queue.lock();
+        q.buf.len() + q.sealed_bytes + self.shared.stats.inflight_bytes.load(Relaxed)
+    }
+
+    /// Captures one event: `fill` writes its fields (it sees the configuration for caps). Returns
+    /// Ok(false) when the event was dropped because the memory cap is reached, `fill`'s error when the
+    /// event is invalid (then nothing is queued). In `sync` mode, waits for the write.
+    pub fn log<E>(&self, fill: impl FnOnce(&mut RecordWriter<'_>, &Config) -> Result<(), E>) -> Result<bool, E> {
+        let stats = &self.shared.stats;
+        let sync_timeout = {
+            let mut guard = self.shared.queue.lock();
+            let q = &mut *guard;
+            let before = q.buf.len();
+            let mut w = RecordWriter::begin(&mut q.buf);
+            fill(&mut w, &q.config)?;
+            let held = w.out().len() + q.sealed_bytes + stats.inflight_bytes.load(Relaxed);
+            if held > q.config.memory_limit() {
+                drop(w);
+                debug_assert_eq!(q.buf.len(), before);
+                stats.dropped.fetch_add(1, Relaxed);
+                return Ok(false);
+            }
+            let now = now_us();
+            let timecreated = w.int(IntField::TimeCreated).unwrap_or(now.div_euclid(1_000_000));
+            if w.is_truncated() {
+                stats.truncated.fetch_add(1, Relaxed);
+            }
+            let time_ns = q.stamper.stamp(timecreated, now);
+            w.finish(EventId { producer: self.shared.producer, seq: q.next_seq }, time_ns);
+            q.next_seq += 1;
+            q.events += 1;
+            stats.accepted.fetch_add(1, Relaxed);
+            if q.events >= q.config.batch_size() || q.buf.len() >= WAKE_BYTES {
+                let _ = self.wake.try_send(());
+            }
+            (q.config.mode() == "sync").then(|| q.config.ms("sync_timeout_ms"))
+        };
+        if let Some(t) = sync_timeout {
+            self.flush(t);
+        }
+        Ok(true)
+    }
+
+    /// Switches to `config` if it differs from the current one; events logged before the switch are
+    /// written to the old sink. Returns whether it switched.
+    pub fn configure(&self, config: Config) -> bool {
+        let mut q = self.shared.queue.lock();
+        if *q.config == config {
+            return false;
+        }
+        let bytes = std::mem::take(&mut q.buf);
+        if !bytes.is_empty() {
+            q.sealed_bytes += bytes.len();
+            let old = q.config.clone();
+            q.sealed.push(Chunk { config: old, bytes });
+        }
+        q.events = 0;
+        q.config = Arc::new(config);
+        drop(q);
+        let _ = self.wake.try_send(());
+        true
+    }
+
+    /// Asks the thread to write everything queued and waits up to `timeout`. Returns the events
+    /// still pending (accepted, not yet written, failed or rejected).
+    pub fn flush(&self, timeout: Duration) -> u64 {
+        let (tx, rx) = bounded(1);
+        if self.ctl.send(Ctl::Flush(tx)).is_ok() {
+            let _ = rx.recv_timeout(timeout);
+        }
+        self.shared.stats.pending()
+    }
+
+    /// Graceful end of the process: write what is queued, waiting up to `timeout`; the thread exits.
+    /// Joins the thread only once it has acknowledged, so a hung backend cannot hang the exit.
+    pub fn shutdown(&self, timeout: Duration) -> u64 {
+        let (tx, rx) = bounded(1);
+        if self.ctl.send(Ctl::Shutdown(tx)).is_ok() && rx.recv_timeout(timeout).is_ok() {
+            if let Some(h) = self.worker.lock().take() {
+                let _ = h.join();
+            }
+        }
+        self.shared.stats.pending()
+    }
+}
+
+struct Worker {
+    shared: Arc<Shared>,
+    wake: Receiver<()>,
+    ctl: Receiver<Ctl>,
+    /// Control messages that arrived while the thread slept between retries.
+    inbox: VecDeque<Ctl>,
+    config: Arc<Config>,
+    sink: Option<Box<dyn Sink>>,
+    /// Records taken from the queue, not yet written, all for `config`.
+    pending: Vec<u8>,
+    last_write: Instant,
+}
+
+enum Outcome {
+    Done(Written),
+    Split(String),
+    Failed(String),
+}
+
+impl Worker {
+    fn run(&mut self) {
+        let mut next_tick = Instant::now() + self.config.ms("flush_interval_ms");
+        loop {
+            let mut tick = false;
+            let mut msg = self.inbox.pop_front();
+            if msg.is_none() {
+                let timeout = next_tick.saturating_duration_since(Instant::now());
+                select! {
+                    recv(self.wake) -> _ => {}
+                    recv(self.ctl) -> m => msg = Some(m.unwrap_or_else(|_| Ctl::Shutdown(bounded(1).0))),
+                    default(timeout) => tick = true,
+                }
+            }
+            self.take_queue();
+            let force = tick || msg.is_some();
+            self.write_ready(force);
+            if force {
+                next_tick = Instant::now() + self.config.ms("flush_interval_ms");
+            }
+            match msg {
+                Some(Ctl::Flush(reply)) => {
+                    let _ = reply.send(());
+                }
+                Some(Ctl::Shutdown(reply)) => {
+                    self.sink = None;
+                    let _ = reply.send(());
+                    return;
+                }
+                None => {}
+            }
+            let idle = self.config.ms("idle_close_ms");
+            if !idle.is_zero() && self.sink.is_some() && self.last_write.elapsed() >= idle {
+                if let Some(s) = self.sink.as_mut() {
+                    s.idle();
+                }
+            }
+        }
+    }
+
+    /// Moves everything queued into `pending`, writing out the old configuration's events first
+    /// when the configuration changed.
+    fn take_queue(&mut self) {
+        let (chunks, current) = {
+            let mut q = self.shared.queue.lock();
+            let mut chunks = std::mem::take(&mut q.sealed);
+            q.sealed_bytes = 0;
+            if !q.buf.is_empty() {
+                let cap = q.buf.capacity().min(1 << 20);
+                let bytes = std::mem::replace(&mut q.buf, Vec::with_capacity(cap));
+                chunks.push(Chunk { config: q.config.clone(), bytes });
+            }
+            q.events = 0;
+            let taken: usize = chunks.iter().map(|c| c.bytes.len()).sum();
+            self.shared.stats.inflight_bytes.fetch_add(taken, Relaxed);
+            (chunks, q.config.clone())
+        };
+        for chunk in chunks {
+            self.switch_to(&chunk.config);
+            self.pending.extend_from_slice(&chunk.bytes);
+        }
+        self.switch_to(&current);
+    }
+
+    fn switch_to(&mut self, config: &Arc<Config>) {
+        if Arc::ptr_eq(&self.config, config) || *self.config == **config {
+            return;
+        }
+        self.write_ready(true);
+        self.sink = None;
+        self.config = config.clone();
+    }
+
+    /// Writes full batches; with `force`, also the last partial one.
+    fn write_ready(&mut self, force: bool) {
+        let max = self.config.batch_size();
+        let mut at = 0;
+        while at < self.pending.len() {
+            let (end, n) = batch_end(&self.pending[at..], max);
+            if n < max && !force {
+                break;
+            }
+            let bytes = self.pending[at..at + end].to_vec();
+            at += end;
+            match Batch::new(bytes) {
+                Ok(b) => self.deliver(b),
+                Err(e) => self.shared.stats.set_error(&format!("internal: corrupt queue record: {e}")),
+            }
+            self.shared.stats.inflight_bytes.fetch_sub(end, Relaxed);
+        }
+        self.pending.drain(..at);
+    }
+
+    /// Writes one batch; a batch the server refuses as a whole is bisected until the refused
+    /// events stand alone.
+    fn deliver(&mut self, batch: Batch) {
+        let shared = self.shared.clone();
+        let stats = &shared.stats;
+        let mut stack = vec![batch];
+        while let Some(b) = stack.pop() {
+            match self.write_with_retry(&b) {
+                Outcome::Done(w) => {
+                    stats.written.fetch_add(w.written as u64, Relaxed);
+                    stats.rejected.fetch_add(w.rejected as u64, Relaxed);
+                    stats.truncated.fetch_add(w.truncated as u64, Relaxed);
+                    stats.batches.fetch_add(1, Relaxed);
+                    stats.last_success_at.store(now_unix(), Relaxed);
+                    if let Some(e) = w.error {
+                        stats.set_error(&self.config.redact(&e));
+                    }
+                }
+                Outcome::Split(msg) if b.len() > 1 => {
+                    let (left, right) = b.split();
+                    stack.push(right);
+                    stack.push(left);
+                    let _ = msg;
+                }
+                Outcome::Split(msg) => {
+                    stats.rejected.fetch_add(1, Relaxed);
+                    stats.set_error(&self.config.redact(&msg));
+                }
+                Outcome::Failed(msg) => {
+                    stats.failed.fetch_add(b.len() as u64, Relaxed);
+                    stats.set_error(&self.config.redact(&msg));
+                }
+            }
+        }
+        self.last_write = Instant::now();
+    }
+
+    fn write_with_retry(&mut self, batch: &Batch) -> Outcome {
+        let backoff = Backoff { base: self.config.ms("retry_base_ms"), cap: self.config.ms("retry_max_ms") };
+        let budget = self.config.ms("retry_max_elapsed_ms");
+        let started = Instant::now();
+        let mut attempt = 0u32;
+        loop {
+            if self.sink.is_none() {
+                match sink::open(&self.config) {
+                    Ok(s) => self.sink = Some(s),
+                    Err(msg) => return Outcome::Failed(msg),
+                }
+            }
+            let result = match self.sink.as_mut() {
+                Some(s) => s.write(batch),
+                None => continue,
+            };
+            let (msg, delay) = match result {
+                Ok(w) => return Outcome::Done(w),
+                Err(SinkError::Split(msg)) => return Outcome::Split(msg),
+                Err(SinkError::Retry { msg, after }) => {
+                    (msg, after.unwrap_or_else(|| backoff.delay(attempt, random_unit())))
+                }
+                // Nothing changes until an admin acts: wait the longest delay, never spin.
+                Err(SinkError::Config(msg)) => (msg, backoff.cap),
+            };
+            if started.elapsed() + delay > budget {
+                return Outcome::Failed(format!("gave up after {} attempts: {msg}", attempt + 1));
+            }
+            self.shared.stats.set_error(&self.config.redact(&msg));
+            self.shared.stats.retried.fetch_add(1, Relaxed);
+            attempt += 1;
+            self.sleep(delay);
+        }
+    }
+
+    /// Sleeps, keeping any control message that arrives for the main loop.
+    fn sleep(&mut self, d: Duration) {
+        let until = Instant::now() + d;
+        while let Some(left) = until.checked_duration_since(Instant::now()).filter(|l| !l.is_zero()) {
+            match self.ctl.recv_timeout(left) {
+                Ok(m) => self.inbox.push_back(m),
+                Err(_) => break,
+            }
+        }
+    }
+}
+
+/// Length in bytes and count of the first batch in `buf`: at most `max` records, a consecutive run of
+/// one producer's sequence numbers.
+fn batch_end(buf: &[u8], max: usize) -> (usize, usize) {
+    let mut at = 0;
+    let mut n = 0;
+    let mut prev: Option<EventId> = None;
+    while at < buf.len() && n < max {
+        let Ok(r) = record::read(&buf[at..]) else {
+            // Cannot happen for records written by this process; take the rest so it is reported once.
+            return (buf.len(), n.max(1));
+        };
+        let id = r.event.id;
+        if let Some(p) = prev {
+            if p.producer != id.producer || p.seq.wrapping_add(1) != id.seq {
+                break;
+            }
+        }
+        prev = Some(id);
+        at += r.bytes.len();
+        n += 1;
+    }
+    (at, n)
+}

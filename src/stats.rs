@@ -1,0 +1,61 @@
+//! Per-process counters, shared by the request thread and the flush thread, shown by `tsdb_stats()`.
+
+use parking_lot::Mutex;
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+#[derive(Default, Debug)]
+pub struct Stats {
+    /// Events taken by `tsdb_log_event()`.
+    pub accepted: AtomicU64,
+    /// Events the backend confirmed.
+    pub written: AtomicU64,
+    /// Events given up on: retries exhausted, or the backend configuration is wrong.
+    pub failed: AtomicU64,
+    /// Events the backend refused for their content (counted once, never retried).
+    pub rejected: AtomicU64,
+    /// Events refused before they were queued: the memory cap was reached.
+    pub dropped: AtomicU64,
+    /// Events with a value cut to its cap or a byte the backend could not carry replaced.
+    pub truncated: AtomicU64,
+    /// Write attempts that were retried.
+    pub retried: AtomicU64,
+    /// Batches the backend confirmed.
+    pub batches: AtomicU64,
+    /// Record bytes the flush thread holds (taken from the queue, not yet written).
+    pub inflight_bytes: AtomicUsize,
+    pub last_success_at: AtomicI64,
+    pub last_error_at: AtomicI64,
+    last_error: Mutex<String>,
+}
+
+pub fn now_unix() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+}
+
+impl Stats {
+    /// `msg` must already be redacted.
+    pub fn set_error(&self, msg: &str) {
+        let mut e = self.last_error.lock();
+        e.clear();
+        e.push_str(msg);
+        self.last_error_at.store(now_unix(), Relaxed);
+    }
+
+    pub fn last_error(&self) -> String {
+        self.last_error.lock().clone()
+    }
+
+    /// Events accepted and not yet accounted for (written, failed or rejected).
+    pub fn pending(&self) -> u64 {
+        let done = self.written.load(Relaxed) + self.failed.load(Relaxed) + self.rejected.load(Relaxed);
+        self.accepted.load(Relaxed).saturating_sub(done)
+    }
+}
+
+/// A value of `tsdb_stats()`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Int(i64),
+    Str(String),
+}
