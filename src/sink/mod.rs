@@ -2,6 +2,8 @@
 //! a sink only answers, for one batch, what the server said.
 
 pub mod file;
+pub mod influx;
+pub mod postgres;
 
 use crate::config::Config;
 use crate::event::EventRef;
@@ -142,7 +144,9 @@ pub trait Sink: Send {
 pub fn open(config: &Config) -> Result<Box<dyn Sink>, String> {
     match config.backend() {
         "file" => Ok(Box::new(file::FileSink::new(config))),
-        other => Err(format!("backend: {other} is not built into this extension yet")),
+        "influxdb1" | "influxdb2" | "influxdb3" => Ok(Box::new(influx::InfluxSink::new(config)?)),
+        "postgres" => Ok(Box::new(postgres::PostgresSink::new(config)?)),
+        other => Err(format!("backend: unknown backend {other}")),
     }
 }
 
