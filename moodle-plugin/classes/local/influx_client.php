@@ -139,24 +139,30 @@ class influx_client {
     }
 
     /**
-     * Deletes every point of the measurement whose tag equals a value.
+     * Deletes every point of the measurement whose tags equal the given values (joined by AND).
      *
-     * @param string $tag
-     * @param string $value
-     * @throws \moodle_exception on InfluxDB 3 (no point deletes) or when the tag is not configured as a tag
+     * @param array $equalities tag => value
+     * @throws \moodle_exception on InfluxDB 3 (no point deletes) or when a name is not configured as a tag
      */
-    public function delete_by_tag(string $tag, string $value): void {
-        if (!in_array($tag, $this->tags(), true)) {
-            throw new \moodle_exception('influxdeletenottag', 'logstore_tsdb', '', $tag);
+    public function delete_where_tags(array $equalities): void {
+        foreach (array_keys($equalities) as $tag) {
+            if (!in_array($tag, $this->tags(), true)) {
+                throw new \moodle_exception('influxdeletenottag', 'logstore_tsdb', '', $tag);
+            }
         }
         switch ($this->cfg->backend) {
             case 'influxdb1':
-                $this->query('DELETE FROM ' . $this->measurement() . ' WHERE ' . self::quote_identifier($tag) . ' = '
-                    . self::quote_string($value), true);
+                $where = [];
+                foreach ($equalities as $tag => $value) {
+                    $where[] = self::quote_identifier($tag) . ' = ' . self::quote_string((string) $value);
+                }
+                $this->query('DELETE FROM ' . $this->measurement() . ' WHERE ' . implode(' AND ', $where), true);
                 return;
             case 'influxdb2':
-                $predicate = '_measurement="' . addcslashes((string) ($this->cfg->measurement ?: 'moodle_events'), '"\\')
-                    . '" AND ' . $tag . '="' . addcslashes($value, '"\\') . '"';
+                $predicate = '_measurement="' . addcslashes((string) ($this->cfg->measurement ?: 'moodle_events'), '"\\') . '"';
+                foreach ($equalities as $tag => $value) {
+                    $predicate .= ' AND ' . $tag . '="' . addcslashes((string) $value, '"\\') . '"';
+                }
                 $this->request('/api/v2/delete', ['org' => (string) $this->cfg->org, 'bucket' => (string) $this->cfg->bucket],
                     'POST', json_encode(['start' => '1970-01-01T00:00:00Z', 'stop' => '2262-04-11T00:00:00Z',
                         'predicate' => $predicate]));
