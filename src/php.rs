@@ -1,1 +1,613 @@
-//! PHP glue (being written).
+//! The PHP glue: functions, ini settings, phpinfo() and the module hooks. Everything else lives in
+//! the core; this module only reads zvals into records and turns results into PHP values.
+//!
+//! Rules kept here (field notes, traps 4–7): ini values are read in the PHP thread on first use in the
+//! process (FPM pool `php_admin_value` included), never from the flush thread; array keys and strings
+//! are read as bytes (non-UTF-8 safe); hooks catch panics.
+
+use crate::config::{self, Config, ConfigError, Kind};
+use crate::event::{Field, IntField, StrField};
+use crate::json;
+use crate::pipeline::Pipeline;
+use crate::process;
+use crate::record::RecordWriter;
+use crate::stats::Stats;
+use ext_php_rs::boxed::ZBox;
+use ext_php_rs::ffi;
+use ext_php_rs::flags::IniEntryPermission;
+use ext_php_rs::prelude::*;
+use ext_php_rs::types::{ZendHashTable, ZendStr, Zval};
+use ext_php_rs::zend::{ce, ExecutorGlobals, IniEntryDef, ModuleEntry};
+use parking_lot::Mutex;
+use std::ffi::{CStr, CString};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+
+/// Nesting limit for `other` (Moodle's is a flat or shallow array).
+const MAX_DEPTH: usize = 32;
+
+// ---------------------------------------------------------------------------------------------
+// Errors
+
+enum Problem {
+    Type(String),
+    Value(String),
+}
+
+impl From<Problem> for PhpException {
+    fn from(p: Problem) -> Self {
+        match p {
+            Problem::Type(m) => PhpException::new(m, 0, ce::type_error()),
+            Problem::Value(m) => PhpException::new(m, 0, ce::value_error()),
+        }
+    }
+}
+
+impl From<std::io::Error> for Problem {
+    fn from(e: std::io::Error) -> Self {
+        Problem::Value(format!("tsdb: cannot start the flush thread: {e}"))
+    }
+}
+
+fn config_problem(e: ConfigError) -> Problem {
+    Problem::Value(e.to_string())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading zvals as bytes
+
+enum Key<'a> {
+    Str(&'a [u8]),
+    Int(i64),
+}
+
+impl std::fmt::Display for Key<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Key::Str(s) => f.write_str(&printable(s)),
+            Key::Int(i) => write!(f, "{i}"),
+        }
+    }
+}
+
+/// A key or value safe to put in an error message: bounded, control characters escaped.
+fn printable(s: &[u8]) -> String {
+    String::from_utf8_lossy(&s[..s.len().min(64)]).chars().flat_map(char::escape_default).collect()
+}
+
+fn zstr_bytes<'a>(s: *const ffi::zend_string) -> &'a [u8] {
+    // SAFETY: a live zend_string owned by an array or zval that outlives the borrow.
+    unsafe { (*(s as *const ZendStr)).as_bytes() }
+}
+
+const IS_PACKED: u32 = 1 << 2;
+
+/// Visits every element of a PHP array in order, reading the buckets directly (about six times
+/// cheaper than the crate's iterator, and byte-exact for keys).
+fn each<'a, E>(ht: &'a ZendHashTable, mut f: impl FnMut(Key<'a>, &'a Zval) -> Result<(), E>) -> Result<(), E> {
+    // SAFETY: reading the documented layout of a live zend_array; UNDEF slots are skipped.
+    unsafe {
+        let used = ht.nNumUsed as usize;
+        if ht.u.flags & IS_PACKED != 0 {
+            let base = ht.__bindgen_anon_1.arPacked as *const Zval;
+            for i in 0..used {
+                let zv = &*base.add(i);
+                if zv.u1.type_info & 0xff != 0 {
+                    f(Key::Int(i as i64), zv)?;
+                }
+            }
+        } else {
+            let base = ht.__bindgen_anon_1.arData as *const ffi::Bucket;
+            for i in 0..used {
+                let b = &*base.add(i);
+                if b.val.u1.type_info & 0xff == 0 {
+                    continue;
+                }
+                let key = if b.key.is_null() { Key::Int(b.h as i64) } else { Key::Str(zstr_bytes(b.key)) };
+                f(key, &*(&b.val as *const ffi::zval as *const Zval))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// True when the array's keys are 0..n-1 in order (json_encode's "list").
+fn is_list(ht: &ZendHashTable) -> bool {
+    // SAFETY: `flags` is the u32 view of the array's flag bytes.
+    if unsafe { ht.u.flags } & IS_PACKED != 0 && ht.nNumUsed == ht.nNumOfElements {
+        return true;
+    }
+    let mut next = 0i64;
+    each(ht, |k, _| match k {
+        Key::Int(i) if i == next => {
+            next += 1;
+            Ok(())
+        }
+        _ => Err(()),
+    })
+    .is_ok()
+}
+
+/// The zval a reference or indirect slot points to.
+fn deref(zv: &Zval) -> &Zval {
+    let mut zv = zv;
+    // SAFETY: IS_REFERENCE (10) holds a zend_reference, IS_INDIRECT (12) a zval pointer.
+    unsafe {
+        loop {
+            match zv.u1.type_info & 0xff {
+                10 => zv = &*(&(*zv.value.ref_).val as *const ffi::zval as *const Zval),
+                12 => zv = &*(zv.value.zv as *const Zval),
+                _ => return zv,
+            }
+        }
+    }
+}
+
+fn type_name(zv: &Zval) -> &'static str {
+    match zv.u1_type() {
+        1 => "null",
+        2 | 3 => "bool",
+        4 => "int",
+        5 => "float",
+        6 => "string",
+        7 => "array",
+        8 => "object",
+        9 => "resource",
+        _ => "unknown",
+    }
+}
+
+trait U1 {
+    fn u1_type(&self) -> u32;
+}
+
+impl U1 for Zval {
+    fn u1_type(&self) -> u32 {
+        // SAFETY: every zval has a type byte.
+        unsafe { self.u1.type_info & 0xff }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Events
+
+/// Writes one PHP event array into a record.
+fn fill_event(ht: &ZendHashTable, w: &mut RecordWriter<'_>, cfg: &Config) -> Result<(), Problem> {
+    let max_str = cfg.int("max_string_bytes") as usize;
+    let max_other = cfg.int("max_other_bytes") as usize;
+    let mut has_name = false;
+    each(ht, |key, raw| {
+        let Key::Str(k) = key else {
+            return Err(Problem::Value(format!("[{key}]: unknown event key (event keys are names like eventname)")));
+        };
+        let field = Field::from_key(k).ok_or_else(|| Problem::Value(format!("{}: unknown event key", printable(k))))?;
+        let zv = deref(raw);
+        match field {
+            Field::Int(f) => {
+                if let Some(v) = int_value(zv, f)? {
+                    w.set_int(f, v);
+                }
+            }
+            Field::Str(StrField::Other) => put_other(w, zv, max_other)?,
+            Field::Str(f) => {
+                let mut tmp = itoa::Buffer::new();
+                let bytes: &[u8] = match zv.u1_type() {
+                    1 => return Ok(()),
+                    2 => b"",
+                    3 => b"1",
+                    4 => tmp.format(unsafe { zv.value.lval }).as_bytes(),
+                    6 => zstr_bytes(unsafe { zv.value.str_ }),
+                    _ => return Err(Problem::Type(format!("{}: must be a string, {} given", f.name(), type_name(zv)))),
+                };
+                if f == StrField::EventName {
+                    has_name = !bytes.is_empty();
+                }
+                w.put_str(f, bytes, max_str);
+            }
+        }
+        Ok(())
+    })?;
+    if !has_name {
+        return Err(Problem::Value("eventname: required (a non-empty string)".into()));
+    }
+    if !w.has_int(IntField::TimeCreated) {
+        return Err(Problem::Value("timecreated: required (unix seconds)".into()));
+    }
+    Ok(())
+}
+
+fn int_value(zv: &Zval, f: IntField) -> Result<Option<i64>, Problem> {
+    // SAFETY: each arm reads the union member its type byte names.
+    match zv.u1_type() {
+        1 => Ok(None),
+        2 => Ok(Some(0)),
+        3 => Ok(Some(1)),
+        4 => Ok(Some(unsafe { zv.value.lval })),
+        5 => {
+            let d = unsafe { zv.value.dval };
+            if d.fract() == 0.0 && d.abs() < 9.0e15 {
+                Ok(Some(d as i64))
+            } else {
+                Err(Problem::Value(format!("{}: must be an integer, {d} given", f.name())))
+            }
+        }
+        6 => {
+            let s = zstr_bytes(unsafe { zv.value.str_ });
+            if s.is_empty() {
+                return Ok(None);
+            }
+            std::str::from_utf8(s)
+                .ok()
+                .and_then(|t| t.trim().parse::<i64>().ok())
+                .map(Some)
+                .ok_or_else(|| Problem::Value(format!("{}: must be an integer, \"{}\" given", f.name(), printable(s))))
+        }
+        _ => Err(Problem::Type(format!("{}: must be int, numeric string or null, {} given", f.name(), type_name(zv)))),
+    }
+}
+
+/// `other`: null (absent), an array or scalar (JSON-encoded here) or a JSON string (validated).
+/// JSON longer than `cap` is replaced by `{"tsdb_truncated":BYTES,"head":"..."}` and flagged.
+fn put_other(w: &mut RecordWriter<'_>, zv: &Zval, cap: usize) -> Result<(), Problem> {
+    match zv.u1_type() {
+        1 => return Ok(()),
+        6 => {
+            let s = zstr_bytes(unsafe { zv.value.str_ });
+            if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(s) {
+                return Err(Problem::Value(format!("other: a string must be JSON ({e}); pass an array instead")));
+            }
+            let s_len = s.len();
+            let open = w.open_str(StrField::Other);
+            w.out().extend_from_slice(s);
+            shrink_other(w, &open, cap, s_len);
+            w.close_str(open);
+        }
+        _ => {
+            let open = w.open_str(StrField::Other);
+            let mut path = Vec::new();
+            write_json(w.out(), zv, 0, &mut path)?;
+            let len = w.str_len(&open);
+            shrink_other(w, &open, cap, len);
+            w.close_str(open);
+        }
+    }
+    Ok(())
+}
+
+fn shrink_other(w: &mut RecordWriter<'_>, open: &crate::record::OpenStr, cap: usize, len: usize) {
+    if len <= cap {
+        return;
+    }
+    let head_room = cap.saturating_sub(64) / 2; // escaping can double the head's size
+    let head = w.str_bytes(open)[..crate::record::utf8_floor(w.str_bytes(open), head_room)].to_vec();
+    w.truncate_str(open, 0);
+    let out = w.out();
+    out.extend_from_slice(b"{\"tsdb_truncated\":");
+    json::write_i64(out, len as i64);
+    out.extend_from_slice(b",\"head\":");
+    json::write_str(out, &head);
+    out.push(b'}');
+    w.mark_truncated();
+}
+
+fn path_text(path: &[Key<'_>]) -> String {
+    let mut s = String::from("other");
+    for k in path {
+        s.push('.');
+        s.push_str(&k.to_string());
+    }
+    s
+}
+
+fn write_json<'a>(out: &mut Vec<u8>, zv: &'a Zval, depth: usize, path: &mut Vec<Key<'a>>) -> Result<(), Problem> {
+    // SAFETY: each arm reads the union member its type byte names.
+    match zv.u1_type() {
+        1 => out.extend_from_slice(b"null"),
+        2 => out.extend_from_slice(b"false"),
+        3 => out.extend_from_slice(b"true"),
+        4 => json::write_i64(out, unsafe { zv.value.lval }),
+        5 => json::write_f64(out, unsafe { zv.value.dval }),
+        6 => json::write_str(out, zstr_bytes(unsafe { zv.value.str_ })),
+        7 => {
+            if depth >= MAX_DEPTH {
+                return Err(Problem::Value(format!("{}: nested deeper than {MAX_DEPTH} levels", path_text(path))));
+            }
+            // SAFETY: IS_ARRAY holds a live zend_array.
+            let ht: &'a ZendHashTable = unsafe { &*zv.value.arr };
+            let list = is_list(ht);
+            out.push(if list { b'[' } else { b'{' });
+            let mut first = true;
+            each(ht, |k, v| {
+                if !first {
+                    out.push(b',');
+                }
+                first = false;
+                if !list {
+                    match k {
+                        Key::Str(s) => json::write_str(out, s),
+                        Key::Int(i) => {
+                            out.push(b'"');
+                            json::write_i64(out, i);
+                            out.push(b'"');
+                        }
+                    }
+                    out.push(b':');
+                }
+                path.push(k);
+                write_json(out, deref(v), depth + 1, path)?;
+                path.pop();
+                Ok::<(), Problem>(())
+            })?;
+            out.push(if list { b']' } else { b'}' });
+        }
+        _ => {
+            return Err(Problem::Type(format!(
+                "{}: {} values are not allowed in an event",
+                path_text(path),
+                type_name(zv)
+            )))
+        }
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Configuration: ini defaults, overridden by tsdb_configure()
+
+fn ini_name(key: &str) -> String {
+    format!("tsdb.{key}")
+}
+
+/// The `tsdb.*` ini values, read in the PHP thread.
+fn ini_pairs() -> Vec<(&'static str, String)> {
+    let eg = ExecutorGlobals::get();
+    // SAFETY: EG(ini_directives) is valid during a request; entries are zend_ini_entry pointers.
+    let Some(table) = (unsafe { eg.ini_directives.as_ref() }) else {
+        return Vec::new();
+    };
+    config::SPECS
+        .iter()
+        .filter_map(|s| {
+            let zv = table.get(ini_name(s.key).as_str())?;
+            let entry = unsafe { zv.ptr::<ffi::zend_ini_entry>()?.as_ref()? };
+            let value = unsafe { entry.value.as_ref() }?;
+            Some((s.key, String::from_utf8_lossy(zstr_bytes(value)).into_owned()))
+        })
+        .collect()
+}
+
+fn ini_config() -> Result<Config, Problem> {
+    let pairs = ini_pairs();
+    Config::from_pairs(pairs.iter().map(|(k, v)| (*k, v.as_str()))).map_err(|e| {
+        Problem::Value(format!("php.ini: {}", e.0.iter().map(|m| format!("tsdb.{m}")).collect::<Vec<_>>().join("; ")))
+    })
+}
+
+/// Converts a tsdb_configure() value to the text form every key is validated from.
+fn config_value(key: &str, zv: &Zval) -> Result<String, Problem> {
+    // SAFETY: each arm reads the union member its type byte names.
+    Ok(match zv.u1_type() {
+        1 => String::new(),
+        2 => "0".into(),
+        3 => "1".into(),
+        4 => unsafe { zv.value.lval }.to_string(),
+        5 => unsafe { zv.value.dval }.to_string(),
+        6 => match std::str::from_utf8(zstr_bytes(unsafe { zv.value.str_ })) {
+            Ok(s) => s.to_string(),
+            Err(_) => return Err(Problem::Value(format!("{key}: must be valid UTF-8"))),
+        },
+        7 if config::spec(key).is_some_and(|s| s.kind == Kind::TagList) => {
+            let mut parts = Vec::new();
+            each(unsafe { &*zv.value.arr }, |_, v| {
+                parts.push(config_value(key, deref(v))?);
+                Ok::<(), Problem>(())
+            })?;
+            parts.join(",")
+        }
+        _ => return Err(Problem::Type(format!("{key}: must be a scalar, {} given", type_name(zv)))),
+    })
+}
+
+/// The last tsdb_configure() input: the same array again costs one comparison.
+type RawConfig = Vec<(Vec<u8>, Vec<u8>)>;
+static LAST_INPUT: Mutex<Option<RawConfig>> = Mutex::new(None);
+
+fn configure(arr: &ZendHashTable) -> Result<(), Problem> {
+    let mut input = Vec::new();
+    let mut errors = Vec::new();
+    each(arr, |k, v| {
+        let key = match k {
+            Key::Str(s) => String::from_utf8_lossy(s).into_owned(),
+            Key::Int(i) => i.to_string(),
+        };
+        match config_value(&key, deref(v)) {
+            Ok(val) => input.push((key.into_bytes(), val.into_bytes())),
+            Err(Problem::Type(m) | Problem::Value(m)) => errors.push(m),
+        }
+        Ok::<(), Problem>(())
+    })?;
+    if !errors.is_empty() {
+        return Err(Problem::Value(errors.join("; ")));
+    }
+    if process::get().is_some() && LAST_INPUT.lock().as_ref() == Some(&input) {
+        return Ok(());
+    }
+    let ini = ini_pairs();
+    let strs: Vec<(String, String)> = input
+        .iter()
+        .map(|(k, v)| (String::from_utf8_lossy(k).into_owned(), String::from_utf8_lossy(v).into_owned()))
+        .collect();
+    let merged = ini.iter().map(|(k, v)| (*k, v.as_str())).chain(strs.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    let config = Config::from_pairs(merged).map_err(config_problem)?;
+    let pipeline = process::get_or_start(|| Ok::<Config, Problem>(config.clone()))?;
+    pipeline.configure(config);
+    *LAST_INPUT.lock() = Some(input);
+    Ok(())
+}
+
+fn pipeline() -> Result<&'static Pipeline, Problem> {
+    process::get_or_start(ini_config)
+}
+
+// ---------------------------------------------------------------------------------------------
+// PHP functions
+
+/// Copies one event into the queue and returns at once. False only when it was dropped (memory cap).
+#[php_function]
+pub fn tsdb_log_event(event: &ZendHashTable) -> PhpResult<bool> {
+    let p = pipeline()?;
+    Ok(p.log(|w, cfg| fill_event(event, w, cfg))?)
+}
+
+/// Logs many events; returns how many were accepted. Stops at the first invalid one (those before it
+/// are kept) and throws naming its index and key.
+#[php_function]
+pub fn tsdb_log_events(events: &ZendHashTable) -> PhpResult<i64> {
+    let p = pipeline()?;
+    let mut accepted = 0i64;
+    each(events, |k, v| {
+        let v = deref(v);
+        if v.u1_type() != 7 {
+            return Err(Problem::Type(format!("[{k}]: each event must be an array, {} given", type_name(v))));
+        }
+        // SAFETY: IS_ARRAY holds a live zend_array.
+        let ht = unsafe { &*v.value.arr };
+        let ok = p.log(|w, cfg| fill_event(ht, w, cfg)).map_err(|e| match e {
+            Problem::Type(m) => Problem::Type(format!("[{k}] {m}")),
+            Problem::Value(m) => Problem::Value(format!("[{k}] {m}")),
+        })?;
+        accepted += i64::from(ok);
+        Ok(())
+    })?;
+    Ok(accepted)
+}
+
+/// Validates and applies a configuration (keys not given take their `tsdb.*` ini value).
+#[php_function]
+pub fn tsdb_configure(config: &ZendHashTable) -> PhpResult<()> {
+    Ok(configure(config)?)
+}
+
+/// Waits until what is queued is written or `timeout_ms` passes; returns the events still pending.
+#[php_function]
+#[php(defaults(timeout_ms = 5000))]
+pub fn tsdb_flush(timeout_ms: i64) -> i64 {
+    let t = Duration::from_millis(timeout_ms.max(0) as u64);
+    process::get().map_or(0, |p| p.flush(t) as i64)
+}
+
+/// This process's counters.
+#[php_function]
+pub fn tsdb_stats() -> PhpResult<ZBox<ZendHashTable>> {
+    let mut ht = ZendHashTable::new();
+    let (config, stats) = match process::get() {
+        Some(p) => (p.config(), Some(p)),
+        None => (std::sync::Arc::new(ini_config()?), None),
+    };
+    let zero = Stats::default();
+    let s = stats.map_or(&zero, |p| p.stats());
+    let counters = [
+        ("accepted", s.accepted.load(Relaxed)),
+        ("written", s.written.load(Relaxed)),
+        ("failed", s.failed.load(Relaxed)),
+        ("rejected", s.rejected.load(Relaxed)),
+        ("dropped", s.dropped.load(Relaxed)),
+        ("truncated", s.truncated.load(Relaxed)),
+        ("retried", s.retried.load(Relaxed)),
+        ("batches", s.batches.load(Relaxed)),
+        ("pending", s.pending()),
+        ("queued_bytes", stats.map_or(0, |p| p.queued_bytes() as u64)),
+    ];
+    for (k, v) in counters {
+        ht.insert(k, v as i64)?;
+    }
+    ht.insert("last_error", s.last_error())?;
+    ht.insert("last_error_at", s.last_error_at.load(Relaxed))?;
+    ht.insert("last_success_at", s.last_success_at.load(Relaxed))?;
+    ht.insert("backend", config.backend())?;
+    ht.insert("mode", config.mode())?;
+    ht.insert("pid", i64::from(std::process::id()))?;
+    ht.insert("version", crate::VERSION)?;
+    Ok(ht)
+}
+
+#[php_function]
+pub fn tsdb_version() -> &'static str {
+    crate::VERSION
+}
+
+// ---------------------------------------------------------------------------------------------
+// Module hooks
+
+fn ini_entries() -> &'static [IniEntryDef] {
+    let mut v: Vec<IniEntryDef> = config::SPECS
+        .iter()
+        .filter_map(|s| {
+            let name: &'static CStr = Box::leak(CString::new(ini_name(s.key)).ok()?.into_boxed_c_str());
+            let value: &'static CStr = Box::leak(CString::new(s.default).ok()?.into_boxed_c_str());
+            Some(IniEntryDef::new(name, value, IniEntryPermission::All))
+        })
+        .collect();
+    v.push(IniEntryDef::end());
+    Box::leak(v.into_boxed_slice())
+}
+
+extern "C" fn startup(_ty: i32, module_number: i32) -> i32 {
+    let ok = catch_unwind(|| {
+        IniEntryDef::register(ini_entries(), module_number);
+        process::install_fork_handler();
+    });
+    if ok.is_ok() {
+        0
+    } else {
+        1
+    }
+}
+
+extern "C" fn shutdown(_ty: i32, _module_number: i32) -> i32 {
+    let _ = catch_unwind(|| {
+        if let Some(p) = process::get() {
+            let timeout = p.config().ms("shutdown_timeout_ms");
+            p.shutdown(timeout);
+        }
+    });
+    0
+}
+
+fn info_row(k: &str, v: &str) {
+    if let (Ok(k), Ok(v)) = (CString::new(k), CString::new(v.replace('\0', ""))) {
+        // SAFETY: php_info_print_table_row(2, char*, char*) with NUL-terminated strings.
+        unsafe { ffi::php_info_print_table_row(2, k.as_ptr(), v.as_ptr()) };
+    }
+}
+
+extern "C" fn info(_module: *mut ModuleEntry) {
+    let _ = catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: called by phpinfo() in the PHP thread.
+        unsafe { ffi::php_info_print_table_start() };
+        info_row("tsdb support", "enabled");
+        info_row("Version", crate::VERSION);
+        let effective = process::get().map(|p| (*p.config()).clone()).or_else(|| ini_config().ok());
+        if let Some(c) = effective {
+            for (k, v) in c.redacted() {
+                info_row(&ini_name(k), &v);
+            }
+        }
+        unsafe { ffi::php_info_print_table_end() };
+    }));
+}
+
+#[php_module]
+pub fn get_module(module: ModuleBuilder) -> ModuleBuilder {
+    module
+        .startup_function(startup)
+        .shutdown_function(shutdown)
+        .info_function(info)
+        .function(wrap_function!(tsdb_log_event))
+        .function(wrap_function!(tsdb_log_events))
+        .function(wrap_function!(tsdb_configure))
+        .function(wrap_function!(tsdb_flush))
+        .function(wrap_function!(tsdb_stats))
+        .function(wrap_function!(tsdb_version))
+}

@@ -279,7 +279,7 @@ impl<'a> Iterator for Records<'a> {
 /// Gives each event of one process a distinct nanosecond timestamp inside its `timecreated` second.
 ///
 /// Offset = (capture-clock microsecond of the second, strictly increasing within the process) × 1000
-/// + a per-process salt in 0..1000. Inside one process no two events can share an offset unless a
+/// plus a per-process salt in 0..1000. Inside one process no two events can share an offset unless a
 /// million events share one `timecreated` second; across processes two events collide only if they
 /// are captured in the same microsecond by processes with the same salt (1 in 1000) and carry the same
 /// tag set. The offset is fixed at capture and stored in the record, so a retried or replayed event
