@@ -416,6 +416,7 @@ static LAST_INPUT: Mutex<Option<RawConfig>> = Mutex::new(None);
 fn configure(arr: &ZendHashTable) -> Result<(), Problem> {
     let mut input = Vec::new();
     let mut errors = Vec::new();
+    let mut type_error = false;
     each(arr, |k, v| {
         let key = match k {
             Key::Str(s) => String::from_utf8_lossy(s).into_owned(),
@@ -423,12 +424,17 @@ fn configure(arr: &ZendHashTable) -> Result<(), Problem> {
         };
         match config_value(&key, deref(v)) {
             Ok(val) => input.push((key.into_bytes(), val.into_bytes())),
-            Err(Problem::Type(m) | Problem::Value(m)) => errors.push(m),
+            Err(Problem::Type(m)) => {
+                type_error = true;
+                errors.push(m);
+            }
+            Err(Problem::Value(m)) => errors.push(m),
         }
         Ok::<(), Problem>(())
     })?;
     if !errors.is_empty() {
-        return Err(Problem::Value(errors.join("; ")));
+        let all = errors.join("; ");
+        return Err(if type_error { Problem::Type(all) } else { Problem::Value(all) });
     }
     if process::get().is_some() && LAST_INPUT.lock().as_ref() == Some(&input) {
         return Ok(());
@@ -440,8 +446,7 @@ fn configure(arr: &ZendHashTable) -> Result<(), Problem> {
         .collect();
     let merged = ini.iter().map(|(k, v)| (*k, v.as_str())).chain(strs.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     let config = Config::from_pairs(merged).map_err(config_problem)?;
-    let pipeline = process::get_or_start(|| Ok::<Config, Problem>(config.clone()))?;
-    pipeline.configure(config);
+    process::configure(config)?;
     *LAST_INPUT.lock() = Some(input);
     Ok(())
 }

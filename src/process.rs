@@ -21,6 +21,9 @@ struct Current {
 static CURRENT: AtomicPtr<Current> = AtomicPtr::new(std::ptr::null_mut());
 static GENERATION: AtomicU64 = AtomicU64::new(0);
 static INIT: Mutex<()> = Mutex::new(());
+/// The configuration last applied with `configure()`. Only the request thread touches it, so a
+/// forked child can read it safely and start its pipeline with the parent's configuration.
+static CONFIGURED: Mutex<Option<Config>> = Mutex::new(None);
 static ATFORK: Once = Once::new();
 
 extern "C" fn in_child_after_fork() {
@@ -54,13 +57,24 @@ pub fn get_or_start<E: From<std::io::Error>>(init: impl FnOnce() -> Result<Confi
     if let Some(p) = get() {
         return Ok(p);
     }
-    let config = init()?;
+    let inherited = CONFIGURED.lock().clone();
+    let config = match inherited {
+        Some(c) => c,
+        None => init()?,
+    };
     let generation = GENERATION.load(Acquire);
     let cur = Box::new(Current { generation, pipeline: Pipeline::start(config)? });
     // The previous value, if any, belongs to a parent process: forgotten on purpose.
     let leaked: &'static Current = Box::leak(cur);
     CURRENT.store(leaked as *const Current as *mut Current, Release);
     Ok(&leaked.pipeline)
+}
+
+/// Applies `config` (starting the pipeline if needed); returns whether the configuration changed.
+pub fn configure(config: Config) -> std::io::Result<bool> {
+    *CONFIGURED.lock() = Some(config.clone());
+    let p = get_or_start(|| Ok::<Config, std::io::Error>(config.clone()))?;
+    Ok(p.configure(config))
 }
 
 /// Graceful exit: write what is queued, waiting up to `timeout`. Returns what is still pending.

@@ -1,0 +1,140 @@
+#!/usr/bin/env bash
+# Every task of the project: ./build.sh deps|build|test|demo|bench|package
+# Works as root on a fresh Debian 12 machine; installs what is missing from Debian's packages.
+set -euo pipefail
+cd "$(dirname "$0")"
+ROOT=$PWD
+SO="$ROOT/target/release/libtsdb.so"
+PHP=${PHP:-php}
+
+DEB_PACKAGES=(php8.2-dev php8.2-cli php8.2-fpm php8.2-pgsql php8.2-curl php8.2-mbstring php8.2-xml libphp8.2-embed
+  clang libclang-dev libfcgi-bin phpunit postgresql influxdb victoria-metrics apache2-utils zip unzip curl
+  python3 procps)
+
+log() { printf '\n== %s\n' "$*"; }
+
+deps() {
+  local missing=()
+  for p in "${DEB_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+  if ((${#missing[@]})); then
+    log "installing from Debian: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    # Package scripts must not start system services: the tests start their own servers.
+    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+    apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+  command -v cargo >/dev/null || { echo "cargo not found: install Rust (rustup) first" >&2; exit 1; }
+}
+
+build() {
+  log "building the extension (release)"
+  cargo build --release --quiet
+  echo "built $SO"
+}
+
+# Starts the named servers in RUN (a temp dir) and exports their TSDB_TEST_* variables.
+RUN=""
+start_servers() {
+  RUN=$(mktemp -d /tmp/tsdb-run.XXXXXX)
+  chmod 755 "$RUN"
+  trap stop_servers EXIT
+  for s in "$@"; do
+    if [[ -f "tests/servers/$s.sh" ]]; then
+      # shellcheck source=/dev/null
+      source "tests/servers/$s.sh"
+      "start_$s" "$RUN"
+    else
+      echo "tests/servers/$s.sh missing: $s not started" >&2
+    fi
+  done
+}
+
+stop_servers() {
+  [[ -n "$RUN" && -f "$RUN/pids" ]] && while read -r pid; do kill "$pid" 2>/dev/null || true; done <"$RUN/pids"
+  sleep 0.5
+  [[ -n "$RUN" && -f "$RUN/pids" ]] && while read -r pid; do kill -9 "$pid" 2>/dev/null || true; done <"$RUN/pids"
+  [[ -n "$RUN" ]] && rm -rf "$RUN"
+  RUN=""
+}
+
+PASSED=0
+FAILED=0
+FAILED_NAMES=()
+suite() {
+  local name=$1
+  shift
+  log "$name"
+  if "$@"; then
+    PASSED=$((PASSED + 1))
+  else
+    FAILED=$((FAILED + 1))
+    FAILED_NAMES+=("$name")
+  fi
+}
+
+phpunit() {
+  "$PHP" -d "extension=$SO" /usr/bin/phpunit --colors=never "$@"
+}
+
+test_all() {
+  deps
+  export TSDB_TEST_REQUIRE_SERVERS=1
+  start_servers postgres influxdb victoriametrics
+  suite "cargo fmt --check" cargo fmt --check
+  suite "cargo clippy" cargo clippy --quiet --all-targets -- -D warnings
+  suite "cargo clippy (core only)" cargo clippy --quiet --no-default-features --all-targets -- -D warnings
+  suite "rust unit and integration tests (real servers)" cargo test --no-default-features -- --test-threads=2
+  build
+  suite "extension tests (php/tests)" phpunit php/tests
+  suite "PHP-FPM pool tests (tests/fpm)" phpunit tests/fpm
+  for d in tests/integration/*/; do
+    [[ -d "$d" ]] && suite "integration: $d" phpunit "$d"
+  done
+  if [[ -x tests/moodle/run.sh ]]; then
+    suite "Moodle plugin harness (tests/moodle)" tests/moodle/run.sh "$SO"
+  fi
+  log "summary"
+  ((FAILED)) && printf 'failed: %s\n' "${FAILED_NAMES[@]}"
+  echo "suites: $PASSED passed, $FAILED failed"
+  ((FAILED == 0))
+}
+
+demo() {
+  deps
+  build
+  start_servers postgres influxdb
+  "$PHP" -d "extension=$SO" php/demo/workload.php "$@"
+}
+
+bench() {
+  deps
+  build
+  start_servers postgres influxdb
+  "$PHP" -d "extension=$SO" php/bench/run.php "$ROOT/docs/BENCHMARKS.md"
+}
+
+package() {
+  build
+  local ver
+  ver=$("$PHP" -d "extension=$SO" -r 'echo tsdb_version();')
+  local api
+  api=$("$PHP" -r 'echo PHP_MAJOR_VERSION, ".", PHP_MINOR_VERSION, PHP_ZTS ? "-zts" : "-nts";')
+  mkdir -p dist
+  cp "$SO" "dist/tsdb-$ver-php$api.so"
+  rm -f "dist/logstore_tsdb-$ver.zip"
+  (cd moodle-plugin && zip -qr "../dist/logstore_tsdb-$ver.zip" . -x '*.orig')
+  ls -l dist
+}
+
+case "${1:-}" in
+  deps) deps ;;
+  build) deps && build ;;
+  test) test_all ;;
+  demo) shift; demo "$@" ;;
+  bench) bench ;;
+  package) package ;;
+  *) echo "usage: $0 deps|build|test|demo|bench|package" >&2; exit 2 ;;
+esac

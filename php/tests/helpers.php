@@ -1,0 +1,83 @@
+<?php
+// Shared helpers for the extension's PHP-level tests.
+
+/**
+ * A Moodle-shaped event (the keys of \core\event\base::get_data() plus origin, ip, realuserid).
+ */
+function tsdb_test_event(int $i, array $overrides = []): array {
+    return array_merge([
+        'eventname' => '\\core\\event\\course_viewed',
+        'component' => 'core',
+        'action' => 'viewed',
+        'target' => 'course',
+        'objecttable' => null,
+        'objectid' => null,
+        'crud' => 'r',
+        'edulevel' => 2,
+        'contextid' => 100 + $i % 7,
+        'contextlevel' => 50,
+        'contextinstanceid' => 3 + $i % 7,
+        'userid' => 1000 + $i,
+        'courseid' => 3 + $i % 7,
+        'relateduserid' => null,
+        'anonymous' => 0,
+        'other' => ['i' => $i, 'tag' => 'x'],
+        'timecreated' => 1700000000 + intdiv($i, 100),
+        'origin' => 'web',
+        'ip' => '192.0.2.' . ($i % 250),
+        'realuserid' => null,
+    ], $overrides);
+}
+
+/**
+ * Reads back the file sink's JSON lines as arrays.
+ */
+function tsdb_test_read_jsonl(string $path): array {
+    if (!file_exists($path)) {
+        return [];
+    }
+    $rows = [];
+    foreach (file($path, FILE_IGNORE_NEW_LINES | FILE_SKIP_EMPTY_LINES) as $line) {
+        $row = json_decode($line, true, 512, JSON_THROW_ON_ERROR);
+        $rows[] = $row;
+    }
+    return $rows;
+}
+
+/**
+ * The value the file sink stores for one event field given to tsdb_log_event().
+ */
+function tsdb_test_expected(array $event): array {
+    $ints = ['objectid', 'edulevel', 'contextid', 'contextlevel', 'contextinstanceid', 'userid', 'courseid',
+        'relateduserid', 'anonymous', 'timecreated', 'realuserid'];
+    $out = [];
+    foreach ($event as $k => $v) {
+        if ($k === 'other') {
+            $out[$k] = $v === null ? null : (is_string($v) ? $v : json_encode($v, JSON_UNESCAPED_SLASHES | JSON_UNESCAPED_UNICODE | JSON_INVALID_UTF8_SUBSTITUTE));
+        } else if (in_array($k, $ints, true)) {
+            $out[$k] = ($v === null || $v === '') ? null : (int)$v;
+        } else {
+            $out[$k] = $v === null ? null : mb_scrub((string)$v, 'UTF-8');
+        }
+    }
+    return $out;
+}
+
+/**
+ * Runs a PHP snippet in a fresh process with the extension loaded; returns [exit code, output].
+ */
+function tsdb_test_run_php(string $code, array $ini = []): array {
+    $so = getenv('TSDB_SO') ?: dirname(__DIR__, 2) . '/target/release/libtsdb.so';
+    $args = [PHP_BINARY, '-n', '-d', 'extension=' . $so];
+    foreach ($ini as $k => $v) {
+        $args[] = '-d';
+        $args[] = "$k=$v";
+    }
+    $args[] = '-r';
+    $args[] = $code;
+    $p = proc_open($args, [1 => ['pipe', 'w'], 2 => ['redirect', 1]], $pipes);
+    $out = stream_get_contents($pipes[1]);
+    fclose($pipes[1]);
+    $rc = proc_close($p);
+    return [$rc, $out];
+}
