@@ -150,7 +150,11 @@ class extension {
         if (array_key_exists($mode, self::$modesupport)) {
             return self::$modesupport[$mode];
         }
-        $pluginconfig = $pluginconfig ?? (object) (array) get_config('logstore_tsdb');
+        $pluginconfig = $pluginconfig ?? \logstore_tsdb\log\store::read_plugin_config();
+        if (($pluginconfig->configsource ?? 'plugin') === 'phpini') {
+            // Probing would override the php.ini configuration of this process: do not.
+            return false;
+        }
         $probe = clone $pluginconfig;
         $probe->mode = $mode;
         $supported = true;
@@ -163,9 +167,7 @@ class extension {
         self::$modesupport[$mode] = $supported;
         // Restore: force a fresh push of the real configuration.
         self::$pushedsignature = null;
-        if (($pluginconfig->configsource ?? 'plugin') !== 'phpini') {
-            self::ensure_configured($pluginconfig);
-        }
+        self::ensure_configured($pluginconfig);
         return $supported;
     }
 

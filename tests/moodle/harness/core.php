@@ -693,3 +693,35 @@ class context_module extends context {
         return self::find_or_create(CONTEXT_MODULE, (int) $cmid);
     }
 }
+
+define('MATURITY_ALPHA', 50);
+define('MATURITY_BETA', 100);
+define('MATURITY_RC', 150);
+define('MATURITY_STABLE', 200);
+
+/** Moodle's html_writer (the part used). */
+class html_writer {
+    /**
+     * A div.
+     *
+     * @param string $content
+     * @param string $class
+     * @param array|null $attributes
+     * @return string
+     */
+    public static function div($content, $class = '', $attributes = null) {
+        return '<div class="' . s($class) . '">' . $content . '</div>';
+    }
+
+    /**
+     * A tag.
+     *
+     * @param string $tagname
+     * @param string $contents
+     * @param array|null $attributes
+     * @return string
+     */
+    public static function tag($tagname, $contents, $attributes = null) {
+        return "<$tagname>" . $contents . "</$tagname>";
+    }
+}

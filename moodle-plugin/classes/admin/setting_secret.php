@@ -1,0 +1,74 @@
+<?php
+// This file is part of Moodle - http://moodle.org/
+//
+// Moodle is free software: you can redistribute it and/or modify
+// it under the terms of the GNU General Public License as published by
+// the Free Software Foundation, either version 3 of the License, or
+// (at your option) any later version.
+//
+// Moodle is distributed in the hope that it will be useful,
+// but WITHOUT ANY WARRANTY; without even the implied warranty of
+// MERCHANTABILITY or FITNESS FOR A PARTICULAR PURPOSE.  See the
+// GNU General Public License for more details.
+//
+// You should have received a copy of the GNU General Public License
+// along with Moodle.  If not, see <http://www.gnu.org/licenses/>.
+
+/**
+ * A secret setting that is never printed back.
+ *
+ * @package    logstore_tsdb
+ * @copyright  2025 The logstore_tsdb authors
+ * @license    http://www.gnu.org/copyleft/gpl.html GNU GPL v3 or later
+ */
+
+namespace logstore_tsdb\admin;
+
+defined('MOODLE_INTERNAL') || die();
+
+require_once($CFG->libdir . '/adminlib.php');
+
+/**
+ * Password-unmask setting whose saved value never reaches the page: the form shows an empty field, an empty
+ * submission keeps the saved secret and a single "-" removes it.
+ *
+ * @package    logstore_tsdb
+ * @copyright  2025 The logstore_tsdb authors
+ * @license    http://www.gnu.org/copyleft/gpl.html GNU GPL v3 or later
+ */
+class setting_secret extends \admin_setting_configpasswordunmask {
+
+    /** @var string The value that removes the saved secret. */
+    const CLEAR = '-';
+
+    /**
+     * Renders the field without the saved value.
+     *
+     * @param mixed $data
+     * @param string $query
+     * @return string
+     */
+    public function output_html($data, $query = '') {
+        return parent::output_html('', $query);
+    }
+
+    /**
+     * Saves a new secret; empty keeps the saved one; "-" removes it.
+     *
+     * @param mixed $data
+     * @return string '' or an error
+     */
+    public function write_setting($data) {
+        $data = (string) $data;
+        if ($data === '') {
+            return '';
+        }
+        if (trim($data) === self::CLEAR) {
+            $data = '';
+        }
+        if (preg_match('/[\x00\r\n]/', $data)) {
+            return $this->name . ': must not contain line breaks';
+        }
+        return $this->config_write($this->name, $data) ? '' : get_string('errorsetting', 'admin');
+    }
+}

@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Runs the logstore_tsdb harness suite with the real tsdb extension.
+#
+#   tests/moodle/run.sh [PATH_TO_libtsdb.so]      (default /work/main/target/release/libtsdb.so,
+#                                                  or target/release/libtsdb.so of this checkout)
+#   tests/moodle/run.sh --fake                     harness self-check with the PHP stand-in of the extension
+#                                                  (development aid only; says so loudly)
+#
+# PostgreSQL: uses TSDB_TEST_PG_HOST/PORT/USER/DB/PASSWORD when set; otherwise, when initdb is available, starts a
+# throwaway cluster on 127.0.0.1 for the run (Moodle's $DB of the harness, privacy and retention tests) and stops it.
+# Extra arguments after the .so path are passed to phpunit (e.g. --filter store_test).
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+repo="$(cd "$here/../.." && pwd)"
+
+fake=0
+so=""
+if [[ "${1:-}" == "--fake" ]]; then
+    fake=1
+    shift
+else
+    so="${1:-}"
+    [[ $# -gt 0 ]] && shift
+    if [[ -z "$so" ]]; then
+        so=/work/main/target/release/libtsdb.so
+        [[ -f "$so" ]] || so="$repo/target/release/libtsdb.so"
+    fi
+fi
+
+phpunit_bin="$(command -v phpunit || true)"
+if [[ -z "$phpunit_bin" ]]; then
+    echo "run.sh: phpunit not found (Debian: apt-get install phpunit)" >&2
+    exit 2
+fi
+
+php_args=()
+if [[ $fake == 1 ]]; then
+    echo "run.sh: *** USING THE PHP STAND-IN OF THE EXTENSION (tests/moodle/fake/tsdb.php), NOT THE REAL .so ***" >&2
+    export TSDB_HARNESS_FAKE=1
+else
+    if [[ ! -f "$so" ]]; then
+        echo "run.sh: the tsdb extension was not found at $so (build it with: cargo build --release)" >&2
+        exit 2
+    fi
+    so="$(cd "$(dirname "$so")" && pwd)/$(basename "$so")"
+    php_args=(-d "extension=$so")
+    if ! php "${php_args[@]}" -r 'exit(function_exists("tsdb_log_event") ? 0 : 1);' ; then
+        echo "run.sh: PHP could not load $so as the tsdb extension" >&2
+        exit 2
+    fi
+    echo "run.sh: extension $(php "${php_args[@]}" -r 'echo tsdb_version();') from $so"
+fi
+
+pgdir=""
+cleanup() {
+    if [[ -n "$pgdir" ]]; then
+        runuser -u postgres -- pg_ctl -D "$pgdir/data" -m immediate stop >/dev/null 2>&1 || true
+        rm -rf "$pgdir"
+    fi
+}
+trap cleanup EXIT
+
+if [[ -z "${TSDB_TEST_PG_HOST:-}" ]]; then
+    initdb_bin="$(command -v initdb || ls /usr/lib/postgresql/*/bin/initdb 2>/dev/null | head -1 || true)"
+    if [[ -n "$initdb_bin" ]] && id postgres >/dev/null 2>&1 && [[ $(id -u) == 0 ]]; then
+        bindir="$(dirname "$(readlink -f "$initdb_bin")")"
+        pgdir="$(mktemp -d /tmp/logstore-tsdb-pg.XXXXXX)"
+        chown postgres "$pgdir"
+        port=$(( 20000 + RANDOM % 20000 ))
+        runuser -u postgres -- "$bindir/initdb" -D "$pgdir/data" -A trust -U postgres >/dev/null
+        runuser -u postgres -- "$bindir/pg_ctl" -D "$pgdir/data" -l "$pgdir/log" -w \
+            -o "-p $port -k $pgdir -c listen_addresses=127.0.0.1 -c fsync=off" start >/dev/null
+        export TSDB_TEST_PG_HOST=127.0.0.1 TSDB_TEST_PG_PORT=$port TSDB_TEST_PG_USER=postgres TSDB_TEST_PG_DB=postgres
+        export TSDB_TEST_PG_PASSWORD=""
+        echo "run.sh: started a throwaway PostgreSQL on 127.0.0.1:$port"
+    else
+        echo "run.sh: no PostgreSQL (set TSDB_TEST_PG_HOST...): the tests that need one will be SKIPPED" >&2
+    fi
+fi
+
+cd "$here"
+php "${php_args[@]}" "$phpunit_bin" -c "$here/phpunit.xml" "$@"

@@ -1,0 +1,154 @@
+<?php
+// This file is part of the logstore_tsdb test harness (GPL v3 or later).
+
+/**
+ * Shared set-up: a fresh request, the file sink in JSON format in a private file, and read-back helpers.
+ *
+ * @package    logstore_tsdb
+ * @copyright  2025 The logstore_tsdb authors
+ * @license    http://www.gnu.org/copyleft/gpl.html GNU GPL v3 or later
+ */
+
+use logstore_tsdb\local\extension;
+use PHPUnit\Framework\TestCase;
+
+/**
+ * Base test case.
+ */
+abstract class base_testcase extends TestCase {
+    /** @var string[] The 20 columns of logstore_standard_log (without id). */
+    const COLUMNS = ['eventname', 'component', 'action', 'target', 'objecttable', 'objectid', 'crud', 'edulevel', 'contextid',
+        'contextlevel', 'contextinstanceid', 'userid', 'courseid', 'relateduserid', 'anonymous', 'other', 'timecreated',
+        'origin', 'ip', 'realuserid'];
+    /** @var string[] Integer columns. */
+    const INTS = ['objectid', 'edulevel', 'contextid', 'contextlevel', 'contextinstanceid', 'userid', 'courseid',
+        'relateduserid', 'anonymous', 'timecreated', 'realuserid'];
+
+    /** @var string The JSON lines sink of this test. */
+    protected $sink;
+
+    /**
+     * A new "request" with the file backend writing JSON lines to a private file.
+     */
+    protected function setUp(): void {
+        global $DB;
+        harness::reset();
+        context::reset_all();
+        extension::reset_for_tests();
+        \logstore_tsdb\local\pseudonym::reset_cache();
+        \core_privacy\local\request\writer::reset();
+        if ($DB) {
+            foreach (['context', 'logstore_tsdb_workers', 'logstore_tsdb_metrics', 'logstore_tsdb_pseudonym'] as $t) {
+                $DB->execute("DELETE FROM {" . $t . "}");
+            }
+        }
+        $this->sink = tempnam(sys_get_temp_dir(), 'tsdb-harness-') . '.jsonl';
+        $this->configure(['backend' => 'file', 'format' => 'json', 'path' => $this->sink, 'mode' => 'async',
+            'flush_interval_ms' => 50]);
+    }
+
+    /**
+     * Removes the sink file.
+     */
+    protected function tearDown(): void {
+        if (function_exists('tsdb_flush')) {
+            tsdb_flush(5000);
+        }
+        @unlink($this->sink);
+    }
+
+    /**
+     * Sets plugin settings (what the admin saves).
+     *
+     * @param array $settings
+     */
+    protected function configure(array $settings): void {
+        foreach ($settings as $k => $v) {
+            set_config($k, $v, 'logstore_tsdb');
+        }
+    }
+
+    /**
+     * Starts a new request: the log manager and the per-request state are created again.
+     */
+    protected function new_request(): void {
+        get_log_manager()->dispose();
+        \tool_log\log\manager::reset_for_tests();
+    }
+
+    /**
+     * Flushes the extension and returns the rows of the sink file.
+     *
+     * @return array[]
+     */
+    protected function read_back(): array {
+        $this->assertSame(0, tsdb_flush(10000), 'events still pending after tsdb_flush()');
+        clearstatcache();
+        if (!is_file($this->sink)) {
+            return [];
+        }
+        $rows = [];
+        foreach (file($this->sink, FILE_IGNORE_NEW_LINES | FILE_SKIP_EMPTY_LINES) as $line) {
+            $row = json_decode($line, true);
+            $this->assertIsArray($row, "sink line is not JSON: $line");
+            $rows[] = $row;
+        }
+        return $rows;
+    }
+
+    /**
+     * Asserts that a sink row holds exactly the captured entry (every column, exact types).
+     *
+     * @param array $expected entry as the standard store builds it, with `other` as an array/null
+     * @param array $actual sink row
+     * @param string $msg
+     */
+    protected function assert_row(array $expected, array $actual, string $msg = ''): void {
+        $keys = array_keys($actual);
+        sort($keys);
+        $want = array_merge(self::COLUMNS, ['time_ns', 'event_id']);
+        sort($want);
+        $this->assertSame($want, $keys, "$msg: the JSON row must have exactly the event keys plus time_ns and event_id");
+        foreach (self::COLUMNS as $col) {
+            if ($col === 'other') {
+                if ($expected['other'] === null) {
+                    $this->assertTrue($actual['other'] === null || $actual['other'] === 'null',
+                        "$msg: other should be null, got " . var_export($actual['other'], true));
+                } else {
+                    $this->assertIsString($actual['other'], "$msg: other is stored as JSON text");
+                    $this->assertSame($expected['other'], json_decode($actual['other'], true), "$msg: other");
+                }
+                continue;
+            }
+            $value = $expected[$col];
+            if (in_array($col, self::INTS, true) && $value !== null) {
+                $value = (int) $value;
+            }
+            $this->assertSame($value, $actual[$col], "$msg: column $col");
+        }
+        $this->assertIsInt($actual['time_ns'], "$msg: time_ns");
+        $this->assertIsString($actual['event_id'], "$msg: event_id");
+        $this->assertNotSame('', $actual['event_id'], "$msg: event_id");
+    }
+
+    /**
+     * Writes a PHP script to a temp file and runs it in a new PHP process without the tsdb extension.
+     *
+     * @param string $code PHP code (without <?php) run after the harness bootstrap
+     * @return array [exit code, stdout, stderr]
+     */
+    protected function run_php_without_extension(string $code): array {
+        $script = tempnam(sys_get_temp_dir(), 'tsdb-noext-') . '.php';
+        file_put_contents($script, "<?php\nrequire('" . addslashes(realpath(__DIR__ . '/../bootstrap.php')) . "');\n" . $code);
+        $env = getenv();
+        unset($env['TSDB_HARNESS_FAKE']);
+        $proc = proc_open([PHP_BINARY, '-d', 'display_errors=stderr', $script], [1 => ['pipe', 'w'], 2 => ['pipe', 'w']], $pipes, null, $env);
+        $out = stream_get_contents($pipes[1]);
+        $err = stream_get_contents($pipes[2]);
+        fclose($pipes[1]);
+        fclose($pipes[2]);
+        $rc = proc_close($proc);
+        unlink($script);
+        return [$rc, $out, $err];
+    }
+}
