@@ -321,9 +321,44 @@ impl Config {
     }
 }
 
+/// The table of every key for `docs/configuration.md` (kept in sync by a test).
+pub fn markdown_table() -> String {
+    let mut out = String::from("| key (`tsdb_configure()`, `tsdb.KEY` in php.ini, `logstore_tsdb/KEY`) | default | allowed | meaning |\n|---|---|---|---|\n");
+    for s in SPECS {
+        let allowed = match s.kind {
+            Kind::Choice(w) => w.join(" / "),
+            Kind::Int(lo, hi) => format!("{lo} … {hi}"),
+            Kind::Bool => "1 / 0".into(),
+            Kind::Text => "text".into(),
+            Kind::Secret => "text (secret: never shown back)".into(),
+            Kind::Url => "http(s) URL".into(),
+            Kind::TagList => format!("comma list of: {}", TAGGABLE.join(", ")),
+            Kind::Ident => "SQL identifier".into(),
+        };
+        let default = if s.default.is_empty() { "(empty)".to_string() } else { format!("`{}`", s.default) };
+        out.push_str(&format!("| `{}` | {} | {} | {} |\n", s.key, default, allowed, s.doc));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn configuration_doc_lists_every_key() {
+        const BEGIN: &str = "<!-- BEGIN GENERATED: config::markdown_table -->\n";
+        const END: &str = "<!-- END GENERATED -->";
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/configuration.md");
+        let doc = std::fs::read_to_string(path).unwrap_or_default();
+        let (head, rest) = doc.split_once(BEGIN).unwrap_or((&doc, END));
+        let tail = rest.split_once(END).map_or("", |(_, t)| t);
+        let want = format!("{head}{BEGIN}{}{END}{tail}", markdown_table());
+        if std::env::var_os("TSDB_REGEN_DOCS").is_some() {
+            std::fs::write(path, &want).unwrap();
+        }
+        assert_eq!(doc, want, "docs/configuration.md is stale: run TSDB_REGEN_DOCS=1 cargo test --no-default-features");
+    }
 
     #[test]
     fn defaults_are_valid() {

@@ -1,0 +1,57 @@
+<?php
+// IDE stubs for the tsdb extension (kept in sync with src/php.rs by php/tests/StubTest.php).
+// @generate-function-entries
+
+/**
+ * Copies one Moodle event into this process's queue and returns at once; the flush thread writes it.
+ *
+ * Keys: eventname, component, action, target, objecttable, objectid, crud, edulevel, contextid, contextlevel,
+ * contextinstanceid, userid, courseid, relateduserid, anonymous, other, timecreated, origin, ip, realuserid.
+ * `eventname` and `timecreated` are required. Integers may be given as int, numeric string, bool or null;
+ * `other` as null, a nested array of scalars (JSON-encoded by the extension) or a JSON string.
+ *
+ * @param array $event
+ * @return bool false only when the event was dropped because the memory cap is reached (counted in tsdb_stats()['dropped'])
+ * @throws ValueError an unknown key, a missing required key, a non-numeric integer, invalid JSON in `other`, nesting over 32 levels
+ * @throws TypeError an object, resource or closure anywhere in the event (the message names the key path)
+ */
+function tsdb_log_event(array $event): bool {}
+
+/**
+ * Logs many events; stops at the first invalid one (the events before it are kept) and throws naming its index.
+ *
+ * @param array $events list of event arrays
+ * @return int how many were accepted
+ */
+function tsdb_log_events(array $events): int {}
+
+/**
+ * Validates and applies a configuration; keys not given take their tsdb.* ini value. See docs/configuration.md.
+ * The same array again costs one comparison; a new one drains what was logged before to the old sink, then switches.
+ *
+ * @param array $config key => scalar (`tags` may also be a list)
+ * @throws ValueError naming every bad key and why
+ * @throws TypeError a non-scalar value
+ */
+function tsdb_configure(array $config): void {}
+
+/**
+ * Waits until what is queued is written or the timeout passes.
+ *
+ * @param int $timeout_ms
+ * @return int events still pending (accepted but not yet written, failed or rejected)
+ */
+function tsdb_flush(int $timeout_ms = 5000): int {}
+
+/**
+ * This process's counters: accepted, written, failed, rejected, dropped, truncated, retried, batches, pending,
+ * queued_bytes, last_error (secrets redacted), last_error_at, last_success_at (unix seconds), backend, mode, pid, version.
+ *
+ * @return array
+ */
+function tsdb_stats(): array {}
+
+/**
+ * The extension's version.
+ */
+function tsdb_version(): string {}
