@@ -35,6 +35,8 @@ struct Chunk {
 struct Queue {
     config: Arc<Config>,
     buf: Vec<u8>,
+    /// An emptied buffer the thread gave back: the next swap reuses its memory instead of faulting in new pages.
+    spare: Vec<u8>,
     events: usize,
     /// Chunks logged under earlier configurations, not yet taken by the thread.
     sealed: Vec<Chunk>,
@@ -75,6 +77,7 @@ impl Pipeline {
             queue: Mutex::new(Queue {
                 config: config.clone(),
                 buf: Vec::with_capacity(64 << 10),
+                spare: Vec::new(),
                 events: 0,
                 sealed: Vec::new(),
                 sealed_bytes: 0,
@@ -267,8 +270,8 @@ impl Worker {
             let mut chunks = std::mem::take(&mut q.sealed);
             q.sealed_bytes = 0;
             if !q.buf.is_empty() {
-                let cap = q.buf.capacity().min(1 << 20);
-                let bytes = std::mem::replace(&mut q.buf, Vec::with_capacity(cap));
+                let spare = std::mem::take(&mut q.spare);
+                let bytes = std::mem::replace(&mut q.buf, spare);
                 chunks.push(Chunk { config: q.config.clone(), bytes });
             }
             q.events = 0;
@@ -276,11 +279,20 @@ impl Worker {
             self.shared.stats.inflight_bytes.fetch_add(taken, Relaxed);
             (chunks, q.config.clone())
         };
-        for chunk in chunks {
+        let mut emptied = None;
+        for mut chunk in chunks {
             self.switch_to(&chunk.config);
             self.pending.extend_from_slice(&chunk.bytes);
+            chunk.bytes.clear();
+            emptied = Some(chunk.bytes);
         }
         self.switch_to(&current);
+        if let Some(buf) = emptied.filter(|b| b.capacity() <= 16 << 20) {
+            let mut q = self.shared.queue.lock();
+            if q.spare.capacity() == 0 {
+                q.spare = buf;
+            }
+        }
     }
 
     fn switch_to(&mut self, config: &Arc<Config>) {
