@@ -26,6 +26,7 @@ namespace logstore_tsdb\admin;
 
 defined('MOODLE_INTERNAL') || die();
 
+global $CFG;
 require_once($CFG->libdir . '/adminlib.php');
 
 /**

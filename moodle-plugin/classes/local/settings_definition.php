@@ -194,7 +194,7 @@ class settings_definition {
                 if ($value === '' || $value === null) {
                     return null;
                 }
-                if (!preg_match('~^https?://[^\s/?#]+(:[0-9]{1,5})?(/[^\s]*)?$~i', (string) $value)) {
+                if (!preg_match('~^https?://[^\s/?#]+(/[^\s?#]*)?$~i', (string) $value)) {
                     return get_string('error_url', 'logstore_tsdb', $name);
                 }
                 return null;

@@ -1,0 +1,287 @@
+<?php
+// This file is part of the logstore_tsdb test harness (GPL v3 or later).
+
+/**
+ * settings.php loads in the admin tree, names every setting, validates with messages naming the field, hides
+ * secrets; every string exists; the definitions agree with the extension.
+ *
+ * @package    logstore_tsdb
+ * @copyright  2025 The logstore_tsdb authors
+ * @license    http://www.gnu.org/copyleft/gpl.html GNU GPL v3 or later
+ */
+
+require_once(__DIR__ . '/base_testcase.php');
+
+use logstore_tsdb\local\extension;
+use logstore_tsdb\local\settings_definition;
+
+/**
+ * Settings tests.
+ */
+class settings_test extends base_testcase {
+
+    /**
+     * Runs settings.php as tool_log does and returns [$settings, $ADMIN].
+     *
+     * @return array
+     */
+    protected function load_settings(): array {
+        global $CFG, $OUTPUT;
+        $ADMIN = new admin_root();
+        $hassiteconfig = true;
+        $settings = new admin_settingpage('logsettingtsdb', 'Time series', 'moodle/site:config');
+        include(harness::$plugindir . '/settings.php');
+        return [$settings, $ADMIN];
+    }
+
+    /**
+     * Every setting of the definition is on the page as logstore_tsdb/NAME with the right class.
+     */
+    public function test_settings_page_names_every_setting(): void {
+        [$settings, $admin] = $this->load_settings();
+        $names = [];
+        foreach ($settings->settings as $s) {
+            $this->assertSame('logstore_tsdb', $s->plugin, "setting {$s->name} belongs to logstore_tsdb");
+            $names[] = $s->name;
+        }
+        foreach (settings_definition::all() as $name => $def) {
+            $this->assertContains($name, $names, "settings.php shows $name");
+            $setting = $settings->settings->$name;
+            switch ($def['type']) {
+                case 'secret':
+                    $this->assertInstanceOf(admin_setting_configpasswordunmask::class, $setting, "$name is a secret");
+                    break;
+                case 'select':
+                    $this->assertInstanceOf(admin_setting_configselect::class, $setting);
+                    break;
+                case 'bool':
+                    $this->assertInstanceOf(admin_setting_configcheckbox::class, $setting);
+                    break;
+                default:
+                    $this->assertInstanceOf(admin_setting_configtext::class, $setting);
+            }
+            $this->assertNotSame('', $setting->visiblename, "$name has a label");
+            $this->assertNotSame('', $setting->description, "$name has a help text");
+        }
+        foreach (['token', 'password'] as $secret) {
+            $this->assertSame('secret', settings_definition::all()[$secret]['type']);
+        }
+        // The status page is registered under Plugins > Logging.
+        $pages = $admin->added['logging'] ?? [];
+        $this->assertCount(1, $pages);
+        $this->assertInstanceOf(admin_externalpage::class, $pages[0]);
+        $this->assertSame('logstore_tsdb_status', $pages[0]->name);
+        $this->assertStringEndsWith('/admin/tool/log/store/tsdb/status.php', $pages[0]->url);
+        $this->assertSame(['moodle/site:config'], $pages[0]->req_capability);
+        // With the extension loaded: no missing-extension warning, the version is shown.
+        $this->assertFalse(property_exists($settings->settings, 'extensionmissing'));
+        $this->assertStringContainsString(tsdb_version(), $settings->settings->extensionstatus->description);
+    }
+
+    /**
+     * Durable mode is offered only when the loaded extension accepts it.
+     */
+    public function test_durable_mode_offered_only_when_supported(): void {
+        [$settings] = $this->load_settings();
+        $accepts = true;
+        try {
+            tsdb_configure(['backend' => 'file', 'mode' => 'durable', 'path' => $this->sink]);
+        } catch (\ValueError $e) {
+            $accepts = false;
+        }
+        $this->assertSame($accepts, array_key_exists('durable', $settings->settings->mode->choices));
+        $this->assertArrayHasKey('async', $settings->settings->mode->choices);
+        $this->assertArrayHasKey('sync', $settings->settings->mode->choices);
+        // The probe left the extension with the site's configuration: events still go to this test's file.
+        extension::reset_for_tests();
+        harness::login(5);
+        \core\event\course_viewed::create(['context' => context_course::instance(3), 'courseid' => 3])->trigger();
+        $this->assertCount(1, $this->read_back());
+    }
+
+    /**
+     * Bad values are refused with a message that names the field; good ones are saved.
+     */
+    public function test_validation_names_the_field(): void {
+        [$settings] = $this->load_settings();
+        $s = $settings->settings;
+        $cases = [
+            'batch_size' => ['0', '100001', 'abc'],
+            'port' => ['0', '70000'],
+            'url' => ['ftp://x', 'http://', 'http://host:8086/?q=1'],
+            'path' => ['relative/file'],
+            'schema' => ['1bad', 'bad-name'],
+            'table' => ['drop table;'],
+            'tags' => ['Eventname,,x'],
+            'includeevents' => ['mod_forum; DROP'],
+            'memory_limit_bytes' => ['1'],
+        ];
+        foreach ($cases as $name => $values) {
+            foreach ($values as $value) {
+                $error = $s->$name->write_setting($value);
+                $this->assertNotSame('', $error, "$name = '$value' must be refused");
+                $this->assertStringStartsWith($name . ':', $error, "the error for $name names the field");
+                $this->assertFalse(get_config('logstore_tsdb', $name) === $value);
+            }
+        }
+        $this->assertSame('', $s->batch_size->write_setting('2500'));
+        $this->assertSame('2500', get_config('logstore_tsdb', 'batch_size'));
+        $this->assertSame('', $s->url->write_setting('https://influx.example.org:8086'));
+        $this->assertSame('', $s->includeevents->write_setting("\\mod_forum\\event\\*\ncore, *_viewed"));
+        $this->assertNotSame('', $s->backend->write_setting('mysql'));
+    }
+
+    /**
+     * Every default passes the plugin's validation and is accepted by the real extension, for every backend.
+     */
+    public function test_defaults_are_accepted_by_the_extension(): void {
+        foreach (settings_definition::all() as $name => $def) {
+            $this->assertNull(settings_definition::validate($name, $def['default']), "default of $name");
+        }
+        foreach (['file', 'influxdb1', 'influxdb2', 'influxdb3', 'postgres'] as $backend) {
+            $cfg = \logstore_tsdb\log\store::read_plugin_config();
+            $cfg->backend = $backend;
+            $cfg->path = $this->sink;
+            $cfg->org = 'org';
+            $cfg->token = 'secret-token';
+            $config = settings_definition::extension_config($cfg);
+            try {
+                tsdb_configure($config);
+                $ok = true;
+            } catch (\ValueError $e) {
+                $ok = $e->getMessage();
+            }
+            $this->assertTrue($ok, "backend $backend: the extension accepts the plugin's configuration");
+        }
+        // The integer limits of the plugin are inside the extension's: a value at each bound is accepted.
+        foreach (settings_definition::all() as $name => $def) {
+            if ($def['type'] !== 'int' || empty($def['ext']) || !empty($def['durableonly'])) {
+                continue;
+            }
+            foreach ([$def['min'], $def['max']] as $bound) {
+                $cfg = \logstore_tsdb\log\store::read_plugin_config();
+                $cfg->path = $this->sink;
+                $cfg->$name = $bound;
+                if ($name === 'retry_base_ms') {
+                    $cfg->retry_max_ms = max($bound, 30000);
+                }
+                if ($name === 'retry_max_ms') {
+                    $cfg->retry_base_ms = min($bound, 500);
+                }
+                try {
+                    tsdb_configure(settings_definition::extension_config($cfg));
+                    $ok = true;
+                } catch (\ValueError $e) {
+                    $ok = $e->getMessage();
+                }
+                $this->assertTrue($ok, "$name = $bound is accepted by the extension");
+            }
+        }
+    }
+
+    /**
+     * Secrets are never printed back; empty keeps, "-" clears.
+     */
+    public function test_secrets_are_not_printed_back(): void {
+        [$settings] = $this->load_settings();
+        $token = $settings->settings->token;
+        $this->assertSame('', $token->write_setting('s3cr3t-T0ken'));
+        $this->assertSame('s3cr3t-T0ken', get_config('logstore_tsdb', 'token'));
+        $html = $token->output_html($token->get_setting());
+        $this->assertStringNotContainsString('s3cr3t-T0ken', $html);
+        $this->assertSame('', $token->write_setting(''));
+        $this->assertSame('s3cr3t-T0ken', get_config('logstore_tsdb', 'token'), 'empty keeps the saved secret');
+        $this->assertSame('', $token->write_setting('-'));
+        $this->assertSame('', get_config('logstore_tsdb', 'token'), '"-" removes it');
+    }
+
+    /**
+     * A refused configuration is shown on the settings page, naming the key.
+     */
+    public function test_refused_configuration_is_shown(): void {
+        $this->configure(['backend' => 'influxdb2', 'org' => '', 'token' => '']);
+        [$settings] = $this->load_settings();
+        $text = $settings->settings->extensionstatus->description;
+        $this->assertStringContainsString('alert-danger', $text);
+        $this->assertStringContainsString('org', $text);
+    }
+
+    /**
+     * Every string the plugin references exists in the lang file.
+     */
+    public function test_every_string_exists(): void {
+        $string = [];
+        require(harness::$plugindir . '/lang/en/logstore_tsdb.php');
+        $used = [];
+        $it = new RecursiveIteratorIterator(new RecursiveDirectoryIterator(harness::$plugindir, FilesystemIterator::SKIP_DOTS));
+        foreach ($it as $file) {
+            if (substr($file, -4) !== '.php' || strpos((string) $file, '/tests/') !== false) {
+                continue;
+            }
+            $code = file_get_contents($file);
+            preg_match_all("/(?:get_string|lang_string)\\(\\s*'([a-z0-9_:]+)'\\s*,\\s*'logstore_tsdb'/", $code, $m);
+            $used = array_merge($used, $m[1]);
+            preg_match_all("/moodle_exception\\(\\s*'([a-z0-9_]+)'\\s*,\\s*'logstore_tsdb'/", $code, $m);
+            $used = array_merge($used, $m[1]);
+        }
+        foreach (settings_definition::all() as $name => $def) {
+            $used[] = 'setting_' . $name;
+            $used[] = 'setting_' . $name . '_desc';
+            foreach ($def['options'] ?? [] as $identifier) {
+                $used[] = $identifier;
+            }
+        }
+        foreach (settings_definition::sections() as $section) {
+            $used[] = 'heading_' . $section;
+            $used[] = 'heading_' . $section . '_desc';
+        }
+        $used = array_unique($used);
+        $this->assertGreaterThan(100, count($used));
+        foreach ($used as $id) {
+            $this->assertArrayHasKey($id, $string, "lang string $id exists");
+        }
+        foreach (\logstore_tsdb\privacy\provider::get_metadata(new \core_privacy\local\metadata\collection('logstore_tsdb'))
+                ->get_collection() as $item) {
+            $this->assertArrayHasKey($item->get_summary(), $string);
+            foreach ($item->get_privacy_fields() as $id) {
+                $this->assertArrayHasKey($id, $string);
+            }
+        }
+    }
+
+    /**
+     * Plugin files follow the conventions: GPL header, MOODLE_INTERNAL guard, lint-clean, version.php values.
+     */
+    public function test_plugin_file_conventions(): void {
+        $it = new RecursiveIteratorIterator(new RecursiveDirectoryIterator(harness::$plugindir, FilesystemIterator::SKIP_DOTS));
+        $count = 0;
+        foreach ($it as $file) {
+            if (substr($file, -4) !== '.php') {
+                continue;
+            }
+            $count++;
+            $code = file_get_contents($file);
+            $this->assertStringStartsWith("<?php\n// This file is part of Moodle - http://moodle.org/", $code, "$file GPL header");
+            $this->assertStringContainsString('GNU General Public License', $code);
+            $this->assertStringContainsString('@package    logstore_tsdb', $code, "$file docblock");
+            if ((string) $file !== harness::$plugindir . '/status.php') {
+                $this->assertMatchesRegularExpression("/\ndefined\\('MOODLE_INTERNAL'\\) \\|\\| die\\(\\);\n/", $code,
+                    "$file has the MOODLE_INTERNAL guard");
+            } else {
+                $this->assertStringContainsString('config.php', $code);
+            }
+            exec(escapeshellarg(PHP_BINARY) . ' -l ' . escapeshellarg((string) $file) . ' 2>&1', $out, $rc);
+            $this->assertSame(0, $rc, "php -l $file");
+        }
+        $this->assertGreaterThan(20, $count);
+        $plugin = new stdClass();
+        include(harness::$plugindir . '/version.php');
+        $this->assertSame('logstore_tsdb', $plugin->component);
+        $this->assertGreaterThanOrEqual(2024042200, $plugin->requires);
+        $this->assertMatchesRegularExpression('/^20[0-9]{8}$/', (string) $plugin->version);
+        $this->assertSame([404, 501], $plugin->supported);
+        $xml = simplexml_load_file(harness::$plugindir . '/environment.xml');
+        $this->assertSame('logstore_tsdb', (string) $xml->PLUGIN['name']);
+        $this->assertSame('tsdb', (string) $xml->PLUGIN->PHP_EXTENSIONS->PHP_EXTENSION['name']);
+    }
+}
