@@ -53,10 +53,19 @@ start_servers() {
 }
 
 stop_servers() {
-  [[ -n "$RUN" && -f "$RUN/pids" ]] && while read -r pid; do kill "$pid" 2>/dev/null || true; done <"$RUN/pids"
-  sleep 0.5
-  [[ -n "$RUN" && -f "$RUN/pids" ]] && while read -r pid; do kill -9 "$pid" 2>/dev/null || true; done <"$RUN/pids"
-  [[ -n "$RUN" ]] && rm -rf "$RUN"
+  [[ -n "$RUN" ]] || return 0
+  local pids=()
+  [[ -f "$RUN/pids" ]] && mapfile -t pids <"$RUN/pids"
+  ((${#pids[@]})) && kill "${pids[@]}" 2>/dev/null || true
+  # Give servers time for a clean shutdown before forcing them.
+  for _ in $(seq 50); do
+    local alive=0
+    for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
+    ((alive)) || break
+    sleep 0.2
+  done
+  ((${#pids[@]})) && kill -9 "${pids[@]}" 2>/dev/null || true
+  rm -rf "$RUN"
   RUN=""
 }
 
