@@ -6,17 +6,7 @@ use PHPUnit\Framework\TestCase;
 require_once __DIR__ . '/helpers.php';
 
 final class ExtensionTest extends TestCase {
-    private string $dir;
-
-    protected function setUp(): void {
-        $this->dir = sys_get_temp_dir() . '/tsdb-ext-' . getmypid() . '-' . bin2hex(random_bytes(4));
-        mkdir($this->dir, 0700);
-    }
-
-    protected function tearDown(): void {
-        array_map('unlink', glob($this->dir . '/*') ?: []);
-        @rmdir($this->dir);
-    }
+    use tsdb_test_tempdir;
 
     private function configure_file(string $name, array $extra = []): string {
         $path = $this->dir . '/' . $name;

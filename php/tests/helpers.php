@@ -81,3 +81,21 @@ function tsdb_test_run_php(string $code, array $ini = []): array {
     $rc = proc_close($p);
     return [$rc, $out];
 }
+
+/**
+ * A fresh temp directory per test, removed afterwards.
+ */
+trait tsdb_test_tempdir {
+    private string $dir;
+
+    protected function setUp(): void {
+        $this->dir = sys_get_temp_dir() . '/tsdb-test-' . getmypid() . '-' . bin2hex(random_bytes(4));
+        mkdir($this->dir, 0777);
+        chmod($this->dir, 0777); // PHP-FPM workers run as nobody
+    }
+
+    protected function tearDown(): void {
+        array_map('unlink', glob($this->dir . '/*') ?: []);
+        @rmdir($this->dir);
+    }
+}

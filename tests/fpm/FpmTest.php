@@ -8,16 +8,13 @@ use PHPUnit\Framework\TestCase;
 require_once __DIR__ . '/../../php/tests/helpers.php';
 
 final class FpmTest extends TestCase {
-    private string $dir;
+    use tsdb_test_tempdir {
+        tearDown as remove_tempdir;
+    }
+
     private int $port;
     /** @var resource|null */
     private $proc = null;
-
-    protected function setUp(): void {
-        $this->dir = sys_get_temp_dir() . '/tsdb-fpm-' . getmypid() . '-' . bin2hex(random_bytes(4));
-        mkdir($this->dir, 0777);
-        chmod($this->dir, 0777);
-    }
 
     protected function tearDown(): void {
         if ($this->proc) {
@@ -27,10 +24,7 @@ final class FpmTest extends TestCase {
             }
             proc_close($this->proc);
         }
-        foreach (glob($this->dir . '/*') ?: [] as $f) {
-            unlink($f);
-        }
-        @rmdir($this->dir);
+        $this->remove_tempdir();
     }
 
     private function free_port(): int {
