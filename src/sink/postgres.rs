@@ -1,18 +1,649 @@
-//! PostgreSQL / TimescaleDB sink: being written (issue 4).
+//! The PostgreSQL / TimescaleDB sink: one binary `COPY` per batch, exactly once.
+//!
+//! - The connection is made lazily, in the flush thread, on the first write, and closed by `idle()`.
+//!   On connect the sink creates or upgrades its objects (`schema`), then keeps them up: partitions
+//!   ahead of time and retention (native layout), TimescaleDB policies (hypertable).
+//! - Each batch is one transaction: advisory lock on the batch's producer, read the ledger ranges of
+//!   that producer overlapping the batch, `COPY ... FROM STDIN (FORMAT binary)` of the events not yet
+//!   covered, record the new ranges in the ledger, commit. A batch retried after a timeout, a lost
+//!   commit acknowledgement or a crash, or re-cut differently by a replay, is therefore never
+//!   inserted twice. See docs/postgres.md.
+//! - Errors: network, timeouts, server restarts → `Retry`; authentication, missing database or
+//!   privilege, incompatible table → `Config` (naming the setting, never the password); a value a
+//!   column refuses (SQLSTATE classes 22, 23, 54) → `Split`, so the pipeline isolates the event.
 
-use super::{Batch, Sink, SinkError, Written};
+mod copy;
+mod schema;
+
+pub use copy::{push_json, push_text, COLUMNS};
+pub use schema::{civil_from_days, days_from_civil, Layout, Names, DAY_SECS, DAY_US, MAX_FUTURE_DAYS, PREMAKE_DAYS};
+
+use super::{Batch, BatchId, Sink, SinkError, Written};
 use crate::config::Config;
+use ::postgres::error::SqlState;
+use ::postgres::{Client, NoTls, Statement};
+use schema::Settings;
+use std::collections::{BTreeSet, HashSet};
+use std::io::Write;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-pub struct PostgresSink;
+/// Errors inside the sink, classified into a `SinkError` at the end of a write.
+#[derive(Debug)]
+pub enum Error {
+    Pg(::postgres::Error),
+    Io(std::io::Error),
+    Sink(SinkError),
+}
+
+impl From<::postgres::Error> for Error {
+    fn from(e: ::postgres::Error) -> Self {
+        Error::Pg(e)
+    }
+}
+
+impl From<SinkError> for Error {
+    fn from(e: SinkError) -> Self {
+        Error::Sink(e)
+    }
+}
+
+/// The wall clock in microseconds since the epoch (replaceable for tests).
+pub type Clock = Box<dyn Fn() -> i64 + Send>;
+/// Called inside the write transaction, after the COPY and the ledger insert, before COMMIT, with
+/// the backend pid (tests kill the connection there).
+pub type Hook = Box<dyn FnMut(i32) + Send>;
+
+fn system_clock() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as i64)
+}
+
+/// Connection settings, read once from the configuration.
+#[derive(Clone)]
+struct ConnSettings {
+    host: String,
+    port: u16,
+    dbname: String,
+    user: String,
+    password: String,
+    sslmode: String,
+    application_name: String,
+    connect_timeout: Duration,
+}
+
+struct Conn {
+    client: Client,
+    pid: i32,
+    layout: Layout,
+    /// Native layout: the days whose partition is known to exist.
+    partitions: BTreeSet<i64>,
+    next_maintenance_us: i64,
+    maintenance_day: i64,
+    covered: Statement,
+    record: Statement,
+    copy: Statement,
+}
+
+/// What the last maintenance did (for tests and diagnostics).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Maintenance {
+    pub created: Vec<i64>,
+    pub dropped: Vec<i64>,
+    pub ledger_pruned: u64,
+    pub warning: Option<String>,
+}
+
+pub struct PostgresSink {
+    conn_settings: ConnSettings,
+    settings: Settings,
+    names: Names,
+    config: Config,
+    conn: Option<Conn>,
+    clock: Clock,
+    before_commit: Option<Hook>,
+    buf: Vec<u8>,
+    last_maintenance: Maintenance,
+}
+
+/// One encoded row: its sequence number and its bytes in the COPY buffer.
+struct Row {
+    seq: u64,
+    start: usize,
+    end: usize,
+}
+
+const COPY_CHUNK: usize = 1 << 20;
 
 impl PostgresSink {
+    /// Reads the configuration; no I/O (the connection is made on the first write).
     pub fn new(config: &Config) -> Result<PostgresSink, String> {
-        Err(format!("backend: {} is not built into this extension yet", config.backend()))
+        let port = u16::try_from(config.int("port")).map_err(|_| "port: out of range".to_string())?;
+        // `chunk_interval_hours` is optional (not every build's configuration has it): 24 by default.
+        let chunk_hours = match config.int("chunk_interval_hours") {
+            h if (1..=8760).contains(&h) => h,
+            _ => 24,
+        };
+        Ok(PostgresSink {
+            conn_settings: ConnSettings {
+                host: config.get("host").to_string(),
+                port,
+                dbname: config.get("dbname").to_string(),
+                user: config.get("user").to_string(),
+                password: config.get("password").to_string(),
+                sslmode: config.get("sslmode").to_string(),
+                application_name: config.get("application_name").to_string(),
+                connect_timeout: config.ms("connect_timeout_ms"),
+            },
+            settings: Settings {
+                retention_days: config.int("retention_days").max(0),
+                chunk_hours,
+                statement_timeout_ms: config.int("statement_timeout_ms").max(0),
+            },
+            names: Names::new(config.get("schema"), config.get("table")),
+            config: config.clone(),
+            conn: None,
+            clock: Box::new(system_clock),
+            before_commit: None,
+            buf: Vec::new(),
+            last_maintenance: Maintenance::default(),
+        })
+    }
+
+    /// Replaces the wall clock (microseconds since the epoch): partition days, retention and the
+    /// maintenance schedule follow it. For tests.
+    pub fn set_clock(&mut self, clock: Clock) {
+        self.clock = clock;
+        if let Some(c) = self.conn.as_mut() {
+            c.next_maintenance_us = i64::MIN;
+        }
+    }
+
+    /// Installs a hook run before each COMMIT (tests kill the connection there).
+    pub fn set_before_commit_hook(&mut self, hook: Option<Hook>) {
+        self.before_commit = hook;
+    }
+
+    pub fn names(&self) -> &Names {
+        &self.names
+    }
+
+    /// The layout of the connected table (`None` before the first successful connection).
+    pub fn layout(&self) -> Option<&Layout> {
+        self.conn.as_ref().map(|c| &c.layout)
+    }
+
+    pub fn backend_pid(&self) -> Option<i32> {
+        self.conn.as_ref().map(|c| c.pid)
+    }
+
+    pub fn last_maintenance(&self) -> &Maintenance {
+        &self.last_maintenance
+    }
+
+    /// Connects (creating the schema) and runs maintenance now, whatever the schedule says.
+    pub fn maintain(&mut self) -> Result<Maintenance, SinkError> {
+        let now = (self.clock)();
+        let r = self.connect().and_then(|()| self.run_maintenance(now));
+        match r {
+            Ok(m) => Ok(m),
+            Err(e) => Err(self.fail(e)),
+        }
+    }
+
+    fn pg_config(&self) -> Result<::postgres::Config, Error> {
+        let s = &self.conn_settings;
+        match s.sslmode.as_str() {
+            "disable" => {}
+            mode => {
+                return Err(SinkError::Config(format!(
+                    "sslmode: {mode} needs TLS, which this build of the extension does not include for PostgreSQL; \
+                     use sslmode=disable over a Unix socket, loopback or a trusted network (or a TLS-terminating \
+                     pgbouncer/stunnel on the web node)"
+                ))
+                .into())
+            }
+        }
+        let mut c = ::postgres::Config::new();
+        c.host(&s.host)
+            .port(s.port)
+            .dbname(&s.dbname)
+            .user(&s.user)
+            .application_name(&s.application_name)
+            .ssl_mode(::postgres::config::SslMode::Disable)
+            .connect_timeout(s.connect_timeout)
+            .keepalives(true)
+            .keepalives_idle(Duration::from_secs(30))
+            .keepalives_interval(Duration::from_secs(10))
+            .keepalives_retries(3)
+            // Unacknowledged data for this long means the peer is gone (a half-open TCP connection
+            // would otherwise hang a COPY forever).
+            .tcp_user_timeout(Duration::from_millis((self.settings.statement_timeout_ms as u64).max(30_000) + 30_000));
+        if !s.password.is_empty() {
+            c.password(&s.password);
+        }
+        Ok(c)
+    }
+
+    fn connect(&mut self) -> Result<(), Error> {
+        if self.conn.is_some() {
+            return Ok(());
+        }
+        let mut client = self.pg_config()?.connect(NoTls)?;
+        let pid: i32 = client.query_one("SELECT pg_backend_pid()", &[])?.get(0);
+        let layout = schema::ensure(&mut client, &self.names, &self.settings)?;
+        let n = &self.names;
+        let ledger = n.q(&n.ledger());
+        let covered = client.prepare(&format!(
+            "SELECT first_seq, last_seq FROM {ledger} WHERE producer = $1 AND first_seq <= $3 AND last_seq >= $2 \
+             ORDER BY first_seq"
+        ))?;
+        // Extends the producer's adjacent range when there is one (one ledger row per process in the
+        // common case), else adds a range.
+        let record = client.prepare(&format!(
+            "WITH merged AS (UPDATE {ledger} SET last_seq = $3, committed_at = now() \
+             WHERE producer = $1 AND last_seq = $2 - 1 RETURNING 1) \
+             INSERT INTO {ledger} (producer, first_seq, last_seq) SELECT $1, $2, $3 \
+             WHERE NOT EXISTS (SELECT 1 FROM merged)"
+        ))?;
+        let cols: Vec<String> = COLUMNS.iter().map(|c| schema::quote_ident(c.name)).collect();
+        let copy = client.prepare(&format!("COPY {} ({}) FROM STDIN (FORMAT binary)", n.main(), cols.join(", ")))?;
+        let partitions =
+            if layout == Layout::Native { schema::existing_partitions(&mut client, n)? } else { BTreeSet::new() };
+        self.conn = Some(Conn {
+            client,
+            pid,
+            layout,
+            partitions,
+            next_maintenance_us: i64::MIN,
+            maintenance_day: i64::MIN,
+            covered,
+            record,
+            copy,
+        });
+        Ok(())
+    }
+
+    /// Hourly, and whenever the UTC day changes: partitions ahead, retention, ledger pruning.
+    fn maybe_maintain(&mut self, now_us: i64) -> Result<Option<String>, Error> {
+        let Some(c) = self.conn.as_ref() else { return Ok(None) };
+        if now_us < c.next_maintenance_us && now_us.div_euclid(DAY_US) == c.maintenance_day {
+            return Ok(None);
+        }
+        Ok(self.run_maintenance(now_us)?.warning)
+    }
+
+    fn run_maintenance(&mut self, now_us: i64) -> Result<Maintenance, Error> {
+        let (names, settings) = (self.names.clone(), self.settings.clone());
+        let Some(c) = self.conn.as_mut() else { return Ok(Maintenance::default()) };
+        c.next_maintenance_us = now_us.saturating_add(3_600_000_000);
+        c.maintenance_day = now_us.div_euclid(DAY_US);
+        let today = c.maintenance_day;
+        let now_s = now_us.div_euclid(1_000_000);
+        let mut m = Maintenance::default();
+        let mut warnings = Vec::new();
+        match c.layout {
+            Layout::Native => {
+                // Creating is needed for writing: its errors are the write's errors.
+                let want: Vec<i64> = (today..=today + PREMAKE_DAYS).filter(|d| !c.partitions.contains(d)).collect();
+                schema::create_partitions(&mut c.client, &names, &settings, &want)?;
+                c.partitions.extend(&want);
+                m.created = want;
+                match schema::drop_expired_partitions(&mut c.client, &names, &settings, now_s) {
+                    Ok(days) => {
+                        for d in &days {
+                            c.partitions.remove(d);
+                        }
+                        m.dropped = days;
+                    }
+                    Err(e) => warnings.push(format!("retention: could not drop old partitions: {}", describe(&e))),
+                }
+            }
+            Layout::Timescale { tsl: false, .. } => {
+                if let Err(e) = schema::drop_expired_chunks(&mut c.client, &names, &settings, now_s) {
+                    warnings.push(format!("retention: drop_chunks failed: {}", describe(&e)));
+                }
+            }
+            Layout::Timescale { tsl: true, .. } => {} // the retention policy does it
+        }
+        match schema::prune_ledger(&mut c.client, &names) {
+            Ok(n) => m.ledger_pruned = n,
+            Err(e) => warnings.push(format!("ledger: pruning failed: {}", describe(&e))),
+        }
+        m.warning = (!warnings.is_empty()).then(|| warnings.join("; "));
+        self.last_maintenance = m.clone();
+        Ok(m)
+    }
+
+    fn write_inner(&mut self, batch: &Batch) -> Result<Written, Error> {
+        self.connect()?;
+        let now_us = (self.clock)();
+        let warning = self.maybe_maintain(now_us)?;
+        let Some(conn) = self.conn.as_mut() else {
+            return Err(SinkError::Retry { msg: "postgres: not connected".into(), after: None }.into());
+        };
+        let native = conn.layout == Layout::Native;
+        let today = now_us.div_euclid(DAY_US);
+        let retention_days = self.settings.retention_days;
+        // A day whose whole partition/chunk is past retention is not written (it would be dropped).
+        let oldest_day = if retention_days > 0 {
+            (now_us.div_euclid(1_000_000) - retention_days * DAY_SECS).div_euclid(DAY_SECS)
+        } else {
+            i64::MIN
+        };
+
+        let mut buf = std::mem::take(&mut self.buf);
+        buf.clear();
+        copy::header(&mut buf);
+        let mut rows: Vec<Row> = Vec::with_capacity(batch.len());
+        let mut days = BTreeSet::new();
+        let (mut rejected, mut truncated) = (0usize, 0usize);
+        let mut error: Option<String> = None;
+        for e in batch.events() {
+            let day = copy::time_us(&e).div_euclid(DAY_US);
+            let refuse = if day < oldest_day {
+                Some(format!("older than retention_days ({retention_days}): not written"))
+            } else if native && day > today + MAX_FUTURE_DAYS {
+                Some(format!("more than {MAX_FUTURE_DAYS} days in the future: not written"))
+            } else {
+                None
+            };
+            let start = buf.len();
+            let r = match refuse {
+                Some(why) => Err(copy::RowError(why)),
+                None => copy::encode_row(&mut buf, &e),
+            };
+            match r {
+                Ok(altered) => {
+                    truncated += usize::from(altered);
+                    rows.push(Row { seq: e.id.seq, start, end: buf.len() });
+                    days.insert(day);
+                }
+                Err(copy::RowError(why)) => {
+                    rejected += 1;
+                    error.get_or_insert_with(|| format!("event {}: {why}", e.id.to_uuid_string()));
+                }
+            }
+        }
+        let body_end = buf.len();
+        copy::trailer(&mut buf);
+
+        if native {
+            let missing: Vec<i64> = days.iter().copied().filter(|d| !conn.partitions.contains(d)).collect();
+            if !missing.is_empty() {
+                schema::create_partitions(&mut conn.client, &self.names, &self.settings, &missing)?;
+                conn.partitions.extend(missing);
+            }
+        }
+
+        let mut known: HashSet<u64> = HashSet::new();
+        let mut result = transact(
+            conn,
+            &self.settings,
+            &self.names,
+            batch.id,
+            &buf,
+            body_end,
+            &rows,
+            &known,
+            &mut self.before_commit,
+        );
+        if let Err(e) = &result {
+            if is_event_id_conflict(e) {
+                // Some events are in the table although the ledger does not say so (ledger pruned or
+                // edited): find them and write only the others.
+                known = existing_events(conn, &self.names, batch, &rows)?;
+                result = transact(
+                    conn,
+                    &self.settings,
+                    &self.names,
+                    batch.id,
+                    &buf,
+                    body_end,
+                    &rows,
+                    &known,
+                    &mut self.before_commit,
+                );
+            }
+        }
+        self.buf = buf;
+        result?;
+        Ok(Written { written: rows.len(), rejected, error: error.or(warning), truncated })
+    }
+
+    /// Turns an error into the pipeline's vocabulary; drops the connection unless it is still usable.
+    fn fail(&mut self, e: Error) -> SinkError {
+        let (err, keep) = classify(&e, &self.conn_settings, &self.names);
+        if !keep {
+            self.conn = None;
+        }
+        match err {
+            SinkError::Retry { msg, after } => SinkError::Retry { msg: self.config.redact(&msg), after },
+            SinkError::Split(msg) => SinkError::Split(self.config.redact(&msg)),
+            SinkError::Config(msg) => SinkError::Config(self.config.redact(&msg)),
+        }
+    }
+}
+
+/// One batch's transaction. Returns the number of rows copied (0 when the ledger covered them all).
+#[allow(clippy::too_many_arguments)]
+fn transact(
+    conn: &mut Conn,
+    settings: &Settings,
+    names: &Names,
+    id: BatchId,
+    buf: &[u8],
+    body_end: usize,
+    rows: &[Row],
+    known: &HashSet<u64>,
+    hook: &mut Option<Hook>,
+) -> Result<usize, Error> {
+    let producer = id.producer as i64;
+    let lock = (names.lock_class("ledger"), ((id.producer >> 32) ^ id.producer) as u32 as i32);
+    schema::begin_locked(&mut conn.client, settings, Some(lock), false)?;
+    let r = (|| -> Result<usize, Error> {
+        let ranges: Vec<(u64, u64)> = conn
+            .client
+            .query(&conn.covered, &[&producer, &(id.first_seq as i64), &(id.last_seq as i64)])?
+            .iter()
+            .map(|r| (r.get::<_, i64>(0) as u64, r.get::<_, i64>(1) as u64))
+            .collect();
+        let covered = |seq: u64| known.contains(&seq) || ranges.iter().any(|&(a, b)| a <= seq && seq <= b);
+        // The runs of the batch's sequence numbers not covered yet (refused events included: they
+        // are settled too).
+        let mut runs: Vec<(u64, u64)> = Vec::new();
+        for seq in id.first_seq..=id.last_seq {
+            if covered(seq) {
+                continue;
+            }
+            match runs.last_mut() {
+                Some((_, b)) if *b + 1 == seq => *b = seq,
+                _ => runs.push((seq, seq)),
+            }
+        }
+        if runs.is_empty() {
+            return Ok(0);
+        }
+        let selected: Vec<&Row> = rows.iter().filter(|r| !covered(r.seq)).collect();
+        if !selected.is_empty() {
+            let mut w = conn.client.copy_in(&conn.copy)?;
+            let io = |e: std::io::Error| Error::Io(e);
+            if selected.len() == rows.len() {
+                for chunk in buf.chunks(COPY_CHUNK) {
+                    w.write_all(chunk).map_err(io)?;
+                }
+            } else {
+                let mut part = Vec::with_capacity(COPY_CHUNK);
+                copy::header(&mut part);
+                for r in &selected {
+                    part.extend_from_slice(&buf[r.start..r.end]);
+                    if part.len() >= COPY_CHUNK {
+                        w.write_all(&part).map_err(io)?;
+                        part.clear();
+                    }
+                }
+                copy::trailer(&mut part);
+                w.write_all(&part).map_err(io)?;
+            }
+            let _ = body_end;
+            w.finish()?;
+        }
+        for (a, b) in &runs {
+            conn.client.execute(&conn.record, &[&producer, &(*a as i64), &(*b as i64)])?;
+        }
+        if let Some(h) = hook.as_mut() {
+            h(conn.pid);
+        }
+        Ok(selected.len())
+    })();
+    match r {
+        Ok(n) => {
+            conn.client.batch_execute("COMMIT")?;
+            Ok(n)
+        }
+        Err(e) => {
+            let _ = conn.client.batch_execute("ROLLBACK");
+            Err(e)
+        }
+    }
+}
+
+/// The sequence numbers of `rows` whose event id is already in the table.
+fn existing_events(conn: &mut Conn, names: &Names, batch: &Batch, rows: &[Row]) -> Result<HashSet<u64>, Error> {
+    let wanted: HashSet<u64> = rows.iter().map(|r| r.seq).collect();
+    let ids: Vec<String> =
+        batch.events().filter(|e| wanted.contains(&e.id.seq)).map(|e| e.id.to_uuid_string()).collect();
+    let found = conn.client.query(
+        &format!("SELECT event_id::text FROM {} WHERE event_id = ANY($1::text[]::uuid[])", names.main()),
+        &[&ids],
+    )?;
+    let found: HashSet<String> = found.iter().map(|r| r.get::<_, String>(0)).collect();
+    Ok(batch.events().filter(|e| found.contains(&e.id.to_uuid_string())).map(|e| e.id.seq).collect())
+}
+
+fn is_event_id_conflict(e: &Error) -> bool {
+    match e {
+        Error::Pg(e) => e.as_db_error().is_some_and(|d| {
+            *d.code() == SqlState::UNIQUE_VIOLATION && d.constraint().is_some_and(|c| c.contains("event_id"))
+        }),
+        _ => false,
+    }
+}
+
+/// A short, single-line description of an error (server message and SQLSTATE; never the detail,
+/// which can quote a whole row).
+pub fn describe(e: &Error) -> String {
+    match e {
+        Error::Pg(e) => describe_pg(e),
+        Error::Io(e) => one_line(e.to_string()),
+        Error::Sink(e) => one_line(e.message().to_string()),
+    }
+}
+
+fn describe_pg(e: &::postgres::Error) -> String {
+    let s = match e.as_db_error() {
+        Some(d) => format!("{} (SQLSTATE {})", d.message(), d.code().code()),
+        None => {
+            let mut s = e.to_string();
+            let mut src = std::error::Error::source(e);
+            while let Some(x) = src {
+                s.push_str(": ");
+                s.push_str(&x.to_string());
+                src = x.source();
+            }
+            s
+        }
+    };
+    one_line(s)
+}
+
+fn one_line(s: String) -> String {
+    let mut s = s.replace(['\n', '\r'], " ");
+    if s.len() > 400 {
+        let cut = crate::record::utf8_floor(s.as_bytes(), 400);
+        s.truncate(cut);
+        s.push('…');
+    }
+    s
+}
+
+/// Classifies an error; the bool says whether the connection is still usable.
+fn classify(e: &Error, cs: &ConnSettings, names: &Names) -> (SinkError, bool) {
+    let retry = |msg: String| SinkError::Retry { msg, after: None };
+    let pg = match e {
+        Error::Sink(s) => return (s.clone(), true),
+        Error::Io(io) => {
+            // A COPY write failed: the connection is gone (or the server ended the COPY).
+            if let Some(inner) = io.get_ref().and_then(|x| x.downcast_ref::<::postgres::Error>()) {
+                if inner.as_db_error().is_some() {
+                    return classify_db(inner, cs, names);
+                }
+            }
+            return (retry(format!("postgres: connection lost during COPY: {io}")), false);
+        }
+        Error::Pg(pg) => pg,
+    };
+    if pg.as_db_error().is_some() {
+        return classify_db(pg, cs, names);
+    }
+    let where_ = format!("{}:{}", cs.host, cs.port);
+    (retry(format!("postgres: {where_}: {}", describe(e))), false)
+}
+
+fn classify_db(pg: &::postgres::Error, cs: &ConnSettings, names: &Names) -> (SinkError, bool) {
+    let retry = |msg: String| SinkError::Retry { msg, after: None };
+    let Some(d) = pg.as_db_error() else {
+        return (retry(format!("postgres: {pg}")), false);
+    };
+    let code = d.code().code();
+    let text = describe_pg(pg);
+    let class = &code[..2.min(code.len())];
+    match code {
+        "28P01" | "28000" => (
+            SinkError::Config(format!(
+                "user/password: PostgreSQL refused the login of user \"{}\" to database \"{}\" on {}:{} ({text}); \
+                 check user and password (and pg_hba.conf)",
+                cs.user, cs.dbname, cs.host, cs.port
+            )),
+            false,
+        ),
+        "3D000" => (
+            SinkError::Config(format!(
+                "dbname: database \"{}\" does not exist on {}:{} ({text})",
+                cs.dbname, cs.host, cs.port
+            )),
+            false,
+        ),
+        "3F000" => (SinkError::Config(format!("schema: {text}")), false),
+        "42501" => (
+            SinkError::Config(format!(
+                "user: \"{}\" lacks a privilege on {} ({text}); grant it or have the owner create the objects \
+                 (docs/postgres.md)",
+                cs.user,
+                names.main()
+            )),
+            false,
+        ),
+        // No partition for a row: someone dropped it; reconnecting reloads the partition list.
+        "23514" if d.constraint().is_none() => (retry(format!("postgres: {text}")), false),
+        // The table (or a partition) disappeared: reconnecting recreates the schema.
+        "42P01" => (retry(format!("table: {text}")), false),
+        _ => match class {
+            "22" | "23" | "54" => (SinkError::Split(format!("postgres refused a value: {text}")), true),
+            "08" | "53" | "57" | "40" | "55" | "58" | "XX" | "25" => (retry(format!("postgres: {text}")), false),
+            "42" | "0A" => (SinkError::Config(format!("table: {} is not usable: {text}", names.main())), false),
+            _ => (retry(format!("postgres: {text}")), false),
+        },
     }
 }
 
 impl Sink for PostgresSink {
-    fn write(&mut self, _batch: &Batch) -> Result<Written, SinkError> {
-        Err(SinkError::Config("backend: postgres is not built into this extension yet".into()))
+    fn write(&mut self, batch: &Batch) -> Result<Written, SinkError> {
+        match self.write_inner(batch) {
+            Ok(w) => Ok(w),
+            Err(e) => Err(self.fail(e)),
+        }
+    }
+
+    fn idle(&mut self) {
+        self.conn = None;
     }
 }

@@ -1,0 +1,665 @@
+//! Names, DDL and upkeep of the sink's objects: the events table (a TimescaleDB hypertable, or a
+//! table partitioned by day), its schema-version table, the batch ledger, the daily partitions,
+//! TimescaleDB's compression, retention and continuous aggregates.
+//!
+//! Everything is idempotent and runs under a transaction-scoped advisory lock, so any number of
+//! processes may connect at once. Identifiers come from validated configuration and are always
+//! quoted; values are bind parameters. The only literals built here are integers and dates this code
+//! computes itself (partition bounds, which DDL cannot take as parameters).
+
+use super::copy::COLUMNS;
+use super::Error;
+use crate::sink::SinkError;
+use ::postgres::Client;
+use std::collections::BTreeSet;
+
+/// The schema this code creates. Bump it and add a step to `upgrade` for every change.
+pub const VERSION: i32 = 1;
+pub const DAY_SECS: i64 = 86_400;
+pub const DAY_US: i64 = DAY_SECS * 1_000_000;
+/// Native layout: partitions created ahead of the current (UTC) day.
+pub const PREMAKE_DAYS: i64 = 3;
+/// Native layout: events further in the future than this are refused (each would need a partition).
+pub const MAX_FUTURE_DAYS: i64 = 31;
+/// TimescaleDB: chunks older than this are compressed.
+pub const COMPRESS_AFTER_DAYS: i32 = 7;
+/// Ledger rows untouched this long are pruned (a batch is retried for minutes, not weeks).
+pub const LEDGER_KEEP_DAYS: i32 = 30;
+/// `lock_timeout` for partition DDL, so that creating or dropping a partition never stalls writers long.
+pub const DDL_LOCK_TIMEOUT_MS: i64 = 5_000;
+
+/// `"ident"`, with `"` doubled (configuration only allows `[A-Za-z_][A-Za-z0-9_]*`, but quoting is
+/// what keeps the case and makes reserved words safe).
+pub fn quote_ident(s: &str) -> String {
+    format!("\"{}\"", s.replace('"', "\"\""))
+}
+
+/// How the events table is stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Layout {
+    /// Declarative range partitioning by UTC day, managed by the writer.
+    Native,
+    /// A TimescaleDB hypertable. `tsl`: the Community (TSL) features are available (compression,
+    /// continuous aggregates, policies); without them retention is done with `drop_chunks`.
+    Timescale { version: String, tsl: bool },
+}
+
+impl Layout {
+    pub fn word(&self) -> &'static str {
+        match self {
+            Layout::Native => "native",
+            Layout::Timescale { .. } => "timescaledb",
+        }
+    }
+}
+
+/// The names of every object of one configured `schema.table`.
+#[derive(Clone, Debug)]
+pub struct Names {
+    pub schema: String,
+    pub table: String,
+}
+
+impl Names {
+    pub fn new(schema: &str, table: &str) -> Names {
+        Names { schema: schema.to_string(), table: table.to_string() }
+    }
+
+    /// `"schema"."name"`.
+    pub fn q(&self, name: &str) -> String {
+        format!("{}.{}", quote_ident(&self.schema), quote_ident(name))
+    }
+
+    pub fn main(&self) -> String {
+        self.q(&self.table)
+    }
+
+    /// `table` + `suffix`, kept within PostgreSQL's 63-byte identifiers: a long table name is cut
+    /// and a hash of the whole name added, so two long names never collide.
+    pub fn derived(&self, suffix: &str) -> String {
+        let full = format!("{}{}", self.table, suffix);
+        if full.len() <= 63 {
+            return full;
+        }
+        let hash = format!("_{:08x}", crc32fast::hash(self.table.as_bytes()));
+        let keep = 63 - suffix.len() - hash.len();
+        format!("{}{}{}", &self.table[..keep], hash, suffix)
+    }
+
+    pub fn meta(&self) -> String {
+        self.derived("_schema")
+    }
+
+    pub fn ledger(&self) -> String {
+        self.derived("_ledger")
+    }
+
+    pub fn hourly(&self) -> String {
+        self.derived("_hourly")
+    }
+
+    pub fn daily_users(&self) -> String {
+        self.derived("_daily_users")
+    }
+
+    pub fn daily_active_users(&self) -> String {
+        self.derived("_daily_active_users")
+    }
+
+    /// The partition holding UTC day `day` (days since 1970-01-01): `table_pYYYYMMDD`.
+    pub fn partition(&self, day: i64) -> String {
+        let (y, m, d) = civil_from_days(day);
+        self.derived(&format!("_p{y:04}{m:02}{d:02}"))
+    }
+
+    /// The day of a partition this code named, `None` for any other table.
+    pub fn partition_day(&self, name: &str) -> Option<i64> {
+        let tail = name.get(name.len().checked_sub(8)?..)?;
+        if !tail.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let y: i64 = tail[..4].parse().ok()?;
+        let m: i64 = tail[4..6].parse().ok()?;
+        let d: i64 = tail[6..].parse().ok()?;
+        if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+            return None;
+        }
+        let day = days_from_civil(y, m, d);
+        (self.partition(day) == name).then_some(day)
+    }
+
+    /// Advisory lock keys (two-int form): one class for DDL, one for the ledger of this table.
+    pub fn lock_class(&self, what: &str) -> i32 {
+        crc32fast::hash(format!("logstore_tsdb {what} {}.{}", self.schema, self.table).as_bytes()) as i32
+    }
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
+pub fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = if y >= 0 { y } else { y - 399 } / 400;
+    let yoe = y - era * 400;
+    let mp = if m > 2 { m - 3 } else { m + 9 };
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+pub fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = if z >= 0 { z } else { z - 146_096 } / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+/// `'YYYY-MM-DD 00:00:00+00'`: the start of a UTC day as a SQL literal (computed, not user data).
+fn day_literal(day: i64) -> String {
+    let (y, m, d) = civil_from_days(day);
+    format!("'{y:04}-{m:02}-{d:02} 00:00:00+00'")
+}
+
+/// What the schema depends on in the configuration.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Settings {
+    pub retention_days: i64,
+    pub chunk_hours: i64,
+    pub statement_timeout_ms: i64,
+}
+
+/// Opens a transaction with this connection's timeouts (set per transaction, so it also works
+/// through pgbouncer in transaction mode) and takes the advisory lock `(class, key)`.
+pub fn begin_locked(c: &mut Client, s: &Settings, lock: Option<(i32, i32)>, ddl: bool) -> Result<(), Error> {
+    let idle = (s.statement_timeout_ms * 2).max(60_000);
+    let mut sql = format!(
+        "BEGIN; SET LOCAL statement_timeout = {}; SET LOCAL idle_in_transaction_session_timeout = {idle}",
+        s.statement_timeout_ms
+    );
+    if ddl {
+        sql.push_str(&format!("; SET LOCAL lock_timeout = {DDL_LOCK_TIMEOUT_MS}"));
+    }
+    c.batch_execute(&sql)?;
+    if let Some((class, key)) = lock {
+        if let Err(e) = c.execute("SELECT pg_advisory_xact_lock($1, $2)", &[&class, &key]) {
+            let _ = c.batch_execute("ROLLBACK");
+            return Err(e.into());
+        }
+    }
+    Ok(())
+}
+
+/// Runs `f` in a locked transaction; commits on success, rolls back on error.
+pub fn in_tx<T>(
+    c: &mut Client,
+    s: &Settings,
+    lock: (i32, i32),
+    ddl: bool,
+    f: impl FnOnce(&mut Client) -> Result<T, Error>,
+) -> Result<T, Error> {
+    begin_locked(c, s, Some(lock), ddl)?;
+    match f(c) {
+        Ok(v) => {
+            c.batch_execute("COMMIT")?;
+            Ok(v)
+        }
+        Err(e) => {
+            let _ = c.batch_execute("ROLLBACK");
+            Err(e)
+        }
+    }
+}
+
+fn regclass_exists(c: &mut Client, qualified: &str) -> Result<bool, Error> {
+    let row = c.query_one("SELECT to_regclass($1) IS NOT NULL", &[&qualified])?;
+    Ok(row.get(0))
+}
+
+fn read_meta(c: &mut Client, n: &Names) -> Result<Option<(i32, String)>, Error> {
+    if !regclass_exists(c, &n.q(&n.meta()))? {
+        return Ok(None);
+    }
+    let row = c.query_opt(&format!("SELECT version, layout FROM {}", n.q(&n.meta())), &[])?;
+    Ok(row.map(|r| (r.get(0), r.get(1))))
+}
+
+/// Detects TimescaleDB (installed in this database) and whether its TSL features are licensed.
+pub fn detect(c: &mut Client) -> Result<Option<Layout>, Error> {
+    let ext = c.query_opt("SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'", &[])?;
+    let Some(row) = ext else { return Ok(None) };
+    let version: String = row.get(0);
+    let license: Option<String> = c.query_one("SELECT current_setting('timescaledb.license', true)", &[])?.get(0);
+    Ok(Some(Layout::Timescale { version, tsl: license.as_deref() == Some("timescale") }))
+}
+
+/// Creates or upgrades every object; returns the table's layout. Cheap when all is in place (a few
+/// catalog reads): no DDL runs then, so a role with only INSERT/SELECT rights works once an owner
+/// has created the objects.
+pub fn ensure(c: &mut Client, n: &Names, s: &Settings) -> Result<Layout, Error> {
+    let timescale = detect(c)?;
+    let current = read_meta(c, n)?;
+    let layout_word = match &current {
+        Some((v, _)) if *v > VERSION => {
+            return Err(SinkError::Config(format!(
+                "table: {} has schema version {v}, newer than this extension's {VERSION}; upgrade the extension",
+                n.main()
+            ))
+            .into())
+        }
+        Some((v, word)) if *v == VERSION => word.clone(),
+        _ => in_tx(c, s, (n.lock_class("ddl"), 0), false, |c| create_or_upgrade(c, n, s, timescale.as_ref()))?,
+    };
+    let layout = match (layout_word.as_str(), timescale) {
+        ("native", _) => Layout::Native,
+        ("timescaledb", Some(ts)) => ts,
+        ("timescaledb", None) => {
+            return Err(SinkError::Config(format!(
+                "table: {} is a TimescaleDB hypertable but the timescaledb extension is not installed in database; \
+                 install it (CREATE EXTENSION timescaledb) or configure another table",
+                n.main()
+            ))
+            .into())
+        }
+        (other, _) => {
+            return Err(SinkError::Config(format!("table: {} has an unknown layout {other:?}", n.meta())).into())
+        }
+    };
+    if let Layout::Timescale { tsl, .. } = &layout {
+        reconcile_timescale(c, n, s, *tsl)?;
+    }
+    Ok(layout)
+}
+
+/// The `CREATE TABLE` column list.
+pub fn column_ddl() -> String {
+    let mut cols = vec!["id bigserial NOT NULL".to_string()];
+    cols.extend(COLUMNS.iter().map(|c| format!("{} {}", quote_ident(c.name), c.sql)));
+    cols.join(",\n  ")
+}
+
+fn create_or_upgrade(c: &mut Client, n: &Names, s: &Settings, timescale: Option<&Layout>) -> Result<String, Error> {
+    // Another process may have finished while this one waited for the lock.
+    if let Some((v, word)) = read_meta(c, n)? {
+        if v == VERSION {
+            return Ok(word);
+        }
+        upgrade(c, n, v)?;
+        return Ok(word);
+    }
+    let schema_exists: bool = c.query_one("SELECT to_regnamespace($1) IS NOT NULL", &[&quote_ident(&n.schema)])?.get(0);
+    if !schema_exists {
+        c.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {}", quote_ident(&n.schema)))?;
+    }
+    let main = n.main();
+    let main_exists = regclass_exists(c, &main)?;
+    let word = if main_exists {
+        // Created by hand (docs/postgres.md shows the DDL): keep what is there.
+        let partitioned: bool =
+            c.query_one("SELECT relkind = 'p' FROM pg_class WHERE oid = $1::text::regclass", &[&main])?.get(0);
+        if partitioned || timescale.is_none() {
+            "native"
+        } else {
+            "timescaledb"
+        }
+    } else if timescale.is_some() {
+        "timescaledb"
+    } else {
+        "native"
+    };
+    let mut ddl = format!(
+        "CREATE TABLE IF NOT EXISTS {meta} (\n  singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),\n  \
+         version integer NOT NULL,\n  layout text NOT NULL,\n  created_at timestamptz NOT NULL DEFAULT now(),\n  \
+         upgraded_at timestamptz NOT NULL DEFAULT now()\n);\n",
+        meta = n.q(&n.meta())
+    );
+    if !main_exists {
+        let partition = if word == "native" { " PARTITION BY RANGE (\"time\")" } else { "" };
+        ddl.push_str(&format!("CREATE TABLE {main} (\n  {}\n){partition};\n", column_ddl()));
+        ddl.push_str(&format!(
+            "COMMENT ON TABLE {main} IS 'Moodle log events (logstore_standard_log columns) written by logstore_tsdb';\n"
+        ));
+    }
+    c.batch_execute(&ddl)?;
+    if word == "timescaledb" && !main_exists {
+        c.execute(
+            "SELECT create_hypertable($1::text::regclass, by_range('time', make_interval(hours => $2)), \
+             create_default_indexes => false, if_not_exists => true)",
+            &[&main, &(s.chunk_hours as i32)],
+        )?;
+    }
+    let uq = quote_ident(&n.derived("_event_id_uq"));
+    let course = quote_ident(&n.derived("_course_time_idx"));
+    let user = quote_ident(&n.derived("_user_time_idx"));
+    c.batch_execute(&format!(
+        "CREATE UNIQUE INDEX IF NOT EXISTS {uq} ON {main} (event_id, \"time\");\n\
+         CREATE INDEX IF NOT EXISTS {course} ON {main} (courseid, \"time\");\n\
+         CREATE INDEX IF NOT EXISTS {user} ON {main} (userid, \"time\");\n\
+         CREATE TABLE IF NOT EXISTS {ledger} (\n  producer bigint NOT NULL,\n  first_seq bigint NOT NULL,\n  \
+         last_seq bigint NOT NULL CHECK (last_seq >= first_seq),\n  \
+         committed_at timestamptz NOT NULL DEFAULT now(),\n  PRIMARY KEY (producer, first_seq)\n);",
+        ledger = n.q(&n.ledger()),
+    ))?;
+    c.execute(
+        &format!(
+            "INSERT INTO {} (version, layout) VALUES ($1, $2) ON CONFLICT (singleton) \
+             DO UPDATE SET version = EXCLUDED.version, upgraded_at = now()",
+            n.q(&n.meta())
+        ),
+        &[&VERSION, &word],
+    )?;
+    Ok(word.to_string())
+}
+
+/// Steps from older schema versions. Version 1 is the first: nothing to do yet.
+fn upgrade(c: &mut Client, n: &Names, from: i32) -> Result<(), Error> {
+    if from < 1 {
+        return Err(SinkError::Config(format!("table: {} has an invalid schema version {from}", n.meta())).into());
+    }
+    c.execute(&format!("UPDATE {} SET version = $1, upgraded_at = now()", n.q(&n.meta())), &[&VERSION])?;
+    Ok(())
+}
+
+/// Refresh window of a continuous aggregate's policy, in hours: 3 days back, but always inside the
+/// retention horizon (refreshing buckets whose raw chunks were dropped would empty them). `None`
+/// when no window of at least two buckets fits (TimescaleDB requires two).
+pub fn cagg_start_offset_hours(bucket_hours: i64, retention_days: i64) -> Option<i64> {
+    let end = 1;
+    let mut start = 72;
+    if retention_days > 0 {
+        start = start.min(retention_days * 24 - 1);
+    }
+    (start - end >= 2 * bucket_hours).then_some(start)
+}
+
+/// TimescaleDB settings that follow the configuration: chunk interval, compression and its policy,
+/// retention policy, continuous aggregates and their refresh policies. Runs DDL only for what differs.
+fn reconcile_timescale(c: &mut Client, n: &Names, s: &Settings, tsl: bool) -> Result<(), Error> {
+    let main = n.main();
+    let (schema, table) = (n.schema.as_str(), n.table.as_str());
+    let chunk_hours = s.chunk_hours as i32;
+    let chunk_ok: Option<bool> = c
+        .query_opt(
+            "SELECT time_interval = make_interval(hours => $3) FROM timescaledb_information.dimensions \
+             WHERE hypertable_schema = $1 AND hypertable_name = $2 AND column_name = 'time'",
+            &[&schema, &table, &chunk_hours],
+        )?
+        .and_then(|r| r.get(0));
+    let compression: bool = if tsl {
+        c.query_opt(
+            "SELECT compression_enabled FROM timescaledb_information.hypertables \
+             WHERE hypertable_schema = $1 AND hypertable_name = $2",
+            &[&schema, &table],
+        )?
+        .and_then(|r| r.get::<_, Option<bool>>(0))
+        .unwrap_or(false)
+    } else {
+        true
+    };
+    let retention_ok = !tsl || retention_policy_matches(c, schema, table, s.retention_days)?;
+    let caggs_ok = !tsl || caggs_match(c, n, s)?;
+    if chunk_ok == Some(true) && compression && retention_ok && caggs_ok {
+        return Ok(());
+    }
+    in_tx(c, s, (n.lock_class("ddl"), 0), false, |c| {
+        if chunk_ok != Some(true) {
+            c.execute(
+                "SELECT set_chunk_time_interval($1::text::regclass, make_interval(hours => $2))",
+                &[&main, &chunk_hours],
+            )?;
+        }
+        if !tsl {
+            return Ok(());
+        }
+        if !compression {
+            // segmentby courseid: Moodle's reports filter by course, and a course has many rows per
+            // day chunk (a unique id would make one-row segments and no compression). orderby time DESC:
+            // reports read newest first; event_id after it keeps the unique index's columns in the
+            // compressed metadata so a retried insert into a compressed chunk checks cheaply.
+            c.batch_execute(&format!(
+                "ALTER TABLE {main} SET (timescaledb.compress, timescaledb.compress_segmentby = 'courseid', \
+                 timescaledb.compress_orderby = '\"time\" DESC, event_id')"
+            ))?;
+        }
+        c.execute(
+            &format!(
+                "SELECT add_compression_policy($1::text::regclass, compress_after => INTERVAL '{COMPRESS_AFTER_DAYS} days', \
+                 if_not_exists => true)"
+            ),
+            &[&main],
+        )?;
+        if !retention_policy_matches(c, schema, table, s.retention_days)? {
+            c.execute("SELECT remove_retention_policy($1::text::regclass, if_exists => true)", &[&main])?;
+            if s.retention_days > 0 {
+                c.execute(
+                    "SELECT add_retention_policy($1::text::regclass, drop_after => make_interval(days => $2))",
+                    &[&main, &(s.retention_days as i32)],
+                )?;
+            }
+        }
+        create_caggs(c, n, s)?;
+        Ok(())
+    })
+}
+
+fn retention_policy_matches(c: &mut Client, schema: &str, table: &str, days: i64) -> Result<bool, Error> {
+    let rows = c.query(
+        "SELECT (config->>'drop_after')::interval = make_interval(days => $3) FROM timescaledb_information.jobs \
+         WHERE proc_name = 'policy_retention' AND hypertable_schema = $1 AND hypertable_name = $2",
+        &[&schema, &table, &(days as i32)],
+    )?;
+    Ok(match rows.as_slice() {
+        [] => days == 0,
+        [r] => days > 0 && r.get::<_, Option<bool>>(0) == Some(true),
+        _ => false,
+    })
+}
+
+/// The continuous aggregates: (view name, bucket hours, SELECT).
+fn caggs(n: &Names) -> [(String, i64, String); 2] {
+    let main = n.main();
+    [
+        (
+            n.hourly(),
+            1,
+            format!(
+                "SELECT time_bucket(INTERVAL '1 hour', \"time\") AS bucket, courseid, eventname, count(*) AS events \
+                 FROM {main} GROUP BY bucket, courseid, eventname"
+            ),
+        ),
+        (
+            n.daily_users(),
+            24,
+            format!(
+                "SELECT time_bucket(INTERVAL '1 day', \"time\") AS day, userid, count(*) AS events \
+                 FROM {main} WHERE userid > 0 GROUP BY day, userid"
+            ),
+        ),
+    ]
+}
+
+/// The refresh policy's start offset (hours) of a continuous aggregate, `None` without a policy.
+fn cagg_policy_hours(c: &mut Client, schema: &str, view: &str) -> Result<Option<Option<f64>>, Error> {
+    let exists: bool = c
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM timescaledb_information.continuous_aggregates \
+             WHERE view_schema = $1 AND view_name = $2)",
+            &[&schema, &view],
+        )?
+        .get(0);
+    if !exists {
+        return Ok(None);
+    }
+    let row = c.query_opt(
+        "SELECT (extract(epoch FROM (j.config->>'start_offset')::interval) / 3600)::float8 \
+         FROM timescaledb_information.jobs j JOIN timescaledb_information.continuous_aggregates a \
+         ON a.materialization_hypertable_schema = j.hypertable_schema \
+         AND a.materialization_hypertable_name = j.hypertable_name \
+         WHERE j.proc_name = 'policy_refresh_continuous_aggregate' AND a.view_schema = $1 AND a.view_name = $2",
+        &[&schema, &view],
+    )?;
+    Ok(Some(row.and_then(|r| r.get(0))))
+}
+
+fn caggs_match(c: &mut Client, n: &Names, s: &Settings) -> Result<bool, Error> {
+    for (view, bucket, _) in caggs(n) {
+        let want = cagg_start_offset_hours(bucket, s.retention_days).map(|h| h as f64);
+        match cagg_policy_hours(c, &n.schema, &view)? {
+            None => return Ok(false),
+            Some(have) if have != want => return Ok(false),
+            Some(_) => {}
+        }
+    }
+    Ok(regclass_exists(c, &n.q(&n.daily_active_users()))?)
+}
+
+fn create_caggs(c: &mut Client, n: &Names, s: &Settings) -> Result<(), Error> {
+    for (view, bucket, select) in caggs(n) {
+        let qview = n.q(&view);
+        let want = cagg_start_offset_hours(bucket, s.retention_days);
+        let have = cagg_policy_hours(c, &n.schema, &view)?;
+        if have.is_none() {
+            // WITH NO DATA: allowed inside a transaction; the policy fills it.
+            c.batch_execute(&format!(
+                "CREATE MATERIALIZED VIEW {qview} WITH (timescaledb.continuous, timescaledb.materialized_only = false) \
+                 AS {select} WITH NO DATA"
+            ))?;
+        }
+        let have = have.flatten();
+        if have != want.map(|h| h as f64) {
+            c.execute("SELECT remove_continuous_aggregate_policy($1::text::regclass, if_exists => true)", &[&qview])?;
+            if let Some(start) = want {
+                c.execute(
+                    "SELECT add_continuous_aggregate_policy($1::text::regclass, \
+                     start_offset => make_interval(hours => $2), end_offset => INTERVAL '1 hour', \
+                     schedule_interval => INTERVAL '30 minutes')",
+                    &[&qview, &(start as i32)],
+                )?;
+            }
+        }
+    }
+    c.batch_execute(&format!(
+        "CREATE OR REPLACE VIEW {} AS SELECT day, count(*) AS active_users FROM {} GROUP BY day",
+        n.q(&n.daily_active_users()),
+        n.q(&n.daily_users())
+    ))?;
+    Ok(())
+}
+
+/// The days of the partitions this code created (by name) that exist now.
+pub fn existing_partitions(c: &mut Client, n: &Names) -> Result<BTreeSet<i64>, Error> {
+    let rows = c.query(
+        "SELECT c.relname::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid \
+         WHERE i.inhparent = $1::text::regclass",
+        &[&n.main()],
+    )?;
+    Ok(rows.iter().filter_map(|r| n.partition_day(r.get::<_, &str>(0))).collect())
+}
+
+/// Creates the partitions of `days` that do not exist yet (one transaction, under the DDL lock).
+pub fn create_partitions(c: &mut Client, n: &Names, s: &Settings, days: &[i64]) -> Result<(), Error> {
+    if days.is_empty() {
+        return Ok(());
+    }
+    in_tx(c, s, (n.lock_class("ddl"), 0), true, |c| {
+        let have = existing_partitions(c, n)?;
+        let mut ddl = String::new();
+        for &d in days.iter().filter(|d| !have.contains(d)) {
+            ddl.push_str(&format!(
+                "CREATE TABLE IF NOT EXISTS {} PARTITION OF {} FOR VALUES FROM ({}) TO ({});\n",
+                n.q(&n.partition(d)),
+                n.main(),
+                day_literal(d),
+                day_literal(d + 1)
+            ));
+        }
+        if !ddl.is_empty() {
+            c.batch_execute(&ddl)?;
+        }
+        Ok(())
+    })
+}
+
+/// Drops whole partitions whose every row is older than `retention_days` at `now_s`; returns their days.
+pub fn drop_expired_partitions(c: &mut Client, n: &Names, s: &Settings, now_s: i64) -> Result<Vec<i64>, Error> {
+    if s.retention_days <= 0 {
+        return Ok(Vec::new());
+    }
+    let cutoff_s = now_s - s.retention_days * DAY_SECS;
+    in_tx(c, s, (n.lock_class("ddl"), 0), true, |c| {
+        let expired: Vec<i64> =
+            existing_partitions(c, n)?.into_iter().filter(|&d| (d + 1) * DAY_SECS <= cutoff_s).collect();
+        let mut ddl = String::new();
+        for &d in &expired {
+            ddl.push_str(&format!("DROP TABLE IF EXISTS {};\n", n.q(&n.partition(d))));
+        }
+        if !ddl.is_empty() {
+            c.batch_execute(&ddl)?;
+        }
+        Ok(expired)
+    })
+}
+
+/// TimescaleDB without TSL: retention by `drop_chunks` (an Apache-licensed function).
+pub fn drop_expired_chunks(c: &mut Client, n: &Names, s: &Settings, now_s: i64) -> Result<(), Error> {
+    if s.retention_days <= 0 {
+        return Ok(());
+    }
+    let cutoff = (now_s - s.retention_days * DAY_SECS) as f64;
+    c.execute("SELECT drop_chunks($1::text::regclass, older_than => to_timestamp($2::float8))", &[&n.main(), &cutoff])?;
+    Ok(())
+}
+
+/// Forgets ledger ranges nobody will retry any more.
+pub fn prune_ledger(c: &mut Client, n: &Names) -> Result<u64, Error> {
+    Ok(c.execute(
+        &format!("DELETE FROM {} WHERE committed_at < now() - make_interval(days => $1)", n.q(&n.ledger())),
+        &[&LEDGER_KEEP_DAYS],
+    )?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn calendar_roundtrip() {
+        assert_eq!(days_from_civil(1970, 1, 1), 0);
+        assert_eq!(days_from_civil(2000, 3, 1), 11_017);
+        assert_eq!(civil_from_days(19_723), (2024, 1, 1));
+        for z in -800_000..800_000 {
+            let (y, m, d) = civil_from_days(z);
+            assert_eq!(days_from_civil(y, m, d), z);
+        }
+    }
+
+    #[test]
+    fn names_fit_and_parse() {
+        let n = Names::new("public", "logstore_tsdb_log");
+        assert_eq!(n.partition(19_723), "logstore_tsdb_log_p20240101");
+        assert_eq!(n.partition_day("logstore_tsdb_log_p20240101"), Some(19_723));
+        assert_eq!(n.partition_day("logstore_tsdb_log_p2024010x"), None);
+        assert_eq!(n.partition_day("other_p20240101"), None);
+        assert_eq!(n.main(), "\"public\".\"logstore_tsdb_log\"");
+        let long = Names::new("s", &"x".repeat(63));
+        for name in [long.partition(19_723), long.ledger(), long.daily_active_users()] {
+            assert!(name.len() <= 63, "{name}");
+        }
+        assert_eq!(long.partition_day(&long.partition(19_723)), Some(19_723));
+        assert_ne!(Names::new("s", &"x".repeat(62)).ledger(), long.ledger());
+        assert_eq!(quote_ident("a\"b"), "\"a\"\"b\"");
+    }
+
+    #[test]
+    fn cagg_windows_stay_inside_retention() {
+        assert_eq!(cagg_start_offset_hours(1, 0), Some(72));
+        assert_eq!(cagg_start_offset_hours(24, 0), Some(72));
+        assert_eq!(cagg_start_offset_hours(1, 1), Some(23));
+        assert_eq!(cagg_start_offset_hours(24, 3), Some(71));
+        assert_eq!(cagg_start_offset_hours(24, 2), None);
+        assert_eq!(cagg_start_offset_hours(24, 30), Some(72));
+    }
+}
