@@ -77,20 +77,61 @@ class retention extends \core\task\scheduled_task {
             $start = time();
             $deleted = 0;
             $table = $db->table();
-            do {
-                // Yield to the writer: wait while its connection is busy.
-                for ($wait = 0; $wait < 10 && self::writer_busy($db, (string) $cfg->application_name); $wait++) {
-                    sleep(1);
+            $partitions = self::partitions($db, (string) $cfg->schema, (string) $cfg->table);
+            if ($partitions !== null) {
+                // The extension's native layout: one partition per UTC day (table_pYYYYMMDD). Drop whole days that
+                // ended before the cutoff, as the writer does when it is running.
+                $db->execute("SET lock_timeout = '2s'");
+                foreach ($partitions as $name => $daystart) {
+                    if ($daystart + 86400 <= $cutoff) {
+                        $n = (int) $db->query('SELECT count(*) AS n FROM ' . \logstore_tsdb\local\pgdb::quote_identifier($cfg->schema)
+                            . '.' . \logstore_tsdb\local\pgdb::quote_identifier($name))[0]->n;
+                        $db->execute('DROP TABLE ' . \logstore_tsdb\local\pgdb::quote_identifier($cfg->schema) . '.'
+                            . \logstore_tsdb\local\pgdb::quote_identifier($name));
+                        $deleted += $n;
+                    }
                 }
-                $n = $db->execute("DELETE FROM $table WHERE (tableoid, ctid) IN (SELECT tableoid, ctid FROM $table WHERE timecreated < ? LIMIT "
-                    . self::BATCH . ')', [$cutoff]);
-                $deleted += $n;
-            } while ($n > 0 && time() - $start < self::MAX_SECONDS);
+            } else {
+                do {
+                    // Yield to the writer: wait while its connection is busy.
+                    for ($wait = 0; $wait < 10 && self::writer_busy($db, (string) $cfg->application_name); $wait++) {
+                        sleep(1);
+                    }
+                    $n = $db->execute("DELETE FROM $table WHERE (tableoid, ctid) IN (SELECT tableoid, ctid FROM $table"
+                        . ' WHERE timecreated < ? LIMIT ' . self::BATCH . ')', [$cutoff]);
+                    $deleted += $n;
+                } while ($n > 0 && time() - $start < self::MAX_SECONDS);
+            }
             mtrace("logstore_tsdb: deleted $deleted events older than $days days.");
             return $deleted;
         } finally {
             $db->close();
         }
+    }
+
+    /**
+     * Daily partitions of a partitioned log table, or null when the table is not partitioned.
+     *
+     * @param \logstore_tsdb\local\pgdb $db
+     * @param string $schema
+     * @param string $table
+     * @return array|null partition name => unix time of its UTC day
+     */
+    protected static function partitions(\logstore_tsdb\local\pgdb $db, string $schema, string $table): ?array {
+        $parent = $db->query('SELECT c.oid, c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace'
+            . ' WHERE n.nspname = ? AND c.relname = ?', [$schema, $table]);
+        if (!$parent || $parent[0]->relkind !== 'p') {
+            return null;
+        }
+        $out = [];
+        foreach ($db->query('SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = ?',
+                [(int) $parent[0]->oid]) as $r) {
+            if (preg_match('/_p([0-9]{4})([0-9]{2})([0-9]{2})$/', $r->relname, $m)) {
+                $out[$r->relname] = gmmktime(0, 0, 0, (int) $m[2], (int) $m[3], (int) $m[1]);
+            }
+        }
+        asort($out);
+        return $out;
     }
 
     /**

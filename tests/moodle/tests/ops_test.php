@@ -192,6 +192,37 @@ class ops_test extends base_testcase {
     }
 
     /**
+     * Retention on the extension's native layout (daily partitions table_pYYYYMMDD): whole expired days are dropped.
+     */
+    public function test_retention_task_drops_daily_partitions(): void {
+        $this->require_db();
+        $this->configure(['backend' => 'postgres', 'host' => getenv('TSDB_TEST_PG_HOST'),
+            'port' => getenv('TSDB_TEST_PG_PORT') ?: 5432, 'user' => getenv('TSDB_TEST_PG_USER') ?: 'postgres',
+            'dbname' => getenv('TSDB_TEST_PG_DB') ?: 'postgres', 'password' => getenv('TSDB_TEST_PG_PASSWORD') ?: '',
+            'table' => 'retpart_log', 'retention_days' => 2]);
+        $db = \logstore_tsdb\local\pgdb::from_config(\logstore_tsdb\log\store::read_plugin_config());
+        $db->execute('DROP TABLE IF EXISTS public.retpart_log CASCADE');
+        $db->execute('CREATE TABLE public.retpart_log (id BIGSERIAL, timecreated BIGINT NOT NULL, time TIMESTAMPTZ NOT NULL)'
+            . ' PARTITION BY RANGE (time)');
+        $now = gmmktime(12, 0, 0, 6, 10, 2026);
+        foreach ([6, 7, 8, 9, 10] as $day) {
+            $from = gmdate('Y-m-d', gmmktime(0, 0, 0, 6, $day, 2026));
+            $to = gmdate('Y-m-d', gmmktime(0, 0, 0, 6, $day + 1, 2026));
+            $db->execute(sprintf("CREATE TABLE public.retpart_log_p202606%02d PARTITION OF public.retpart_log FOR VALUES FROM ('%s') TO ('%s')",
+                $day, $from, $to));
+            $t = gmmktime(6, 0, 0, 6, $day, 2026);
+            $db->execute('INSERT INTO public.retpart_log (timecreated, time) VALUES (?, to_timestamp(?))', [$t, $t]);
+        }
+        // Cutoff: 2026-06-08 12:00. Days 6 and 7 ended before it; day 8 has not.
+        $this->assertSame(2, (new \logstore_tsdb\task\retention())->execute($now));
+        $left = array_column($db->query("SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+            . " WHERE i.inhparent = 'public.retpart_log'::regclass ORDER BY 1"), 'relname');
+        $this->assertSame(['retpart_log_p20260608', 'retpart_log_p20260609', 'retpart_log_p20260610'], $left);
+        $this->assertSame(3, (int) $db->query('SELECT count(*) AS n FROM public.retpart_log')[0]->n);
+        $db->execute('DROP TABLE public.retpart_log CASCADE');
+    }
+
+    /**
      * Test connection on the file backend writes a marker and finds it; an unwritable path fails with the reason.
      */
     public function test_connection_tester(): void {
