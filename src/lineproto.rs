@@ -4,12 +4,16 @@
 //! reads every nasty case back) and against the source of the InfluxDB 3 parser; docs/influxdb.md
 //! has the table of what is stored for each case.
 //!
-//! Two dialects, because the servers unescape tag values differently:
-//! - [`Dialect::Go`]: InfluxDB 1.x and 2.x (and VictoriaMetrics, and the `file` sink). A tag value
-//!   loses a backslash only before `,`, `=` or space: `a\\b` is stored as `a\\b` (two backslashes),
-//!   so backslashes are written as they are and only `,` `=` space get one in front.
-//! - [`Dialect::Iox`]: InfluxDB 3 (`/api/v3/write_lp`). Its parser also turns `\\` into `\`, and ends a
-//!   tag value at a tab, so backslashes are doubled and tabs cannot be carried in tags.
+//! Three dialects, because the servers unescape tag values differently (the InfluxDB sink asks the
+//! server which one it is, see `sink::influx`):
+//! - [`Dialect::Go`]: InfluxDB 1.x and 2.x (and the `file` sink). A tag value loses a backslash only
+//!   before `,`, `=` or space: `a\\b` is stored as `a\\b` (two backslashes), so backslashes are
+//!   written as they are and only `,` `=` space get one in front.
+//! - [`Dialect::Iox`]: InfluxDB 3. Its parser also turns `\\` into `\`, and ends a tag value at a tab,
+//!   so backslashes are doubled and tabs cannot be carried in tags.
+//! - [`Dialect::Portable`]: any other server speaking line protocol (VictoriaMetrics): tags as for
+//!   InfluxDB 3 (VictoriaMetrics unescapes `\\` too), and no line break inside string fields either,
+//!   because VictoriaMetrics splits lines at every newline, even inside quotes.
 //!
 //! Both: measurement escapes `,` and space; string fields are quoted with `"` and `\` escaped, and
 //! carry every other character as it is (newline, CR, tab, NUL included). A tag value cannot hold a
@@ -36,8 +40,10 @@ const REPLACEMENT: &[u8] = "\u{FFFD}".as_bytes();
 pub enum Dialect {
     /// InfluxDB 1.x / 2.x, VictoriaMetrics: backslashes in tag values are taken literally.
     Go,
-    /// InfluxDB 3 (`write_lp`): `\\` in a tag value is one backslash; a tab ends the value.
+    /// InfluxDB 3: `\\` in a tag value is one backslash; a tab ends the value.
     Iox,
+    /// Unknown servers (VictoriaMetrics): InfluxDB 3's tag rules, and no newline in string fields.
+    Portable,
 }
 
 impl Dialect {
@@ -159,6 +165,11 @@ impl Encoder {
         self.dialect
     }
 
+    /// Longest tag value (input bytes) written whole; longer ones are cut with the marker.
+    pub fn tag_cap(&self) -> usize {
+        self.tag_cap
+    }
+
     /// Appends one line (with its trailing `\n`).
     pub fn encode(&self, e: &EventRef<'_>, out: &mut Vec<u8>) -> Result<Alterations, EncodeError> {
         let start = out.len();
@@ -218,7 +229,7 @@ impl Encoder {
                         out.push(sep);
                         out.extend_from_slice(key.as_bytes());
                         out.extend_from_slice(b"=\"");
-                        let w = write_field_string(out, v, f == StrField::Other);
+                        let w = write_field_string(out, v, f == StrField::Other, self.dialect);
                         alt.truncated |= w.truncated;
                         alt.replaced |= w.replaced;
                         out.push(b'"');
@@ -253,7 +264,7 @@ const fn tag_classes(dialect: Dialect) -> [u8; 256] {
     t[b' ' as usize] = 1;
     t[b'\n' as usize] = 2;
     t[b'\\' as usize] = 3;
-    if let Dialect::Iox = dialect {
+    if !matches!(dialect, Dialect::Go) {
         t[b'\t' as usize] = 2;
     }
     t
@@ -311,7 +322,7 @@ fn write_tag_value(out: &mut Vec<u8>, v: &[u8], dialect: Dialect, cap: usize, sa
                     run = 0;
                 }
                 _ => {
-                    if dialect == Dialect::Iox {
+                    if dialect != Dialect::Go {
                         out.push(b'\\');
                     }
                     out.push(b'\\');
@@ -338,7 +349,7 @@ fn write_tag_value(out: &mut Vec<u8>, v: &[u8], dialect: Dialect, cap: usize, sa
         // A value cannot end with a backslash: it would escape the separator after it (1.x/2.x) or
         // is refused (3.x). The last backslash becomes U+FFFD.
         out.pop();
-        if dialect == Dialect::Iox {
+        if dialect != Dialect::Go {
             out.pop();
         }
         out.extend_from_slice(REPLACEMENT);
@@ -403,9 +414,13 @@ fn escape_string(out: &mut Vec<u8>, s: &[u8]) {
 /// String field value without the quotes: `"` and `\` escaped, invalid UTF-8 replaced, cut to
 /// `MAX_FIELD_BYTES` stored bytes. A cut `other` becomes `{"tsdb_truncated":BYTES,"head":"..."}`
 /// (still JSON, like the capture-time cut); any other string gets `TRUNCATION_MARKER` appended.
-fn write_field_string(out: &mut Vec<u8>, v: &[u8], is_json: bool) -> Alterations {
-    let text = String::from_utf8_lossy(v);
-    let replaced = matches!(text, std::borrow::Cow::Owned(_));
+fn write_field_string(out: &mut Vec<u8>, v: &[u8], is_json: bool, dialect: Dialect) -> Alterations {
+    let mut text = String::from_utf8_lossy(v);
+    let mut replaced = matches!(text, std::borrow::Cow::Owned(_));
+    if dialect == Dialect::Portable && text.contains('\n') {
+        text = std::borrow::Cow::Owned(text.replace('\n', "\u{FFFD}"));
+        replaced = true;
+    }
     if text.len() <= MAX_FIELD_BYTES {
         escape_string(out, text.as_bytes());
         return Alterations { truncated: false, replaced };
@@ -569,6 +584,17 @@ mod tests {
         let l = line(&ev(s));
         assert!(l.contains("ip=\"a\\\"b\\\\c\nd\r\te\\\\\""), "{l}");
         assert_eq!(go_line_end(l.as_bytes()), l.len() - 1);
+    }
+
+    #[test]
+    fn portable_dialect() {
+        let mut s = with_name(b"a\\b\tc\\");
+        s[StrField::Ip as usize] = Some(b"x\ny\r");
+        let (l, alt) = line_in(&ev(s), Dialect::Portable);
+        assert_eq!(tag_of(&l), "a\\\\b\u{FFFD}c\u{FFFD}");
+        assert!(l.contains("ip=\"x\u{FFFD}y\r\""), "{l}");
+        assert_eq!(l.matches('\n').count(), 1);
+        assert!(alt.replaced);
     }
 
     #[test]

@@ -17,13 +17,18 @@
 //!   setting to fix.
 //! - 413: split. 429 / 503: retry after `Retry-After`. Other 5xx, timeouts, network errors: retry.
 //!
+//! Before the first write the sink asks `GET /ping` which server it talks to: InfluxDB answers with
+//! `X-Influxdb-Version` and `X-Influxdb-Build`; 1.x and 2.x take tag values in the Go dialect, 3.x in
+//! the InfluxDB 3 one, and a server without those headers (VictoriaMetrics) gets the portable subset
+//! (see `lineproto`). When /ping answers an error without them, the backend's own dialect is used.
+//!
 //! No error text carries the token or the password: credentials travel only in headers, and every
 //! text taken from the server is scrubbed of them and bounded in length.
 
 use super::{Batch, Sink, SinkError, Written};
 use crate::config::Config;
-use crate::lineproto::{self, Encoder};
-use reqwest::blocking::{Client, Response};
+use crate::lineproto::{self, Dialect, Encoder};
+use reqwest::blocking::{Client, RequestBuilder, Response};
 use reqwest::header::{HeaderValue, AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, RETRY_AFTER};
 use reqwest::{StatusCode, Url};
 use std::io::{Read, Write};
@@ -52,6 +57,7 @@ enum Auth {
 pub struct InfluxSink {
     api: Api,
     url: Url,
+    ping_url: Url,
     auth: Auth,
     gzip: bool,
     /// Request body cap: `max_batch_bytes`, halved by each 413.
@@ -65,7 +71,10 @@ pub struct InfluxSink {
     bucket: String,
     org: String,
     username: String,
-    encoder: Encoder,
+    measurement: String,
+    tags: Vec<String>,
+    /// Made once the server's dialect is known (first write).
+    encoder: Option<Encoder>,
     /// Texts never to show: token, password, the Basic credentials as sent.
     secrets: Vec<String>,
     client: Option<Client>,
@@ -102,6 +111,7 @@ impl InfluxSink {
             Api::V3 => "/api/v3/write_lp",
         };
         let mut url = Url::parse(&format!("{base}{path}")).map_err(|e| format!("url: not a valid URL: {e}"))?;
+        let ping_url = Url::parse(&format!("{base}/ping")).map_err(|e| format!("url: not a valid URL: {e}"))?;
         if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
             return Err("url: must be an http:// or https:// URL with a host".into());
         }
@@ -157,6 +167,7 @@ impl InfluxSink {
         Ok(InfluxSink {
             api,
             url,
+            ping_url,
             auth,
             gzip: config.flag("gzip"),
             body_cap: config.int("max_batch_bytes").max(1024) as usize,
@@ -169,7 +180,9 @@ impl InfluxSink {
             bucket,
             org,
             username,
-            encoder: Encoder::new(config),
+            measurement: config.get("measurement").to_string(),
+            tags: config.tags().iter().map(|t| t.to_string()).collect(),
+            encoder: None,
             secrets,
             client: None,
             body: Vec::new(),
@@ -183,6 +196,58 @@ impl InfluxSink {
     /// The write URL (no credentials in it).
     pub fn write_url(&self) -> &str {
         self.url.as_str()
+    }
+
+    /// The line protocol dialect in use, once the server has been asked (first write).
+    pub fn dialect(&self) -> Option<Dialect> {
+        self.encoder.as_ref().map(Encoder::dialect)
+    }
+
+    fn with_auth(&self, req: RequestBuilder) -> RequestBuilder {
+        match &self.auth {
+            Auth::None => req,
+            Auth::Basic { user, password } => req.basic_auth(user, Some(password)),
+            Auth::Token(v) => req.header(AUTHORIZATION, v.clone()),
+        }
+    }
+
+    fn transport_error(&mut self, e: &reqwest::Error) -> SinkError {
+        // The connection may be half-dead: start afresh next time.
+        self.client = None;
+        let what = if e.is_timeout() {
+            format!("no reply within timeout_ms={}", self.timeout.as_millis())
+        } else if e.is_connect() {
+            format!("cannot connect: {}", chain(e))
+        } else {
+            chain(e)
+        };
+        let host = self.url.host_str().unwrap_or("?").to_string();
+        let port = self.url.port_or_known_default().unwrap_or(0);
+        SinkError::Retry { msg: self.clean(&format!("InfluxDB {host}:{port}: {what}")), after: None }
+    }
+
+    /// Asks `/ping` which server this is, to pick the tag dialect (see the module documentation).
+    fn detect(&mut self) -> Result<Dialect, SinkError> {
+        let client = self.client()?;
+        let resp = self.with_auth(client.get(self.ping_url.clone())).send().map_err(|e| self.transport_error(&e))?;
+        let header = |name: &str| resp.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+        let (version, build) = (header("x-influxdb-version"), header("x-influxdb-build"));
+        let fallback = match self.api {
+            Api::V3 => Dialect::Iox,
+            Api::V1 | Api::V2 => Dialect::Go,
+        };
+        Ok(dialect_from(version.as_deref(), build.is_some(), resp.status().is_success(), fallback))
+    }
+
+    fn encoder(&mut self) -> Result<Encoder, SinkError> {
+        if let Some(e) = &self.encoder {
+            return Ok(e.clone());
+        }
+        let dialect = self.detect()?;
+        let tags: Vec<&str> = self.tags.iter().map(String::as_str).collect();
+        let e = Encoder::with_dialect(&self.measurement, &tags, dialect);
+        self.encoder = Some(e.clone());
+        Ok(e)
     }
 
     fn client(&mut self) -> Result<Client, SinkError> {
@@ -393,6 +458,19 @@ impl InfluxSink {
     }
 }
 
+/// The dialect for a `/ping` reply: InfluxDB marks itself with a build header and its version.
+fn dialect_from(version: Option<&str>, build: bool, ok: bool, fallback: Dialect) -> Dialect {
+    match version {
+        Some(v) if build => match v.trim_start_matches(['v', 'V']).split('.').next() {
+            Some("1" | "2") => Dialect::Go,
+            Some("3") => Dialect::Iox,
+            _ => fallback,
+        },
+        _ if ok => Dialect::Portable,
+        _ => fallback,
+    }
+}
+
 /// The number of distinct lines an InfluxDB 3 partial-write reply lists, if the body is one.
 fn v3_refused_lines(body: &str, lines: usize) -> Option<usize> {
     let v: serde_json::Value = serde_json::from_str(body).ok()?;
@@ -504,6 +582,7 @@ impl Sink for InfluxSink {
     }
 
     fn idle(&mut self) {
+        // The dialect (encoder) is kept: it is the same server.
         self.client = None;
         self.body = Vec::new();
     }
@@ -511,13 +590,14 @@ impl Sink for InfluxSink {
 
 impl InfluxSink {
     fn write_batch(&mut self, batch: &Batch, body: &mut Vec<u8>) -> Result<Written, SinkError> {
+        let encoder = self.encoder()?;
         let mut total = Written::default();
         let mut lines = 0usize;
         let mut tail = Vec::new();
         for e in batch.events() {
             let before = body.len();
             // Never fails (an event without fields gets `timecreated`); kept as a match for safety.
-            match self.encoder.encode(&e, body) {
+            match encoder.encode(&e, body) {
                 Ok(alt) => total.truncated += usize::from(alt.any()),
                 Err(err) => {
                     total.rejected += 1;
@@ -635,5 +715,15 @@ mod tests {
         assert!(matches!(c(&mut s, 429, "", 4), Err(SinkError::Retry { after: Some(_), .. })));
         assert!(matches!(c(&mut s, 502, "", 4), Err(SinkError::Retry { .. })));
         assert_eq!(c(&mut s, 204, "", 4).unwrap().written, 4);
+    }
+
+    #[test]
+    fn dialect_detection() {
+        assert_eq!(dialect_from(Some("1.6.7~rc0"), true, true, Dialect::Iox), Dialect::Go);
+        assert_eq!(dialect_from(Some("v2.7.4"), true, true, Dialect::Iox), Dialect::Go);
+        assert_eq!(dialect_from(Some("3.0.1"), true, false, Dialect::Go), Dialect::Iox);
+        assert_eq!(dialect_from(None, false, true, Dialect::Go), Dialect::Portable);
+        assert_eq!(dialect_from(Some("1.8.0"), false, true, Dialect::Go), Dialect::Portable);
+        assert_eq!(dialect_from(None, false, false, Dialect::Iox), Dialect::Iox);
     }
 }
