@@ -1,0 +1,201 @@
+<?php
+// This file is part of Moodle - http://moodle.org/
+//
+// Moodle is free software: you can redistribute it and/or modify
+// it under the terms of the GNU General Public License as published by
+// the Free Software Foundation, either version 3 of the License, or
+// (at your option) any later version.
+//
+// Moodle is distributed in the hope that it will be useful,
+// but WITHOUT ANY WARRANTY; without even the implied warranty of
+// MERCHANTABILITY or FITNESS FOR A PARTICULAR PURPOSE.  See the
+// GNU General Public License for more details.
+//
+// You should have received a copy of the GNU General Public License
+// along with Moodle.  If not, see <http://www.gnu.org/licenses/>.
+
+namespace logstore_tsdb;
+
+/**
+ * Tests of the store inside a Moodle site, with the tsdb extension and its file backend (JSON lines).
+ *
+ * Run: vendor/bin/phpunit --filter logstore_tsdb (the PHP running PHPUnit must load tsdb.so; otherwise skipped).
+ *
+ * @package    logstore_tsdb
+ * @category   test
+ * @copyright  2025 The logstore_tsdb authors
+ * @license    http://www.gnu.org/copyleft/gpl.html GNU GPL v3 or later
+ * @covers     \logstore_tsdb\log\store
+ */
+final class store_test extends \advanced_testcase {
+
+    /** @var string JSON lines file of this test. */
+    protected $sink;
+
+    /**
+     * Enables the store with the file backend in a request directory.
+     */
+    protected function setUp(): void {
+        parent::setUp();
+        $this->resetAfterTest();
+        if (!extension_loaded('tsdb')) {
+            $this->markTestSkipped('The tsdb PHP extension is not loaded in this PHP.');
+        }
+        $this->sink = make_request_directory() . '/events.jsonl';
+        set_config('enabled_stores', 'logstore_tsdb', 'tool_log');
+        set_config('backend', 'file', 'logstore_tsdb');
+        set_config('format', 'json', 'logstore_tsdb');
+        set_config('path', $this->sink, 'logstore_tsdb');
+        set_config('mode', 'async', 'logstore_tsdb');
+        \logstore_tsdb\local\extension::reset_for_tests();
+        get_log_manager(true);
+    }
+
+    /**
+     * Flushes and reads the sink.
+     *
+     * @return array[]
+     */
+    protected function read_back(): array {
+        $this->assertSame(0, tsdb_flush(10000));
+        clearstatcache();
+        if (!is_file($this->sink)) {
+            return [];
+        }
+        $rows = [];
+        foreach (file($this->sink, FILE_IGNORE_NEW_LINES | FILE_SKIP_EMPTY_LINES) as $line) {
+            $rows[] = json_decode($line, true);
+        }
+        return $rows;
+    }
+
+    /**
+     * Rows of our events only (the test site may trigger others, e.g. on login).
+     *
+     * @param string $eventname
+     * @return array[]
+     */
+    protected function rows_of(string $eventname): array {
+        return array_values(array_filter($this->read_back(), function($r) use ($eventname) {
+            return $r['eventname'] === $eventname;
+        }));
+    }
+
+    /**
+     * A course_viewed event arrives with every column the standard store captures.
+     */
+    public function test_event_is_written_with_every_column(): void {
+        $course = $this->getDataGenerator()->create_course();
+        $user = $this->getDataGenerator()->create_user();
+        $this->setUser($user);
+        $context = \context_course::instance($course->id);
+        $event = \core\event\course_viewed::create(['context' => $context]);
+        $data = $event->get_data();
+        $event->trigger();
+        $rows = $this->rows_of('\core\event\course_viewed');
+        $this->assertCount(1, $rows);
+        $row = $rows[0];
+        foreach (['eventname', 'component', 'action', 'target', 'crud'] as $col) {
+            $this->assertSame($data[$col], $row[$col], $col);
+        }
+        foreach (['edulevel', 'contextid', 'contextlevel', 'contextinstanceid', 'userid', 'courseid', 'anonymous',
+                'timecreated'] as $col) {
+            $this->assertSame((int) $data[$col], $row[$col], $col);
+        }
+        $this->assertSame($data['other'], $row['other'] === null ? null : json_decode($row['other'], true));
+        $this->assertSame('cli', $row['origin']);
+        $this->assertNull($row['realuserid']);
+        $this->assertSame((int) $user->id, $row['userid']);
+        $this->assertTrue(get_log_manager()->get_readers()['logstore_tsdb']->is_logging());
+    }
+
+    /**
+     * Log in as: realuserid is the administrator.
+     */
+    public function test_login_as_records_realuserid(): void {
+        global $USER;
+        $course = $this->getDataGenerator()->create_course();
+        $user = $this->getDataGenerator()->create_user();
+        $this->setAdminUser();
+        $adminid = (int) $USER->id;
+        \core\session\manager::loginas($user->id, \context_system::instance());
+        \core\event\course_viewed::create(['context' => \context_course::instance($course->id)])->trigger();
+        $rows = $this->rows_of('\core\event\course_viewed');
+        $this->assertCount(1, $rows);
+        $this->assertSame((int) $user->id, $rows[0]['userid']);
+        $this->assertSame($adminid, $rows[0]['realuserid']);
+    }
+
+    /**
+     * Guests are skipped when logguests is off, logged when it is on.
+     */
+    public function test_guests(): void {
+        $course = $this->getDataGenerator()->create_course();
+        $context = \context_course::instance($course->id);
+        set_config('logguests', 0, 'logstore_tsdb');
+        get_log_manager(true);
+        $this->setGuestUser();
+        \core\event\course_viewed::create(['context' => $context])->trigger();
+        $this->assertCount(0, $this->rows_of('\core\event\course_viewed'));
+
+        set_config('logguests', 1, 'logstore_tsdb');
+        get_log_manager(true);
+        \core\event\course_viewed::create(['context' => $context])->trigger();
+        $this->assertCount(1, $this->rows_of('\core\event\course_viewed'));
+    }
+
+    /**
+     * Include / exclude patterns and the minimum edulevel.
+     */
+    public function test_filters(): void {
+        $course = $this->getDataGenerator()->create_course();
+        $user = $this->getDataGenerator()->create_user();
+        $this->setUser($user);
+        $context = \context_course::instance($course->id);
+        set_config('excludeevents', '*_viewed', 'logstore_tsdb');
+        get_log_manager(true);
+        \core\event\course_viewed::create(['context' => $context])->trigger();
+        $this->assertCount(0, $this->rows_of('\core\event\course_viewed'));
+
+        set_config('excludeevents', '', 'logstore_tsdb');
+        set_config('minedulevel', 2, 'logstore_tsdb');
+        get_log_manager(true);
+        \core\event\course_viewed::create(['context' => $context])->trigger(); // Participating: kept.
+        \core\event\user_loggedin::create(['userid' => $user->id, 'objectid' => $user->id,
+            'other' => ['username' => $user->username]])->trigger(); // Edulevel other: skipped.
+        $this->assertCount(1, $this->rows_of('\core\event\course_viewed'));
+        $this->assertCount(0, $this->rows_of('\core\event\user_loggedin'));
+    }
+
+    /**
+     * The configuration is pushed once, and again only after a change.
+     */
+    public function test_config_pushed_only_when_changed(): void {
+        $manager = get_log_manager();
+        new \logstore_tsdb\log\store($manager);
+        new \logstore_tsdb\log\store($manager);
+        $calls = \logstore_tsdb\local\extension::$configurecalls;
+        $this->assertLessThanOrEqual(1, $calls);
+        set_config('batch_size', 1234, 'logstore_tsdb');
+        new \logstore_tsdb\log\store($manager);
+        $this->assertSame($calls + 1, \logstore_tsdb\local\extension::$configurecalls);
+    }
+
+    /**
+     * The health check notifies the administrators after repeated failures.
+     */
+    public function test_health_check_notifies(): void {
+        $this->setAdminUser();
+        set_config('healththreshold', 2, 'logstore_tsdb');
+        $sink = $this->redirectMessages();
+        $now = time();
+        \logstore_tsdb\local\metrics::record('web1', 11, ['accepted' => 5, 'written' => 0, 'failed' => 5], $now);
+        $this->assertSame('failing', \logstore_tsdb\local\health::check($now));
+        \logstore_tsdb\local\metrics::record('web1', 12, ['accepted' => 5, 'written' => 0, 'failed' => 5], $now + 300);
+        $this->assertSame('notified', \logstore_tsdb\local\health::check($now + 300));
+        $messages = $sink->get_messages();
+        $this->assertCount(count(get_admins()), $messages);
+        $this->assertSame('logstore_tsdb', $messages[0]->component);
+        $this->assertSame('healthalert', $messages[0]->eventtype);
+    }
+}
