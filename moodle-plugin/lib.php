@@ -25,8 +25,8 @@
 defined('MOODLE_INTERNAL') || die();
 
 /**
- * Status checks (Site administration > Reports > System status; failing ones also show on the admin
- * notifications page): the tsdb extension is loaded, configured, and writing.
+ * Status checks (Site administration > Reports > System status): the tsdb extension is loaded, configured and
+ * writing. Administrators are also notified by the health check task (see \logstore_tsdb\local\health).
  *
  * @return \core\check\check[]
  */
