@@ -35,6 +35,7 @@ if (getenv('TSDB_HARNESS_FAKE')) {
 }
 
 global $CFG, $DB, $PAGE, $USER, $OUTPUT;
+$OUTPUT = new core_renderer();
 $CFG = new stdClass();
 $CFG->dataroot = sys_get_temp_dir() . '/logstore_tsdb_harness_' . getmypid();
 $CFG->wwwroot = 'https://moodle.example.com';

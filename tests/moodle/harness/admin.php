@@ -549,6 +549,33 @@ namespace core\check {
     }
 }
 
+namespace core\hook\output {
+
+    /** Moodle's before_standard_top_of_body_html_generation hook (4.4+). */
+    final class before_standard_top_of_body_html_generation {
+        /** @var string */
+        protected $output = '';
+
+        /**
+         * Moodle's add_html().
+         *
+         * @param string $output
+         */
+        public function add_html(string $output): void {
+            $this->output .= $output;
+        }
+
+        /**
+         * Moodle's get_output().
+         *
+         * @return string
+         */
+        public function get_output(): string {
+            return $this->output;
+        }
+    }
+}
+
 namespace core\message {
 
     /** Moodle's \core\message\message (public properties set by the sender). */

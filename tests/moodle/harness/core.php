@@ -453,6 +453,8 @@ class moodle_url {
  * Moodle's moodle_page: request origin and IP (magic read-only properties, set by the harness).
  */
 class moodle_page {
+    /** @var string page type, as moodle_page::$pagetype ('admin-index' is Site administration > Notifications) */
+    public $pagetype = 'site-index';
     /** @var string|null set by tests */
     public $harnessorigin = null;
     /** @var string|null set by tests */
@@ -723,5 +725,32 @@ class html_writer {
      */
     public static function tag($tagname, $contents, $attributes = null) {
         return "<$tagname>" . $contents . "</$tagname>";
+    }
+}
+
+/**
+ * Moodle's has_capability() (harness: site administrators have every capability).
+ *
+ * @param string $capability
+ * @param context $context
+ * @param mixed $user
+ * @return bool
+ */
+function has_capability($capability, context $context, $user = null) {
+    return is_siteadmin($user);
+}
+
+/** Moodle's core_renderer (the part used). */
+class core_renderer {
+    /**
+     * Moodle's notification().
+     *
+     * @param string $message
+     * @param string $type
+     * @param bool $closebutton
+     * @return string
+     */
+    public function notification($message, $type = 'info', $closebutton = true) {
+        return '<div class="alert alert-' . s($type) . '">' . $message . '</div>';
     }
 }

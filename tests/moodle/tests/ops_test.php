@@ -289,6 +289,18 @@ if ($DB) {
 }
 $r['test'] = \logstore_tsdb\local\connection_tester::run(\logstore_tsdb\log\store::read_plugin_config());
 $r['durable'] = \logstore_tsdb\local\extension::supports_mode('durable');
+$hooks = [];
+$callbacks = [];
+include(harness::$plugindir . '/db/hooks.php');
+harness::login(2);
+$PAGE->pagetype = 'admin-index';
+$hook = new \core\hook\output\before_standard_top_of_body_html_generation();
+call_user_func($callbacks[0]['callback'], $hook);
+$r['notifications_page'] = $hook->get_output();
+$PAGE->pagetype = 'course-view';
+$hook = new \core\hook\output\before_standard_top_of_body_html_generation();
+call_user_func($callbacks[0]['callback'], $hook);
+$r['other_page'] = $hook->get_output();
 echo json_encode($r);
 PHP
         );
@@ -311,6 +323,24 @@ PHP
         }
         $this->assertFalse($r['test']['ok']);
         $this->assertFalse($r['durable']);
+        $this->assertStringContainsString('tsdb PHP extension is not loaded', $r['notifications_page'],
+            'Site administration > Notifications says it');
+        $this->assertSame('', $r['other_page'], 'only on the notifications page');
+    }
+
+    /**
+     * With the extension loaded, the notifications page says nothing.
+     */
+    public function test_no_notice_with_the_extension(): void {
+        global $PAGE;
+        $callbacks = [];
+        include(harness::$plugindir . '/db/hooks.php');
+        $this->assertSame(\core\hook\output\before_standard_top_of_body_html_generation::class, $callbacks[0]['hook']);
+        harness::login(2);
+        $PAGE->pagetype = 'admin-index';
+        $hook = new \core\hook\output\before_standard_top_of_body_html_generation();
+        call_user_func($callbacks[0]['callback'], $hook);
+        $this->assertSame('', $hook->get_output());
     }
 }
 
