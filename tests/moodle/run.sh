@@ -52,9 +52,11 @@ else
 fi
 
 pgdir=""
+bindir=""
+runuser_bin="$(command -v runuser || echo /usr/sbin/runuser)"
 cleanup() {
     if [[ -n "$pgdir" ]]; then
-        runuser -u postgres -- pg_ctl -D "$pgdir/data" -m immediate stop >/dev/null 2>&1 || true
+        "$runuser_bin" -u postgres -- "$bindir/pg_ctl" -D "$pgdir/data" -m immediate stop >/dev/null 2>&1 || true
         rm -rf "$pgdir"
     fi
 }
@@ -62,13 +64,13 @@ trap cleanup EXIT
 
 if [[ -z "${TSDB_TEST_PG_HOST:-}" ]]; then
     initdb_bin="$(command -v initdb || ls /usr/lib/postgresql/*/bin/initdb 2>/dev/null | head -1 || true)"
-    if [[ -n "$initdb_bin" ]] && id postgres >/dev/null 2>&1 && [[ $(id -u) == 0 ]]; then
+    if [[ -n "$initdb_bin" ]] && [[ -x "$runuser_bin" ]] && id postgres >/dev/null 2>&1 && [[ $(id -u) == 0 ]]; then
         bindir="$(dirname "$(readlink -f "$initdb_bin")")"
         pgdir="$(mktemp -d /tmp/logstore-tsdb-pg.XXXXXX)"
         chown postgres "$pgdir"
         port=$(( 20000 + RANDOM % 20000 ))
-        runuser -u postgres -- "$bindir/initdb" -D "$pgdir/data" -A trust -U postgres >/dev/null
-        runuser -u postgres -- "$bindir/pg_ctl" -D "$pgdir/data" -l "$pgdir/log" -w \
+        "$runuser_bin" -u postgres -- "$bindir/initdb" -D "$pgdir/data" -A trust -U postgres >/dev/null
+        "$runuser_bin" -u postgres -- "$bindir/pg_ctl" -D "$pgdir/data" -l "$pgdir/log" -w \
             -o "-p $port -k $pgdir -c listen_addresses=127.0.0.1 -c fsync=off" start >/dev/null
         export TSDB_TEST_PG_HOST=127.0.0.1 TSDB_TEST_PG_PORT=$port TSDB_TEST_PG_USER=postgres TSDB_TEST_PG_DB=postgres
         export TSDB_TEST_PG_PASSWORD=""
