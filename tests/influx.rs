@@ -66,8 +66,11 @@ fn influxql(url: &str, db: &str, q: &str, auth: Option<(&str, &str)>) -> Value {
     v
 }
 
+/// One row of a query result: column name → value.
+type Row = HashMap<String, Value>;
+
 /// Rows of a SELECT as column name → value maps.
-fn rows(v: &Value) -> Vec<HashMap<String, Value>> {
+fn rows(v: &Value) -> Vec<Row> {
     let mut out = Vec::new();
     for s in v["results"][0]["series"].as_array().cloned().unwrap_or_default() {
         let cols: Vec<String> =
@@ -658,7 +661,7 @@ fn influxdb1_end_to_end_through_the_pipeline() {
     let tags = config.tags();
     let enc = Encoder::new(&config);
     // Candidates by (second, userid) so that matching stays linear.
-    let mut buckets: HashMap<(i64, Option<i64>), Vec<&HashMap<String, Value>>> = HashMap::new();
+    let mut buckets: HashMap<(i64, Option<i64>), Vec<&Row>> = HashMap::new();
     for r in &got {
         let key = (r["time"].as_i64().unwrap().div_euclid(1_000_000_000), r.get("userid").and_then(Value::as_i64));
         buckets.entry(key).or_default().push(r);

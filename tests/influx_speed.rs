@@ -12,7 +12,8 @@ use tsdb::sink::Batch;
 
 /// `n` events as Moodle logs them: a module view, a forum post, a grade update, a login.
 fn moodle_batch(n: u64) -> Batch {
-    let kinds: [(&[u8], &[u8], &[u8], &[u8], &[u8], &[u8]); 4] = [
+    type Kind = (&'static [u8], &'static [u8], &'static [u8], &'static [u8], &'static [u8], &'static [u8]);
+    let kinds: [Kind; 4] = [
         (b"\\mod_forum\\event\\course_module_viewed", b"mod_forum", b"viewed", b"course_module", b"forum", b"r"),
         (b"\\mod_forum\\event\\post_created", b"mod_forum", b"created", b"post", b"forum_posts", b"c"),
         (b"\\core\\event\\user_graded", b"core", b"graded", b"user", b"grade_grades", b"u"),
