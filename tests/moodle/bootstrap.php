@@ -11,8 +11,6 @@
  * Environment:
  *  - TSDB_TEST_PG_HOST / _PORT / _USER / _DB / _PASSWORD: a PostgreSQL database for $DB (the plugin's own tables,
  *    from db/install.xml) and for the postgres backend / privacy tests.
- *  - TSDB_HARNESS_FAKE=1: define the tsdb_* functions in PHP (tests/moodle/fake/tsdb.php) instead of loading the
- *    real extension. A development aid for this harness only; run.sh never uses it unless asked with --fake.
  *
  * @package    logstore_tsdb
  * @copyright  2025 The logstore_tsdb authors
@@ -27,15 +25,12 @@ require_once(__DIR__ . '/harness/log.php');
 require_once(__DIR__ . '/harness/privacy.php');
 require_once(__DIR__ . '/harness/admin.php');
 require_once(__DIR__ . '/harness/db.php');
+require_once(__DIR__ . '/harness/output.php');
 
 harness::$plugindir = realpath(__DIR__ . '/../../moodle-plugin');
 
-if (getenv('TSDB_HARNESS_FAKE')) {
-    require_once(__DIR__ . '/fake/tsdb.php');
-}
-
 global $CFG, $DB, $PAGE, $USER, $OUTPUT;
-$OUTPUT = new core_renderer();
+$OUTPUT = new harness_renderer();
 $CFG = new stdClass();
 $CFG->dataroot = sys_get_temp_dir() . '/logstore_tsdb_harness_' . getmypid();
 $CFG->wwwroot = 'https://moodle.example.com';

@@ -3,8 +3,6 @@
 #
 #   tests/moodle/run.sh [PATH_TO_libtsdb.so]      (default /work/main/target/release/libtsdb.so,
 #                                                  or target/release/libtsdb.so of this checkout)
-#   tests/moodle/run.sh --fake                     harness self-check with the PHP stand-in of the extension
-#                                                  (development aid only; says so loudly)
 #
 # PostgreSQL: uses TSDB_TEST_PG_HOST/PORT/USER/DB/PASSWORD when set; otherwise, when initdb is available, starts a
 # throwaway cluster on 127.0.0.1 for the run (Moodle's $DB of the harness, privacy and retention tests) and stops it.
@@ -13,18 +11,11 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
 
-fake=0
-so=""
-if [[ "${1:-}" == "--fake" ]]; then
-    fake=1
-    shift
-else
-    so="${1:-}"
-    [[ $# -gt 0 ]] && shift
-    if [[ -z "$so" ]]; then
-        so=/work/main/target/release/libtsdb.so
-        [[ -f "$so" ]] || so="$repo/target/release/libtsdb.so"
-    fi
+so="${1:-}"
+[[ $# -gt 0 ]] && shift
+if [[ -z "$so" ]]; then
+    so=/work/main/target/release/libtsdb.so
+    [[ -f "$so" ]] || so="$repo/target/release/libtsdb.so"
 fi
 
 phpunit_bin="$(command -v phpunit || true)"
@@ -33,23 +24,18 @@ if [[ -z "$phpunit_bin" ]]; then
     exit 2
 fi
 
-php_args=()
-if [[ $fake == 1 ]]; then
-    echo "run.sh: *** USING THE PHP STAND-IN OF THE EXTENSION (tests/moodle/fake/tsdb.php), NOT THE REAL .so ***" >&2
-    export TSDB_HARNESS_FAKE=1
-else
-    if [[ ! -f "$so" ]]; then
-        echo "run.sh: the tsdb extension was not found at $so (build it with: cargo build --release)" >&2
-        exit 2
-    fi
-    so="$(cd "$(dirname "$so")" && pwd)/$(basename "$so")"
-    php_args=(-d "extension=$so")
-    if ! php "${php_args[@]}" -r 'exit(function_exists("tsdb_log_event") ? 0 : 1);' ; then
-        echo "run.sh: PHP could not load $so as the tsdb extension" >&2
-        exit 2
-    fi
-    echo "run.sh: extension $(php "${php_args[@]}" -r 'echo tsdb_version();') from $so"
+if [[ ! -f "$so" ]]; then
+    echo "run.sh: the tsdb extension was not found at $so (build it with: cargo build --release)" >&2
+    exit 2
 fi
+so="$(cd "$(dirname "$so")" && pwd)/$(basename "$so")"
+php_args=(-d "extension=$so")
+export TSDB_SO="$so"
+if ! php "${php_args[@]}" -r 'exit(function_exists("tsdb_log_event") ? 0 : 1);' ; then
+    echo "run.sh: PHP could not load $so as the tsdb extension" >&2
+    exit 2
+fi
+echo "run.sh: extension $(php "${php_args[@]}" -r 'echo tsdb_version();') from $so"
 
 pgdir=""
 bindir=""

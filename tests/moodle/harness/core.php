@@ -726,6 +726,20 @@ class html_writer {
     public static function tag($tagname, $contents, $attributes = null) {
         return "<$tagname>" . $contents . "</$tagname>";
     }
+
+    /**
+     * A table.
+     *
+     * @param html_table $table
+     * @return string
+     */
+    public static function table($table) {
+        $out = '<table><tr><th>' . implode('</th><th>', $table->head) . "</th></tr>\n";
+        foreach ($table->data as $row) {
+            $out .= '<tr><td>' . implode('</td><td>', $row) . "</td></tr>\n";
+        }
+        return $out . "</table>\n";
+    }
 }
 
 /**

@@ -132,6 +132,28 @@ abstract class base_testcase extends TestCase {
     }
 
     /**
+     * Runs a PHP file in a new PHP process with the same tsdb extension as this one (TSDB_SO, set by run.sh).
+     *
+     * @param string $file
+     * @param array $env extra environment
+     * @return array [exit code, stdout, stderr]
+     */
+    protected function run_php_file(string $file, array $env = []): array {
+        $cmd = [PHP_BINARY, '-d', 'display_errors=stderr'];
+        if (getenv('TSDB_SO')) {
+            $cmd[] = '-d';
+            $cmd[] = 'extension=' . getenv('TSDB_SO');
+        }
+        $cmd[] = $file;
+        $proc = proc_open($cmd, [1 => ['pipe', 'w'], 2 => ['pipe', 'w']], $pipes, null, array_merge(getenv(), $env));
+        $out = stream_get_contents($pipes[1]);
+        $err = stream_get_contents($pipes[2]);
+        fclose($pipes[1]);
+        fclose($pipes[2]);
+        return [proc_close($proc), $out, $err];
+    }
+
+    /**
      * Writes a PHP script to a temp file and runs it in a new PHP process without the tsdb extension.
      *
      * @param string $code PHP code (without <?php) run after the harness bootstrap
@@ -141,7 +163,6 @@ abstract class base_testcase extends TestCase {
         $script = tempnam(sys_get_temp_dir(), 'tsdb-noext-') . '.php';
         file_put_contents($script, "<?php\nrequire('" . addslashes(realpath(__DIR__ . '/../bootstrap.php')) . "');\n" . $code);
         $env = getenv();
-        unset($env['TSDB_HARNESS_FAKE']);
         $proc = proc_open([PHP_BINARY, '-d', 'display_errors=stderr', $script], [1 => ['pipe', 'w'], 2 => ['pipe', 'w']], $pipes, null, $env);
         $out = stream_get_contents($pipes[1]);
         $err = stream_get_contents($pipes[2]);
