@@ -233,16 +233,19 @@ impl PostgresSink {
         let n = &self.names;
         let ledger = n.q(&n.ledger());
         let covered = client.prepare(&format!(
-            "SELECT first_seq, last_seq FROM {ledger} WHERE producer = $1 AND first_seq <= $3 AND last_seq >= $2 \
+            "SELECT first_seq, last_seq FROM {ledger} WHERE producer = $1::bigint AND first_seq <= $3::bigint AND last_seq >= $2::bigint \
              ORDER BY first_seq"
         ))?;
-        // Extends the producer's adjacent range when there is one (one ledger row per process in the
-        // common case), else adds a range.
+        // Records the range [$2, $3], merged with the producer's adjacent ranges (before and after)
+        // when there are any: in the common case the ledger holds one row per process.
         let record = client.prepare(&format!(
-            "WITH merged AS (UPDATE {ledger} SET last_seq = $3, committed_at = now() \
-             WHERE producer = $1 AND last_seq = $2 - 1 RETURNING 1) \
-             INSERT INTO {ledger} (producer, first_seq, last_seq) SELECT $1, $2, $3 \
-             WHERE NOT EXISTS (SELECT 1 FROM merged)"
+            "WITH next AS (DELETE FROM {ledger} WHERE producer = $1::bigint AND first_seq = $3::bigint + 1 \
+             RETURNING last_seq), \
+             prev AS (UPDATE {ledger} SET last_seq = coalesce((SELECT last_seq FROM next), $3::bigint), \
+             committed_at = now() WHERE producer = $1::bigint AND last_seq = $2::bigint - 1 RETURNING 1) \
+             INSERT INTO {ledger} (producer, first_seq, last_seq) \
+             SELECT $1::bigint, $2::bigint, coalesce((SELECT last_seq FROM next), $3::bigint) \
+             WHERE NOT EXISTS (SELECT 1 FROM prev)"
         ))?;
         let cols: Vec<String> = COLUMNS.iter().map(|c| schema::quote_ident(c.name)).collect();
         let copy = client.prepare(&format!("COPY {} ({}) FROM STDIN (FORMAT binary)", n.main(), cols.join(", ")))?;

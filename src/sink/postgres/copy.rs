@@ -161,7 +161,7 @@ fn open_len(out: &mut Vec<u8>) -> usize {
     out.len()
 }
 
-fn close_len(out: &mut Vec<u8>, at: usize) {
+fn close_len(out: &mut [u8], at: usize) {
     let n = (out.len() - at) as i32;
     out[at - 4..at].copy_from_slice(&n.to_be_bytes());
 }

@@ -513,7 +513,7 @@ fn caggs_match(c: &mut Client, n: &Names, s: &Settings) -> Result<bool, Error> {
             Some(_) => {}
         }
     }
-    Ok(regclass_exists(c, &n.q(&n.daily_active_users()))?)
+    regclass_exists(c, &n.q(&n.daily_active_users()))
 }
 
 fn create_caggs(c: &mut Client, n: &Names, s: &Settings) -> Result<(), Error> {

@@ -1,0 +1,980 @@
+//! The PostgreSQL sink against a real PostgreSQL 15 (tests/servers/postgres.sh exports TSDB_TEST_PG_*),
+//! and the same checks against TimescaleDB when TSDB_TEST_TIMESCALE_DSN names one.
+//!
+//! Without TSDB_TEST_PG_* each test prints "SKIPPED: ..." and passes, unless TSDB_TEST_REQUIRE_SERVERS=1
+//! (CI), where it fails. Each test works in its own schema, so tests run in parallel.
+
+use postgres::{Client, NoTls};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tsdb::config::Config;
+use tsdb::event::{EventId, IntField, StrField, INT_FIELDS, STR_FIELDS};
+use tsdb::pipeline::Pipeline;
+use tsdb::record::RecordWriter;
+use tsdb::sink::postgres::{days_from_civil, Layout, PostgresSink, DAY_SECS, DAY_US, PREMAKE_DAYS};
+use tsdb::sink::{Batch, Sink, SinkError};
+
+// ---------------------------------------------------------------------------------------------
+// Servers
+
+#[derive(Clone, Debug)]
+struct Target {
+    host: String,
+    port: u16,
+    user: String,
+    password: String,
+    db: String,
+    timescale: bool,
+}
+
+fn require() -> bool {
+    std::env::var("TSDB_TEST_REQUIRE_SERVERS").as_deref() == Ok("1")
+}
+
+fn pg() -> Option<Target> {
+    let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    match (
+        var("TSDB_TEST_PG_HOST"),
+        var("TSDB_TEST_PG_PORT"),
+        var("TSDB_TEST_PG_USER"),
+        var("TSDB_TEST_PG_PASSWORD"),
+        var("TSDB_TEST_PG_DB"),
+    ) {
+        (Some(host), Some(port), Some(user), Some(password), Some(db)) => {
+            Some(Target { host, port: port.parse().expect("TSDB_TEST_PG_PORT"), user, password, db, timescale: false })
+        }
+        _ => {
+            if require() {
+                panic!("TSDB_TEST_REQUIRE_SERVERS=1 but TSDB_TEST_PG_* is not set (source tests/servers/postgres.sh)");
+            }
+            eprintln!(
+                "SKIPPED: PostgreSQL not configured (set TSDB_TEST_PG_HOST/PORT/USER/PASSWORD/DB, e.g. \
+                 `source tests/servers/postgres.sh && start_postgres /tmp/p`)"
+            );
+            None
+        }
+    }
+}
+
+fn timescale() -> Option<Target> {
+    let Some(dsn) = std::env::var("TSDB_TEST_TIMESCALE_DSN").ok().filter(|v| !v.is_empty()) else {
+        eprintln!("SKIPPED: TimescaleDB not reachable (set TSDB_TEST_TIMESCALE_DSN)");
+        return None;
+    };
+    let c: postgres::Config = dsn.parse().expect("TSDB_TEST_TIMESCALE_DSN is not a valid DSN");
+    let host = match c.get_hosts().first() {
+        Some(postgres::config::Host::Tcp(h)) => h.clone(),
+        Some(postgres::config::Host::Unix(p)) => p.display().to_string(),
+        None => "127.0.0.1".into(),
+    };
+    let t = Target {
+        host,
+        port: c.get_ports().first().copied().unwrap_or(5432),
+        user: c.get_user().unwrap_or("postgres").to_string(),
+        password: c.get_password().map(|p| String::from_utf8_lossy(p).into_owned()).unwrap_or_default(),
+        db: c.get_dbname().unwrap_or("postgres").to_string(),
+        timescale: true,
+    };
+    let mut cl = t.client();
+    let ext: Option<String> = cl
+        .query_opt("SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'", &[])
+        .unwrap()
+        .map(|r| r.get(0));
+    match ext {
+        Some(v) => eprintln!("TimescaleDB {v} at {}:{}", t.host, t.port),
+        None => panic!("TSDB_TEST_TIMESCALE_DSN is set but the database has no timescaledb extension"),
+    }
+    Some(t)
+}
+
+impl Target {
+    fn client(&self) -> Client {
+        let mut c = postgres::Config::new();
+        c.host(&self.host).port(self.port).user(&self.user).password(&self.password).dbname(&self.db);
+        c.connect(NoTls).expect("test connection")
+    }
+
+    fn config(&self, schema: &str, extra: &[(&str, &str)]) -> Config {
+        let port = self.port.to_string();
+        let mut pairs: Vec<(&str, &str)> = vec![
+            ("backend", "postgres"),
+            ("host", &self.host),
+            ("port", &port),
+            ("user", &self.user),
+            ("password", &self.password),
+            ("dbname", &self.db),
+            ("schema", schema),
+        ];
+        pairs.extend_from_slice(extra);
+        Config::from_pairs(pairs).expect("test config")
+    }
+
+    /// A fresh, empty schema for one test.
+    fn schema(&self, name: &str) -> String {
+        let schema = format!("it_{name}");
+        self.client().batch_execute(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE")).unwrap();
+        schema
+    }
+
+    fn sink(&self, schema: &str, extra: &[(&str, &str)]) -> PostgresSink {
+        PostgresSink::new(&self.config(schema, extra)).unwrap()
+    }
+}
+
+/// Runs `f` against PostgreSQL (when configured) and TimescaleDB (when reachable).
+fn both(name: &str, f: impl Fn(&Target, &str)) {
+    if let Some(t) = pg() {
+        let s = t.schema(name);
+        f(&t, &s);
+    }
+    if let Some(t) = timescale() {
+        let s = t.schema(&format!("{name}_ts"));
+        f(&t, &s);
+    }
+}
+
+fn count(t: &Target, schema: &str) -> i64 {
+    t.client().query_one(&format!("SELECT count(*) FROM \"{schema}\".logstore_tsdb_log"), &[]).unwrap().get(0)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Events
+
+#[derive(Clone, Debug, Default)]
+struct Ev {
+    ints: [Option<i64>; 11],
+    strs: [Option<Vec<u8>>; 9],
+    time_ns: i64,
+}
+
+fn now_ns() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as i64
+}
+
+fn plain(i: i64) -> Ev {
+    let t = now_ns() / 1_000_000_000 - 60;
+    let mut e = Ev::default();
+    e.strs[StrField::EventName as usize] = Some(b"\\core\\event\\course_viewed".to_vec());
+    e.strs[StrField::Component as usize] = Some(b"core".to_vec());
+    e.strs[StrField::Action as usize] = Some(b"viewed".to_vec());
+    e.strs[StrField::Target as usize] = Some(b"course".to_vec());
+    e.strs[StrField::Crud as usize] = Some(b"r".to_vec());
+    e.strs[StrField::Other as usize] = Some(format!("{{\"i\":{i}}}").into_bytes());
+    e.strs[StrField::Origin as usize] = Some(b"web".to_vec());
+    e.strs[StrField::Ip as usize] = Some(b"10.0.0.1".to_vec());
+    e.ints[IntField::EduLevel as usize] = Some(2);
+    e.ints[IntField::ContextId as usize] = Some(100 + i);
+    e.ints[IntField::ContextLevel as usize] = Some(50);
+    e.ints[IntField::ContextInstanceId as usize] = Some(i % 7);
+    e.ints[IntField::UserId as usize] = Some(1000 + i % 13);
+    e.ints[IntField::CourseId as usize] = Some(i % 7);
+    e.ints[IntField::Anonymous as usize] = Some(0);
+    e.ints[IntField::TimeCreated as usize] = Some(t);
+    e.time_ns = t * 1_000_000_000 + (i % 1000) * 1_000_000 + 7;
+    e
+}
+
+fn records(producer: u64, first_seq: u64, evs: &[Ev]) -> Vec<u8> {
+    let mut buf = Vec::new();
+    for (k, e) in evs.iter().enumerate() {
+        let mut w = RecordWriter::begin(&mut buf);
+        for f in INT_FIELDS {
+            if let Some(v) = e.ints[f as usize] {
+                w.set_int(f, v);
+            }
+        }
+        for f in STR_FIELDS {
+            if let Some(v) = &e.strs[f as usize] {
+                w.put_str(f, v, 64 << 20);
+            }
+        }
+        w.finish(EventId { producer, seq: first_seq + k as u64 }, e.time_ns);
+    }
+    buf
+}
+
+fn batch(producer: u64, first_seq: u64, evs: &[Ev]) -> Batch {
+    Batch::new(records(producer, first_seq, evs)).unwrap()
+}
+
+fn uuid(producer: u64, seq: u64) -> String {
+    EventId { producer, seq }.to_uuid_string()
+}
+
+// ---------------------------------------------------------------------------------------------
+// What each value should become (docs/postgres.md, "What happens to odd values")
+
+fn expect_text(v: &[u8], max_chars: usize) -> String {
+    String::from_utf8_lossy(v).replace('\0', "\u{FFFD}").chars().take(max_chars).collect()
+}
+
+fn expect_other(v: &[u8]) -> Value {
+    // serde_json refuses lone surrogate escapes; the sink keeps the JSON and replaces them.
+    if v == br#"["\ud83d\ude00","\ud83d","\ude00"]"# {
+        return serde_json::json!(["\u{1F600}", "\u{FFFD}", "\u{FFFD}"]);
+    }
+    let text = String::from_utf8_lossy(v).replace('\0', "\u{FFFD}");
+    match serde_json::from_str::<Value>(&text) {
+        Ok(j) => scrub(j),
+        Err(_) => Value::String(text),
+    }
+}
+
+/// jsonb holds no U+0000 and no lone surrogate (serde_json already turns lone surrogates into errors
+/// or U+FFFD): `\u0000` becomes U+FFFD.
+fn scrub(v: Value) -> Value {
+    match v {
+        Value::String(s) => Value::String(s.replace('\0', "\u{FFFD}")),
+        Value::Array(a) => Value::Array(a.into_iter().map(scrub).collect()),
+        Value::Object(o) => {
+            Value::Object(o.into_iter().map(|(k, v)| (k.replace('\0', "\u{FFFD}"), scrub(v))).collect())
+        }
+        x => x,
+    }
+}
+
+/// jsonb keeps numbers as `numeric` and prints them its own way (`-3e10` comes back as
+/// `-30000000000`): compare numbers by value.
+fn numbers_as_f64(v: Value) -> Value {
+    match v {
+        Value::Number(n) => serde_json::json!(n.as_f64().unwrap()),
+        Value::Array(a) => Value::Array(a.into_iter().map(numbers_as_f64).collect()),
+        Value::Object(o) => Value::Object(o.into_iter().map(|(k, v)| (k, numbers_as_f64(v))).collect()),
+        x => x,
+    }
+}
+
+const TEXT_COLS: [(StrField, &str, usize); 8] = [
+    (StrField::EventName, "eventname", 255),
+    (StrField::Component, "component", 100),
+    (StrField::Action, "action", 100),
+    (StrField::Target, "target", 100),
+    (StrField::ObjectTable, "objecttable", 50),
+    (StrField::Crud, "crud", 1),
+    (StrField::Origin, "origin", 10),
+    (StrField::Ip, "ip", 45),
+];
+
+/// Reads every column of every row and compares with what `evs` should have become.
+fn assert_rows(t: &Target, schema: &str, producer: u64, first_seq: u64, evs: &[Ev]) {
+    let mut c = t.client();
+    let rows = c
+        .query(
+            &format!(
+                "SELECT event_id::text, id, eventname, component, action, target, objecttable, objectid, crud, \
+                 edulevel, contextid, contextlevel, contextinstanceid, userid, courseid, relateduserid, anonymous, \
+                 other::text, timecreated, origin, ip, realuserid, \
+                 (extract(epoch FROM \"time\") * 1000000)::bigint \
+                 FROM \"{schema}\".logstore_tsdb_log ORDER BY event_id"
+            ),
+            &[],
+        )
+        .unwrap();
+    let by_id: BTreeMap<String, &postgres::Row> = rows.iter().map(|r| (r.get::<_, String>(0), r)).collect();
+    assert_eq!(by_id.len(), rows.len(), "duplicate event_id");
+    assert_eq!(rows.len(), evs.len(), "row count");
+    for (k, e) in evs.iter().enumerate() {
+        let id = uuid(producer, first_seq + k as u64);
+        let r = by_id.get(&id).unwrap_or_else(|| panic!("event {k} ({id}) missing"));
+        assert!(r.get::<_, i64>("id") > 0);
+        for (f, col, max) in TEXT_COLS {
+            let want = e.strs[f as usize].as_deref().map(|v| expect_text(v, max));
+            assert_eq!(r.get::<_, Option<String>>(col), want, "event {k} column {col}");
+        }
+        for (f, col) in [
+            (IntField::ObjectId, "objectid"),
+            (IntField::ContextId, "contextid"),
+            (IntField::ContextLevel, "contextlevel"),
+            (IntField::ContextInstanceId, "contextinstanceid"),
+            (IntField::UserId, "userid"),
+            (IntField::CourseId, "courseid"),
+            (IntField::RelatedUserId, "relateduserid"),
+            (IntField::RealUserId, "realuserid"),
+        ] {
+            assert_eq!(r.get::<_, Option<i64>>(col), e.ints[f as usize], "event {k} column {col}");
+        }
+        for (f, col) in [(IntField::EduLevel, "edulevel"), (IntField::Anonymous, "anonymous")] {
+            assert_eq!(r.get::<_, Option<i16>>(col).map(i64::from), e.ints[f as usize], "event {k} column {col}");
+        }
+        let tc = e.ints[IntField::TimeCreated as usize].unwrap_or(e.time_ns.div_euclid(1_000_000_000));
+        assert_eq!(r.get::<_, i64>("timecreated"), tc, "event {k} timecreated");
+        assert_eq!(r.get::<_, i64>(22), e.time_ns.div_euclid(1000), "event {k} time");
+        let other: Option<String> = r.get("other");
+        let want = e.strs[StrField::Other as usize].as_deref().map(expect_other).map(numbers_as_f64);
+        let got = other.map(|s| numbers_as_f64(serde_json::from_str::<Value>(&s).unwrap()));
+        assert_eq!(got, want, "event {k} other");
+    }
+}
+
+/// Every awkward value we could think of, spread over `n` events (one with a 1 MiB `other`).
+fn nasty(n: usize) -> Vec<Ev> {
+    let strings: Vec<Vec<u8>> = vec![
+        b"'; DROP TABLE logstore_tsdb_log; --".to_vec(),
+        b"\"double\" 'single' `back`".to_vec(),
+        b"back\\slash \\\\ \\N \\. end\\".to_vec(),
+        b"tab\there\nnewline\r\ncrlf".to_vec(),
+        b"nul\0inside\0".to_vec(),
+        b"\0".to_vec(),
+        b"invalid \xff\xfe utf8 \xc3".to_vec(),
+        b"cesu \xed\xa0\x80 surrogate".to_vec(),
+        "ünïcødé 中文 😀 \u{202e}rtl \u{FEFF}bom".as_bytes().to_vec(),
+        Vec::new(),
+        " leading and trailing spaces ".as_bytes().to_vec(),
+        "é".repeat(300).into_bytes(),
+        b"x".repeat(70_000),
+        b"%s %d {0} $1 ${x}".to_vec(),
+    ];
+    let others: Vec<Vec<u8>> = vec![
+        br#"{"a":"x\u0000y","\u0000k":1}"#.to_vec(),
+        br#"{"q":"quote\" back\\ slash","n":[1,2.5,-3e10,true,false,null],"o":{"deep":{"er":[]}}}"#.to_vec(),
+        br#""just a string""#.to_vec(),
+        b"null".to_vec(),
+        b"12345678901234567890".to_vec(),
+        b"a:2:{s:3:\"foo\";i:1;s:3:\"bar\";s:1:\"x\";}".to_vec(),
+        b"{\"bad\":\"\xff\xfe\"}".to_vec(),
+        b"{\"raw\":\"nul\0byte\"}".to_vec(),
+        br#"["\ud83d\ude00","\ud83d","\ude00"]"#.to_vec(),
+        "{\"ünï\":\"中文 😀\"}".as_bytes().to_vec(),
+        b"".to_vec(),
+        b"[".to_vec(),
+    ];
+    let ints = [i64::MIN, i64::MAX, 0, -1, 1, 4_294_967_296];
+    (0..n)
+        .map(|i| {
+            let mut e = plain(i as i64);
+            for (k, f) in STR_FIELDS.iter().enumerate() {
+                if *f == StrField::Other {
+                    continue;
+                }
+                e.strs[*f as usize] = match (i + k) % (strings.len() + 1) {
+                    0 => None,
+                    j => Some(strings[j - 1].clone()),
+                };
+            }
+            e.strs[StrField::Other as usize] = match i % (others.len() + 1) {
+                0 => None,
+                j => Some(others[j - 1].clone()),
+            };
+            for (k, f) in INT_FIELDS.iter().enumerate() {
+                if matches!(f, IntField::EduLevel | IntField::Anonymous | IntField::TimeCreated) {
+                    continue;
+                }
+                e.ints[*f as usize] = match (i + k) % (ints.len() + 1) {
+                    0 => None,
+                    j => Some(ints[j - 1]),
+                };
+            }
+            e.ints[IntField::EduLevel as usize] = [None, Some(-32768), Some(32767), Some(0)][i % 4];
+            e.ints[IntField::Anonymous as usize] = [Some(1), None, Some(0)][i % 3];
+            if i % 5 == 0 {
+                e.ints[IntField::TimeCreated as usize] = None;
+            }
+            e
+        })
+        .chain(std::iter::once({
+            let mut e = plain(n as i64);
+            let blob = "x\"\\é".repeat(1 << 18); // 1 MiB of characters that need escaping
+            e.strs[StrField::Other as usize] = Some(serde_json::to_vec(&serde_json::json!({ "blob": blob })).unwrap());
+            e
+        }))
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tests
+
+#[test]
+fn every_nasty_value_reads_back_as_documented() {
+    both("nasty", |t, s| {
+        let evs = nasty(150);
+        let mut sink = t.sink(s, &[]);
+        let producer = 0xDEAD_BEEF_0000_0001;
+        let b = batch(producer, 1, &evs);
+        let w = sink.write(&b).unwrap();
+        assert_eq!((w.written, w.rejected), (evs.len(), 0), "{w:?}");
+        assert!(w.truncated > 0, "replacements are counted");
+        assert_rows(t, s, producer, 1, &evs);
+        match (t.timescale, sink.layout()) {
+            (false, Some(Layout::Native)) | (true, Some(Layout::Timescale { .. })) => {}
+            (ts, l) => panic!("layout {l:?} with timescale={ts}"),
+        }
+    });
+}
+
+#[test]
+fn killed_before_commit_then_retried_twice_writes_once() {
+    both("killed", |t, s| {
+        let evs: Vec<Ev> = (0..500).map(plain).collect();
+        let b = batch(42, 1, &evs);
+        let mut sink = t.sink(s, &[]);
+        let killer = t.clone();
+        sink.set_before_commit_hook(Some(Box::new(move |pid| {
+            let mut c = killer.client();
+            let killed: bool = c.query_one("SELECT pg_terminate_backend($1)", &[&pid]).unwrap().get(0);
+            assert!(killed);
+        })));
+        match sink.write(&b) {
+            Err(SinkError::Retry { msg, .. }) => eprintln!("killed as planned: {msg}"),
+            other => panic!("expected Retry after the kill, got {other:?}"),
+        }
+        sink.set_before_commit_hook(None);
+        assert_eq!(count(t, s), 0, "the killed transaction must not have committed");
+        for attempt in 0..2 {
+            let w = sink.write(&b).unwrap();
+            assert_eq!(w.written, 500, "attempt {attempt}");
+            assert_eq!(count(t, s), 500, "attempt {attempt}");
+        }
+        // A fresh sink (a new process replaying its spool) does not duplicate either.
+        let mut other = t.sink(s, &[]);
+        assert_eq!(other.write(&b).unwrap().written, 500);
+        assert_eq!(count(t, s), 500);
+        assert_rows(t, s, 42, 1, &evs);
+    });
+}
+
+#[test]
+fn recut_and_overlapping_batches_never_duplicate() {
+    both("recut", |t, s| {
+        let evs: Vec<Ev> = (0..300).map(plain).collect();
+        let producer = 7;
+        let mut sink = t.sink(s, &[]);
+        let cut = |a: usize, b: usize| batch(producer, 1 + a as u64, &evs[a..b]);
+        sink.write(&cut(0, 100)).unwrap();
+        sink.write(&cut(0, 100)).unwrap(); // lost acknowledgement: same batch again
+        assert_eq!(count(t, s), 100);
+        sink.write(&cut(50, 150)).unwrap(); // replay re-cut across the committed one
+        assert_eq!(count(t, s), 150);
+        sink.write(&cut(200, 250)).unwrap(); // a gap
+        sink.write(&cut(0, 300)).unwrap(); // everything, re-cut as one batch
+        assert_eq!(count(t, s), 300);
+        sink.write(&cut(120, 260)).unwrap();
+        assert_eq!(count(t, s), 300);
+        assert_rows(t, s, producer, 1, &evs);
+        // Adjacent ranges were merged: the ledger holds one range for the producer.
+        let ledger: Vec<(i64, i64)> = t
+            .client()
+            .query(&format!("SELECT first_seq, last_seq FROM \"{s}\".logstore_tsdb_log_ledger ORDER BY 1"), &[])
+            .unwrap()
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect();
+        assert_eq!(ledger, vec![(1, 300)]);
+        // Producer ids are u64: the top bit set still works (stored as a negative bigint).
+        let big = u64::MAX - 3;
+        sink.write(&batch(big, i64::MAX as u64 - 5, &evs[..3])).unwrap();
+        sink.write(&batch(big, i64::MAX as u64 - 5, &evs[..3])).unwrap();
+        assert_eq!(count(t, s), 303);
+    });
+}
+
+#[test]
+fn a_lost_ledger_is_caught_by_the_unique_event_id() {
+    both("ledgerloss", |t, s| {
+        let evs: Vec<Ev> = (0..50).map(plain).collect();
+        let mut sink = t.sink(s, &[]);
+        sink.write(&batch(9, 1, &evs[..30])).unwrap();
+        t.client().batch_execute(&format!("DELETE FROM \"{s}\".logstore_tsdb_log_ledger")).unwrap();
+        let w = sink.write(&batch(9, 1, &evs)).unwrap();
+        assert_eq!(w.written, 50);
+        assert_eq!(count(t, s), 50);
+        assert_rows(t, s, 9, 1, &evs);
+    });
+}
+
+fn at(day: i64, secs_of_day: i64, us: i64) -> Ev {
+    let mut e = plain(0);
+    let t = day * DAY_SECS + secs_of_day;
+    e.ints[IntField::TimeCreated as usize] = Some(t);
+    e.time_ns = t * 1_000_000_000 + us * 1000 + 1;
+    e
+}
+
+fn partitions(t: &Target, s: &str) -> Vec<String> {
+    t.client()
+        .query(
+            "SELECT c.relname::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid \
+             WHERE i.inhparent = $1::text::regclass ORDER BY 1",
+            &[&format!("\"{s}\".logstore_tsdb_log")],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
+fn fixed_clock(sink: &mut PostgresSink, us: &Arc<AtomicI64>) {
+    let c = us.clone();
+    sink.set_clock(Box::new(move || c.load(Ordering::SeqCst)));
+}
+
+#[test]
+fn partitions_are_made_ahead_and_on_demand_across_midnight() {
+    let Some(t) = pg() else { return };
+    let s = t.schema("midnight");
+    let today = days_from_civil(2024, 2, 28);
+    let clock = Arc::new(AtomicI64::new(today * DAY_US + 12 * 3_600_000_000));
+    let mut sink = t.sink(&s, &[]);
+    fixed_clock(&mut sink, &clock);
+    let m = sink.maintain().unwrap();
+    assert_eq!(m.created, (today..=today + PREMAKE_DAYS).collect::<Vec<_>>());
+    assert_eq!(
+        partitions(&t, &s),
+        [
+            "logstore_tsdb_log_p20240228",
+            "logstore_tsdb_log_p20240229",
+            "logstore_tsdb_log_p20240301",
+            "logstore_tsdb_log_p20240302"
+        ]
+    );
+    // Last microsecond of a past day, first of the next, a leap day, a day before 1970.
+    let evs = vec![
+        at(today - 2, DAY_SECS - 1, 999_999),
+        at(today - 1, 0, 0),
+        at(today + 1, 0, 0),
+        at(today + 1, DAY_SECS - 1, 999_999),
+        at(-1, DAY_SECS - 1, 999_999),
+        at(0, 0, 0),
+    ];
+    let w = sink.write(&batch(5, 1, &evs)).unwrap();
+    assert_eq!((w.written, w.rejected), (6, 0));
+    let placed: Vec<(String, String)> = t
+        .client()
+        .query(
+            &format!(
+                "SELECT tableoid::regclass::text, event_id::text FROM \"{s}\".logstore_tsdb_log ORDER BY event_id"
+            ),
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    let want = [
+        "logstore_tsdb_log_p20240226",
+        "logstore_tsdb_log_p20240227",
+        "logstore_tsdb_log_p20240229",
+        "logstore_tsdb_log_p20240229",
+        "logstore_tsdb_log_p19691231",
+        "logstore_tsdb_log_p19700101",
+    ];
+    for (k, w) in want.iter().enumerate() {
+        assert_eq!(placed[k], (format!("{s}.{w}"), uuid(5, 1 + k as u64)), "event {k}");
+    }
+    assert_rows(&t, &s, 5, 1, &evs);
+    // Midnight passes: the next write premakes the new day's horizon.
+    clock.store((today + 1) * DAY_US + 1, Ordering::SeqCst);
+    sink.write(&batch(5, 7, &[at(today + 1, 5, 0)])).unwrap();
+    assert!(partitions(&t, &s).contains(&"logstore_tsdb_log_p20240303".to_string()));
+    // Far future: refused, no partition for it.
+    let w = sink.write(&batch(5, 8, &[at(today + 400, 0, 0)])).unwrap();
+    assert_eq!((w.written, w.rejected), (0, 1));
+    assert!(w.error.unwrap().contains("future"));
+}
+
+#[test]
+fn retention_drops_exactly_the_expired_partitions() {
+    let Some(t) = pg() else { return };
+    let s = t.schema("retention");
+    let today = days_from_civil(2024, 3, 10);
+    let noon = today * DAY_US + 12 * 3_600_000_000;
+    let clock = Arc::new(AtomicI64::new(noon));
+    // Days today-10 .. today, written while keeping everything.
+    let mut keep_all = t.sink(&s, &[]);
+    fixed_clock(&mut keep_all, &clock);
+    let evs: Vec<Ev> = (0..=10).map(|k| at(today - 10 + k, 3600, 0)).collect();
+    assert_eq!(keep_all.write(&batch(11, 1, &evs)).unwrap().written, 11);
+    let before = partitions(&t, &s);
+    assert_eq!(before.len(), 11 + PREMAKE_DAYS as usize);
+
+    // Keep 3 days at noon: a day's partition goes once its END is more than 3 days ago, i.e. every
+    // day up to today-4 (its end, today-3 00:00, is 3.5 days ago); today-3 ends 2.5 days ago: kept.
+    let mut sink = t.sink(&s, &[("retention_days", "3")]);
+    fixed_clock(&mut sink, &clock);
+    let m = sink.maintain().unwrap();
+    assert_eq!(m.dropped, (today - 10..=today - 4).collect::<Vec<_>>());
+    let after = partitions(&t, &s);
+    assert_eq!(after.len(), before.len() - 7);
+    assert_eq!(after.first().unwrap(), "logstore_tsdb_log_p20240307");
+    assert_eq!(count(&t, &s), 4, "rows of today-3 .. today stay");
+    // Writing across the boundary: today-4 is refused (it would be dropped), today-3 is written.
+    let w = sink.write(&batch(12, 1, &[at(today - 4, DAY_SECS - 1, 999_999), at(today - 3, 0, 0)])).unwrap();
+    assert_eq!((w.written, w.rejected), (1, 1));
+    assert!(w.error.unwrap().contains("retention_days"));
+    assert!(!partitions(&t, &s).contains(&"logstore_tsdb_log_p20240306".to_string()));
+    assert_eq!(count(&t, &s), 5);
+    // Exactly at the boundary instant (next midnight): today-3 ended exactly 3 days ago: dropped,
+    // with both its rows; today-2 .. today stay.
+    clock.store((today + 1) * DAY_US, Ordering::SeqCst);
+    let m = sink.maintain().unwrap();
+    assert_eq!(m.dropped, vec![today - 3]);
+    assert_eq!(count(&t, &s), 3);
+}
+
+#[test]
+fn a_bad_row_is_isolated_by_split_and_the_rest_is_written() {
+    let Some(t) = pg() else { return };
+    let s = t.schema("split");
+    // Create the table, then add a rule the sink does not know about.
+    t.sink(&s, &[]).maintain().unwrap();
+    t.client()
+        .batch_execute(&format!(
+            "ALTER TABLE \"{s}\".logstore_tsdb_log ADD CONSTRAINT no_course_666 CHECK (courseid IS DISTINCT FROM 666)"
+        ))
+        .unwrap();
+    let n = 200;
+    let p = Pipeline::start(t.config(&s, &[("batch_size", "1000"), ("flush_interval_ms", "100000")])).unwrap();
+    for i in 0..n {
+        let mut e = plain(i);
+        if i == 137 {
+            e.ints[IntField::CourseId as usize] = Some(666);
+        }
+        p.log(|w: &mut RecordWriter<'_>, _c: &Config| -> Result<(), ()> {
+            for f in INT_FIELDS {
+                if let Some(v) = e.ints[f as usize] {
+                    w.set_int(f, v);
+                }
+            }
+            for f in STR_FIELDS {
+                if let Some(v) = &e.strs[f as usize] {
+                    w.put_str(f, v, 1 << 20);
+                }
+            }
+            Ok(())
+        })
+        .unwrap();
+    }
+    assert_eq!(p.flush(Duration::from_secs(120)), 0);
+    let st = p.stats();
+    assert_eq!(st.rejected.load(Ordering::SeqCst), 1);
+    assert_eq!(st.written.load(Ordering::SeqCst), n as u64 - 1);
+    assert_eq!(st.failed.load(Ordering::SeqCst), 0);
+    assert!(st.last_error().contains("no_course_666"), "{}", st.last_error());
+    p.shutdown(Duration::from_secs(10));
+    assert_eq!(count(&t, &s), n - 1);
+    let bad: i64 = t
+        .client()
+        .query_one(&format!("SELECT count(*) FROM \"{s}\".logstore_tsdb_log WHERE courseid = 666"), &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(bad, 0);
+}
+
+#[test]
+fn values_no_column_can_hold_are_refused_per_event() {
+    both("refused", |t, s| {
+        let mut evs: Vec<Ev> = (0..10).map(plain).collect();
+        evs[3].ints[IntField::EduLevel as usize] = Some(40_000);
+        evs[7].ints[IntField::Anonymous as usize] = Some(-40_000);
+        let mut sink = t.sink(s, &[]);
+        let w = sink.write(&batch(3, 1, &evs)).unwrap();
+        assert_eq!((w.written, w.rejected), (8, 2));
+        assert!(w.error.unwrap().contains("edulevel"));
+        assert_eq!(count(t, s), 8);
+        // The refused ones are settled: a retry neither writes nor refuses anything new.
+        let w = sink.write(&batch(3, 1, &evs)).unwrap();
+        assert_eq!(count(t, s), 8);
+        assert_eq!(w.written, 8);
+    });
+}
+
+#[test]
+fn authentication_and_privilege_errors_name_the_setting_not_the_password() {
+    let Some(t) = pg() else { return };
+    let s = t.schema("auth");
+    let secret = "Sekr1t-not-this-one";
+    let mut sink = t.sink(&s, &[("password", secret)]);
+    let b = batch(1, 1, &[plain(1)]);
+    match sink.write(&b) {
+        Err(SinkError::Config(msg)) => {
+            assert!(msg.contains("password"), "{msg}");
+            assert!(msg.contains(&t.user), "{msg}");
+            assert!(!msg.contains(secret), "{msg}");
+        }
+        other => panic!("expected a Config error, got {other:?}"),
+    }
+    let mut sink = t.sink(&s, &[("dbname", "no_such_db")]);
+    match sink.write(&b) {
+        Err(SinkError::Config(msg)) => assert!(msg.starts_with("dbname:") && msg.contains("no_such_db"), "{msg}"),
+        other => panic!("expected a Config error, got {other:?}"),
+    }
+    let mut sink = t.sink(&s, &[("sslmode", "require")]);
+    match sink.write(&b) {
+        Err(SinkError::Config(msg)) => assert!(msg.starts_with("sslmode:"), "{msg}"),
+        other => panic!("expected a Config error, got {other:?}"),
+    }
+    // A role that may log in but not create anything.
+    let Some(dsn) = std::env::var("TSDB_TEST_PG_SUPERUSER_DSN").ok() else {
+        eprintln!("SKIPPED (privilege part): TSDB_TEST_PG_SUPERUSER_DSN not set");
+        return;
+    };
+    let mut su = postgres::Client::connect(&dsn, NoTls).unwrap();
+    su.batch_execute(
+        "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'tsdb_noperm') THEN \
+         CREATE ROLE tsdb_noperm LOGIN PASSWORD 'noperm-pw'; END IF; END $$",
+    )
+    .unwrap();
+    let mut sink = t.sink(&s, &[("user", "tsdb_noperm"), ("password", "noperm-pw")]);
+    match sink.write(&b) {
+        Err(SinkError::Config(msg)) => {
+            assert!(msg.starts_with("user:") && msg.contains("tsdb_noperm"), "{msg}");
+            assert!(!msg.contains("noperm-pw"), "{msg}");
+        }
+        other => panic!("expected a Config error, got {other:?}"),
+    }
+}
+
+#[test]
+fn refused_connections_and_timeouts_are_retried() {
+    let Some(t) = pg() else { return };
+    let s = t.schema("retry");
+    // A port nobody listens on.
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut sink = t.sink(&s, &[("port", &free.to_string())]);
+    match sink.write(&batch(1, 1, &[plain(1)])) {
+        Err(SinkError::Retry { msg, .. }) => assert!(msg.contains(&free.to_string()), "{msg}"),
+        other => panic!("expected Retry, got {other:?}"),
+    }
+    // statement_timeout is set on the connection: a COPY stuck behind a lock is cancelled.
+    let mut sink = t.sink(&s, &[("statement_timeout_ms", "300"), ("application_name", "tsdb_it_timeout")]);
+    sink.maintain().unwrap();
+    let mut locker = t.client();
+    let mut tx = locker.transaction().unwrap();
+    tx.batch_execute(&format!("LOCK TABLE \"{s}\".logstore_tsdb_log_ledger IN ACCESS EXCLUSIVE MODE")).unwrap();
+    let app: i64 = t
+        .client()
+        .query_one("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'tsdb_it_timeout'", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(app, 1, "application_name is set");
+    match sink.write(&batch(1, 1, &[plain(1)])) {
+        Err(SinkError::Retry { msg, .. }) => assert!(msg.contains("57014"), "{msg}"),
+        other => panic!("expected Retry (statement timeout), got {other:?}"),
+    }
+    tx.rollback().unwrap();
+    assert_eq!(sink.write(&batch(1, 1, &[plain(1)])).unwrap().written, 1);
+    // idle() closes the connection.
+    sink.idle();
+    let app: i64 = t
+        .client()
+        .query_one("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'tsdb_it_timeout'", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(app, 0, "idle() closed the connection");
+}
+
+#[test]
+fn schema_is_idempotent_versioned_and_has_only_the_report_indexes() {
+    let Some(t) = pg() else { return };
+    let s = t.schema("schema");
+    let handles: Vec<_> = (0..4)
+        .map(|k| {
+            let t = t.clone();
+            let s = s.clone();
+            std::thread::spawn(move || {
+                let mut sink = t.sink(&s, &[]);
+                sink.write(&batch(100 + k, 1, &[plain(k as i64)])).unwrap();
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+    assert_eq!(count(&t, &s), 4);
+    let mut c = t.client();
+    let (v, layout): (i32, String) = {
+        let r = c.query_one(&format!("SELECT version, layout FROM \"{s}\".logstore_tsdb_log_schema"), &[]).unwrap();
+        (r.get(0), r.get(1))
+    };
+    assert_eq!((v, layout.as_str()), (1, "native"));
+    let idx: Vec<String> = c
+        .query(
+            "SELECT indexdef FROM pg_indexes WHERE schemaname = $1 AND tablename = 'logstore_tsdb_log' ORDER BY 1",
+            &[&s],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(idx.len(), 3, "{idx:?}");
+    assert!(idx.iter().any(|d| d.contains("UNIQUE") && d.contains("(event_id, \"time\")")), "{idx:?}");
+    assert!(idx.iter().any(|d| d.contains("(courseid, \"time\")")), "{idx:?}");
+    assert!(idx.iter().any(|d| d.contains("(userid, \"time\")")), "{idx:?}");
+    // Column names and types are logstore_standard_log's.
+    let cols: Vec<(String, String)> = c
+        .query(
+            "SELECT column_name::text, data_type::text FROM information_schema.columns \
+             WHERE table_schema = $1 AND table_name = 'logstore_tsdb_log' ORDER BY ordinal_position",
+            &[&s],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    let names: Vec<&str> = cols.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "id",
+            "eventname",
+            "component",
+            "action",
+            "target",
+            "objecttable",
+            "objectid",
+            "crud",
+            "edulevel",
+            "contextid",
+            "contextlevel",
+            "contextinstanceid",
+            "userid",
+            "courseid",
+            "relateduserid",
+            "anonymous",
+            "other",
+            "timecreated",
+            "origin",
+            "ip",
+            "realuserid",
+            "time",
+            "event_id"
+        ]
+    );
+    // A newer schema than this code knows is a configuration error, not a silent downgrade.
+    c.batch_execute(&format!("UPDATE \"{s}\".logstore_tsdb_log_schema SET version = 99")).unwrap();
+    match t.sink(&s, &[]).write(&batch(200, 1, &[plain(1)])) {
+        Err(SinkError::Config(msg)) => assert!(msg.contains("99"), "{msg}"),
+        other => panic!("expected a Config error, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_dropped_partition_is_recreated_on_retry() {
+    let Some(t) = pg() else { return };
+    let s = t.schema("dropped");
+    let mut sink = t.sink(&s, &[]);
+    sink.write(&batch(1, 1, &[plain(1)])).unwrap();
+    // Someone drops every partition behind the sink's back.
+    for p in partitions(&t, &s) {
+        t.client().batch_execute(&format!("DROP TABLE \"{s}\".\"{p}\"")).unwrap();
+    }
+    let b = batch(2, 1, &[plain(2)]);
+    match sink.write(&b) {
+        Err(SinkError::Retry { .. }) => {}
+        other => panic!("expected Retry, got {other:?}"),
+    }
+    assert_eq!(sink.write(&b).unwrap().written, 1);
+    assert_eq!(count(&t, &s), 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// TimescaleDB only
+
+#[test]
+fn timescale_hypertable_compression_policies_and_aggregates() {
+    let Some(t) = timescale() else { return };
+    let s = t.schema("tsdb_objects");
+    let mut sink = t.sink(&s, &[("retention_days", "30")]);
+    let evs: Vec<Ev> = (0..100).map(plain).collect();
+    sink.write(&batch(1, 1, &evs)).unwrap();
+    let tsl = matches!(sink.layout(), Some(Layout::Timescale { tsl: true, .. }));
+    let mut c = t.client();
+    let ht: i64 = c
+        .query_one(
+            "SELECT count(*) FROM timescaledb_information.hypertables WHERE hypertable_schema = $1 \
+             AND hypertable_name = 'logstore_tsdb_log'",
+            &[&s],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(ht, 1);
+    let interval: String = c
+        .query_one(
+            "SELECT time_interval::text FROM timescaledb_information.dimensions WHERE hypertable_schema = $1 \
+             AND hypertable_name = 'logstore_tsdb_log' AND column_name = 'time'",
+            &[&s],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(interval, "1 day");
+    if !tsl {
+        eprintln!("SKIPPED (compression, policies, aggregates): timescaledb.license is not 'timescale'");
+        return;
+    }
+    let jobs: Vec<String> = c
+        .query(
+            "SELECT proc_name::text FROM timescaledb_information.jobs WHERE hypertable_schema = $1 ORDER BY 1",
+            &[&s],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(jobs.contains(&"policy_compression".to_string()), "{jobs:?}");
+    assert!(jobs.contains(&"policy_retention".to_string()), "{jobs:?}");
+    let segby: Vec<String> = c
+        .query(
+            "SELECT attname::text FROM timescaledb_information.compression_settings WHERE hypertable_schema = $1 \
+             AND hypertable_name = 'logstore_tsdb_log' AND segmentby_column_index IS NOT NULL",
+            &[&s],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(segby, ["courseid"]);
+    let caggs: Vec<String> = c
+        .query(
+            "SELECT view_name::text FROM timescaledb_information.continuous_aggregates WHERE view_schema = $1 ORDER BY 1",
+            &[&s],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(caggs, ["logstore_tsdb_log_daily_users", "logstore_tsdb_log_hourly"]);
+    c.batch_execute(&format!(
+        "CALL refresh_continuous_aggregate('\"{s}\".logstore_tsdb_log_hourly', NULL, NULL); \
+         CALL refresh_continuous_aggregate('\"{s}\".logstore_tsdb_log_daily_users', NULL, NULL);"
+    ))
+    .unwrap();
+    let events: i64 =
+        c.query_one(&format!("SELECT sum(events)::bigint FROM \"{s}\".logstore_tsdb_log_hourly"), &[]).unwrap().get(0);
+    assert_eq!(events, 100);
+    let users: i64 = c
+        .query_one(&format!("SELECT sum(active_users)::bigint FROM \"{s}\".logstore_tsdb_log_daily_active_users"), &[])
+        .unwrap()
+        .get(0);
+    assert!((13..=26).contains(&users), "13 distinct users (over at most two days): {users}");
+    // Retention follows the configuration: changed, then removed.
+    drop(sink);
+    let mut sink = t.sink(&s, &[("retention_days", "60")]);
+    sink.write(&batch(2, 1, &evs[..1])).unwrap();
+    let drop_after: String = c
+        .query_one(
+            "SELECT config->>'drop_after' FROM timescaledb_information.jobs WHERE hypertable_schema = $1 \
+             AND proc_name = 'policy_retention'",
+            &[&s],
+        )
+        .unwrap()
+        .get(0);
+    assert!(drop_after.contains("60"), "{drop_after}");
+    let mut sink = t.sink(&s, &[]);
+    sink.write(&batch(3, 1, &evs[..1])).unwrap();
+    let n: i64 = c
+        .query_one(
+            "SELECT count(*) FROM timescaledb_information.jobs WHERE hypertable_schema = $1 AND proc_name = 'policy_retention'",
+            &[&s],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 0);
+    // Retries into a compressed chunk still do not duplicate.
+    c.batch_execute(&format!("SELECT compress_chunk(ch) FROM show_chunks('\"{s}\".logstore_tsdb_log') ch")).unwrap();
+    t.client().batch_execute(&format!("DELETE FROM \"{s}\".logstore_tsdb_log_ledger")).unwrap();
+    let w = sink.write(&batch(1, 1, &evs)).unwrap();
+    assert_eq!(w.written, 100);
+    assert_eq!(count(&t, &s), 102);
+}
