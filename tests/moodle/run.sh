@@ -38,9 +38,15 @@ fi
 echo "run.sh: extension $(php "${php_args[@]}" -r 'echo tsdb_version();') from $so"
 
 pgdir=""
+influxrun=""
 bindir=""
 runuser_bin="$(command -v runuser || echo /usr/sbin/runuser)"
 cleanup() {
+    if [[ -n "$influxrun" ]]; then
+        [[ -f "$influxrun/pids" ]] && kill $(cat "$influxrun/pids") 2>/dev/null || true
+        sleep 0.5
+        rm -rf "$influxrun"
+    fi
     if [[ -n "$pgdir" ]]; then
         "$runuser_bin" -u postgres -- "$bindir/pg_ctl" -D "$pgdir/data" -m immediate stop >/dev/null 2>&1 || true
         rm -rf "$pgdir"
@@ -63,6 +69,17 @@ if [[ -z "${TSDB_TEST_PG_HOST:-}" ]]; then
         echo "run.sh: started a throwaway PostgreSQL on 127.0.0.1:$port"
     else
         echo "run.sh: no PostgreSQL (set TSDB_TEST_PG_HOST...): the tests that need one will be SKIPPED" >&2
+    fi
+fi
+
+# InfluxDB 1.x: TSDB_TEST_INFLUX_URL when set; otherwise the project's own helper starts one (Debian's influxd).
+if [[ -z "${TSDB_TEST_INFLUX_URL:-}" ]] && command -v influxd >/dev/null && [[ -f "$repo/tests/servers/influxdb.sh" ]]; then
+    influxrun="$(mktemp -d /tmp/logstore-tsdb-influx.XXXXXX)"
+    # shellcheck source=/dev/null
+    source "$repo/tests/servers/influxdb.sh"
+    if ! start_influxdb "$influxrun"; then
+        echo "run.sh: could not start InfluxDB: the InfluxDB tests will be SKIPPED" >&2
+        unset TSDB_TEST_INFLUX_URL
     fi
 fi
 

@@ -273,7 +273,7 @@ class provider implements
                 }
                 $where = self::influx_user_where($key);
                 if (in_array('contextid', $client->tags(), true)) {
-                    $rows = $client->query('SELECT count("eventname") FROM ' . $client->measurement() . " WHERE $where GROUP BY \"contextid\"");
+                    $rows = $client->query('SELECT count("userid") FROM ' . $client->measurement() . " WHERE $where GROUP BY \"contextid\"");
                 } else {
                     $rows = $client->query('SELECT "contextid" FROM ' . $client->measurement() . " WHERE $where");
                 }

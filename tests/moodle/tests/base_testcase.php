@@ -132,6 +132,23 @@ abstract class base_testcase extends TestCase {
     }
 
     /**
+     * Sorts associative arrays by key, recursively (PostgreSQL's jsonb does not keep key order; lists keep theirs).
+     *
+     * @param mixed $v
+     * @return mixed
+     */
+    protected static function canonical($v) {
+        if (!is_array($v)) {
+            return $v;
+        }
+        $v = array_map([self::class, 'canonical'], $v);
+        if (array_keys($v) !== range(0, count($v) - 1)) {
+            ksort($v);
+        }
+        return $v;
+    }
+
+    /**
      * Runs a PHP file in a new PHP process with the same tsdb extension as this one (TSDB_SO, set by run.sh).
      *
      * @param string $file

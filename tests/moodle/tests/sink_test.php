@@ -68,8 +68,9 @@ class sink_test extends base_testcase {
             foreach (self::COLUMNS as $col) {
                 $got = $row[$col];
                 if ($col === 'other') {
-                    $want = json_decode($ref['other'], true);
-                    $this->assertSame($want, $got === null ? null : json_decode($got, true), "row $i other");
+                    // jsonb keeps the values and types, not the key order.
+                    $want = self::canonical(json_decode($ref['other'], true));
+                    $this->assertSame($want, $got === null ? null : self::canonical(json_decode($got, true)), "row $i other");
                     continue;
                 }
                 $want = $ref[$col];
