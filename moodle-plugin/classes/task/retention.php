@@ -84,11 +84,16 @@ class retention extends \core\task\scheduled_task {
                 $db->execute("SET lock_timeout = '2s'");
                 foreach ($partitions as $name => $daystart) {
                     if ($daystart + 86400 <= $cutoff) {
-                        $n = (int) $db->query('SELECT count(*) AS n FROM ' . \logstore_tsdb\local\pgdb::quote_identifier($cfg->schema)
-                            . '.' . \logstore_tsdb\local\pgdb::quote_identifier($name))[0]->n;
-                        $db->execute('DROP TABLE ' . \logstore_tsdb\local\pgdb::quote_identifier($cfg->schema) . '.'
-                            . \logstore_tsdb\local\pgdb::quote_identifier($name));
-                        $deleted += $n;
+                        $qualified = \logstore_tsdb\local\pgdb::quote_identifier($cfg->schema) . '.'
+                            . \logstore_tsdb\local\pgdb::quote_identifier($name);
+                        try {
+                            $n = (int) $db->query("SELECT count(*) AS n FROM $qualified")[0]->n;
+                            $db->execute("DROP TABLE $qualified");
+                            $deleted += $n;
+                        } catch (\moodle_exception $e) {
+                            // Busy (lock_timeout) or already dropped by the writer: the next run will see it.
+                            mtrace("logstore_tsdb: could not drop $name now: " . $e->getMessage());
+                        }
                     }
                 }
             } else {
