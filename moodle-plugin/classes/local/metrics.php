@@ -96,7 +96,7 @@ class metrics {
         $row->lasterror = \core_text::substr((string) ($stats['last_error'] ?? ''), 0, 1000);
         $row->lastsuccessat = self::seconds($stats['last_success_at'] ?? 0);
         $row->backend = (string) ($stats['backend'] ?? '');
-        $row->version = (string) ($stats['version'] ?? '');
+        $row->extversion = (string) ($stats['version'] ?? '');
         $row->timereported = $now;
         if ($prev) {
             $row->id = $prev->id;
