@@ -564,6 +564,65 @@ fn influxdb1_auth_on() {
 }
 
 #[test]
+fn influxdb1_https_verifies_certificates() {
+    let test = "influxdb1_https_verifies_certificates";
+    let (Some(url), Some(ca)) = (server("TSDB_TEST_INFLUX_HTTPS_URL", test), server("TSDB_TEST_INFLUX_CA_FILE", test))
+    else {
+        return;
+    };
+    let db = unique("tsdb_tls");
+    let q = http_with_ca(&ca)
+        .post(format!("{url}/query"))
+        .form(&[("q", format!("CREATE DATABASE \"{db}\""))])
+        .send()
+        .unwrap();
+    assert!(q.status().is_success());
+    let evs = nasty_events(1_700_000_700_000_000_000);
+    let b = &batches(&evs, 48, 1000)[0];
+
+    // Verification is on by default: a certificate from an unknown CA is a configuration error.
+    match InfluxSink::new(&influx1_config(&url, &db, &[])).unwrap().write(b) {
+        Err(SinkError::Config(m)) => assert!(m.starts_with("ca_file/tls_verify:") && m.contains("certificate"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    // ca_file makes it trusted.
+    let mut sink = InfluxSink::new(&influx1_config(&url, &db, &[("ca_file", &ca)])).unwrap();
+    assert_eq!(sink.write(b).unwrap().written, b.len());
+    // tls_verify=0 accepts it without the CA.
+    let mut sink = InfluxSink::new(&influx1_config(&url, &db, &[("tls_verify", "0")])).unwrap();
+    assert_eq!(sink.write(b).unwrap().written, b.len());
+    // A ca_file that is not PEM is a configuration error naming it.
+    match InfluxSink::new(&influx1_config(&url, &db, &[("ca_file", "/etc/hostname")])).unwrap().write(b) {
+        Err(SinkError::Config(m)) => assert!(m.starts_with("ca_file:"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    let n = rows(
+        &serde_json::from_str(
+            &http_with_ca(&ca)
+                .post(format!("{url}/query"))
+                .form(&[("q", "SELECT * FROM moodle_events"), ("db", db.as_str()), ("epoch", "ns")])
+                .send()
+                .unwrap()
+                .text()
+                .unwrap(),
+        )
+        .unwrap(),
+    )
+    .len();
+    assert_eq!(n, evs.len(), "written twice, stored once");
+    http_with_ca(&ca).post(format!("{url}/query")).form(&[("q", format!("DROP DATABASE \"{db}\""))]).send().unwrap();
+}
+
+fn http_with_ca(ca: &str) -> reqwest::blocking::Client {
+    let pem = std::fs::read(ca).unwrap();
+    let mut b = reqwest::blocking::Client::builder().timeout(Duration::from_secs(60)).no_proxy();
+    for c in reqwest::Certificate::from_pem_bundle(&pem).unwrap() {
+        b = b.add_root_certificate(c);
+    }
+    b.build().unwrap()
+}
+
+#[test]
 fn influxdb1_missing_database_and_retention_policy_are_config_errors() {
     let Some(url) = server("TSDB_TEST_INFLUX_URL", "influxdb1_missing_database_and_retention_policy_are_config_errors")
     else {

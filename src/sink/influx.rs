@@ -16,6 +16,7 @@
 //! - 401 / 403 / 404 (and 1.x's 500 for an unknown retention policy): configuration errors naming the
 //!   setting to fix.
 //! - 413: split. 429 / 503: retry after `Retry-After`. Other 5xx, timeouts, network errors: retry.
+//! - An https certificate that does not verify: a configuration error naming `ca_file/tls_verify`.
 //!
 //! Before the first write the sink asks `GET /ping` which server it talks to: InfluxDB answers with
 //! `X-Influxdb-Version` and `X-Influxdb-Build`; 1.x and 2.x take tag values in the Go dialect, 3.x in
@@ -223,6 +224,12 @@ impl InfluxSink {
         };
         let host = self.url.host_str().unwrap_or("?").to_string();
         let port = self.url.port_or_known_default().unwrap_or(0);
+        if self.url.scheme() == "https" && what.contains("certificate") {
+            // Not going to fix itself: an admin must trust the server's CA (or turn verification off).
+            return SinkError::Config(self.clean(&format!(
+                "ca_file/tls_verify: the certificate of InfluxDB {host}:{port} is not trusted: {what}"
+            )));
+        }
         SinkError::Retry { msg: self.clean(&format!("InfluxDB {host}:{port}: {what}")), after: None }
     }
 

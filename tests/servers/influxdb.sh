@@ -4,6 +4,8 @@
 #   - one without auth:           TSDB_TEST_INFLUX_URL
 #   - one with auth-enabled=true: TSDB_TEST_INFLUX_AUTH_URL, with an admin user
 #                                 TSDB_TEST_INFLUX_USER / TSDB_TEST_INFLUX_PASSWORD
+#   - one serving https with a certificate of a test CA made here (needs `openssl`):
+#                                 TSDB_TEST_INFLUX_HTTPS_URL, TSDB_TEST_INFLUX_CA_FILE (the CA, PEM)
 # Each pid is appended to RUNDIR/pids (stop them with `kill $(cat RUNDIR/pids)`); logs go to
 # RUNDIR/influxdb-*/influxd.log. Returns non-zero (and prints the log tail) if a server does not come up.
 
@@ -11,10 +13,32 @@ _tsdb_free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
 }
 
-# _tsdb_influxd_one DIR AUTH(true|false) -> prints the base URL on success
+# _tsdb_test_certs DIR: a test CA and a server certificate for 127.0.0.1/localhost signed by it.
+_tsdb_test_certs() {
+    local dir=$1
+    mkdir -p "$dir"
+    (
+        cd "$dir" || exit 1
+        openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout ca.key -out ca.pem \
+            -days 3650 -subj "/CN=tsdb test CA" &&
+            openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout server.key \
+                -out server.csr -subj "/CN=127.0.0.1" &&
+            printf '%s\n' 'subjectAltName=IP:127.0.0.1,DNS:localhost' 'basicConstraints=CA:FALSE' \
+                'keyUsage=digitalSignature,keyEncipherment' 'extendedKeyUsage=serverAuth' >server.ext &&
+            openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem \
+                -days 3650 -extfile server.ext
+    ) >"$dir/openssl.log" 2>&1
+}
+
+# _tsdb_influxd_one DIR AUTH(true|false) [CERTDIR] -> prints the base URL on success (https with CERTDIR)
 _tsdb_influxd_one() {
-    local dir=$1 auth=$2 http rpc pid i
+    local dir=$1 auth=$2 certs=${3:-} http rpc pid i scheme=http https=false curl_tls=()
     mkdir -p "$dir/meta" "$dir/data" "$dir/wal"
+    if [ -n "$certs" ]; then
+        scheme=https
+        https=true
+        curl_tls=(--cacert "$certs/ca.pem")
+    fi
     http=$(_tsdb_free_port) || return 1
     rpc=$(_tsdb_free_port) || return 1
     cat >"$dir/influxdb.conf" <<CONF
@@ -44,6 +68,9 @@ bind-address = "127.0.0.1:$rpc"
   log-enabled = false
   pprof-enabled = false
   max-body-size = 25000000
+  https-enabled = $https
+  https-certificate = "$certs/server.pem"
+  https-private-key = "$certs/server.key"
 
 [continuous_queries]
   enabled = false
@@ -52,8 +79,8 @@ CONF
     pid=$!
     echo "$pid" >>"$RUNDIR_INFLUX/pids"
     for i in $(seq 1 300); do
-        if [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$http/ping")" = 204 ]; then
-            echo "http://127.0.0.1:$http"
+        if [ "$(curl -s "${curl_tls[@]}" -o /dev/null -w '%{http_code}' "$scheme://127.0.0.1:$http/ping")" = 204 ]; then
+            echo "$scheme://127.0.0.1:$http"
             return 0
         fi
         if ! kill -0 "$pid" 2>/dev/null; then
@@ -81,9 +108,17 @@ start_influxdb() {
         echo "could not create the admin user on $auth_url (HTTP $code)" >&2
         return 1
     fi
+    if command -v openssl >/dev/null && _tsdb_test_certs "$RUNDIR_INFLUX/tls"; then
+        export TSDB_TEST_INFLUX_HTTPS_URL
+        TSDB_TEST_INFLUX_HTTPS_URL=$(_tsdb_influxd_one "$RUNDIR_INFLUX/influxdb-https" false "$RUNDIR_INFLUX/tls") || return 1
+        export TSDB_TEST_INFLUX_CA_FILE="$RUNDIR_INFLUX/tls/ca.pem"
+    else
+        echo "openssl missing or failing (see $RUNDIR_INFLUX/tls/openssl.log): no https InfluxDB" >&2
+    fi
     export TSDB_TEST_INFLUX_URL=$url
     export TSDB_TEST_INFLUX_AUTH_URL=$auth_url
     export TSDB_TEST_INFLUX_USER=$user
     export TSDB_TEST_INFLUX_PASSWORD=$password
-    echo "influxdb: $TSDB_TEST_INFLUX_URL (no auth), $TSDB_TEST_INFLUX_AUTH_URL (auth, user $user)" >&2
+    echo "influxdb: $TSDB_TEST_INFLUX_URL (no auth), $TSDB_TEST_INFLUX_AUTH_URL (auth, user $user)," \
+        "${TSDB_TEST_INFLUX_HTTPS_URL:-no} (https)" >&2
 }
