@@ -935,11 +935,10 @@ fn timescale_hypertable_compression_policies_and_aggregates() {
         .map(|r| r.get(0))
         .collect();
     assert_eq!(caggs, ["logstore_tsdb_log_daily_users", "logstore_tsdb_log_hourly"]);
-    c.batch_execute(&format!(
-        "CALL refresh_continuous_aggregate('\"{s}\".logstore_tsdb_log_hourly', NULL, NULL); \
-         CALL refresh_continuous_aggregate('\"{s}\".logstore_tsdb_log_daily_users', NULL, NULL);"
-    ))
-    .unwrap();
+    // One statement per call: a refresh cannot run inside a (multi-statement) transaction block.
+    for view in ["logstore_tsdb_log_hourly", "logstore_tsdb_log_daily_users"] {
+        c.batch_execute(&format!("CALL refresh_continuous_aggregate('\"{s}\".{view}', NULL, NULL)")).unwrap();
+    }
     let events: i64 =
         c.query_one(&format!("SELECT sum(events)::bigint FROM \"{s}\".logstore_tsdb_log_hourly"), &[]).unwrap().get(0);
     assert_eq!(events, 100);

@@ -366,7 +366,6 @@ impl PostgresSink {
                 }
             }
         }
-        let body_end = buf.len();
         copy::trailer(&mut buf);
 
         if native {
@@ -378,33 +377,15 @@ impl PostgresSink {
         }
 
         let mut known: HashSet<u64> = HashSet::new();
-        let mut result = transact(
-            conn,
-            &self.settings,
-            &self.names,
-            batch.id,
-            &buf,
-            body_end,
-            &rows,
-            &known,
-            &mut self.before_commit,
-        );
+        let mut result =
+            transact(conn, &self.settings, &self.names, batch.id, &buf, &rows, &known, &mut self.before_commit);
         if let Err(e) = &result {
             if is_event_id_conflict(e) {
                 // Some events are in the table although the ledger does not say so (ledger pruned or
                 // edited): find them and write only the others.
                 known = existing_events(conn, &self.names, batch, &rows)?;
-                result = transact(
-                    conn,
-                    &self.settings,
-                    &self.names,
-                    batch.id,
-                    &buf,
-                    body_end,
-                    &rows,
-                    &known,
-                    &mut self.before_commit,
-                );
+                result =
+                    transact(conn, &self.settings, &self.names, batch.id, &buf, &rows, &known, &mut self.before_commit);
             }
         }
         self.buf = buf;
@@ -434,7 +415,6 @@ fn transact(
     names: &Names,
     id: BatchId,
     buf: &[u8],
-    body_end: usize,
     rows: &[Row],
     known: &HashSet<u64>,
     hook: &mut Option<Hook>,
@@ -486,7 +466,6 @@ fn transact(
                 copy::trailer(&mut part);
                 w.write_all(&part).map_err(io)?;
             }
-            let _ = body_end;
             w.finish()?;
         }
         for (a, b) in &runs {
@@ -525,7 +504,8 @@ fn existing_events(conn: &mut Conn, names: &Names, batch: &Batch, rows: &[Row]) 
 fn is_event_id_conflict(e: &Error) -> bool {
     match e {
         Error::Pg(e) => e.as_db_error().is_some_and(|d| {
-            *d.code() == SqlState::UNIQUE_VIOLATION && d.constraint().is_some_and(|c| c.contains("event_id"))
+            // The only other unique key is the ledger's primary key, which the advisory lock protects.
+            *d.code() == SqlState::UNIQUE_VIOLATION && d.constraint().is_none_or(|c| !c.ends_with("_pkey"))
         }),
         _ => false,
     }
