@@ -321,31 +321,8 @@ impl InfluxSink {
         if self.gzip {
             req = req.header(CONTENT_ENCODING, "gzip");
         }
-        req = match &self.auth {
-            Auth::None => req,
-            Auth::Basic { user, password } => req.basic_auth(user, Some(password)),
-            Auth::Token(v) => req.header(AUTHORIZATION, v.clone()),
-        };
-        let resp = match req.body(payload).send() {
-            Ok(r) => r,
-            Err(e) => {
-                // The connection may be half-dead: start afresh next time.
-                self.client = None;
-                let what = if e.is_timeout() {
-                    format!("no reply within timeout_ms={}", self.timeout.as_millis())
-                } else if e.is_connect() {
-                    format!("cannot connect: {}", chain(&e))
-                } else {
-                    chain(&e)
-                };
-                let host = self.url.host_str().unwrap_or("?").to_string();
-                let port = self.url.port_or_known_default().unwrap_or(0);
-                return Err(SinkError::Retry {
-                    msg: self.clean(&format!("InfluxDB {host}:{port}: {what}")),
-                    after: None,
-                });
-            }
-        };
+        req = self.with_auth(req);
+        let resp = req.body(payload).send().map_err(|e| self.transport_error(&e))?;
         let status = resp.status();
         let retry_after = retry_after(&resp).map(|d| d.min(self.retry_cap));
         let text = read_body(resp);
