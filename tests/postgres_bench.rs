@@ -160,11 +160,23 @@ fn bench_sink_vs_psql_copy() {
     ))
     .unwrap();
     let std: i64 = c.query_one(&format!("SELECT pg_total_relation_size('{schema}.std')"), &[]).unwrap().get(0);
-    c.batch_execute(&format!("TRUNCATE {schema}.logstore_tsdb_log")).unwrap();
-    let started = Instant::now();
-    psql(&format!("\\copy {schema}.logstore_tsdb_log ({cols}) FROM '{}'", file.display()));
-    let psql_secs = started.elapsed().as_secs_f64();
+    let mut psql_secs = f64::MAX;
+    for _ in 0..2 {
+        c.batch_execute(&format!("TRUNCATE {schema}.logstore_tsdb_log")).unwrap();
+        let started = Instant::now();
+        psql(&format!("\\copy {schema}.logstore_tsdb_log ({cols}) FROM '{}'", file.display()));
+        psql_secs = psql_secs.min(started.elapsed().as_secs_f64());
+    }
     let _ = std::fs::remove_file(&file);
+    // The sink again (the machine is shared and noisy): the best of two runs counts, for psql too.
+    c.batch_execute(&format!("TRUNCATE {schema}.logstore_tsdb_log, {schema}.logstore_tsdb_log_ledger")).unwrap();
+    let started = Instant::now();
+    for b in &batches {
+        sink.write(b).unwrap();
+    }
+    let second = started.elapsed().as_secs_f64();
+    println!("sink runs: {:.0} and {:.0} rows/s", rows as f64 / sink_secs, rows as f64 / second);
+    let sink_secs = sink_secs.min(second);
 
     let per_m = |bytes: i64| bytes as f64 / rows as f64 * 1e6 / (1 << 20) as f64;
     println!("rows: {rows}, batch size {batch_size}");
