@@ -411,6 +411,30 @@ fn large_batches_are_split_into_requests_of_max_batch_bytes() {
     assert_eq!(userids(&l.accepted_lines()), (1..=40).collect::<Vec<i64>>());
 }
 
+#[test]
+fn big_batches_go_out_in_pieces_one_request_at_a_time() {
+    let active = Arc::new(AtomicUsize::new(0));
+    let most = Arc::new(AtomicUsize::new(0));
+    let (a, m) = (active.clone(), most.clone());
+    let l = listen(Pretend::Influx1, move |_, _| {
+        let now = a.fetch_add(1, Ordering::SeqCst) + 1;
+        m.fetch_max(now, Ordering::SeqCst);
+        std::thread::sleep(Duration::from_millis(20));
+        a.fetch_sub(1, Ordering::SeqCst);
+        reply(204, "")
+    });
+    let mut s = sink(&[("backend", "influxdb1"), ("url", &l.url)]);
+    let w = s.write(&batch(1, 5000)).unwrap();
+    assert_eq!((w.written, w.rejected), (5000, 0));
+    let writes = l.writes();
+    assert_eq!(writes.len(), 4, "a 5000-event batch is 4 requests of 1250");
+    assert!(writes.iter().all(|(r, _)| r.lines().len() == 1250));
+    // In order, each event once, never two requests at the same time.
+    let in_order: Vec<i64> = writes.iter().flat_map(|(r, _)| userids(&r.lines())).collect();
+    assert_eq!(in_order, (1..=5000).collect::<Vec<i64>>());
+    assert_eq!(most.load(Ordering::SeqCst), 1);
+}
+
 // ---------------------------------------------------------------- replies
 
 #[test]
