@@ -25,21 +25,19 @@ fn env(k: &str) -> Option<String> {
 }
 
 /// Moodle-shaped events: course views, module views, submissions, over 2 000 users and 50 courses.
+/// eventname, component, action, target, crud, edulevel, contextlevel.
+type Shape = (&'static [u8], &'static [u8], &'static [u8], &'static [u8], &'static [u8], i64, i64);
+
 fn batch(producer: u64, first: u64, n: u64, t0: i64) -> Batch {
     let mut buf = Vec::new();
     for seq in first..first + n {
         let mut w = RecordWriter::begin(&mut buf);
         let kind = seq % 3;
-        let (name, comp, action, target, crud, level, ctxlevel): (&[u8], &[u8], &[u8], &[u8], &[u8], i64, i64) =
-            match kind {
-                0 => (b"\\core\\event\\course_viewed", b"core", b"viewed", b"course", b"r", 2, 50),
-                1 => {
-                    (b"\\mod_page\\event\\course_module_viewed", b"mod_page", b"viewed", b"course_module", b"r", 2, 70)
-                }
-                _ => {
-                    (b"\\mod_assign\\event\\submission_created", b"mod_assign", b"created", b"submission", b"c", 2, 70)
-                }
-            };
+        let (name, comp, action, target, crud, level, ctxlevel): Shape = match kind {
+            0 => (b"\\core\\event\\course_viewed", b"core", b"viewed", b"course", b"r", 2, 50),
+            1 => (b"\\mod_page\\event\\course_module_viewed", b"mod_page", b"viewed", b"course_module", b"r", 2, 70),
+            _ => (b"\\mod_assign\\event\\submission_created", b"mod_assign", b"created", b"submission", b"c", 2, 70),
+        };
         w.put_str(StrField::EventName, name, 1 << 16);
         w.put_str(StrField::Component, comp, 1 << 16);
         w.put_str(StrField::Action, action, 1 << 16);
