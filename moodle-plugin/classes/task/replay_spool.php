@@ -59,7 +59,13 @@ class replay_spool extends \core\task\scheduled_task {
             mtrace('logstore_tsdb: configuration refused: ' . \logstore_tsdb\local\extension::config_error());
             return;
         }
-        $result = tsdb_replay_spool(self::MAX_MS);
+        try {
+            $result = tsdb_replay_spool(self::MAX_MS);
+        } catch (\ValueError $e) {
+            // No spool_dir: the write mode is not durable, there is nothing to replay.
+            mtrace('logstore_tsdb: spool replay skipped: ' . $e->getMessage());
+            return;
+        }
         mtrace('logstore_tsdb: spool replay: ' . json_encode($result));
     }
 }
