@@ -363,7 +363,12 @@ fn check(col: &str, got: Option<&Value>, want: &Want) -> Result<(), String> {
 
 /// Reads every point of `measurement` and compares it with the events (by timestamp).
 fn verify_influx1(url: &str, db: &str, measurement: &str, evs: &[Ev], tags: &[&str], enc: &Encoder) {
-    let v = influxql(url, db, &format!("SELECT * FROM \"{measurement}\""), None);
+    verify_influx1_from(url, db, measurement, evs, tags, enc, i64::MIN)
+}
+
+/// As `verify_influx1`, for the points at or after `from_ns` only.
+fn verify_influx1_from(url: &str, db: &str, measurement: &str, evs: &[Ev], tags: &[&str], enc: &Encoder, from_ns: i64) {
+    let v = influxql(url, db, &format!("SELECT * FROM \"{measurement}\" WHERE time >= {from_ns}"), None);
     let got = rows(&v);
     assert_eq!(got.len(), evs.len(), "N in, N out");
     let by_time: HashMap<i64, &HashMap<String, Value>> = got.iter().map(|r| (r["time"].as_i64().unwrap(), r)).collect();
@@ -429,11 +434,13 @@ fn count(url: &str, db: &str, q: &str, auth: Option<(&str, &str)>) -> i64 {
 #[test]
 fn influxdb1_every_nasty_value_round_trips() {
     let Some(url) = server("TSDB_TEST_INFLUX_URL", "influxdb1_every_nasty_value_round_trips") else { return };
-    let db = unique("tsdb_nasty");
-    create_db(&url, &db, None);
     for gzip in ["1", "0"] {
-        let m = format!("moodle_events_gz{gzip}");
-        let config = influx1_config(&url, &db, &[("measurement", &m), ("gzip", gzip)]);
+        // A database per run: no DELETE or DROP MEASUREMENT (InfluxDB 1.6.7 can answer "engine is
+        // closed" to those while another test drops its database).
+        let db = unique(&format!("tsdb_nasty_gz{gzip}"));
+        create_db(&url, &db, None);
+        let m = "moodle_events";
+        let config = influx1_config(&url, &db, &[("gzip", gzip)]);
         let mut sink = InfluxSink::new(&config).unwrap();
         let mut evs = nasty_events(1_700_000_000_123_456_789);
         let (sp, sp_want) = splitter_event(1_699_999_999_000_000_001);
@@ -447,19 +454,18 @@ fn influxdb1_every_nasty_value_round_trips() {
         assert_eq!(total, evs.len());
         assert_eq!(sink.dialect(), Some(Dialect::Go), "InfluxDB 1.6.7 is detected");
         let tags = config.tags();
-        let enc = Encoder::with_dialect(&m, &tags, Dialect::Go);
-        // The hand-checked splitter case is compared with its hand-written expectation.
-        let plain: Vec<Ev> = evs.iter().filter(|e| e.time_ns != sp.time_ns).cloned().collect();
+        let enc = Encoder::with_dialect(m, &tags, Dialect::Go);
+        // The hand-checked splitter case is compared with its hand-written expectation...
         let v = influxql(&url, &db, &format!("SELECT * FROM \"{m}\" WHERE time = {}", sp.time_ns), None);
         let r = &rows(&v)[0];
         for (col, value) in sp_want {
             assert_eq!(r[col].as_str(), Some(value), "{col}");
         }
-        influxql(&url, &db, &format!("DELETE FROM \"{m}\" WHERE time = {}", sp.time_ns), None);
-        verify_influx1(&url, &db, &m, &plain, &tags, &enc);
-        influxql(&url, &db, &format!("DROP MEASUREMENT \"{m}\""), None);
+        // ...every other event with the documented rules.
+        let plain: Vec<Ev> = evs.iter().filter(|e| e.time_ns != sp.time_ns).cloned().collect();
+        verify_influx1_from(&url, &db, m, &plain, &tags, &enc, sp.time_ns + 1);
+        influxql(&url, "", &format!("DROP DATABASE \"{db}\""), None);
     }
-    influxql(&url, "", &format!("DROP DATABASE \"{db}\""), None);
 }
 
 #[test]

@@ -412,7 +412,7 @@ fn large_batches_are_split_into_requests_of_max_batch_bytes() {
 }
 
 #[test]
-fn big_batches_go_out_in_pieces_one_request_at_a_time() {
+fn requests_of_one_batch_go_one_at_a_time_in_order() {
     let active = Arc::new(AtomicUsize::new(0));
     let most = Arc::new(AtomicUsize::new(0));
     let (a, m) = (active.clone(), most.clone());
@@ -423,12 +423,12 @@ fn big_batches_go_out_in_pieces_one_request_at_a_time() {
         a.fetch_sub(1, Ordering::SeqCst);
         reply(204, "")
     });
-    let mut s = sink(&[("backend", "influxdb1"), ("url", &l.url)]);
+    let mut s = sink(&[("backend", "influxdb1"), ("url", &l.url), ("max_batch_bytes", "65536")]);
     let w = s.write(&batch(1, 5000)).unwrap();
     assert_eq!((w.written, w.rejected), (5000, 0));
     let writes = l.writes();
-    assert_eq!(writes.len(), 4, "a 5000-event batch is 4 requests of 1250");
-    assert!(writes.iter().all(|(r, _)| r.lines().len() == 1250));
+    assert!(writes.len() > 10, "{} requests", writes.len());
+    assert!(writes.iter().all(|(r, _)| r.body.len() <= 65536));
     // In order, each event once, never two requests at the same time.
     let in_order: Vec<i64> = writes.iter().flat_map(|(r, _)| userids(&r.lines())).collect();
     assert_eq!(in_order, (1..=5000).collect::<Vec<i64>>());
