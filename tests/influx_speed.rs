@@ -84,3 +84,104 @@ fn encoder_events_per_second() {
         );
     }
 }
+
+/// The sink alone (no PHP, no queue) against the server's ceiling: the identical gzip payloads posted
+/// by curl (one process, one keep-alive connection) and by a bare reqwest client. Three rounds on fresh
+/// databases; prints each round and asserts counts only. Needs TSDB_TEST_INFLUX_URL.
+#[test]
+#[ignore = "measurement against a real InfluxDB; run with --ignored --nocapture in release mode"]
+fn sink_against_curl_ceiling() {
+    use std::io::Write as _;
+    use tsdb::sink::influx::InfluxSink;
+    use tsdb::sink::Sink;
+    let Ok(url) = std::env::var("TSDB_TEST_INFLUX_URL") else {
+        let _ = writeln!(std::io::stderr(), "SKIPPED: sink_against_curl_ceiling: TSDB_TEST_INFLUX_URL is not set");
+        return;
+    };
+    let per_batch = 5000u64;
+    let rounds_batches = 20u64;
+    let http = reqwest::blocking::Client::new();
+    let q = |q: &str| http.post(format!("{url}/query")).form(&[("q", q)]).send().unwrap().text().unwrap();
+    // Consecutive batches of one producer, as the pipeline makes them.
+    let all = moodle_batch(per_batch * rounds_batches);
+    let mut batches = Vec::new();
+    let mut rest = all.bytes();
+    for _ in 0..rounds_batches {
+        let mut at = 0;
+        for _ in 0..per_batch {
+            at += tsdb::record::read(&rest[at..]).unwrap().bytes.len();
+        }
+        batches.push(Batch::new(rest[..at].to_vec()).unwrap());
+        rest = &rest[at..];
+    }
+    let n = (per_batch * rounds_batches) as f64;
+    let enc = Encoder::with_dialect("moodle_events", &Config::defaults().tags(), Dialect::Go);
+    let files: Vec<Vec<u8>> = batches
+        .iter()
+        .map(|b| {
+            let mut body = Vec::new();
+            for e in b.events() {
+                enc.encode(&e, &mut body).unwrap();
+            }
+            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            std::io::Write::write_all(&mut gz, &body).unwrap();
+            gz.finish().unwrap()
+        })
+        .collect();
+    let dir = std::env::temp_dir().join(format!("tsdb_bench_{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for (i, f) in files.iter().enumerate() {
+        std::fs::write(dir.join(format!("b{i}.gz")), f).unwrap();
+    }
+    for round in 0..3 {
+        let db = |k: &str| format!("bench_{k}_{}_{round}", std::process::id());
+        for k in ["curl", "sink", "raw"] {
+            q(&format!("CREATE DATABASE {}", db(k)));
+        }
+        let mut args: Vec<String> = Vec::new();
+        for i in 0..files.len() {
+            if i > 0 {
+                args.push("--next".into());
+            }
+            for a in ["-s", "-o", "/dev/null", "-H", "Content-Encoding: gzip", "--data-binary"] {
+                args.push(a.into());
+            }
+            args.push(format!("@{}", dir.join(format!("b{i}.gz")).display()));
+            args.push(format!("{url}/write?db={}&precision=ns", db("curl")));
+        }
+        let t = Instant::now();
+        assert!(std::process::Command::new("curl").args(&args).status().unwrap().success());
+        let curl = n / t.elapsed().as_secs_f64();
+
+        let config =
+            Config::from_pairs([("backend", "influxdb1"), ("url", url.as_str()), ("database", db("sink").as_str())])
+                .unwrap();
+        let mut sink = InfluxSink::new(&config).unwrap();
+        let t = Instant::now();
+        let written: usize = batches.iter().map(|b| sink.write(b).unwrap().written).sum();
+        let ours = n / t.elapsed().as_secs_f64();
+        assert_eq!(written as f64, n);
+
+        let client = reqwest::blocking::Client::builder().tcp_nodelay(true).build().unwrap();
+        let t = Instant::now();
+        for f in &files {
+            let r = client
+                .post(format!("{url}/write?db={}&precision=ns", db("raw")))
+                .header("Content-Encoding", "gzip")
+                .body(f.clone())
+                .send()
+                .unwrap();
+            assert_eq!(r.status().as_u16(), 204);
+        }
+        let raw = n / t.elapsed().as_secs_f64();
+        println!(
+            "round {round}: curl {curl:.0}/s, sink {ours:.0}/s (ratio {:.3}), bare reqwest {raw:.0}/s (ratio {:.3})",
+            ours / curl,
+            raw / curl
+        );
+        for k in ["curl", "sink", "raw"] {
+            q(&format!("DROP DATABASE {}", db(k)));
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

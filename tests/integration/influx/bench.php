@@ -4,7 +4,7 @@
 // what the InfluxDB backend sends), cut into the same batches, gzip-compressed the same way, posted by
 // one curl process over one keep-alive connection.
 //
-//   php -d extension=target/release/libtsdb.so tests/integration/influx/bench.php [EVENTS]
+//   php -d extension=target/release/libtsdb.so tests/integration/influx/bench.php [EVENTS] [GZIP 1|0]
 //
 // Needs TSDB_TEST_INFLUX_URL (tests/servers/influxdb.sh). Prints one JSON line; exits 1 if any event
 // is missing from either database (it never judges speed).
@@ -17,6 +17,7 @@ if ($url === '' || !extension_loaded('tsdb')) {
     exit(0);
 }
 $n = (int)($argv[1] ?? 100000);
+$gzip = (int)($argv[2] ?? 1);
 $batch = 5000;
 
 function influxql(string $url, string $db, string $q): array
@@ -76,11 +77,15 @@ while (tsdb_flush(30000) > 0) {
 $lines = file("$tmp/all.lp");
 $args = [];
 foreach (array_chunk($lines, $batch) as $i => $chunk) {
-    file_put_contents("$tmp/b$i.gz", gzencode(implode('', $chunk), 1));
+    $payload = implode('', $chunk);
+    file_put_contents("$tmp/b$i.gz", $gzip ? gzencode($payload, 1) : $payload);
     if ($args) {
         $args[] = '--next';
     }
-    array_push($args, '-s', '-o', '/dev/null', '-w', '%{http_code}\n', '-H', 'Content-Encoding: gzip',
+    if ($gzip) {
+        array_push($args, '-H', 'Content-Encoding: gzip');
+    }
+    array_push($args, '-s', '-o', '/dev/null', '-w', '%{http_code}\n',
         '-H', 'Content-Type: text/plain; charset=utf-8', '--data-binary', "@$tmp/b$i.gz",
         "$url/write?db=$dbCeil&precision=ns");
 }
@@ -92,7 +97,7 @@ $ceilSecs = (hrtime(true) - $t0) / 1e9;
 
 // 3. Through the extension: tsdb_log_event() until every event is confirmed written.
 tsdb_configure(['backend' => 'influxdb1', 'url' => $url, 'database' => $dbExt, 'batch_size' => $batch,
-    'flush_interval_ms' => 200]);
+    'flush_interval_ms' => 200, 'gzip' => $gzip]);
 $before = tsdb_stats()['written'];
 $t0 = hrtime(true);
 foreach ($events as $e) {
@@ -114,7 +119,7 @@ rmdir($tmp);
 $ceil = $n / $ceilSecs;
 $ext = $n / $extSecs;
 echo json_encode([
-    'events' => $n, 'batch' => $batch,
+    'events' => $n, 'batch' => $batch, 'gzip' => $gzip,
     'server_ceiling_events_per_s' => round($ceil), 'extension_events_per_s' => round($ext),
     'ratio' => round($ext / $ceil, 3),
     'tsdb_log_event_us' => round($logSecs / $n * 1e6, 3),
