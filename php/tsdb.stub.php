@@ -45,11 +45,24 @@ function tsdb_flush(int $timeout_ms = 5000): int {}
 
 /**
  * This process's counters: accepted, written, failed, rejected, dropped, truncated, retried, batches, pending,
- * queued_bytes, last_error (secrets redacted), last_error_at, last_success_at (unix seconds), backend, mode, pid, version.
+ * queued_bytes, spooled, replayed, replay_rejected, spool_dropped, spool_bytes, spool_segments, quarantined,
+ * oldest_unsent_age_s, breaker (open/closed), last_error (secrets redacted), last_error_at, last_success_at
+ * (unix seconds), backend, mode, pid, version. accepted = written + failed + rejected + spooled + pending.
  *
  * @return array
  */
 function tsdb_stats(): array {}
+
+/**
+ * Replays spooled batches to the configured backend for up to `max_ms` (for a scheduled task or a CLI script).
+ * Segments another process holds are skipped; a corrupt segment is moved to quarantine/ with the reason.
+ *
+ * @param int $max_ms
+ * @return array segments, written, rejected, quarantined, busy, timed_out, error, remaining_segments,
+ *               remaining_bytes, quarantined_total
+ * @throws ValueError when no spool_dir is configured
+ */
+function tsdb_replay_spool(int $max_ms = 30000): array {}
 
 /**
  * The extension's version.

@@ -14,6 +14,7 @@ pub mod process;
 pub mod record;
 pub mod retry;
 pub mod sink;
+pub mod spool;
 pub mod stats;
 
 #[cfg(feature = "php")]

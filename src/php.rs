@@ -527,6 +527,22 @@ pub fn tsdb_stats() -> PhpResult<ZBox<ZendHashTable>> {
     for (k, v) in counters {
         ht.insert(k, v as i64)?;
     }
+    let (usage, quarantined) = crate::spool::usage_of(&config);
+    let now_ms = crate::stats::now_unix() * 1000;
+    let spool = [
+        ("spooled", s.spooled.load(Relaxed)),
+        ("replayed", s.replayed.load(Relaxed)),
+        ("replay_rejected", s.replay_rejected.load(Relaxed)),
+        ("spool_dropped", s.spool_dropped.load(Relaxed)),
+        ("spool_bytes", usage.bytes),
+        ("spool_segments", usage.segments),
+        ("quarantined", quarantined),
+        ("oldest_unsent_age_s", usage.oldest_created_ms.map_or(0, |t| (now_ms - t).max(0) as u64 / 1000)),
+    ];
+    for (k, v) in spool {
+        ht.insert(k, v as i64)?;
+    }
+    ht.insert("breaker", if s.breaker_open.load(Relaxed) { "open" } else { "closed" })?;
     ht.insert("last_error", s.last_error())?;
     ht.insert("last_error_at", s.last_error_at.load(Relaxed))?;
     ht.insert("last_success_at", s.last_success_at.load(Relaxed))?;
@@ -534,6 +550,32 @@ pub fn tsdb_stats() -> PhpResult<ZBox<ZendHashTable>> {
     ht.insert("mode", config.mode())?;
     ht.insert("pid", i64::from(std::process::id()))?;
     ht.insert("version", crate::VERSION)?;
+    Ok(ht)
+}
+
+/// Replays spooled batches to the configured backend for up to `max_ms` (a Moodle scheduled task, a
+/// CLI script). Segments another process holds are skipped.
+#[php_function]
+#[php(defaults(max_ms = 30000))]
+pub fn tsdb_replay_spool(max_ms: i64) -> PhpResult<ZBox<ZendHashTable>> {
+    let config = match process::get() {
+        Some(p) => (*p.config()).clone(),
+        None => ini_config()?,
+    };
+    let rep = crate::spool::replay_with(&config, Duration::from_millis(max_ms.max(0) as u64))
+        .map_err(|e| Problem::Value(config.redact(&e)))?;
+    let (usage, quarantined) = crate::spool::usage_of(&config);
+    let mut ht = ZendHashTable::new();
+    ht.insert("segments", rep.segments as i64)?;
+    ht.insert("written", rep.written as i64)?;
+    ht.insert("rejected", rep.rejected as i64)?;
+    ht.insert("quarantined", rep.quarantined as i64)?;
+    ht.insert("busy", rep.busy as i64)?;
+    ht.insert("timed_out", rep.timed_out)?;
+    ht.insert("error", rep.error.map(|e| config.redact(&e)).unwrap_or_default())?;
+    ht.insert("remaining_segments", usage.segments as i64)?;
+    ht.insert("remaining_bytes", usage.bytes as i64)?;
+    ht.insert("quarantined_total", quarantined as i64)?;
     Ok(ht)
 }
 
@@ -614,5 +656,6 @@ pub fn get_module(module: ModuleBuilder) -> ModuleBuilder {
         .function(wrap_function!(tsdb_configure))
         .function(wrap_function!(tsdb_flush))
         .function(wrap_function!(tsdb_stats))
+        .function(wrap_function!(tsdb_replay_spool))
         .function(wrap_function!(tsdb_version))
 }

@@ -12,9 +12,10 @@
 
 use crate::config::Config;
 use crate::event::{EventId, IntField};
-use crate::record::{self, RecordWriter, Stamper};
+use crate::record::{RecordWriter, Stamper};
 use crate::retry::{random_u64, random_unit, Backoff};
-use crate::sink::{self, Batch, Sink, SinkError, Written};
+use crate::sink::{self, cut, write_bisecting, Batch, Final, Sink, SinkError, Written};
+use crate::spool::Spool;
 use crate::stats::{now_unix, Stats};
 use crossbeam_channel::{bounded, select, unbounded, Receiver, Sender};
 use parking_lot::Mutex;
@@ -54,6 +55,13 @@ struct Shared {
     queue: Mutex<Queue>,
     stats: Stats,
     producer: u64,
+}
+
+impl Shared {
+    fn queued_bytes(&self) -> usize {
+        let q = self.queue.lock();
+        q.buf.len() + q.sealed_bytes + self.stats.inflight_bytes.load(Relaxed)
+    }
 }
 
 /// One process's pipeline. Create it in the process that uses it (after any fork).
@@ -96,8 +104,11 @@ impl Pipeline {
             inbox: VecDeque::new(),
             config,
             sink: None,
+            spool: None,
+            breaker_until: None,
             pending: Vec::new(),
             last_write: Instant::now(),
+            last_replay: Instant::now(),
         };
         let handle = std::thread::Builder::new().name("tsdb-flush".into()).spawn(move || worker.run())?;
         Ok(Pipeline { shared, wake, ctl, worker: Mutex::new(Some(handle)) })
@@ -117,8 +128,7 @@ impl Pipeline {
 
     /// Record bytes held in memory: queued plus in flight.
     pub fn queued_bytes(&self) -> usize {
-        let q = self.shared.queue.lock();
-        q.buf.len() + q.sealed_bytes + self.shared.stats.inflight_bytes.load(Relaxed)
+        self.shared.queued_bytes()
     }
 
     /// Captures one event: `fill` writes its fields (it sees the configuration for caps). Returns
@@ -211,19 +221,23 @@ struct Worker {
     inbox: VecDeque<Ctl>,
     config: Arc<Config>,
     sink: Option<Box<dyn Sink>>,
+    /// The spool of `config` (None when `spool_dir` is empty or cannot be opened).
+    spool: Option<Spool>,
+    /// With a spool: while set, batches go straight to the spool and the backend gets one probe when
+    /// this instant passes.
+    breaker_until: Option<Instant>,
     /// Records taken from the queue, not yet written, all for `config`.
     pending: Vec<u8>,
     last_write: Instant,
+    last_replay: Instant,
 }
 
-enum Outcome {
-    Done(Written),
-    Split(String),
-    Failed(String),
-}
+/// How often the flush thread looks for spooled segments to replay while the backend answers.
+const REPLAY_EVERY: Duration = Duration::from_secs(1);
 
 impl Worker {
     fn run(&mut self) {
+        self.open_spool();
         let mut next_tick = Instant::now() + self.config.ms("flush_interval_ms");
         loop {
             let mut tick = false;
@@ -242,6 +256,10 @@ impl Worker {
             if force {
                 next_tick = Instant::now() + self.config.ms("flush_interval_ms");
             }
+            let probe_due = self.breaker_until.is_none_or(|t| Instant::now() >= t);
+            if probe_due && self.last_replay.elapsed() >= REPLAY_EVERY {
+                self.replay_spool(self.config.ms("flush_interval_ms").max(REPLAY_EVERY));
+            }
             match msg {
                 Some(Ctl::Flush(reply)) => {
                     let _ = reply.send(());
@@ -259,6 +277,20 @@ impl Worker {
                     s.idle();
                 }
             }
+        }
+    }
+
+    fn open_spool(&mut self) {
+        self.spool = None;
+        self.breaker_until = None;
+        let dir = self.config.get("spool_dir");
+        if dir.is_empty() {
+            return;
+        }
+        let limit = self.config.int("spool_limit_bytes") as u64;
+        match Spool::open(std::path::Path::new(dir), limit, self.config.flag("spool_fsync")) {
+            Ok(s) => self.spool = Some(s),
+            Err(e) => self.shared.stats.set_error(&format!("spool_dir: cannot use {dir}: {e}")),
         }
     }
 
@@ -302,6 +334,7 @@ impl Worker {
         self.write_ready(true);
         self.sink = None;
         self.config = config.clone();
+        self.open_spool();
     }
 
     /// Writes full batches; with `force`, also the last partial one.
@@ -309,10 +342,12 @@ impl Worker {
         let max = self.config.batch_size();
         let mut at = 0;
         while at < self.pending.len() {
-            let (end, n) = batch_end(&self.pending[at..], max);
+            let (end, n) = cut(&self.pending[at..], max);
             if n < max && !force {
                 break;
             }
+            // Records written by this process are whole; a cut of zero would mean corruption.
+            let end = if n == 0 { self.pending.len() - at } else { end };
             let bytes = self.pending[at..at + end].to_vec();
             at += end;
             match Batch::new(bytes) {
@@ -324,70 +359,131 @@ impl Worker {
         self.pending.drain(..at);
     }
 
-    /// Writes one batch; a batch the server refuses as a whole is bisected until the refused
-    /// events stand alone.
+    /// Writes one batch and accounts for every event: written, rejected, spooled or failed.
     fn deliver(&mut self, batch: Batch) {
         let shared = self.shared.clone();
         let stats = &shared.stats;
-        let mut stack = vec![batch];
-        while let Some(b) = stack.pop() {
-            match self.write_with_retry(&b) {
-                Outcome::Done(w) => {
-                    stats.written.fetch_add(w.written as u64, Relaxed);
-                    stats.rejected.fetch_add(w.rejected as u64, Relaxed);
-                    stats.truncated.fetch_add(w.truncated as u64, Relaxed);
-                    stats.batches.fetch_add(1, Relaxed);
-                    stats.last_success_at.store(now_unix(), Relaxed);
-                    if let Some(e) = w.error {
-                        stats.set_error(&self.config.redact(&e));
+        let config = self.config.clone();
+        let mut unsent: Vec<Batch> = Vec::new();
+        write_bisecting(
+            batch,
+            |b| self.attempt(b),
+            |b, fin| {
+                match fin {
+                    Final::Written(w) => {
+                        stats.written.fetch_add(w.written as u64, Relaxed);
+                        stats.rejected.fetch_add(w.rejected as u64, Relaxed);
+                        stats.truncated.fetch_add(w.truncated as u64, Relaxed);
+                        stats.batches.fetch_add(1, Relaxed);
+                        stats.last_success_at.store(now_unix(), Relaxed);
+                        if let Some(e) = w.error {
+                            stats.set_error(&config.redact(&e));
+                        }
+                    }
+                    Final::Rejected(msg) => {
+                        stats.rejected.fetch_add(1, Relaxed);
+                        stats.set_error(&config.redact(&msg));
+                    }
+                    Final::Failed(msg) => {
+                        if !msg.is_empty() {
+                            stats.set_error(&config.redact(&msg));
+                        }
+                        unsent.push(b.clone());
                     }
                 }
-                Outcome::Split(msg) if b.len() > 1 => {
-                    let (left, right) = b.split();
-                    stack.push(right);
-                    stack.push(left);
-                    let _ = msg;
-                }
-                Outcome::Split(msg) => {
-                    stats.rejected.fetch_add(1, Relaxed);
-                    stats.set_error(&self.config.redact(&msg));
-                }
-                Outcome::Failed(msg) => {
-                    stats.failed.fetch_add(b.len() as u64, Relaxed);
-                    stats.set_error(&self.config.redact(&msg));
-                }
-            }
+                true
+            },
+        );
+        for b in unsent {
+            self.spool_or_fail(&b);
         }
         self.last_write = Instant::now();
     }
 
-    fn write_with_retry(&mut self, batch: &Batch) -> Outcome {
+    /// A batch the backend could not take: into the spool when there is one, else counted as failed.
+    /// Batches larger than a quarter of the spool's cap are split so the cap can hold them.
+    fn spool_or_fail(&mut self, b: &Batch) {
+        let stats = &self.shared.stats;
+        let n = b.len() as u64;
+        let Some(sp) = self.spool.as_ref() else {
+            stats.failed.fetch_add(n, Relaxed);
+            return;
+        };
+        if b.len() > 1 && b.byte_len() as u64 > self.config.int("spool_limit_bytes") as u64 / 4 {
+            let (left, right) = b.split();
+            self.spool_or_fail(&left);
+            self.spool_or_fail(&right);
+            return;
+        }
+        let evicted = sp.make_room(b.byte_len() as u64);
+        stats.spool_dropped.fetch_add(evicted.events, Relaxed);
+        match sp.write(b.bytes(), b.id.producer, b.id.first_seq) {
+            Ok(_) => {
+                stats.spooled.fetch_add(n, Relaxed);
+            }
+            Err(e) => {
+                stats.failed.fetch_add(n, Relaxed);
+                stats.set_error(&format!("spool_dir: cannot write a segment: {e}"));
+            }
+        }
+    }
+
+    /// One write of a batch under the retry policy and, with a spool, the circuit breaker. An empty
+    /// error message means "not attempted" (the breaker is open).
+    fn attempt(&mut self, b: &Batch) -> Result<Written, SinkError> {
+        if self.spool.is_none() {
+            return self.write_with_retry(b, true);
+        }
+        if let Some(until) = self.breaker_until {
+            if Instant::now() < until {
+                return Err(SinkError::Retry { msg: String::new(), after: None });
+            }
+            // The probe: one try, no retries.
+            let r = self.write_with_retry(b, false);
+            self.set_breaker(matches!(r, Err(SinkError::Retry { .. } | SinkError::Config(_))));
+            return r;
+        }
+        let r = self.write_with_retry(b, true);
+        if matches!(r, Err(SinkError::Retry { .. } | SinkError::Config(_))) {
+            self.set_breaker(true);
+        }
+        r
+    }
+
+    fn set_breaker(&mut self, open: bool) {
+        self.breaker_until = open.then(|| Instant::now() + self.config.ms("breaker_open_ms"));
+        self.shared.stats.breaker_open.store(open, Relaxed);
+    }
+
+    fn sink(&mut self) -> Result<&mut Box<dyn Sink>, SinkError> {
+        if self.sink.is_none() {
+            self.sink = Some(sink::open(&self.config).map_err(SinkError::Config)?);
+        }
+        self.sink.as_mut().ok_or_else(|| SinkError::Config("backend: no sink".into()))
+    }
+
+    /// Writes with exponential backoff and full jitter until `retry_max_elapsed_ms` would be exceeded
+    /// (or once, without `retry`). `Split` is returned at once for the caller to bisect.
+    fn write_with_retry(&mut self, batch: &Batch, retry: bool) -> Result<Written, SinkError> {
         let backoff = Backoff { base: self.config.ms("retry_base_ms"), cap: self.config.ms("retry_max_ms") };
         let budget = self.config.ms("retry_max_elapsed_ms");
         let started = Instant::now();
         let mut attempt = 0u32;
         loop {
-            if self.sink.is_none() {
-                match sink::open(&self.config) {
-                    Ok(s) => self.sink = Some(s),
-                    Err(msg) => return Outcome::Failed(msg),
-                }
-            }
-            let result = match self.sink.as_mut() {
-                Some(s) => s.write(batch),
-                None => continue,
-            };
-            let (msg, delay) = match result {
-                Ok(w) => return Outcome::Done(w),
-                Err(SinkError::Split(msg)) => return Outcome::Split(msg),
+            let (msg, delay) = match self.sink().and_then(|s| s.write(batch)) {
+                Ok(w) => return Ok(w),
+                Err(e @ SinkError::Split(_)) => return Err(e),
                 Err(SinkError::Retry { msg, after }) => {
                     (msg, after.unwrap_or_else(|| backoff.delay(attempt, random_unit())))
                 }
                 // Nothing changes until an admin acts: wait the longest delay, never spin.
                 Err(SinkError::Config(msg)) => (msg, backoff.cap),
             };
-            if started.elapsed() + delay > budget {
-                return Outcome::Failed(format!("gave up after {} attempts: {msg}", attempt + 1));
+            if !retry || started.elapsed() + delay > budget {
+                return Err(SinkError::Retry {
+                    msg: format!("gave up after {} attempts: {msg}", attempt + 1),
+                    after: None,
+                });
             }
             self.shared.stats.set_error(&self.config.redact(&msg));
             self.shared.stats.retried.fetch_add(1, Relaxed);
@@ -396,38 +492,73 @@ impl Worker {
         }
     }
 
-    /// Sleeps, keeping any control message that arrives for the main loop.
+    /// Replays spooled segments while the backend answers, for at most `budget`.
+    fn replay_spool(&mut self, budget: Duration) {
+        self.last_replay = Instant::now();
+        let Some(sp) = self.spool.clone() else { return };
+        if sp.list().is_empty() {
+            return;
+        }
+        let batch_size = self.config.batch_size();
+        let rep = match self.sink() {
+            Ok(s) => sp.replay(s.as_mut(), batch_size, Instant::now() + budget),
+            Err(e) => {
+                self.shared.stats.set_error(&self.config.redact(e.message()));
+                return;
+            }
+        };
+        let stats = &self.shared.stats;
+        stats.replayed.fetch_add(rep.written, Relaxed);
+        stats.replay_rejected.fetch_add(rep.rejected, Relaxed);
+        match rep.error {
+            Some(e) => {
+                stats.set_error(&self.config.redact(&e));
+                self.set_breaker(true);
+            }
+            // The backend answered: this was the breaker's probe, or the breaker was closed anyway.
+            None if rep.segments > 0 || rep.written > 0 => self.set_breaker(false),
+            None => {}
+        }
+    }
+
+    /// Sleeps, keeping any control message that arrives for the main loop. With a spool, a queue
+    /// filling up during the wait goes to disk instead of being dropped.
     fn sleep(&mut self, d: Duration) {
         let until = Instant::now() + d;
         while let Some(left) = until.checked_duration_since(Instant::now()).filter(|l| !l.is_zero()) {
-            match self.ctl.recv_timeout(left) {
+            self.spill_if_full();
+            match self.ctl.recv_timeout(left.min(Duration::from_millis(100))) {
                 Ok(m) => self.inbox.push_back(m),
+                Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
                 Err(_) => break,
             }
         }
     }
-}
 
-/// Length in bytes and count of the first batch in `buf`: at most `max` records, a consecutive run of
-/// one producer's sequence numbers.
-fn batch_end(buf: &[u8], max: usize) -> (usize, usize) {
-    let mut at = 0;
-    let mut n = 0;
-    let mut prev: Option<EventId> = None;
-    while at < buf.len() && n < max {
-        let Ok(r) = record::read(&buf[at..]) else {
-            // Cannot happen for records written by this process; take the rest so it is reported once.
-            return (buf.len(), n.max(1));
-        };
-        let id = r.event.id;
-        if let Some(p) = prev {
-            if p.producer != id.producer || p.seq.wrapping_add(1) != id.seq {
-                break;
-            }
+    /// Moves the queue to the spool when it holds more than half the memory cap.
+    fn spill_if_full(&mut self) {
+        if self.spool.is_none() || self.shared.queued_bytes() <= self.config.memory_limit() / 2 {
+            return;
         }
-        prev = Some(id);
-        at += r.bytes.len();
-        n += 1;
+        let bytes = {
+            let mut q = self.shared.queue.lock();
+            // A configuration switch is pending: its events belong to another sink; leave them.
+            if !q.sealed.is_empty() || !Arc::ptr_eq(&q.config, &self.config) {
+                return;
+            }
+            q.events = 0;
+            std::mem::take(&mut q.buf)
+        };
+        self.shared.stats.inflight_bytes.fetch_add(bytes.len(), Relaxed);
+        let mut at = 0;
+        while at < bytes.len() {
+            let (end, n) = cut(&bytes[at..], self.config.batch_size());
+            let end = if n == 0 { bytes.len() - at } else { end };
+            if let Ok(b) = Batch::new(bytes[at..at + end].to_vec()) {
+                self.spool_or_fail(&b);
+            }
+            self.shared.stats.inflight_bytes.fetch_sub(end, Relaxed);
+            at += end;
+        }
     }
-    (at, n)
 }

@@ -1,7 +1,7 @@
 //! Per-process counters, shared by the request thread and the flush thread, shown by `tsdb_stats()`.
 
 use parking_lot::Mutex;
-use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 #[derive(Default, Debug)]
@@ -18,6 +18,16 @@ pub struct Stats {
     pub dropped: AtomicU64,
     /// Events with a value cut to its cap or a byte the backend could not carry replaced.
     pub truncated: AtomicU64,
+    /// Events written to the local spool because the backend could not take them.
+    pub spooled: AtomicU64,
+    /// Spooled events (of any process) this process replayed to the backend.
+    pub replayed: AtomicU64,
+    /// Spooled events the backend refused for their content when replayed.
+    pub replay_rejected: AtomicU64,
+    /// Spooled events dropped to keep the spool under `spool_limit_bytes`.
+    pub spool_dropped: AtomicU64,
+    /// Whether the circuit breaker is open (the backend gets one probe per `breaker_open_ms`).
+    pub breaker_open: AtomicBool,
     /// Write attempts that were retried.
     pub retried: AtomicU64,
     /// Batches the backend confirmed.
@@ -46,9 +56,12 @@ impl Stats {
         self.last_error.lock().clone()
     }
 
-    /// Events accepted and not yet accounted for (written, failed or rejected).
+    /// Events accepted and not yet accounted for (written, failed, rejected or spooled).
     pub fn pending(&self) -> u64 {
-        let done = self.written.load(Relaxed) + self.failed.load(Relaxed) + self.rejected.load(Relaxed);
+        let done = self.written.load(Relaxed)
+            + self.failed.load(Relaxed)
+            + self.rejected.load(Relaxed)
+            + self.spooled.load(Relaxed);
         self.accepted.load(Relaxed).saturating_sub(done)
     }
 }

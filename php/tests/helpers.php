@@ -95,7 +95,17 @@ trait tsdb_test_tempdir {
     }
 
     protected function tearDown(): void {
-        array_map('unlink', glob($this->dir . '/*') ?: []);
-        @rmdir($this->dir);
+        tsdb_test_rmtree($this->dir);
+    }
+}
+
+function tsdb_test_rmtree(string $path): void {
+    if (is_dir($path) && !is_link($path)) {
+        foreach (array_diff(scandir($path), ['.', '..']) as $f) {
+            tsdb_test_rmtree("$path/$f");
+        }
+        rmdir($path);
+    } else if (file_exists($path) || is_link($path)) {
+        unlink($path);
     }
 }

@@ -99,6 +99,66 @@ impl Batch {
     }
 }
 
+/// Length in bytes and count of the first batch in `buf`: at most `max` records forming a consecutive
+/// run of one producer's sequence numbers. A corrupt record ends the batch before it (`n == 0` then).
+pub fn cut(buf: &[u8], max: usize) -> (usize, usize) {
+    let mut at = 0;
+    let mut n = 0;
+    let mut prev: Option<crate::event::EventId> = None;
+    while at < buf.len() && n < max {
+        let Ok(r) = record::read(&buf[at..]) else { break };
+        let id = r.event.id;
+        if let Some(p) = prev {
+            if p.producer != id.producer || p.seq.wrapping_add(1) != id.seq {
+                break;
+            }
+        }
+        prev = Some(id);
+        at += r.bytes.len();
+        n += 1;
+    }
+    (at, n)
+}
+
+/// The final result for one piece of a batch.
+pub enum Final {
+    Written(Written),
+    /// One event the server refuses for its content.
+    Rejected(String),
+    /// The backend could not take this piece (network, configuration, retries exhausted).
+    Failed(String),
+}
+
+/// Writes `batch` with `attempt`, bisecting a batch the server refuses as a whole until the refused
+/// events stand alone. `done` gets each final piece in order; returning false stops the rest, which
+/// is then handed to `done` as Failed too (so every event is accounted for exactly once).
+pub fn write_bisecting(
+    batch: Batch,
+    mut attempt: impl FnMut(&Batch) -> Result<Written, SinkError>,
+    mut done: impl FnMut(&Batch, Final) -> bool,
+) {
+    let mut stack = vec![batch];
+    let mut go_on = true;
+    while let Some(b) = stack.pop() {
+        if !go_on {
+            done(&b, Final::Failed("not attempted".into()));
+            continue;
+        }
+        let fin = match attempt(&b) {
+            Ok(w) => Final::Written(w),
+            Err(SinkError::Split(_)) if b.len() > 1 => {
+                let (left, right) = b.split();
+                stack.push(right);
+                stack.push(left);
+                continue;
+            }
+            Err(SinkError::Split(msg)) => Final::Rejected(msg),
+            Err(SinkError::Retry { msg, .. } | SinkError::Config(msg)) => Final::Failed(msg),
+        };
+        go_on = done(&b, fin);
+    }
+}
+
 /// What the server did with a batch it answered for.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Written {

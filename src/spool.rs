@@ -1,0 +1,506 @@
+//! The spool: a local disk buffer for batches the backend could not take (outage, retries exhausted,
+//! breaker open, memory pressure), replayed in order when it answers again.
+//!
+//! - One segment file per spooled batch: a header (magic, version, event count, producer, creation
+//!   time) and framed records (`u32 length | u32 crc32 | record`). Written to a dot-named temp file,
+//!   fsynced (when `spool_fsync` is on) and renamed, so a segment is either whole or absent.
+//! - Names sort by creation time, so replay goes oldest first. Replay claims a segment with a
+//!   non-blocking `flock`, so one process at a time works on it, and deletes it only after the backend
+//!   confirmed its events. A segment that fails its checks is moved to `quarantine/` with the reason.
+//! - `spool_limit_bytes` caps the directory: beyond it the oldest segments are dropped and counted.
+//! - Directories are 0700 and files 0600: events hold personal data.
+
+use crate::record::{self, RecordError};
+use crate::sink::{cut, write_bisecting, Batch, Final, Sink};
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::io::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+const MAGIC: &[u8; 8] = b"TSDBSPL1";
+/// Magic, version, count, producer, creation time, then a crc32 of those 32 bytes.
+const HEADER_LEN: usize = 36;
+const EXT: &str = "seg";
+
+#[derive(Debug, Clone)]
+pub struct Spool {
+    dir: PathBuf,
+    limit: u64,
+    fsync: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Segment {
+    pub path: PathBuf,
+    pub bytes: u64,
+    pub created_ms: i64,
+}
+
+/// A segment this process has claimed (holds its lock until dropped).
+pub struct Claim {
+    pub segment: Segment,
+    file: File,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Usage {
+    pub bytes: u64,
+    pub segments: u64,
+    pub oldest_created_ms: Option<i64>,
+}
+
+/// What enforcing the disk cap removed.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Evicted {
+    pub segments: u64,
+    pub events: u64,
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+fn u32_at(b: &[u8], at: usize) -> u32 {
+    let mut x = [0u8; 4];
+    x.copy_from_slice(&b[at..at + 4]);
+    u32::from_le_bytes(x)
+}
+
+impl Spool {
+    pub fn open(dir: &Path, limit: u64, fsync: bool) -> io::Result<Spool> {
+        fs::DirBuilder::new().recursive(true).mode(0o700).create(dir.join("quarantine"))?;
+        Ok(Spool { dir: dir.to_path_buf(), limit, fsync })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Writes `records` (whole records, already validated) as one new segment. Returns its size.
+    pub fn write(&self, records: &[u8], producer: u64, first_seq: u64) -> io::Result<u64> {
+        let created = now_ms();
+        let name = format!("{created:013}-{producer:016x}-{first_seq:020}.{EXT}");
+        let tmp = self.dir.join(format!(".{name}.tmp"));
+        let mut out = Vec::with_capacity(HEADER_LEN + records.len() + records.len() / 32);
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&1u32.to_le_bytes());
+        let count_at = out.len();
+        out.extend_from_slice(&0u32.to_le_bytes());
+        out.extend_from_slice(&producer.to_le_bytes());
+        out.extend_from_slice(&created.to_le_bytes());
+        out.extend_from_slice(&[0; 4]);
+        let mut count = 0u32;
+        for r in record::records(records) {
+            let r = r.map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
+            out.extend_from_slice(&(r.bytes.len() as u32).to_le_bytes());
+            out.extend_from_slice(&crc32fast::hash(r.bytes).to_le_bytes());
+            out.extend_from_slice(r.bytes);
+            count += 1;
+        }
+        out[count_at..count_at + 4].copy_from_slice(&count.to_le_bytes());
+        let hcrc = crc32fast::hash(&out[..32]);
+        out[32..36].copy_from_slice(&hcrc.to_le_bytes());
+        let mut f = OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
+        let written = f.write_all(&out).and_then(|()| if self.fsync { f.sync_all() } else { Ok(()) });
+        if let Err(e) = written.and_then(|()| fs::rename(&tmp, self.dir.join(&name))) {
+            let _ = fs::remove_file(&tmp);
+            return Err(e);
+        }
+        if self.fsync {
+            File::open(&self.dir)?.sync_all()?;
+        }
+        Ok(out.len() as u64)
+    }
+
+    /// Segments, oldest first.
+    pub fn list(&self) -> Vec<Segment> {
+        let mut v: Vec<Segment> = fs::read_dir(&self.dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| {
+                let name = e.file_name().into_string().ok()?;
+                if name.starts_with('.') || !name.ends_with(EXT) {
+                    return None;
+                }
+                let created_ms = name.split('-').next()?.parse().ok()?;
+                let meta = e.metadata().ok()?;
+                meta.is_file().then(|| Segment { path: e.path(), bytes: meta.len(), created_ms })
+            })
+            .collect();
+        v.sort_by(|a, b| a.path.cmp(&b.path));
+        v
+    }
+
+    pub fn usage(&self) -> Usage {
+        let segs = self.list();
+        Usage {
+            bytes: segs.iter().map(|s| s.bytes).sum(),
+            segments: segs.len() as u64,
+            oldest_created_ms: segs.first().map(|s| s.created_ms),
+        }
+    }
+
+    /// Claims a segment for this process, or None when another process holds it (or it is gone).
+    pub fn claim(&self, segment: &Segment) -> Option<Claim> {
+        let file = File::open(&segment.path).ok()?;
+        // SAFETY: flock on a descriptor we own.
+        let locked = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0;
+        // It may have been replayed and deleted between listing and locking.
+        (locked && segment.path.exists()).then(|| Claim { segment: segment.clone(), file })
+    }
+
+    /// The records of a claimed segment, every frame checked.
+    pub fn read(&self, claim: &mut Claim) -> Result<Vec<u8>, String> {
+        let mut raw = Vec::new();
+        claim.file.read_to_end(&mut raw).map_err(|e| format!("read: {e}"))?;
+        decode(&raw)
+    }
+
+    pub fn remove(&self, claim: Claim) -> io::Result<()> {
+        fs::remove_file(&claim.segment.path)
+    }
+
+    /// Moves a bad segment aside with a `.reason` file next to it; the rest of the spool replays.
+    pub fn quarantine(&self, claim: Claim, reason: &str) -> io::Result<()> {
+        let name = claim.segment.path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+        let to = self.dir.join("quarantine").join(&name);
+        fs::rename(&claim.segment.path, &to)?;
+        let mut why = to.into_os_string();
+        why.push(".reason");
+        let mut f = OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(why)?;
+        writeln!(f, "{reason}")
+    }
+
+    pub fn quarantined(&self) -> u64 {
+        fs::read_dir(self.dir.join("quarantine"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().ends_with(EXT))
+            .count() as u64
+    }
+
+    /// Drops the oldest segments until the spool fits `limit` with `incoming` more bytes.
+    pub fn make_room(&self, incoming: u64) -> Evicted {
+        let mut ev = Evicted::default();
+        let segs = self.list();
+        let mut total: u64 = segs.iter().map(|s| s.bytes).sum();
+        for s in &segs {
+            if total + incoming <= self.limit {
+                break;
+            }
+            if let Some(mut c) = self.claim(s) {
+                let events = header_count(&mut c.file).unwrap_or(0);
+                if self.remove(c).is_ok() {
+                    total -= s.bytes;
+                    ev.segments += 1;
+                    ev.events += u64::from(events);
+                }
+            }
+        }
+        ev
+    }
+
+    pub fn fits(&self, incoming: u64) -> bool {
+        incoming <= self.limit
+    }
+}
+
+/// What one replay pass did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Replay {
+    /// Segments fully confirmed and deleted.
+    pub segments: u64,
+    pub written: u64,
+    pub rejected: u64,
+    pub quarantined: u64,
+    /// Segments left because another process holds them.
+    pub busy: u64,
+    /// Why the pass stopped early (the backend failed again), if it did.
+    pub error: Option<String>,
+    /// Whether the deadline cut the pass short.
+    pub timed_out: bool,
+}
+
+impl Spool {
+    /// Replays segments oldest first into `sink` until the spool is empty, the backend fails or
+    /// `deadline` passes. A segment is deleted only after all of its events were confirmed; a segment
+    /// cut short is replayed whole later (the sinks' writes are idempotent).
+    pub fn replay(&self, sink: &mut dyn Sink, batch_size: usize, deadline: Instant) -> Replay {
+        let mut rep = Replay::default();
+        for seg in self.list() {
+            if Instant::now() >= deadline {
+                rep.timed_out = true;
+                break;
+            }
+            let Some(mut claim) = self.claim(&seg) else {
+                rep.busy += 1;
+                continue;
+            };
+            let records = match self.read(&mut claim) {
+                Ok(r) => r,
+                Err(why) => {
+                    if self.quarantine(claim, &why).is_ok() {
+                        rep.quarantined += 1;
+                    }
+                    continue;
+                }
+            };
+            let mut at = 0;
+            let mut failed = None;
+            while at < records.len() && failed.is_none() {
+                let (end, n) = cut(&records[at..], batch_size);
+                let batch = match (n, Batch::new(records[at..at + end].to_vec())) {
+                    (1.., Ok(b)) => b,
+                    _ => {
+                        failed = Some("internal: segment passed its checks but cannot be cut".to_string());
+                        break;
+                    }
+                };
+                at += end;
+                write_bisecting(
+                    batch,
+                    |b| sink.write(b),
+                    |_, fin| match fin {
+                        Final::Written(w) => {
+                            rep.written += w.written as u64;
+                            rep.rejected += w.rejected as u64;
+                            true
+                        }
+                        Final::Rejected(_) => {
+                            rep.rejected += 1;
+                            true
+                        }
+                        Final::Failed(msg) => {
+                            failed.get_or_insert(msg);
+                            false
+                        }
+                    },
+                );
+            }
+            match failed {
+                None => {
+                    if self.remove(claim).is_ok() {
+                        rep.segments += 1;
+                    }
+                }
+                Some(msg) => {
+                    rep.error = Some(msg);
+                    break;
+                }
+            }
+        }
+        rep
+    }
+}
+
+/// One replay pass with its own sink, outside the flush thread (`tsdb_replay_spool()`: a Moodle task or
+/// a CLI script).
+pub fn replay_with(config: &crate::config::Config, budget: std::time::Duration) -> Result<Replay, String> {
+    let dir = config.get("spool_dir");
+    if dir.is_empty() {
+        return Err("spool_dir: not set, there is no spool to replay".into());
+    }
+    let sp = Spool::open(Path::new(dir), config.int("spool_limit_bytes") as u64, config.flag("spool_fsync"))
+        .map_err(|e| format!("spool_dir: cannot use {dir}: {e}"))?;
+    let mut sink = crate::sink::open(config)?;
+    Ok(sp.replay(sink.as_mut(), config.batch_size(), Instant::now() + budget))
+}
+
+/// Usage of the spool a configuration names, without creating it.
+pub fn usage_of(config: &crate::config::Config) -> (Usage, u64) {
+    let dir = config.get("spool_dir");
+    if dir.is_empty() {
+        return (Usage::default(), 0);
+    }
+    let sp = Spool { dir: PathBuf::from(dir), limit: 0, fsync: false };
+    (sp.usage(), sp.quarantined())
+}
+
+fn header_count(f: &mut File) -> Option<u32> {
+    let mut h = [0u8; HEADER_LEN];
+    f.read_exact(&mut h).ok()?;
+    (&h[..8] == MAGIC).then(|| u32_at(&h, 12))
+}
+
+/// Checks and unframes a segment; any inconsistency is an error naming what is wrong.
+pub fn decode(raw: &[u8]) -> Result<Vec<u8>, String> {
+    if raw.len() < HEADER_LEN || &raw[..8] != MAGIC {
+        return Err("not a spool segment (bad magic or short header)".into());
+    }
+    if crc32fast::hash(&raw[..32]) != u32_at(raw, 32) {
+        return Err("header checksum mismatch".into());
+    }
+    let version = u32_at(raw, 8);
+    if version != 1 {
+        return Err(format!("unknown segment version {version}"));
+    }
+    let count = u32_at(raw, 12) as usize;
+    let mut out = Vec::with_capacity(raw.len());
+    let mut at = HEADER_LEN;
+    let mut n = 0usize;
+    while at < raw.len() {
+        if raw.len() - at < 8 {
+            return Err(format!("truncated frame header at byte {at}"));
+        }
+        let len = u32_at(raw, at) as usize;
+        let crc = u32_at(raw, at + 4);
+        at += 8;
+        if len > raw.len() - at {
+            return Err(format!("truncated record at byte {at} (wants {len} bytes)"));
+        }
+        let rec = &raw[at..at + len];
+        if crc32fast::hash(rec) != crc {
+            return Err(format!("checksum mismatch in record {n} at byte {at}"));
+        }
+        match record::read(rec) {
+            Ok(r) if r.bytes.len() == len => {}
+            Ok(_) => return Err(format!("record {n}: frame and record lengths differ")),
+            Err(e) => return Err(format!("record {n}: {}", RecordError::to_string(&e))),
+        }
+        out.extend_from_slice(rec);
+        at += len;
+        n += 1;
+    }
+    if n != count {
+        return Err(format!("header says {count} records, found {n}"));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sink::testing::records;
+
+    fn spool(limit: u64) -> (tempfile::TempDir, Spool) {
+        let d = tempfile::tempdir().unwrap();
+        let s = Spool::open(&d.path().join("spool"), limit, true).unwrap();
+        (d, s)
+    }
+
+    #[test]
+    fn write_list_claim_read_remove() {
+        let (_d, s) = spool(1 << 30);
+        let a = records(1, 10);
+        let b = records(11, 5);
+        s.write(&a, 9, 1).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        s.write(&b, 9, 11).unwrap();
+        let segs = s.list();
+        assert_eq!(segs.len(), 2);
+        assert!(segs[0].created_ms <= segs[1].created_ms);
+        let mut c = s.claim(&segs[0]).unwrap();
+        // A second claim (another process) is refused while the first holds it.
+        assert!(s.claim(&segs[0]).is_none());
+        assert_eq!(s.read(&mut c).unwrap(), a);
+        s.remove(c).unwrap();
+        assert_eq!(s.usage().segments, 1);
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(fs::metadata(&segs[1].path).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(fs::metadata(s.dir()).unwrap().permissions().mode() & 0o777, 0o700);
+    }
+
+    #[test]
+    fn corrupt_segments_are_detected_and_quarantined() {
+        let (_d, s) = spool(1 << 30);
+        s.write(&records(1, 3), 9, 1).unwrap();
+        let seg = s.list().remove(0);
+        let good = fs::read(&seg.path).unwrap();
+        // Every truncation and every single-byte flip is an error, never a panic or a wrong result.
+        for cut in 0..good.len() {
+            assert!(decode(&good[..cut]).is_err(), "truncated at {cut} accepted");
+        }
+        for i in 0..good.len() {
+            let mut bad = good.clone();
+            bad[i] ^= 0x40;
+            assert!(decode(&bad).is_err(), "flip at {i} accepted");
+        }
+        fs::write(&seg.path, &good[..good.len() - 3]).unwrap();
+        let mut c = s.claim(&seg).unwrap();
+        let why = s.read(&mut c).unwrap_err();
+        s.quarantine(c, &why).unwrap();
+        assert_eq!(s.usage().segments, 0);
+        assert_eq!(s.quarantined(), 1);
+        let reason = fs::read_to_string(
+            s.dir().join("quarantine").join(seg.path.file_name().unwrap()).with_extension("seg.reason"),
+        )
+        .unwrap();
+        assert!(reason.contains("truncated"), "{reason}");
+    }
+
+    /// A sink that records what it got and fails on demand.
+    struct Recorder {
+        got: Vec<u64>,
+        fail_after: usize,
+    }
+
+    impl Sink for Recorder {
+        fn write(&mut self, b: &Batch) -> Result<crate::sink::Written, crate::sink::SinkError> {
+            if self.got.len() >= self.fail_after {
+                return Err(crate::sink::SinkError::Retry { msg: "down".into(), after: None });
+            }
+            self.got.extend(b.events().map(|e| e.id.seq));
+            Ok(crate::sink::Written { written: b.len(), ..Default::default() })
+        }
+    }
+
+    #[test]
+    fn replay_in_order_deletes_only_confirmed_segments() {
+        let (_d, s) = spool(1 << 30);
+        for k in 0..3u64 {
+            s.write(&records(1 + 10 * k, 10), 9, 1 + 10 * k).unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        // The backend fails after 15 events: the first segment is confirmed and deleted, the second kept.
+        let mut sink = Recorder { got: Vec::new(), fail_after: 15 };
+        let far = Instant::now() + std::time::Duration::from_secs(60);
+        let rep = s.replay(&mut sink, 5, far);
+        assert_eq!((rep.segments, rep.written), (1, 15));
+        assert!(rep.error.is_some());
+        assert_eq!(s.usage().segments, 2);
+        // Back up: the rest replays in order, the half-done segment whole (idempotent sinks).
+        sink.fail_after = usize::MAX;
+        let rep = s.replay(&mut sink, 5, far);
+        assert_eq!((rep.segments, rep.written, rep.error), (2, 20, None));
+        assert_eq!(s.usage().segments, 0);
+        let want: Vec<u64> = (1..=15).chain(11..=30).collect();
+        assert_eq!(sink.got, want);
+    }
+
+    #[test]
+    fn replay_quarantines_corrupt_and_goes_on() {
+        let (_d, s) = spool(1 << 30);
+        s.write(&records(1, 4), 9, 1).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        s.write(&records(5, 4), 9, 5).unwrap();
+        let first = s.list().remove(0);
+        let mut raw = fs::read(&first.path).unwrap();
+        let n = raw.len();
+        raw[n - 1] ^= 1;
+        fs::write(&first.path, raw).unwrap();
+        let mut sink = Recorder { got: Vec::new(), fail_after: usize::MAX };
+        let rep = s.replay(&mut sink, 100, Instant::now() + std::time::Duration::from_secs(60));
+        assert_eq!((rep.quarantined, rep.segments, rep.written), (1, 1, 4));
+        assert_eq!(sink.got, vec![5, 6, 7, 8]);
+        assert_eq!(s.quarantined(), 1);
+    }
+
+    #[test]
+    fn cap_drops_oldest_first_and_counts_events() {
+        let (_d, s) = spool(1 << 30);
+        let size = s.write(&records(1, 10), 9, 1).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        s.write(&records(11, 10), 9, 11).unwrap();
+        let capped = Spool { limit: size * 2, ..s.clone() };
+        let ev = capped.make_room(size);
+        assert_eq!(ev, Evicted { segments: 1, events: 10 });
+        let left = s.list();
+        assert_eq!(left.len(), 1);
+        let mut c = s.claim(&left[0]).unwrap();
+        assert_eq!(s.read(&mut c).unwrap(), records(11, 10));
+    }
+}
