@@ -15,10 +15,11 @@
 //!   InfluxDB 3 (VictoriaMetrics unescapes `\\` too), and no line break inside string fields either,
 //!   because VictoriaMetrics splits lines at every newline, even inside quotes.
 //!
-//! Both: measurement escapes `,` and space; string fields are quoted with `"` and `\` escaped, and
-//! carry every other character as it is (newline, CR, tab, NUL included). A tag value cannot hold a
-//! line break (nor a tab in InfluxDB 3) and cannot end with a backslash; those characters become
-//! U+FFFD. Invalid UTF-8 becomes U+FFFD. An empty tag value omits the tag. Strings longer than 64 KiB
+//! All: measurement escapes `,` and space; string fields are quoted with `"` and `\` escaped, and
+//! carry every other character as it is (newline, CR, tab, NUL included; portable: no newline). A tag
+//! value cannot hold a line break (nor a tab in InfluxDB 3 and portable) and cannot end with a
+//! backslash; those characters become U+FFFD. In the Go dialect a rare tag/newline combination that
+//! would confuse the server's line splitter is detected and altered too (see `go_line_end`). Invalid UTF-8 becomes U+FFFD. An empty tag value omits the tag. Strings longer than 64 KiB
 //! are cut, with a marker (`other`: replaced by a JSON object holding its head). Every such change is
 //! reported in [`Alterations`] so the caller counts it.
 
