@@ -479,7 +479,9 @@ impl Worker {
                 // Nothing changes until an admin acts: wait the longest delay, never spin.
                 Err(SinkError::Config(msg)) => (msg, backoff.cap),
             };
-            if !retry || started.elapsed() + delay > budget {
+            // A new configuration is waiting: the old sink gets no more retries (its events go to its
+            // spool, or count as failed), so an admin's fix is never stuck behind a dead backend.
+            if !retry || started.elapsed() + delay > budget || self.switch_pending() {
                 return Err(SinkError::Retry {
                     msg: format!("gave up after {} attempts: {msg}", attempt + 1),
                     after: None,
@@ -521,11 +523,18 @@ impl Worker {
         }
     }
 
+    fn switch_pending(&self) -> bool {
+        !Arc::ptr_eq(&self.shared.queue.lock().config, &self.config)
+    }
+
     /// Sleeps, keeping any control message that arrives for the main loop. With a spool, a queue
     /// filling up during the wait goes to disk instead of being dropped.
     fn sleep(&mut self, d: Duration) {
         let until = Instant::now() + d;
         while let Some(left) = until.checked_duration_since(Instant::now()).filter(|l| !l.is_zero()) {
+            if self.switch_pending() {
+                return;
+            }
             self.spill_if_full();
             match self.ctl.recv_timeout(left.min(Duration::from_millis(100))) {
                 Ok(m) => self.inbox.push_back(m),

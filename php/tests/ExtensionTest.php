@@ -201,6 +201,25 @@ final class ExtensionTest extends TestCase {
         $this->assertSame(range(1100, 1149), array_column(tsdb_test_read_jsonl($b), 'userid'));
     }
 
+    public function test_a_dead_old_sink_does_not_hold_up_a_new_configuration(): void {
+        tsdb_configure(['backend' => 'file', 'path' => $this->dir . '/missing/x', 'flush_interval_ms' => 10,
+            'retry_base_ms' => 600000, 'retry_max_ms' => 600000, 'retry_max_elapsed_ms' => 86400000, 'spool_dir' => '']);
+        $s0 = tsdb_stats();
+        for ($i = 0; $i < 10; $i++) {
+            tsdb_log_event(tsdb_test_event($i));
+        }
+        $this->assertSame(10, tsdb_flush(300), 'the old sink keeps them while retrying');
+        $good = $this->configure_file('good.jsonl');
+        for ($i = 0; $i < 5; $i++) {
+            tsdb_log_event(tsdb_test_event($i));
+        }
+        $this->assertSame(0, tsdb_flush(5000));
+        $s1 = tsdb_stats();
+        $this->assertSame(10, $s1['failed'] - $s0['failed'], 'no spool: the old events count as failed');
+        $this->assertSame(5, $s1['written'] - $s0['written']);
+        $this->assertCount(5, tsdb_test_read_jsonl($good));
+    }
+
     public function test_sync_mode_writes_before_returning(): void {
         $path = $this->configure_file('sync.jsonl', ['mode' => 'sync', 'flush_interval_ms' => 60000]);
         for ($i = 0; $i < 5; $i++) {
