@@ -26,6 +26,7 @@ require_once(__DIR__ . '/harness/privacy.php');
 require_once(__DIR__ . '/harness/admin.php');
 require_once(__DIR__ . '/harness/db.php');
 require_once(__DIR__ . '/harness/output.php');
+require_once(__DIR__ . '/harness/reports.php');
 
 harness::$plugindir = realpath(__DIR__ . '/../../moodle-plugin');
 

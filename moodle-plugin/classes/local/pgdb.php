@@ -173,6 +173,56 @@ class pgdb {
     }
 
     /**
+     * Does this connection go through PDO (placeholders `?`) rather than pgsql (placeholders `$n`)?
+     *
+     * @return bool
+     */
+    public function uses_pdo(): bool {
+        return $this->pdo !== null;
+    }
+
+    /**
+     * Runs a statement whose placeholders are already in the driver's style (see uses_pdo()): `$1, $2...` for
+     * pgsql, `?` for PDO. Nothing is rewritten, so a `?` inside a string literal stays text. Rows come back as
+     * objects with every non-null value as a string, whichever the driver (as Moodle's DML returns them).
+     *
+     * @param string $sql
+     * @param array $params
+     * @return \stdClass[]
+     */
+    public function query_native(string $sql, array $params = []): array {
+        $params = self::values($params);
+        if ($this->pdo) {
+            try {
+                $st = $this->pdo->prepare($sql);
+                $st->execute($params);
+            } catch (\PDOException $e) {
+                throw new \moodle_exception('pgqueryfailed', 'logstore_tsdb', '', $e->getMessage());
+            }
+            $rows = [];
+            while ($row = $st->fetch(\PDO::FETCH_OBJ)) {
+                foreach ($row as $k => $v) {
+                    if ($v !== null && !is_string($v)) {
+                        $row->$k = is_bool($v) ? ($v ? 't' : 'f') : (string) $v;
+                    }
+                }
+                $rows[] = $row;
+            }
+            return $rows;
+        }
+        $result = @pg_query_params($this->conn, $sql, $params);
+        if ($result === false) {
+            throw new \moodle_exception('pgqueryfailed', 'logstore_tsdb', '', pg_last_error($this->conn));
+        }
+        $rows = [];
+        while ($row = pg_fetch_object($result)) {
+            $rows[] = $row;
+        }
+        pg_free_result($result);
+        return $rows;
+    }
+
+    /**
      * A PostgreSQL array literal for a list of integers, bound as one parameter (`= ANY(?::bigint[])`).
      *
      * @param int[] $ids

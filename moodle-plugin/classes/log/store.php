@@ -27,6 +27,9 @@ namespace logstore_tsdb\log;
 defined('MOODLE_INTERNAL') || die();
 
 use logstore_tsdb\local\extension;
+use logstore_tsdb\local\reader\influx_reader;
+use logstore_tsdb\local\reader\pg_reader;
+use logstore_tsdb\local\reader\unsupported_query;
 use logstore_tsdb\local\metrics;
 use logstore_tsdb\local\pseudonym;
 use logstore_tsdb\local\settings_definition;
@@ -37,11 +40,16 @@ use logstore_tsdb\local\settings_definition;
  *
  * Nothing is buffered in PHP: write() builds the same row the standard store builds and passes it on at once.
  *
+ * As a \core\log\sql_reader (Moodle's Logs and Live logs reports), it reads the events back from the backend:
+ * PostgreSQL / TimescaleDB answers every fragment Moodle writes for logstore_standard_log (pg_reader); InfluxDB
+ * answers the subset InfluxQL can answer exactly and refuses the rest with an exception (influx_reader); the file
+ * backend cannot be read. Reading does not need the extension: it uses PHP's pgsql/PDO or HTTP.
+ *
  * @package    logstore_tsdb
  * @copyright  2025 The logstore_tsdb authors
  * @license    http://www.gnu.org/copyleft/gpl.html GNU GPL v3 or later
  */
-class store implements \tool_log\log\writer, \core\log\reader {
+class store implements \tool_log\log\writer, \core\log\sql_reader {
     use \tool_log\helper\store,
         \tool_log\helper\reader;
 
@@ -226,6 +234,114 @@ class store implements \tool_log\log\writer, \core\log\reader {
      */
     public function is_logging() {
         return $this->available;
+    }
+
+    /** @var pg_reader|influx_reader|null The reader of the configured backend, created on first use. */
+    protected $reader = null;
+
+    /**
+     * The reader of the configured backend.
+     *
+     * @return pg_reader|influx_reader
+     * @throws unsupported_query for the file backend
+     */
+    public function get_reader() {
+        if ($this->reader === null) {
+            $backend = (string) ($this->pluginconfig->backend ?? 'file');
+            if ($backend === 'postgres') {
+                $this->reader = new pg_reader($this->pluginconfig);
+            } else if (strpos($backend, 'influxdb') === 0) {
+                $this->reader = new influx_reader($this->pluginconfig);
+            } else {
+                throw new unsupported_query('the ' . $backend . ' backend keeps no queryable copy of the events', $backend);
+            }
+        }
+        return $this->reader;
+    }
+
+    /**
+     * Events matching a SQL fragment over the columns of logstore_standard_log.
+     *
+     * @param string $selectwhere e.g. "courseid = :courseid AND timecreated > :since"
+     * @param array $params bound values (named or positional), never interpolated
+     * @param string $sort e.g. "timecreated DESC"
+     * @param int $limitfrom
+     * @param int $limitnum
+     * @return \core\event\base[] keyed by the row id (PostgreSQL) or the point's time in ns (InfluxDB)
+     */
+    public function get_events_select($selectwhere, array $params, $sort, $limitfrom, $limitnum) {
+        $events = [];
+        foreach ($this->get_reader()->get_rows((string) $selectwhere, $params, (string) $sort, (int) $limitfrom,
+                (int) $limitnum) as $row) {
+            $key = $row->id ?? $row->time_ns;
+            while (isset($events[$key])) {
+                $key++;
+            }
+            if ($event = $this->get_log_event($row)) {
+                $events[$key] = $event;
+            }
+        }
+        return $events;
+    }
+
+    /**
+     * Number of events matching a SQL fragment.
+     *
+     * @param string $selectwhere
+     * @param array $params
+     * @return int
+     */
+    public function get_events_select_count($selectwhere, array $params) {
+        return $this->get_reader()->count((string) $selectwhere, $params);
+    }
+
+    /**
+     * Is there an event matching a SQL fragment?
+     *
+     * @param string $selectwhere
+     * @param array $params
+     * @return bool
+     */
+    public function get_events_select_exists(string $selectwhere, array $params): bool {
+        return $this->get_reader()->exists($selectwhere, $params);
+    }
+
+    /**
+     * Events matching a SQL fragment, one at a time (exports of any size in bounded memory).
+     *
+     * @param string $selectwhere
+     * @param array $params
+     * @param string $sort
+     * @param int $limitfrom
+     * @param int $limitnum
+     * @return \Traversable of \core\event\base
+     */
+    public function get_events_select_iterator($selectwhere, array $params, $sort, $limitfrom, $limitnum) {
+        $rows = $this->get_reader()->iterate_rows((string) $selectwhere, $params, (string) $sort, (int) $limitfrom,
+            (int) $limitnum);
+        return new \logstore_tsdb\local\reader\event_iterator($rows, [$this, 'get_log_event']);
+    }
+
+    /**
+     * Builds an event from a stored row, as logstore_standard does.
+     *
+     * @param \stdClass $data a row with the columns of logstore_standard_log
+     * @return \core\event\base|null
+     */
+    public function get_log_event($data) {
+        $extra = ['origin' => $data->origin ?? null, 'ip' => $data->ip ?? null, 'realuserid' => $data->realuserid ?? null];
+        $data = (array) $data;
+        $data['other'] = self::decode_other($data['other'] ?? null);
+        if ($data['other'] === false) {
+            $data['other'] = [];
+        }
+        foreach (['origin', 'ip', 'realuserid', 'id', 'time', 'time_ns', 'event_id'] as $key) {
+            unset($data[$key]);
+        }
+        if (!$event = \core\event\base::restore($data, $extra)) {
+            return null;
+        }
+        return $event;
     }
 
     /**

@@ -245,6 +245,7 @@ $string['pgnodriver'] = 'Neither the pgsql nor the pdo_pgsql PHP extension is lo
 $string['influxerror'] = 'InfluxDB error: {$a}';
 $string['influxdeletenottag'] = 'InfluxDB can only delete points by tag: add "{$a}" to the Tags setting (existing points written without that tag cannot be deleted by it).';
 $string['influxdeleteunsupported'] = 'Backend {$a} cannot delete individual points: delete by dropping the table or database, or use pseudonymisation.';
+$string['readerunsupported'] = 'The time series database log store ({$a->backend}) cannot answer this log query exactly, and refuses it rather than show wrong events: {$a->reason}. The PostgreSQL / TimescaleDB backend answers every log report; with InfluxDB, the live logs and the filters by course, user, activity, action and education level work.';
 
 // Privacy.
 $string['privacy:metadata:tsdb'] = 'Every event of the site (what a user did, when, where, and from which IP address) is sent to the configured time series database (InfluxDB or PostgreSQL/TimescaleDB), outside the Moodle database.';

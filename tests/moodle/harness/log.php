@@ -28,6 +28,20 @@ namespace core\event {
         /** @var bool */
         protected $triggered = false;
 
+        /** @var bool */
+        protected $restored = false;
+
+        /** @var bool */
+        protected $dispatched = false;
+
+        /** @var array|null origin, ip, realuserid of a restored event */
+        protected $logextra = null;
+
+        /** @var string[] Moodle's base::$fields: the keys of get_data(). */
+        private static $fields = ['eventname', 'component', 'action', 'target', 'objecttable', 'objectid', 'crud',
+            'edulevel', 'contextid', 'contextlevel', 'contextinstanceid', 'userid', 'courseid', 'relateduserid', 'anonymous',
+            'other', 'timecreated'];
+
         /**
          * Moodle's event constructor is final and protected: events come from create().
          */
@@ -84,6 +98,87 @@ namespace core\event {
                 }
             }
             return $event;
+        }
+
+        /**
+         * Moodle's base::restore(): an event rebuilt from a log row (reports), false for a row that names no event.
+         *
+         * @param array $data the 17 keys of get_data()
+         * @param array $logextra origin, ip, realuserid
+         * @return base|false
+         */
+        final public static function restore(array $data, array $logextra) {
+            $classname = $data['eventname'];
+            $component = $data['component'];
+            $action = $data['action'];
+            $target = $data['target'];
+            // Security: make 100% sure this really is an event class.
+            if ($classname !== "\\{$component}\\event\\{$target}_{$action}") {
+                return false;
+            }
+            if (!class_exists($classname)) {
+                return self::restore_unknown($data, $logextra);
+            }
+            $event = new $classname();
+            if (!($event instanceof \core\event\base)) {
+                return false;
+            }
+            $event->init();
+            $event->restored = true;
+            $event->triggered = true;
+            $event->dispatched = true;
+            $event->logextra = $logextra;
+            foreach (self::$fields as $key) {
+                if (!array_key_exists($key, $data)) {
+                    debugging("Event restore data must contain key $key");
+                    $data[$key] = null;
+                }
+            }
+            if (count($data) != count(self::$fields)) {
+                foreach ($data as $key => $value) {
+                    if (!in_array($key, self::$fields)) {
+                        debugging("Event restore data cannot contain key $key");
+                        unset($data[$key]);
+                    }
+                }
+            }
+            $event->data = $data;
+            return $event;
+        }
+
+        /**
+         * Moodle's base::restore_unknown().
+         *
+         * @param array $data
+         * @param array $logextra
+         * @return unknown_logged
+         */
+        final protected static function restore_unknown(array $data, array $logextra) {
+            $event = new unknown_logged();
+            $event->restored = true;
+            $event->triggered = true;
+            $event->dispatched = true;
+            $event->data = $data;
+            $event->logextra = $logextra;
+            return $event;
+        }
+
+        /**
+         * Moodle's base::get_logextra().
+         *
+         * @return array|null
+         */
+        public function get_logextra() {
+            return $this->logextra;
+        }
+
+        /**
+         * Moodle's base::is_restored().
+         *
+         * @return bool
+         */
+        public function is_restored() {
+            return $this->restored;
         }
 
         /**
@@ -144,6 +239,14 @@ namespace core\event {
          */
         public function getIterator(): \Iterator {
             return new \ArrayIterator($this->data);
+        }
+    }
+
+    /** Moodle's unknown_logged: a restored event whose class does not exist on this site. */
+    class unknown_logged extends base {
+        /** Init. */
+        protected function init() {
+            throw new \coding_exception('unknown events cannot be instantiated');
         }
     }
 

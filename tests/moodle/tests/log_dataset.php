@@ -1,0 +1,305 @@
+<?php
+// This file is part of the logstore_tsdb test harness (GPL v3 or later).
+
+/**
+ * A deterministic, Moodle-shaped event log for the reader, import, analytics and dashboard tests, and the helpers that
+ * put it into logstore_standard_log (the reference: Moodle's own table, queried by PostgreSQL) and into the TSDB through
+ * the real extension.
+ *
+ * @package    logstore_tsdb
+ * @copyright  2025 The logstore_tsdb authors
+ * @license    http://www.gnu.org/copyleft/gpl.html GNU GPL v3 or later
+ */
+
+/**
+ * Dataset and loaders.
+ */
+class log_dataset {
+
+    /** @var string[] The 20 columns of logstore_standard_log without id, in its order. */
+    const COLUMNS = ['eventname', 'component', 'action', 'target', 'objecttable', 'objectid', 'crud', 'edulevel', 'contextid',
+        'contextlevel', 'contextinstanceid', 'userid', 'courseid', 'relateduserid', 'anonymous', 'other', 'timecreated',
+        'origin', 'ip', 'realuserid'];
+
+    /** @var array Event kinds: eventname => [crud, edulevel, contextlevel kind, objecttable, weight]. */
+    const KINDS = [
+        '\\core\\event\\course_viewed' => ['r', 2, 'course', null, 30],
+        '\\mod_forum\\event\\discussion_viewed' => ['r', 2, 'module', 'forum_discussions', 14],
+        '\\mod_page\\event\\course_module_viewed' => ['r', 2, 'module', 'page', 14],
+        '\\mod_forum\\event\\post_created' => ['c', 2, 'module', 'forum_posts', 6],
+        '\\mod_quiz\\event\\attempt_submitted' => ['u', 2, 'module', 'quiz_attempts', 5],
+        '\\core\\event\\course_module_updated' => ['u', 1, 'module', 'course_modules', 4],
+        '\\core\\event\\course_module_deleted' => ['d', 1, 'module', 'course_modules', 2],
+        '\\core\\event\\user_graded' => ['u', 1, 'course', 'grade_grades', 5],
+        '\\core\\event\\user_loggedin' => ['r', 0, 'system', 'user', 8],
+        '\\core\\event\\user_login_failed' => ['r', 0, 'system', null, 3],
+        '\\core\\event\\dashboard_viewed' => ['r', 0, 'user', null, 6],
+        '\\core\\event\\antivirus_file_infected' => ['c', 0, 'system', null, 1],
+        '\\core\\event\\user_profile_viewed' => ['r', 0, 'user', 'user', 2],
+    ];
+
+    /** @var string[] Origins and their share: web, cli, ws, restore, and one Moodle does not list (report_log's "other"). */
+    const ORIGINS = ['web', 'web', 'web', 'web', 'web', 'web', 'web', 'web', 'web', 'web', 'web', 'web', 'web', 'web', 'cli',
+        'cli', 'ws', 'ws', 'restore', 'sync'];
+
+    /** @var int 2025-03-03 00:00:00 UTC, a Monday: the first day of the generated log. */
+    const START = 1740960000;
+
+    /**
+     * The component, action and target of an event name (as \core\event\base::create() derives them).
+     *
+     * @param string $eventname
+     * @return array [component, action, target]
+     */
+    public static function parts(string $eventname): array {
+        $parts = explode('\\', ltrim($eventname, '\\'));
+        $name = end($parts);
+        $pos = strrpos($name, '_');
+        return [$parts[0], substr($name, $pos + 1), substr($name, 0, $pos)];
+    }
+
+    /**
+     * Generates events: every one in its own second (so "timecreated DESC" is a total order and pages are comparable
+     * row by row), in a shuffled logging order (so ids do not follow time).
+     *
+     * @param int $n
+     * @param int $days spread over this many days from START
+     * @param int $seed
+     * @return array[] entries with the 20 columns, `other` as an array or null
+     */
+    public static function generate(int $n, int $days = 5, int $seed = 7): array {
+        mt_srand($seed);
+        $wheel = [];
+        foreach (self::KINDS as $name => $k) {
+            for ($i = 0; $i < $k[4]; $i++) {
+                $wheel[] = $name;
+            }
+        }
+        $span = $days * 86400;
+        $seconds = [];
+        while (count($seconds) < $n) {
+            // Daytime-heavy: 80 % between 08:00 and 20:00 UTC.
+            $day = mt_rand(0, $days - 1);
+            $hour = mt_rand(0, 99) < 80 ? mt_rand(8, 19) : mt_rand(0, 23);
+            $t = self::START + $day * 86400 + $hour * 3600 + mt_rand(0, 3599);
+            if ($t < self::START + $span) {
+                $seconds[$t] = true;
+            }
+        }
+        $seconds = array_keys($seconds);
+        $entries = [];
+        foreach ($seconds as $t) {
+            $name = $wheel[mt_rand(0, count($wheel) - 1)];
+            [$crud, $edulevel, $level, $objecttable] = self::KINDS[$name];
+            [$component, $action, $target] = self::parts($name);
+            $userid = $name === '\\core\\event\\user_login_failed' ? 0 : (mt_rand(0, 49) ? mt_rand(2, 41) : 1);
+            $courseid = in_array($level, ['course', 'module'], true) ? mt_rand(2, 9) : 1;
+            switch ($level) {
+                case 'module':
+                    $cmid = $courseid * 100 + mt_rand(1, 5);
+                    [$contextid, $contextlevel, $instanceid] = [100000 + $cmid, 70, $cmid];
+                    break;
+                case 'course':
+                    [$contextid, $contextlevel, $instanceid] = [1000 + $courseid, 50, $courseid];
+                    break;
+                case 'user':
+                    [$contextid, $contextlevel, $instanceid] = [5000 + max($userid, 1), 30, max($userid, 1)];
+                    break;
+                default:
+                    [$contextid, $contextlevel, $instanceid] = [1, 10, 0];
+            }
+            $other = null;
+            if ($name === '\\core\\event\\user_login_failed') {
+                $other = ['username' => 'user' . mt_rand(1, 99), 'reason' => mt_rand(1, 3)];
+            } else if ($name === '\\mod_forum\\event\\post_created') {
+                $other = ['discussionid' => mt_rand(1, 50), 'forumid' => mt_rand(1, 9), 'forumtype' => 'general',
+                    'subject' => "Re: \"quotes\" 'and' \\ backslash ünïcödé 😀 ? :name $1"];
+            } else if ($name === '\\mod_quiz\\event\\attempt_submitted') {
+                $other = ['quizid' => mt_rand(1, 20), 'submitterid' => $userid, 'nested' => ['a' => [1, 2.5, true, null]]];
+            }
+            $entries[] = [
+                'eventname' => $name, 'component' => $component, 'action' => $action, 'target' => $target,
+                'objecttable' => $objecttable, 'objectid' => $objecttable ? mt_rand(1, 90000) : null, 'crud' => $crud,
+                'edulevel' => $edulevel, 'contextid' => $contextid, 'contextlevel' => $contextlevel,
+                'contextinstanceid' => $instanceid, 'userid' => $userid, 'courseid' => $courseid,
+                'relateduserid' => $edulevel === 1 || $name === '\\core\\event\\user_profile_viewed' ? mt_rand(2, 41) : null,
+                'anonymous' => $name === '\\mod_forum\\event\\post_created' && mt_rand(0, 3) === 0 ? 1 : 0,
+                'other' => $other, 'timecreated' => $t, 'origin' => self::ORIGINS[mt_rand(0, count(self::ORIGINS) - 1)],
+                'ip' => mt_rand(0, 9) ? '10.0.' . mt_rand(0, 255) . '.' . mt_rand(1, 254) : '2001:db8::' . dechex(mt_rand(1, 65535)),
+                'realuserid' => mt_rand(0, 19) ? null : 2,
+            ];
+        }
+        // Logging order is not time order.
+        for ($i = count($entries) - 1; $i > 0; $i--) {
+            $j = mt_rand(0, $i);
+            [$entries[$i], $entries[$j]] = [$entries[$j], $entries[$i]];
+        }
+        return $entries;
+    }
+
+    /**
+     * (Re)creates mdl_logstore_standard_log as Moodle defines it (columns, types, indexes).
+     */
+    public static function create_standard_table(): void {
+        global $DB;
+        $pdo = $DB->pdo();
+        $pdo->exec('DROP TABLE IF EXISTS mdl_logstore_standard_log');
+        $pdo->exec('CREATE TABLE mdl_logstore_standard_log (
+            id BIGSERIAL PRIMARY KEY, eventname VARCHAR(255) NOT NULL DEFAULT \'\', component VARCHAR(100) NOT NULL DEFAULT \'\',
+            action VARCHAR(100) NOT NULL DEFAULT \'\', target VARCHAR(100) NOT NULL DEFAULT \'\', objecttable VARCHAR(50),
+            objectid BIGINT, crud VARCHAR(1) NOT NULL DEFAULT \'\', edulevel SMALLINT NOT NULL, contextid BIGINT NOT NULL,
+            contextlevel BIGINT NOT NULL, contextinstanceid BIGINT NOT NULL, userid BIGINT NOT NULL, courseid BIGINT,
+            relateduserid BIGINT, anonymous SMALLINT NOT NULL DEFAULT 0, other TEXT, timecreated BIGINT NOT NULL,
+            origin VARCHAR(10), ip VARCHAR(45), realuserid BIGINT)');
+        $pdo->exec('CREATE INDEX mdl_logsstanlog_tim_ix ON mdl_logstore_standard_log (timecreated)');
+        $pdo->exec('CREATE INDEX mdl_logsstanlog_couanotim_ix ON mdl_logstore_standard_log (courseid, anonymous, timecreated)');
+        $pdo->exec('CREATE INDEX mdl_logsstanlog_useconconcrueduti_ix ON mdl_logstore_standard_log '
+            . '(userid, contextlevel, contextinstanceid, crud, edulevel, timecreated)');
+    }
+
+    /**
+     * Inserts entries into mdl_logstore_standard_log in the given order (ids follow it), `other` as JSON.
+     *
+     * @param array[] $entries
+     */
+    public static function insert_standard(array $entries): void {
+        global $DB;
+        $pdo = $DB->pdo();
+        foreach (array_chunk($entries, 500) as $chunk) {
+            $rows = [];
+            $values = [];
+            foreach ($chunk as $e) {
+                $rows[] = '(' . implode(',', array_fill(0, count(self::COLUMNS), '?')) . ')';
+                foreach (self::COLUMNS as $c) {
+                    $values[] = $c === 'other' ? json_encode($e['other']) : $e[$c];
+                }
+            }
+            $pdo->prepare('INSERT INTO mdl_logstore_standard_log (' . implode(',', self::COLUMNS) . ') VALUES '
+                . implode(',', $rows))->execute($values);
+        }
+    }
+
+    /**
+     * Plugin settings for the postgres backend on the test database.
+     *
+     * @param string $table
+     * @return array
+     */
+    public static function pg_settings(string $table): array {
+        return ['backend' => 'postgres', 'host' => getenv('TSDB_TEST_PG_HOST'), 'port' => getenv('TSDB_TEST_PG_PORT') ?: 5432,
+            'user' => getenv('TSDB_TEST_PG_USER') ?: 'postgres', 'dbname' => getenv('TSDB_TEST_PG_DB') ?: 'postgres',
+            'password' => getenv('TSDB_TEST_PG_PASSWORD') ?: '', 'schema' => 'public', 'table' => $table,
+            'retry_max_elapsed_ms' => 5000, 'mode' => 'async'];
+    }
+
+    /**
+     * Plugin settings for InfluxDB 1.x on the test server.
+     *
+     * @param string $database
+     * @return array
+     */
+    public static function influx_settings(string $database): array {
+        return ['backend' => 'influxdb1', 'url' => getenv('TSDB_TEST_INFLUX_URL'), 'database' => $database,
+            'pseudonymise' => 1, 'retry_max_elapsed_ms' => 5000, 'mode' => 'async'];
+    }
+
+    /**
+     * Writes entries through the extension with a plugin configuration and checks every one was written.
+     *
+     * @param array[] $entries
+     * @param array $settings plugin settings (pg_settings() / influx_settings())
+     * @return array tsdb_stats() after the flush
+     */
+    public static function write_through_extension(array $entries, array $settings): array {
+        $cfg = self::plugin_config($settings);
+        tsdb_configure(\logstore_tsdb\local\settings_definition::extension_config($cfg));
+        \logstore_tsdb\local\extension::reset_for_tests();
+        $before = tsdb_stats();
+        foreach ($entries as $e) {
+            while (!tsdb_log_event($e)) {
+                tsdb_flush(10000);
+            }
+        }
+        $pending = tsdb_flush(60000);
+        $stats = tsdb_stats();
+        $written = (int) $stats['written'] - (int) $before['written'];
+        if ($pending !== 0 || $written !== count($entries)) {
+            throw new RuntimeException("extension wrote $written of " . count($entries) . " events, $pending pending: "
+                . $stats['last_error']);
+        }
+        return $stats;
+    }
+
+    /**
+     * A plugin config object (defaults filled in) from settings, without touching the harness config.
+     *
+     * @param array $settings
+     * @return stdClass
+     */
+    public static function plugin_config(array $settings): stdClass {
+        $cfg = new stdClass();
+        foreach (\logstore_tsdb\local\settings_definition::all() as $name => $def) {
+            $cfg->$name = $def['default'];
+        }
+        foreach ($settings as $k => $v) {
+            $cfg->$k = $v;
+        }
+        return $cfg;
+    }
+
+    /**
+     * Drops the extension's table and its companions (native layout).
+     *
+     * @param string $table
+     */
+    public static function drop_tsdb_table(string $table): void {
+        global $DB;
+        foreach (['', '_ledger', '_schema', '_hourly', '_daily_users', '_daily_active_users', '_hourly_mat',
+                '_daily_users_mat', '_summary'] as $suffix) {
+            $name = $table . $suffix;
+            $kind = $DB->pdo()->query("SELECT relkind FROM pg_class WHERE relname = " . $DB->pdo()->quote($name))->fetchColumn();
+            if ($kind === 'v') {
+                $DB->pdo()->exec('DROP VIEW IF EXISTS "' . $name . '" CASCADE');
+            } else if ($kind !== false) {
+                $DB->pdo()->exec('DROP TABLE IF EXISTS "' . $name . '" CASCADE');
+            }
+        }
+    }
+
+    /**
+     * An event's data and log extras, normalised for comparison (values as strings, `other` decoded and key-sorted).
+     *
+     * @param \core\event\base $event
+     * @return array
+     */
+    public static function normalise_event(\core\event\base $event): array {
+        $data = $event->get_data();
+        $out = [];
+        foreach ($data as $k => $v) {
+            $out[$k] = $k === 'other' ? self::canonical($v) : ($v === null ? null : (string) $v);
+        }
+        foreach ((array) $event->get_logextra() as $k => $v) {
+            $out['extra_' . $k] = $v === null ? null : (string) $v;
+        }
+        $out['class'] = get_class($event);
+        ksort($out);
+        return $out;
+    }
+
+    /**
+     * Recursively key-sorted value (jsonb does not keep key order).
+     *
+     * @param mixed $v
+     * @return mixed
+     */
+    public static function canonical($v) {
+        if (!is_array($v)) {
+            return $v;
+        }
+        $v = array_map([self::class, 'canonical'], $v);
+        if (array_keys($v) !== range(0, count($v) - 1)) {
+            ksort($v);
+        }
+        return $v;
+    }
+}

@@ -1,0 +1,386 @@
+<?php
+// This file is part of the logstore_tsdb test harness (GPL v3 or later).
+
+/**
+ * The store as \core\log\sql_reader on PostgreSQL: Moodle's Logs and Live logs reports, as they call a reader, against
+ * the extension's table, compared event by event with the same query on logstore_standard_log holding the same events.
+ *
+ * @package    logstore_tsdb
+ * @copyright  2025 The logstore_tsdb authors
+ * @license    http://www.gnu.org/copyleft/gpl.html GNU GPL v3 or later
+ */
+
+require_once(__DIR__ . '/base_testcase.php');
+require_once(__DIR__ . '/log_dataset.php');
+require_once(__DIR__ . '/standard_reader.php');
+
+use logstore_tsdb\local\pgdb;
+use logstore_tsdb\local\reader\unsupported_query;
+
+/**
+ * Reader tests (PostgreSQL).
+ */
+class reader_test extends base_testcase {
+
+    /** @var int Events in the dataset. */
+    const N = 6000;
+
+    /** @var string|null The extension's table of this run. */
+    protected static $table = null;
+
+    /** @var array[] The generated entries. */
+    protected static $entries = [];
+
+    /**
+     * Writes the dataset once: into logstore_standard_log (reference) and through the extension into the TSDB table.
+     */
+    public static function setUpBeforeClass(): void {
+        global $DB;
+        if (!$DB || !function_exists('tsdb_log_event')) {
+            return;
+        }
+        self::$table = 'reader_t' . getmypid();
+        log_dataset::drop_tsdb_table(self::$table);
+        self::$entries = log_dataset::generate(self::N);
+        log_dataset::create_standard_table();
+        log_dataset::insert_standard(self::$entries);
+        log_dataset::write_through_extension(self::$entries, log_dataset::pg_settings(self::$table));
+    }
+
+    /**
+     * Drops the table.
+     */
+    public static function tearDownAfterClass(): void {
+        global $DB;
+        if ($DB && self::$table) {
+            log_dataset::drop_tsdb_table(self::$table);
+        }
+        pgdb::$forcepdo = false;
+    }
+
+    /**
+     * Needs PostgreSQL.
+     */
+    protected function setUp(): void {
+        global $DB;
+        parent::setUp();
+        if (!$DB || self::$table === null) {
+            $this->markTestSkipped('SKIPPED: no PostgreSQL (set TSDB_TEST_PG_HOST or let run.sh start one)');
+        }
+        pgdb::$forcepdo = false;
+    }
+
+    /**
+     * The tsdb store configured for the postgres backend on this run's table.
+     *
+     * @return \logstore_tsdb\log\store
+     */
+    protected function store(): \logstore_tsdb\log\store {
+        $this->configure(log_dataset::pg_settings(self::$table));
+        return new \logstore_tsdb\log\store(get_log_manager());
+    }
+
+    /**
+     * Asserts two event lists are the same events in the same order.
+     *
+     * @param \core\event\base[] $expected
+     * @param \core\event\base[] $actual
+     * @param string $msg
+     */
+    protected function assert_same_events(array $expected, array $actual, string $msg): void {
+        $this->assertSame(count($expected), count($actual), "$msg: number of events");
+        $expected = array_values($expected);
+        $actual = array_values($actual);
+        foreach ($expected as $i => $e) {
+            $this->assertSame(log_dataset::normalise_event($e), log_dataset::normalise_event($actual[$i]), "$msg: event $i");
+        }
+    }
+
+    /**
+     * The report_log filter combinations a site administrator can pick.
+     *
+     * @return array name => filters
+     */
+    protected static function report_log_filters(): array {
+        $day = 86400;
+        $s = log_dataset::START;
+        return [
+            'site, everything' => [],
+            'site course id (no course filter)' => ['courseid' => 1],
+            'course' => ['courseid' => 3],
+            'course + user' => ['courseid' => 3, 'userid' => 7],
+            'course + activity' => ['courseid' => 3, 'modid' => 302],
+            'course + activity + user (crud/edulevel IN for the index)' => ['courseid' => 4, 'modid' => 401, 'userid' => 12],
+            'action create' => ['courseid' => 4, 'action' => 'c'],
+            'action view' => ['courseid' => 4, 'action' => 'r'],
+            'action update' => ['action' => 'u'],
+            'action delete' => ['action' => 'd'],
+            'all changes' => ['courseid' => 5, 'action' => 'cud'],
+            'edulevel other' => ['edulevel' => 0],
+            'edulevel teaching' => ['edulevel' => 1],
+            'edulevel participating' => ['courseid' => 6, 'edulevel' => 2],
+            'origin web' => ['courseid' => 2, 'origin' => 'web'],
+            'origin cli' => ['origin' => 'cli'],
+            'origin ws' => ['origin' => 'ws'],
+            'origin restore' => ['origin' => 'restore'],
+            'origin other' => ['origin' => '---'],
+            'date' => ['date' => $s + $day],
+            'date + course' => ['date' => $s + 2 * $day, 'courseid' => 5],
+            'group' => ['courseid' => 6, 'groupmembers' => [3, 5, 8, 13, 21]],
+            'empty group' => ['courseid' => 6, 'groupmembers' => []],
+            'site errors' => ['siteerrors' => 1],
+            'with anonymous events' => ['courseid' => 2, 'viewanonymous' => 1],
+            'guest user' => ['userid' => 1],
+            'everything at once' => ['courseid' => 7, 'userid' => 9, 'action' => 'r', 'edulevel' => 2, 'origin' => 'web',
+                'date' => $s + 3 * $day],
+        ];
+    }
+
+    /**
+     * report_log: every filter, first, second and last page, and the count, equal to logstore_standard's answer.
+     */
+    public function test_report_log_pages_match_standard_store(): void {
+        $store = $this->store();
+        $ref = new \logstore_standardref\reader();
+        $nonempty = 0;
+        foreach (self::report_log_filters() as $name => $filters) {
+            $perpage = 30;
+            $want = harness_report_log::page($ref, $filters, 0, $perpage);
+            $total = $want['total'];
+            $pages = array_unique([0, 1, max(0, intdiv($total - 1, $perpage))]);
+            foreach ($pages as $page) {
+                $want = harness_report_log::page($ref, $filters, $page, $perpage);
+                $got = harness_report_log::page($store, $filters, $page, $perpage);
+                $this->assertSame($want['total'], $got['total'], "$name: count");
+                $this->assert_same_events($want['events'], $got['events'], "$name page $page");
+            }
+            if ($total > 0) {
+                $nonempty++;
+            }
+        }
+        $this->assertGreaterThanOrEqual(count(self::report_log_filters()) - 1, $nonempty,
+            'the dataset gives rows for all filters but the empty group');
+        $this->assertSame([], harness::$debugging, 'no debugging() from restore()');
+    }
+
+    /**
+     * report_log downloads (no paging: the iterator reads through a server-side cursor) match too, and an event
+     * stream of several cursor pages is complete and in order.
+     */
+    public function test_report_log_download_matches_standard_store(): void {
+        $store = $this->store();
+        $ref = new \logstore_standardref\reader();
+        foreach (['site, everything' => [], 'course' => ['courseid' => 3], 'origin other' => ['origin' => '---']] as $name => $f) {
+            $want = harness_report_log::download($ref, $f);
+            $got = harness_report_log::download($store, $f);
+            $this->assert_same_events($want, $got, "download $name");
+        }
+        $all = harness_report_log::download($store, ['viewanonymous' => 1], 'timecreated ASC');
+        $this->assertCount(self::N, $all);
+        $times = array_map(function($e) {
+            return (int) $e->timecreated;
+        }, $all);
+        $sorted = $times;
+        sort($sorted);
+        $this->assertSame($sorted, $times);
+    }
+
+    /**
+     * report_loglive: per course and site, "since" anywhere in the data, two pages and the count.
+     */
+    public function test_loglive_matches_standard_store(): void {
+        $store = $this->store();
+        $ref = new \logstore_standardref\reader();
+        foreach ([0, 3, 8] as $courseid) {
+            foreach ([0, 1, 4] as $day) {
+                $since = log_dataset::START + $day * 86400 + 12 * 3600;
+                foreach ([0, 1] as $page) {
+                    $want = harness_report_loglive::page($ref, $courseid, $since, $page, 100);
+                    $got = harness_report_loglive::page($store, $courseid, $since, $page, 100);
+                    $this->assertSame($want['total'], $got['total'], "loglive course $courseid day $day count");
+                    $this->assertGreaterThan(0, $got['total']);
+                    $this->assert_same_events($want['events'], $got['events'], "loglive course $courseid day $day page $page");
+                }
+                // Viewing anonymous events: no anonymous condition at all.
+                $want = harness_report_loglive::page($ref, $courseid, $since, 0, 100, null);
+                $got = harness_report_loglive::page($store, $courseid, $since, 0, 100, null);
+                $this->assertSame($want['total'], $got['total']);
+                $this->assert_same_events($want['events'], $got['events'], "loglive anonymous course $courseid day $day");
+            }
+        }
+    }
+
+    /**
+     * Fragments in every placeholder style, with timecreated in every shape (the added time range must never change
+     * the answer), constants, ORs, string literals holding placeholder characters, and hostile values.
+     */
+    public function test_fragments_and_parameters(): void {
+        $store = $this->store();
+        $ref = new \logstore_standardref\reader();
+        $t = log_dataset::START + 86400 + 7 * 3600;
+        $cases = [
+            ['timecreated >= :a AND timecreated <= :b', ['a' => $t, 'b' => $t + 7200]],
+            ['timecreated > ? AND timecreated < ?', [$t, $t + 7200]],
+            ['timecreated BETWEEN :a AND :b AND courseid = :c', ['a' => $t, 'b' => $t + 50000, 'c' => 4]],
+            [':a < timecreated AND :b >= timecreated', ['a' => $t, 'b' => $t + 3600]],
+            ['timecreated > :a', ['a' => (string) $t]],
+            ['timecreated = :a', ['a' => self::$entries[10]['timecreated']]],
+            ['timecreated > 1741050000.5 AND timecreated <= 1741060000.5', []],
+            ['(timecreated > :a AND courseid = :c) AND anonymous = 0', ['a' => $t, 'c' => 3]],
+            ['timecreated > :a OR courseid = :c', ['a' => $t + 3 * 86400, 'c' => 3]],
+            ['NOT (timecreated > :a) AND courseid = :c', ['a' => $t, 'c' => 3]],
+            ['timecreated > :a AND timecreated < :b', ['a' => $t + 7200, 'b' => $t]],
+            ['timecreated > 1741050000 AND timecreated <= 1741060000', []],
+            ['1 = 1 AND userid = $1', [5], '1 = 1 AND userid = ?'],
+            ['courseid IN (?, ?, ?) AND crud <> ?', [2, 3, 4, 'r']],
+            ["origin <> 'what?:name\$1' AND eventname = :e", ['e' => '\\core\\event\\course_viewed']],
+            ['origin = :o', ['o' => "web' OR '1'='1"]],
+            ['origin = :o', ['o' => "web'; DROP TABLE mdl_logstore_standard_log; --"]],
+            ['ip = ? OR ip LIKE ?', ['10.0.1.1', '2001:db8::%']],
+            ['relateduserid IS NULL AND edulevel = 0', []],
+            ['realuserid IS NOT NULL', []],
+            ['other LIKE :o', ['o' => '%quotes%']],
+            ['userid = :u', ['u' => true]],
+            ['', []],
+        ];
+        // PostgreSQL refuses a fraction for a bigint parameter: both stores fail the same way.
+        foreach ([$ref, $store] as $reader) {
+            try {
+                $reader->get_events_select_count('timecreated > :a', ['a' => $t + 0.5]);
+                $this->fail(get_class($reader) . ' accepted a fraction for timecreated');
+            } catch (moodle_exception $e) {
+                $this->assertStringContainsString('invalid input syntax for type bigint', $e->getMessage());
+            }
+        }
+        foreach ($cases as $case) {
+            [$where, $params] = $case;
+            // The harness $DB has no $n placeholders (Moodle's DML rewrites them): the reference gets the ? form.
+            $refwhere = $case[2] ?? $where;
+            $this->assertSame($ref->get_events_select_count($refwhere, $params),
+                $store->get_events_select_count($where, $params), "count of $where " . json_encode($params));
+            $this->assertSame($ref->get_events_select_exists($refwhere, $params),
+                $store->get_events_select_exists($where, $params), "exists $where");
+            $this->assert_same_events($ref->get_events_select($refwhere, $params, 'timecreated DESC', 5, 40),
+                $store->get_events_select($where, $params, 'timecreated DESC', 5, 40), "page of $where");
+        }
+        // The hostile values were bound: both tables are still there, with every row.
+        $this->assertSame(self::N, $ref->get_events_select_count('', []));
+        $this->assertSame(self::N, $store->get_events_select_count('', []));
+    }
+
+    /**
+     * The timecreated range becomes a time range: the date filter of report_log reads one day's partition only, and
+     * the course filter uses the (courseid, time) index for "newest first".
+     */
+    public function test_time_range_prunes_partitions(): void {
+        $store = $this->store();
+        $reader = $store->get_reader();
+        $date = log_dataset::START + 2 * 86400;
+        harness_report_log::page($store, ['date' => $date, 'courseid' => 5], 0, 30);
+        $this->assertStringContainsString('"time" >= to_timestamp(', $reader->lastsql);
+        $this->assertStringContainsString('"time" < to_timestamp(', $reader->lastsql);
+        $this->assertContains($date + 1, $reader->lastparams, 'timecreated > :date is time >= date + 1');
+        $this->assertContains($date + 86400, $reader->lastparams);
+        $plan = $this->explain($reader);
+        preg_match_all('/' . preg_quote(self::$table, '/') . '_p(\d{8})/', $plan, $m);
+        $this->assertSame(['20250305'], array_values(array_unique($m[1])), "one partition scanned:\n$plan");
+
+        // Live logs of one course: the (courseid, time) index, newest first, no sort of the course's rows.
+        harness_report_loglive::page($store, 3, log_dataset::START, 0, 100);
+        $plan = $this->explain($reader);
+        $this->assertStringContainsString('courseid_time_idx', $plan);
+        $this->assertStringContainsString('Index Scan Backward', $plan);
+
+        // Without a timecreated condition every partition is read.
+        $store->get_events_select_count('courseid = :c', ['c' => 3]);
+        $plan = $this->explain($reader);
+        preg_match_all('/' . preg_quote(self::$table, '/') . '_p(\d{8})/', $plan, $m);
+        $this->assertGreaterThanOrEqual(5, count(array_unique($m[1])));
+    }
+
+    /**
+     * EXPLAIN of the reader's last statement.
+     *
+     * @param \logstore_tsdb\local\reader\pg_reader $reader
+     * @return string
+     */
+    protected function explain($reader): string {
+        $rows = $reader->db()->query_native('EXPLAIN ' . $reader->lastsql, $reader->lastparams);
+        return implode("\n", array_map(function($r) {
+            return reset($r);
+        }, array_map('get_object_vars', $rows)));
+    }
+
+    /**
+     * The same answers through PDO (no pgsql extension).
+     */
+    public function test_pdo_driver(): void {
+        pgdb::$forcepdo = true;
+        $store = $this->store();
+        $this->assertTrue($store->get_reader()->db()->uses_pdo());
+        $ref = new \logstore_standardref\reader();
+        foreach (['course + user' => ['courseid' => 3, 'userid' => 7], 'date' => ['date' => log_dataset::START + 86400],
+                'origin other' => ['origin' => '---']] as $name => $f) {
+            $want = harness_report_log::page($ref, $f, 1, 20);
+            $got = harness_report_log::page($store, $f, 1, 20);
+            $this->assertSame($want['total'], $got['total'], "PDO $name count");
+            $this->assert_same_events($want['events'], $got['events'], "PDO $name");
+        }
+        $where = "origin <> 'what?:name' AND ip = ?";
+        $this->assertSame($ref->get_events_select_count($where, [self::$entries[3]['ip']]),
+            $store->get_events_select_count($where, [self::$entries[3]['ip']]));
+        $this->assertCount(self::N, harness_report_log::download($store, ['viewanonymous' => 1]));
+    }
+
+    /**
+     * get_log_event(): Moodle's restore with the log extras, unknown classes as unknown_logged, bad rows skipped.
+     */
+    public function test_get_log_event(): void {
+        $store = $this->store();
+        $events = $store->get_events_select('eventname = :e', ['e' => '\\mod_quiz\\event\\attempt_submitted'], 'timecreated ASC',
+            0, 1);
+        $event = reset($events);
+        $this->assertInstanceOf(\mod_quiz\event\attempt_submitted::class, $event);
+        $this->assertTrue($event->is_restored());
+        $this->assertSame(['origin', 'ip', 'realuserid'], array_keys($event->get_logextra()));
+        $this->assertIsArray($event->other);
+        $this->assertSame([1, 2.5, true, null], $event->other['nested']['a']);
+        $events = $store->get_events_select('eventname = :e', ['e' => '\\core\\event\\user_graded'], '', 0, 1);
+        $this->assertInstanceOf(\core\event\unknown_logged::class, reset($events));
+        $this->assertNull($store->get_log_event((object) ['eventname' => '\\core\\event\\evil', 'component' => 'core',
+            'action' => 'x', 'target' => 'y', 'other' => null, 'origin' => 'web', 'ip' => '', 'realuserid' => null]));
+    }
+
+    /**
+     * Bad calls fail loudly; the file backend cannot be read; is_logging() follows the writer.
+     */
+    public function test_errors_and_is_logging(): void {
+        $store = $this->store();
+        $this->assertTrue($store->is_logging());
+        foreach (['timecreated DESC; DROP TABLE x', 'other ASC', 'nosuchcolumn', 'timecreated DESC, (SELECT 1)'] as $sort) {
+            try {
+                $store->get_events_select('', [], $sort, 0, 1);
+                $this->fail("sort $sort accepted");
+            } catch (coding_exception $e) {
+                $this->assertStringContainsString('unsupported sort', $e->getMessage());
+            }
+        }
+        foreach ([['courseid = :c AND userid = ?', ['c' => 1, 2]], ['courseid = :c', []], ['courseid = ? AND userid = ?', [1]]]
+                as [$where, $params]) {
+            try {
+                $store->get_events_select_count($where, $params);
+                $this->fail("$where accepted");
+            } catch (coding_exception $e) {
+                $this->assertStringContainsString('logstore_tsdb reader', $e->getMessage());
+            }
+        }
+        $this->configure(['backend' => 'file']);
+        $file = new \logstore_tsdb\log\store(get_log_manager());
+        try {
+            $file->get_events_select_count('', []);
+            $this->fail('file backend read');
+        } catch (unsupported_query $e) {
+            $this->assertStringContainsString('keeps no queryable copy', $e->getMessage());
+        }
+    }
+}
