@@ -1,0 +1,318 @@
+<?php
+// This file is part of the logstore_tsdb test harness (GPL v3 or later).
+
+/**
+ * The store as \core\log\sql_reader on InfluxDB 1.x (real influxd): the events written through the store (user ids
+ * pseudonymised) are read back with InfluxQL; every query the translation accepts must give exactly the events
+ * logstore_standard_log gives for the same events, and every other query must be refused.
+ *
+ * @package    logstore_tsdb
+ * @copyright  2025 The logstore_tsdb authors
+ * @license    http://www.gnu.org/copyleft/gpl.html GNU GPL v3 or later
+ */
+
+require_once(__DIR__ . '/base_testcase.php');
+require_once(__DIR__ . '/log_dataset.php');
+require_once(__DIR__ . '/standard_reader.php');
+
+use logstore_tsdb\local\influx_client;
+use logstore_tsdb\local\pseudonym;
+use logstore_tsdb\local\reader\unsupported_query;
+
+/**
+ * Reader tests (InfluxDB).
+ */
+class influx_reader_test extends base_testcase {
+
+    /** @var int Events. */
+    const N = 3000;
+
+    /** @var string|null */
+    protected static $database = null;
+
+    /** @var array[] */
+    protected static $entries = [];
+
+    /** @var array[] Rows of the pseudonym table after the writes (setUp() of the base class empties it). */
+    protected static $pseudonyms = [];
+
+    /**
+     * Writes the dataset through the store (as Moodle would: write() with $PAGE and the session), and into
+     * logstore_standard_log.
+     */
+    public static function setUpBeforeClass(): void {
+        global $DB, $PAGE;
+        if (!$DB || !getenv('TSDB_TEST_INFLUX_URL') || !function_exists('tsdb_log_event')) {
+            return;
+        }
+        harness::reset();
+        $DB->execute('DELETE FROM {logstore_tsdb_pseudonym}');
+        pseudonym::reset_cache();
+        self::$database = 'reader_t' . getmypid();
+        foreach (log_dataset::influx_settings(self::$database) as $k => $v) {
+            set_config($k, $v, 'logstore_tsdb');
+        }
+        $client = new influx_client(\logstore_tsdb\log\store::read_plugin_config());
+        $client->query('DROP DATABASE ' . influx_client::quote_identifier(self::$database), true);
+        $client->query('CREATE DATABASE ' . influx_client::quote_identifier(self::$database), true);
+        self::$entries = log_dataset::generate(self::N, 5, 11);
+        log_dataset::create_standard_table();
+        log_dataset::insert_standard(self::$entries);
+        \logstore_tsdb\local\extension::reset_for_tests();
+        $store = new \logstore_tsdb\log\store(get_log_manager());
+        $before = tsdb_stats();
+        foreach (self::$entries as $e) {
+            $PAGE->harnessorigin = $e['origin'];
+            $PAGE->harnessip = $e['ip'];
+            if ($e['realuserid']) {
+                harness::login_as((int) $e['realuserid'], (int) $e['userid']);
+            } else {
+                harness::login((int) $e['userid']);
+            }
+            $data = array_diff_key($e, ['origin' => 1, 'ip' => 1, 'realuserid' => 1]);
+            $store->write(\core\event\base::restore($data, []));
+        }
+        tsdb_flush(60000);
+        $stats = tsdb_stats();
+        if ((int) $stats['written'] - (int) $before['written'] !== self::N) {
+            throw new RuntimeException('InfluxDB write failed: ' . $stats['last_error']);
+        }
+        self::$pseudonyms = $DB->get_records('logstore_tsdb_pseudonym');
+    }
+
+    /**
+     * Drops the database.
+     */
+    public static function tearDownAfterClass(): void {
+        if (self::$database) {
+            $client = new influx_client(log_dataset::plugin_config(log_dataset::influx_settings(self::$database)));
+            $client->query('DROP DATABASE ' . influx_client::quote_identifier(self::$database), true);
+        }
+    }
+
+    /**
+     * Needs InfluxDB; restores the pseudonyms of the dataset.
+     */
+    protected function setUp(): void {
+        global $DB;
+        parent::setUp();
+        if (self::$database === null) {
+            $this->markTestSkipped('SKIPPED: no InfluxDB or PostgreSQL (set TSDB_TEST_INFLUX_URL / TSDB_TEST_PG_HOST)');
+        }
+        foreach (self::$pseudonyms as $row) {
+            $DB->insert_record('logstore_tsdb_pseudonym', $row, false);
+        }
+        pseudonym::reset_cache();
+    }
+
+    /**
+     * The store on this run's InfluxDB database.
+     *
+     * @return \logstore_tsdb\log\store
+     */
+    protected function store(): \logstore_tsdb\log\store {
+        $this->configure(log_dataset::influx_settings(self::$database));
+        return new \logstore_tsdb\log\store(get_log_manager());
+    }
+
+    /**
+     * Same events in the same order.
+     *
+     * @param array $expected
+     * @param array $actual
+     * @param string $msg
+     */
+    protected function assert_same_events(array $expected, array $actual, string $msg): void {
+        $this->assertSame(count($expected), count($actual), "$msg: number of events");
+        $actual = array_values($actual);
+        foreach (array_values($expected) as $i => $e) {
+            $this->assertSame(log_dataset::normalise_event($e), log_dataset::normalise_event($actual[$i]), "$msg: event $i");
+        }
+    }
+
+    /**
+     * The points carry pseudonyms, not user ids (what the reader has to map back).
+     */
+    public function test_points_are_pseudonymised(): void {
+        $client = new influx_client(log_dataset::plugin_config(log_dataset::influx_settings(self::$database)));
+        $rows = $client->query('SELECT max("userid") FROM "moodle_events"');
+        $this->assertGreaterThanOrEqual(pseudonym::MIN, (int) $rows[0]['max']);
+    }
+
+    /**
+     * Live logs, the query the issue requires: recent events of a course, newest first, paged, and the count.
+     */
+    public function test_loglive(): void {
+        $store = $this->store();
+        $ref = new \logstore_standardref\reader();
+        foreach ([0, 3, 8] as $courseid) {
+            foreach ([0, 2, 4] as $day) {
+                $since = log_dataset::START + $day * 86400 + 9 * 3600;
+                foreach ([0, 1] as $page) {
+                    $want = harness_report_loglive::page($ref, $courseid, $since, $page, 100);
+                    $got = harness_report_loglive::page($store, $courseid, $since, $page, 100);
+                    $this->assertSame($want['total'], $got['total'], "loglive course $courseid day $day count");
+                    $this->assertGreaterThan(0, $got['total']);
+                    $this->assert_same_events($want['events'], $got['events'], "loglive course $courseid day $day page $page");
+                }
+                $want = harness_report_loglive::page($ref, $courseid, $since, 0, 50, null);
+                $got = harness_report_loglive::page($store, $courseid, $since, 0, 50, null);
+                $this->assertSame($want['total'], $got['total']);
+                $this->assert_same_events($want['events'], $got['events'], "loglive with anonymous, course $courseid");
+            }
+        }
+    }
+
+    /**
+     * report_log: every filter InfluxQL can answer gives logstore_standard's events; "other origins" is refused.
+     */
+    public function test_report_log(): void {
+        $store = $this->store();
+        $ref = new \logstore_standardref\reader();
+        $s = log_dataset::START;
+        $filters = [
+            'site' => [], 'course' => ['courseid' => 3], 'course + user' => ['courseid' => 3, 'userid' => 7],
+            'activity' => ['courseid' => 3, 'modid' => 302],
+            'activity + user' => ['courseid' => 4, 'modid' => 401, 'userid' => 12],
+            'create' => ['action' => 'c'], 'all changes' => ['courseid' => 5, 'action' => 'cud'],
+            'teaching' => ['edulevel' => 1], 'participating' => ['courseid' => 6, 'edulevel' => 2],
+            'origin ws' => ['origin' => 'ws'], 'date' => ['date' => $s + 86400],
+            'group' => ['courseid' => 6, 'groupmembers' => [3, 5, 8, 13, 21]], 'empty group' => ['groupmembers' => []],
+            'site errors' => ['siteerrors' => 1], 'guest' => ['userid' => 1],
+            'everything' => ['courseid' => 7, 'userid' => 9, 'action' => 'r', 'edulevel' => 2, 'origin' => 'web',
+                'date' => $s + 3 * 86400],
+        ];
+        foreach ($filters as $name => $f) {
+            foreach ([0, 2] as $page) {
+                $want = harness_report_log::page($ref, $f, $page, 25);
+                $got = harness_report_log::page($store, $f, $page, 25);
+                $this->assertSame($want['total'], $got['total'], "$name count");
+                $this->assert_same_events($want['events'], $got['events'], "$name page $page");
+            }
+        }
+        $this->assert_same_events(harness_report_log::download($ref, ['courseid' => 2]),
+            harness_report_log::download($store, ['courseid' => 2]), 'download');
+        $this->assertCount(self::N, harness_report_log::download($store, ['viewanonymous' => 1], 'timecreated ASC'));
+        try {
+            harness_report_log::page($store, ['origin' => '---']);
+            $this->fail('origin NOT IN answered');
+        } catch (unsupported_query $e) {
+            $this->assertStringContainsString('origin <> / NOT IN on a tag', $e->getMessage());
+        }
+    }
+
+    /**
+     * Fragments: what is translated gives the reference answer; what is not is refused with a message naming it.
+     */
+    public function test_translation_and_refusals(): void {
+        $store = $this->store();
+        $ref = new \logstore_standardref\reader();
+        $t = log_dataset::START + 2 * 86400;
+        $ok = [
+            ['courseid IS NOT NULL AND contextlevel = 70 AND objectid > :o', ['o' => 45000]],
+            ['(courseid = :a OR userid = :u) AND timecreated >= :t', ['a' => 2, 'u' => 9, 't' => $t]],
+            ['courseid NOT IN (2, 3, 4) AND anonymous <> 1', []],
+            ['relateduserid = ? AND realuserid = ?', [5, 2]],
+            ['relateduserid <> ? AND edulevel = 1', [5]],
+            ['objecttable = :ot AND ip <> :ip', ['ot' => 'forum_posts', 'ip' => '10.0.0.1']],
+            ['objectid BETWEEN 100 AND 40000 AND timecreated BETWEEN :a AND :b', ['a' => $t, 'b' => $t + 86399]],
+            ['timecreated > :a AND timecreated < :b', ['a' => $t + 3600, 'b' => $t]],
+            ['1 = 0 OR eventname = :e', ['e' => '\\core\\event\\user_loggedin']],
+            ['userid IN (3, 4, 5) AND crud = ?', ['r']],
+            ['contextinstanceid = 0', []],
+            ['timecreated = :t', ['t' => self::$entries[5]['timecreated']]],
+            ['courseid = :c', ['c' => '4']],
+        ];
+        foreach ($ok as [$where, $params]) {
+            $this->assertSame($ref->get_events_select_count($where, $params), $store->get_events_select_count($where, $params),
+                "count $where");
+            $this->assertSame($ref->get_events_select_exists($where, $params), $store->get_events_select_exists($where, $params),
+                "exists $where");
+            $this->assert_same_events($ref->get_events_select($where, $params, 'timecreated DESC', 3, 30),
+                $store->get_events_select($where, $params, 'timecreated DESC', 3, 30), $where);
+        }
+        $refused = [
+            ['NOT courseid = 3', [], 'NOT'],
+            ['eventname LIKE :e', ['e' => '%viewed'], 'operator "LIKE"'],
+            ['origin <> :o', ['o' => 'web'], 'origin <> / NOT IN'],
+            ["origin = ''", [], "origin = ''"],
+            ['id > 5', [], 'id (InfluxDB points have no id)'],
+            ['timecreated > :a OR courseid = 3', ['a' => $t], 'timecreated inside OR'],
+            ['userid > 5', [], 'userid > (user ids may be pseudonymised'],
+            ['courseid > 5', [], 'courseid > (a tag compares as text)'],
+            ['relateduserid IS NULL', [], 'relateduserid IS NULL (only integer tags'],
+            ['lower(eventname) = :e', ['e' => 'x'], 'expression "lower("'],
+            ['courseid = userid', [], 'comparison of two columns'],
+            ['eventname > :e', ['e' => 'x'], 'strings are compared with = and <> only'],
+            ['objectid + 1 = 5', [], 'expression "objectid+"'],
+            ['courseid IN (SELECT id FROM mdl_course)', [], '"SELECT"'],
+        ];
+        foreach ($refused as [$where, $params, $reason]) {
+            try {
+                $store->get_events_select_count($where, $params);
+                $this->fail("$where answered");
+            } catch (unsupported_query $e) {
+                $this->assertStringContainsString($reason, $e->getMessage(), $where);
+                $this->assertStringContainsString('refuses it rather than show wrong events', $e->getMessage());
+            }
+        }
+        foreach (['userid ASC', 'id DESC, timecreated DESC', 'timecreated DESC, courseid ASC'] as $sort) {
+            try {
+                $store->get_events_select('', [], $sort, 0, 1);
+                $this->fail("sort $sort accepted");
+            } catch (unsupported_query $e) {
+                $this->assertStringContainsString('sort', $e->getMessage());
+            }
+        }
+        // Values are quoted, never interpolated: a hostile value is just a value that matches nothing.
+        $this->assertSame(0, $store->get_events_select_count('eventname = :e',
+            ['e' => "x' OR eventname =~ /.*/ OR eventname = '"]));
+        $this->assertSame(0, $store->get_events_select_count('ip = :ip', ['ip' => "\\' OR 1=1 --"]));
+        $this->assertSame(self::N, $store->get_events_select_count('', []));
+    }
+
+    /**
+     * A forgotten user's events stay, anonymised: their pseudonym is shown as user 0, and the user id finds nothing.
+     */
+    public function test_forgotten_user(): void {
+        $store = $this->store();
+        $ref = new \logstore_standardref\reader();
+        $mine = $ref->get_events_select_count('userid = :u', ['u' => 7]);
+        $this->assertGreaterThan(0, $mine);
+        $this->assertSame($mine, $store->get_events_select_count('userid = :u', ['u' => 7]));
+        $zeros = $store->get_events_select_count('userid = 0', []);
+        pseudonym::forget([7]);
+        $this->assertSame(0, $store->get_events_select_count('userid = :u', ['u' => 7]));
+        $shown = array_filter(harness_report_log::download($store, ['viewanonymous' => 1]), function($e) {
+            return (string) $e->userid === '0';
+        });
+        $this->assertCount($zeros + $mine, $shown, 'the forgotten user\'s events are shown as user 0');
+    }
+
+    /**
+     * A column written as a tag by some points and as a field by others (the tag set was changed) is refused.
+     */
+    public function test_changed_tag_set_is_refused(): void {
+        $db = self::$database . '_tags';
+        $settings = log_dataset::influx_settings($db);
+        $client = new influx_client(log_dataset::plugin_config($settings));
+        $client->query('CREATE DATABASE ' . influx_client::quote_identifier($db), true);
+        try {
+            $entries = array_slice(self::$entries, 0, 2);
+            log_dataset::write_through_extension([$entries[0]], $settings);
+            log_dataset::write_through_extension([$entries[1]], $settings + ['tags' => 'eventname,component,action,crud']);
+            $this->configure($settings);
+            $store = new \logstore_tsdb\log\store(get_log_manager());
+            try {
+                $store->get_events_select_count('courseid = 3', []);
+                $this->fail('a column stored both ways was queried');
+            } catch (unsupported_query $e) {
+                $this->assertStringContainsString('courseid is stored as a tag in some points and as a field in others',
+                    $e->getMessage());
+            }
+            $this->assertSame(2, $store->get_events_select_count('', []));
+        } finally {
+            $client->query('DROP DATABASE ' . influx_client::quote_identifier($db), true);
+        }
+    }
+}
