@@ -31,7 +31,7 @@ pub struct Spec {
 }
 
 pub const BACKENDS: &[&str] = &["file", "influxdb1", "influxdb2", "influxdb3", "postgres"];
-pub const MODES: &[&str] = &["async", "sync"];
+pub const MODES: &[&str] = &["async", "sync", "durable"];
 /// Event fields that may be InfluxDB tags: low-cardinality columns queries group by.
 pub const TAGGABLE: &[&str] = &[
     "eventname",
@@ -54,7 +54,7 @@ const MIB: i64 = 1 << 20;
 
 pub const SPECS: &[Spec] = &[
     Spec { key: "backend", kind: Kind::Choice(BACKENDS), default: "file", doc: "Where events go: `file` (local file, no server), `influxdb1`, `influxdb2`, `influxdb3` or `postgres` (TimescaleDB when the extension is present)." },
-    Spec { key: "mode", kind: Kind::Choice(MODES), default: "async", doc: "`async`: the call returns at once and the flush thread writes in batches. `sync`: the call waits until its event is written (debugging; bounded by `sync_timeout_ms`)." },
+    Spec { key: "mode", kind: Kind::Choice(MODES), default: "async", doc: "`async`: the call returns at once and the flush thread writes in batches. `sync`: the call waits until its event is written (debugging; bounded by `sync_timeout_ms`). `durable`: like async, and each request's events are appended to a journal in `spool_dir` before the request ends, so even SIGKILL of a worker loses nothing (cost: one write, plus an fsync with `spool_fsync`, per request)." },
     Spec { key: "batch_size", kind: Kind::Int(1, 100_000), default: "5000", doc: "A batch closes at this many events..." },
     Spec { key: "flush_interval_ms", kind: Kind::Int(10, 600_000), default: "1000", doc: "...or when its oldest event is this old, whichever comes first." },
     Spec { key: "memory_limit_bytes", kind: Kind::Int(MIB, 4096 * MIB), default: "67108864", doc: "Cap on events held in memory per process (queued and in flight). Beyond it new events are dropped and counted in `dropped`; the call never blocks." },
@@ -244,6 +244,9 @@ impl Config {
             "influxdb1" | "influxdb3" => &["database"],
             _ => &[],
         };
+        if self.mode() == "durable" && self.get("spool_dir").trim().is_empty() {
+            e.push("spool_dir: required for mode durable (the journal lives there)".into());
+        }
         for key in required {
             if self.get(key).trim().is_empty() {
                 e.push(format!("{key}: required for backend {b}"));

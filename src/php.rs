@@ -622,6 +622,15 @@ extern "C" fn shutdown(_ty: i32, _module_number: i32) -> i32 {
     0
 }
 
+extern "C" fn request_shutdown(_ty: i32, _module_number: i32) -> i32 {
+    let _ = catch_unwind(|| {
+        if let Some(p) = process::get() {
+            p.end_request();
+        }
+    });
+    0
+}
+
 fn info_row(k: &str, v: &str) {
     if let (Ok(k), Ok(v)) = (CString::new(k), CString::new(v.replace('\0', ""))) {
         // SAFETY: php_info_print_table_row(2, char*, char*) with NUL-terminated strings.
@@ -650,6 +659,7 @@ pub fn get_module(module: ModuleBuilder) -> ModuleBuilder {
     module
         .startup_function(startup)
         .shutdown_function(shutdown)
+        .request_shutdown_function(request_shutdown)
         .info_function(info)
         .function(wrap_function!(tsdb_log_event))
         .function(wrap_function!(tsdb_log_events))

@@ -15,12 +15,12 @@ use crate::event::{EventId, IntField};
 use crate::record::{RecordWriter, Stamper};
 use crate::retry::{random_u64, random_unit, Backoff};
 use crate::sink::{self, cut, write_bisecting, Batch, Final, Sink, SinkError, Written};
-use crate::spool::Spool;
+use crate::spool::{Journal, Spool};
 use crate::stats::{now_unix, Stats};
 use crossbeam_channel::{bounded, select, unbounded, Receiver, Sender};
 use parking_lot::Mutex;
 use std::collections::VecDeque;
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -44,6 +44,12 @@ struct Queue {
     sealed_bytes: usize,
     next_seq: u64,
     stamper: Stamper,
+    /// `durable` mode: records of this request not yet appended to the journal.
+    journal: Vec<u8>,
+    journal_events: usize,
+    journal_since_us: i64,
+    /// Some staged records are not in memory (the cap was reached): the journal is their only copy.
+    journal_orphans: bool,
 }
 
 enum Ctl {
@@ -55,6 +61,16 @@ struct Shared {
     queue: Mutex<Queue>,
     stats: Stats,
     producer: u64,
+    /// `durable` mode: the journal files; only the request thread appends, at request end.
+    journal: Mutex<JournalState>,
+    /// Every event with a sequence number up to this one is written, rejected, spooled or failed.
+    delivered: AtomicU64,
+}
+
+#[derive(Default)]
+struct JournalState {
+    spool: Option<Spool>,
+    journal: Journal,
 }
 
 impl Shared {
@@ -91,7 +107,13 @@ impl Pipeline {
                 sealed_bytes: 0,
                 next_seq: 1,
                 stamper: Stamper::new(producer),
+                journal: Vec::new(),
+                journal_events: 0,
+                journal_since_us: 0,
+                journal_orphans: false,
             }),
+            journal: Mutex::new(JournalState::default()),
+            delivered: AtomicU64::new(0),
             stats: Stats::default(),
             producer,
         });
@@ -109,6 +131,7 @@ impl Pipeline {
             pending: Vec::new(),
             last_write: Instant::now(),
             last_replay: Instant::now(),
+            taken_upto: 0,
         };
         let handle = std::thread::Builder::new().name("tsdb-flush".into()).spawn(move || worker.run())?;
         Ok(Pipeline { shared, wake, ctl, worker: Mutex::new(Some(handle)) })
@@ -136,14 +159,16 @@ impl Pipeline {
     /// event is invalid (then nothing is queued). In `sync` mode, waits for the write.
     pub fn log<E>(&self, fill: impl FnOnce(&mut RecordWriter<'_>, &Config) -> Result<(), E>) -> Result<bool, E> {
         let stats = &self.shared.stats;
-        let sync_timeout = {
+        let (sync_timeout, persist) = {
             let mut guard = self.shared.queue.lock();
             let q = &mut *guard;
             let before = q.buf.len();
             let mut w = RecordWriter::begin(&mut q.buf);
             fill(&mut w, &q.config)?;
+            let durable = q.config.mode() == "durable";
             let held = w.out().len() + q.sealed_bytes + stats.inflight_bytes.load(Relaxed);
-            if held > q.config.memory_limit() {
+            let over = held > q.config.memory_limit();
+            if over && !durable {
                 drop(w);
                 debug_assert_eq!(q.buf.len(), before);
                 stats.dropped.fetch_add(1, Relaxed);
@@ -157,17 +182,79 @@ impl Pipeline {
             let time_ns = q.stamper.stamp(timecreated, now);
             w.finish(EventId { producer: self.shared.producer, seq: q.next_seq }, time_ns);
             q.next_seq += 1;
-            q.events += 1;
             stats.accepted.fetch_add(1, Relaxed);
+            let mut persist = false;
+            if durable {
+                if q.journal_events == 0 {
+                    q.journal_since_us = now;
+                }
+                q.journal.extend_from_slice(&q.buf[before..]);
+                q.journal_events += 1;
+                if over {
+                    // Past the memory cap the journal alone keeps the event; a replay delivers it.
+                    q.buf.truncate(before);
+                    q.journal_orphans = true;
+                    stats.spooled.fetch_add(1, Relaxed);
+                }
+                // A CLI script is one long request: append at least once per batch or flush interval.
+                persist = q.journal_events >= q.config.batch_size()
+                    || now - q.journal_since_us >= q.config.int("flush_interval_ms") * 1000;
+            }
+            if !over {
+                q.events += 1;
+            }
             if q.events >= q.config.batch_size() || q.buf.len() >= WAKE_BYTES {
                 let _ = self.wake.try_send(());
             }
-            (q.config.mode() == "sync").then(|| q.config.ms("sync_timeout_ms"))
+            ((q.config.mode() == "sync").then(|| q.config.ms("sync_timeout_ms")), persist)
         };
+        if persist {
+            self.persist_journal();
+        }
         if let Some(t) = sync_timeout {
             self.flush(t);
         }
         Ok(true)
+    }
+
+    /// The end of a PHP request: in `durable` mode, the request's events reach the journal on disk
+    /// before the request finishes.
+    pub fn end_request(&self) {
+        self.persist_journal();
+    }
+
+    /// Appends the staged records to this process's journal (durable mode); a no-op otherwise.
+    fn persist_journal(&self) {
+        let (records, last_seq, orphans, config) = {
+            let mut q = self.shared.queue.lock();
+            if q.journal.is_empty() {
+                return;
+            }
+            q.journal_events = 0;
+            let orphans = std::mem::take(&mut q.journal_orphans);
+            (std::mem::take(&mut q.journal), q.next_seq - 1, orphans, q.config.clone())
+        };
+        let stats = &self.shared.stats;
+        let mut j = self.shared.journal.lock();
+        let dir = config.get("spool_dir");
+        if j.spool.as_ref().is_none_or(|s| s.dir() != std::path::Path::new(dir)) {
+            let limit = config.int("spool_limit_bytes") as u64;
+            match Spool::open(std::path::Path::new(dir), limit, config.flag("spool_fsync")) {
+                Ok(s) => j.spool = Some(s),
+                Err(e) => {
+                    stats.set_error(&format!("spool_dir: cannot use {dir} for the durable journal: {e}"));
+                    return;
+                }
+            }
+        }
+        let delivered = self.shared.delivered.load(Relaxed);
+        let JournalState { spool, journal } = &mut *j;
+        journal.release(delivered);
+        if let Some(sp) = spool.as_ref() {
+            if let Err(e) = journal.append(sp, self.shared.producer, &records, last_seq, orphans) {
+                stats.set_error(&format!("spool_dir: durable journal append failed: {e}"));
+            }
+        }
     }
 
     /// Switches to `config` if it differs from the current one; events logged before the switch are
@@ -203,12 +290,15 @@ impl Pipeline {
     /// Graceful end of the process: write what is queued, waiting up to `timeout`; the thread exits.
     /// Joins the thread only once it has acknowledged, so a hung backend cannot hang the exit.
     pub fn shutdown(&self, timeout: Duration) -> u64 {
+        // Durable first: if the backend cannot take everything in time, the journal keeps it.
+        self.persist_journal();
         let (tx, rx) = bounded(1);
         if self.ctl.send(Ctl::Shutdown(tx)).is_ok() && rx.recv_timeout(timeout).is_ok() {
             if let Some(h) = self.worker.lock().take() {
                 let _ = h.join();
             }
         }
+        self.shared.journal.lock().journal.close(self.shared.delivered.load(Relaxed));
         self.shared.stats.pending()
     }
 }
@@ -230,6 +320,8 @@ struct Worker {
     pending: Vec<u8>,
     last_write: Instant,
     last_replay: Instant,
+    /// The last sequence number assigned when the queue was last taken.
+    taken_upto: u64,
 }
 
 /// How often the flush thread looks for spooled segments to replay while the backend answers.
@@ -253,6 +345,7 @@ impl Worker {
             self.take_queue();
             let force = tick || msg.is_some();
             self.write_ready(force);
+            self.mark_delivered();
             if force {
                 next_tick = Instant::now() + self.config.ms("flush_interval_ms");
             }
@@ -278,6 +371,16 @@ impl Worker {
                 }
             }
         }
+    }
+
+    /// Publishes the highest sequence number up to which every event is accounted for: everything
+    /// taken from the queue, except what still waits in `pending`.
+    fn mark_delivered(&self) {
+        let upto = match crate::record::read(&self.pending) {
+            Ok(r) => r.event.id.seq.saturating_sub(1),
+            Err(_) => self.taken_upto,
+        };
+        self.shared.delivered.fetch_max(upto, Relaxed);
     }
 
     fn open_spool(&mut self) {
@@ -307,6 +410,7 @@ impl Worker {
                 chunks.push(Chunk { config: q.config.clone(), bytes });
             }
             q.events = 0;
+            self.taken_upto = q.next_seq - 1;
             let taken: usize = chunks.iter().map(|c| c.bytes.len()).sum();
             self.shared.stats.inflight_bytes.fetch_add(taken, Relaxed);
             (chunks, q.config.clone())

@@ -23,6 +23,10 @@ const MAGIC: &[u8; 8] = b"TSDBSPL1";
 /// Magic, version, count, producer, creation time, then a crc32 of those 32 bytes.
 const HEADER_LEN: usize = 36;
 const EXT: &str = "seg";
+/// Record count of a journal (appended to while its process lives, so the count is not known).
+const JOURNAL: u32 = u32::MAX;
+/// A journal file is closed and a new one started past this size.
+const JOURNAL_ROTATE_BYTES: u64 = 8 << 20;
 
 #[derive(Debug, Clone)]
 pub struct Spool {
@@ -83,25 +87,10 @@ impl Spool {
         let created = now_ms();
         let name = format!("{created:013}-{producer:016x}-{first_seq:020}.{EXT}");
         let tmp = self.dir.join(format!(".{name}.tmp"));
-        let mut out = Vec::with_capacity(HEADER_LEN + records.len() + records.len() / 32);
-        out.extend_from_slice(MAGIC);
-        out.extend_from_slice(&1u32.to_le_bytes());
-        let count_at = out.len();
-        out.extend_from_slice(&0u32.to_le_bytes());
-        out.extend_from_slice(&producer.to_le_bytes());
-        out.extend_from_slice(&created.to_le_bytes());
-        out.extend_from_slice(&[0; 4]);
-        let mut count = 0u32;
-        for r in record::records(records) {
-            let r = r.map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
-            out.extend_from_slice(&(r.bytes.len() as u32).to_le_bytes());
-            out.extend_from_slice(&crc32fast::hash(r.bytes).to_le_bytes());
-            out.extend_from_slice(r.bytes);
-            count += 1;
-        }
-        out[count_at..count_at + 4].copy_from_slice(&count.to_le_bytes());
-        let hcrc = crc32fast::hash(&out[..32]);
-        out[32..36].copy_from_slice(&hcrc.to_le_bytes());
+        let mut frames = Vec::with_capacity(records.len() + records.len() / 32);
+        let count = frame(records, &mut frames)?;
+        let mut out = header(count, producer, created);
+        out.extend_from_slice(&frames);
         let mut f = OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
         let written = f.write_all(&out).and_then(|()| if self.fsync { f.sync_all() } else { Ok(()) });
         if let Err(e) = written.and_then(|()| fs::rename(&tmp, self.dir.join(&name))) {
@@ -320,6 +309,135 @@ pub fn usage_of(config: &crate::config::Config) -> (Usage, u64) {
     (sp.usage(), sp.quarantined())
 }
 
+fn header(count: u32, producer: u64, created_ms: i64) -> Vec<u8> {
+    let mut h = Vec::with_capacity(HEADER_LEN);
+    h.extend_from_slice(MAGIC);
+    h.extend_from_slice(&1u32.to_le_bytes());
+    h.extend_from_slice(&count.to_le_bytes());
+    h.extend_from_slice(&producer.to_le_bytes());
+    h.extend_from_slice(&created_ms.to_le_bytes());
+    let crc = crc32fast::hash(&h);
+    h.extend_from_slice(&crc.to_le_bytes());
+    h
+}
+
+/// Appends `records` as frames (`u32 length | u32 crc32 | record`); returns how many.
+fn frame(records: &[u8], out: &mut Vec<u8>) -> io::Result<u32> {
+    let mut count = 0u32;
+    for r in record::records(records) {
+        let r = r.map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
+        out.extend_from_slice(&(r.bytes.len() as u32).to_le_bytes());
+        out.extend_from_slice(&crc32fast::hash(r.bytes).to_le_bytes());
+        out.extend_from_slice(r.bytes);
+        count += 1;
+    }
+    Ok(count)
+}
+
+/// The `durable` mode's per-process journal: each request's records are appended (and fsynced, per
+/// `spool_fsync`) before the request ends. The file is locked while its process lives; a file whose
+/// events were all written (or spooled) by the flush thread is emptied for reuse, and when a process
+/// dies without that, its journal is an ordinary unlocked segment that any replay picks up.
+#[derive(Default)]
+pub struct Journal {
+    files: Vec<JournalFile>,
+}
+
+struct JournalFile {
+    file: File,
+    path: PathBuf,
+    /// Highest sequence number appended.
+    last_seq: u64,
+    /// Holds events that exist nowhere else (the memory cap was reached): never emptied by its owner.
+    orphans: bool,
+    bytes: u64,
+}
+
+impl Journal {
+    /// Appends whole records (sequence numbers up to `last_seq`) to the current journal file.
+    pub fn append(
+        &mut self,
+        spool: &Spool,
+        producer: u64,
+        records: &[u8],
+        last_seq: u64,
+        orphans: bool,
+    ) -> io::Result<()> {
+        let mut frames = Vec::with_capacity(records.len() + records.len() / 32);
+        let first_seq = record::read(records).map(|r| r.event.id.seq).unwrap_or(last_seq);
+        frame(records, &mut frames)?;
+        let rotate = self.files.last().is_none_or(|f| f.bytes >= JOURNAL_ROTATE_BYTES);
+        if rotate {
+            let created = now_ms();
+            let path = spool.dir.join(format!("{created:013}-{producer:016x}-{first_seq:020}.{EXT}"));
+            let mut file = OpenOptions::new().read(true).write(true).create_new(true).mode(0o600).open(&path)?;
+            // SAFETY: flock on a descriptor we own; held until the file is released.
+            unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
+            file.write_all(&header(JOURNAL, producer, created))?;
+            if spool.fsync {
+                File::open(&spool.dir)?.sync_all()?;
+            }
+            self.files.push(JournalFile { file, path, last_seq, orphans: false, bytes: HEADER_LEN as u64 });
+        }
+        let Some(f) = self.files.last_mut() else { return Err(io::Error::other("no journal file")) };
+        f.file.write_all(&frames)?;
+        if spool.fsync {
+            f.file.sync_data()?;
+        }
+        f.last_seq = last_seq;
+        f.orphans |= orphans;
+        f.bytes += frames.len() as u64;
+        Ok(())
+    }
+
+    /// Forgets what the backend (or the spool) has: files whose events up to `delivered` are all
+    /// accounted for are emptied (the current one) or deleted (older ones). Files with orphans are
+    /// unlocked once closed, for replay.
+    pub fn release(&mut self, delivered: u64) {
+        let n = self.files.len();
+        let mut keep = Vec::with_capacity(n);
+        for (i, mut f) in self.files.drain(..).enumerate() {
+            let current = i + 1 == n;
+            if f.orphans {
+                if current {
+                    keep.push(f); // closed at rotation or exit, then replayed by whoever comes first
+                }
+                continue;
+            }
+            if f.last_seq > delivered {
+                keep.push(f);
+            } else if current {
+                // Reuse the file: back to just its header.
+                if f.file.set_len(HEADER_LEN as u64).is_ok() {
+                    f.bytes = HEADER_LEN as u64;
+                    let _ = std::io::Seek::seek(&mut f.file, std::io::SeekFrom::End(0));
+                    keep.push(f);
+                } else {
+                    let _ = fs::remove_file(&f.path);
+                }
+            } else {
+                let _ = fs::remove_file(&f.path);
+            }
+        }
+        self.files = keep;
+    }
+
+    /// At a graceful exit: release, and delete an emptied current file.
+    pub fn close(&mut self, delivered: u64) {
+        self.release(delivered);
+        for f in self.files.drain(..) {
+            if f.bytes == HEADER_LEN as u64 && !f.orphans {
+                let _ = fs::remove_file(&f.path);
+            }
+        }
+    }
+
+    /// Bytes currently journaled.
+    pub fn bytes(&self) -> u64 {
+        self.files.iter().map(|f| f.bytes).sum()
+    }
+}
+
 fn header_count(f: &mut File) -> Option<u32> {
     let mut h = [0u8; HEADER_LEN];
     f.read_exact(&mut h).ok()?;
@@ -338,11 +456,19 @@ pub fn decode(raw: &[u8]) -> Result<Vec<u8>, String> {
     if version != 1 {
         return Err(format!("unknown segment version {version}"));
     }
-    let count = u32_at(raw, 12) as usize;
+    let count = u32_at(raw, 12);
+    let journal = count == JOURNAL;
+    let count = count as usize;
     let mut out = Vec::with_capacity(raw.len());
     let mut at = HEADER_LEN;
     let mut n = 0usize;
     while at < raw.len() {
+        // A journal's last append can be torn by a kill mid-write: its request never finished, so
+        // its events were never durable; the frames before it are whole.
+        let torn = raw.len() - at < 8 || u32_at(raw, at) as usize > raw.len() - at - 8;
+        if journal && torn {
+            break;
+        }
         if raw.len() - at < 8 {
             return Err(format!("truncated frame header at byte {at}"));
         }
@@ -365,7 +491,7 @@ pub fn decode(raw: &[u8]) -> Result<Vec<u8>, String> {
         at += len;
         n += 1;
     }
-    if n != count {
+    if !journal && n != count {
         return Err(format!("header says {count} records, found {n}"));
     }
     Ok(out)
