@@ -55,9 +55,17 @@ if (getenv('TSDB_TEST_PG_HOST')) {
     $dsn = sprintf('pgsql:host=%s;port=%s;dbname=%s', getenv('TSDB_TEST_PG_HOST'), getenv('TSDB_TEST_PG_PORT') ?: '5432',
         getenv('TSDB_TEST_PG_DB') ?: 'postgres');
     $DB = new moodle_database($dsn, getenv('TSDB_TEST_PG_USER') ?: 'postgres', getenv('TSDB_TEST_PG_PASSWORD') ?: '');
-    $DB->pdo()->exec('DROP TABLE IF EXISTS mdl_context');
-    $DB->pdo()->exec('CREATE TABLE mdl_context (id BIGINT PRIMARY KEY, contextlevel BIGINT NOT NULL, instanceid BIGINT NOT NULL)');
-    $DB->install_xmldb(harness::$plugindir . '/db/install.xml');
+    if (!getenv('HARNESS_NO_INSTALL')) {
+        // HARNESS_NO_INSTALL: a script run by a test (a CLI of the plugin) uses the tables the test created.
+        $DB->pdo()->exec('DROP TABLE IF EXISTS mdl_context');
+        $DB->pdo()->exec('CREATE TABLE mdl_context (id BIGINT PRIMARY KEY, contextlevel BIGINT NOT NULL, instanceid BIGINT NOT NULL)');
+        $DB->install_xmldb(harness::$plugindir . '/db/install.xml');
+    }
 }
 
 harness::reset();
+if (getenv('HARNESS_CONFIG_FILE')) {
+    // Moodle's config lives in its database; here a JSON file shared by a test and the scripts it runs.
+    harness::$configfile = getenv('HARNESS_CONFIG_FILE');
+    harness::load_config();
+}

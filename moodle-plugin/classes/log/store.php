@@ -211,6 +211,11 @@ class store implements \tool_log\log\writer, \core\log\sql_reader {
         }
 
         extension::log_event($entry);
+        if (empty($this->pluginconfig->livesince)) {
+            // The first event this store captured: imports of older logs stop here by default.
+            $this->pluginconfig->livesince = (int) $entry['timecreated'];
+            set_config('livesince', $this->pluginconfig->livesince, 'logstore_tsdb');
+        }
     }
 
     /**

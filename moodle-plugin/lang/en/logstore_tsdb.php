@@ -247,6 +247,16 @@ $string['influxdeletenottag'] = 'InfluxDB can only delete points by tag: add "{$
 $string['influxdeleteunsupported'] = 'Backend {$a} cannot delete individual points: delete by dropping the table or database, or use pseudonymisation.';
 $string['readerunsupported'] = 'The time series database log store ({$a->backend}) cannot answer this log query exactly, and refuses it rather than show wrong events: {$a->reason}. The PostgreSQL / TimescaleDB backend answers every log report; with InfluxDB, the live logs and the filters by course, user, activity, action and education level work.';
 
+// Import (cli/import_standard_log.php).
+$string['importbackend'] = 'The import writes to PostgreSQL / TimescaleDB or InfluxDB: the configured backend is {$a}.';
+$string['importfileformat'] = 'The import file cannot be read: {$a}';
+$string['importfileunreadable'] = 'The import file {$a} does not exist or cannot be read.';
+$string['importnoextension'] = 'The tsdb PHP extension is not loaded in this PHP (CLI): the import writes through it. Load it in the CLI php.ini too.';
+$string['importprobe'] = 'Could not learn the event identity of this process from a probe event: {$a}';
+$string['importrunning'] = 'Another import of the same source into the same target is running.';
+$string['importverifyfailed'] = 'The imported events were not all found in the target: {$a}. The chunk stays recorded as in flight: run the import again to finish it.';
+$string['importwritefailed'] = 'The extension could not write the imported events: {$a}. The chunk stays recorded as in flight: fix the problem and run the import again.';
+
 // Privacy.
 $string['privacy:metadata:tsdb'] = 'Every event of the site (what a user did, when, where, and from which IP address) is sent to the configured time series database (InfluxDB or PostgreSQL/TimescaleDB), outside the Moodle database.';
 $string['privacy:metadata:tsdb:eventname'] = 'The event name';

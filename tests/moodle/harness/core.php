@@ -63,6 +63,31 @@ class harness {
     public static $strings = [];
     /** @var string Directory of the plugin under test */
     public static $plugindir;
+    /** @var string|null JSON file the config is kept in (shared with scripts a test runs), null = memory only */
+    public static $configfile = null;
+
+    /**
+     * Loads the config from $configfile.
+     */
+    public static function load_config(): void {
+        if (self::$configfile && is_file(self::$configfile)) {
+            $data = json_decode((string) file_get_contents(self::$configfile), true);
+            if (is_array($data)) {
+                self::$config = $data;
+            }
+        }
+    }
+
+    /**
+     * Writes the config to $configfile at once (as Moodle's set_config() writes its table).
+     */
+    public static function save_config(): void {
+        if (self::$configfile) {
+            $tmp = self::$configfile . '.' . getmypid();
+            file_put_contents($tmp, json_encode(self::$config));
+            rename($tmp, self::$configfile);
+        }
+    }
 
     /**
      * Resets everything between tests.
@@ -132,6 +157,7 @@ function set_config($name, $value, $plugin = null) {
     } else {
         harness::$config[$plugin][$name] = (string) $value;
     }
+    harness::save_config();
     return true;
 }
 
@@ -144,6 +170,7 @@ function set_config($name, $value, $plugin = null) {
  */
 function unset_config($name, $plugin = null) {
     unset(harness::$config[$plugin ?? 'core'][$name]);
+    harness::save_config();
     return true;
 }
 

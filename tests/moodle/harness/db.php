@@ -230,6 +230,22 @@ class moodle_database {
     }
 
     /**
+     * Moodle's get_field_sql(): the first column of the first row.
+     *
+     * @param string $sql
+     * @param array|null $params
+     * @param int $strictness
+     * @return mixed|false
+     */
+    public function get_field_sql($sql, ?array $params = null, $strictness = IGNORE_MISSING) {
+        $value = $this->run($sql, $params)->fetchColumn();
+        if ($value === false && $strictness == MUST_EXIST) {
+            throw new dml_missing_record_exception('invalidrecordunknown', null, $sql);
+        }
+        return $value;
+    }
+
+    /**
      * Moodle's get_fieldset_sql().
      *
      * @param string $sql

@@ -267,11 +267,17 @@ class settings_test extends base_testcase {
             if (strpos((string) $file, harness::$plugindir . '/tests/') === 0) {
                 // Test files hold only a namespaced class: Moodle's style needs no MOODLE_INTERNAL guard there.
                 $this->assertStringContainsString('extends \\', $code);
-            } else if ((string) $file !== harness::$plugindir . '/status.php') {
+            } else if ((string) $file !== harness::$plugindir . '/status.php'
+                    && strpos((string) $file, harness::$plugindir . '/cli/') !== 0) {
                 $this->assertMatchesRegularExpression("/\ndefined\\('MOODLE_INTERNAL'\\) \\|\\| die\\(\\);\n/", $code,
                     "$file has the MOODLE_INTERNAL guard");
             } else {
+                // Entry points (the status page, CLI scripts) bootstrap Moodle instead.
                 $this->assertStringContainsString('config.php', $code);
+                if (strpos((string) $file, harness::$plugindir . '/cli/') === 0) {
+                    $this->assertStringContainsString("define('CLI_SCRIPT', true);", $code);
+                    $this->assertStringContainsString('cli_get_params(', $code);
+                }
             }
             exec(escapeshellarg(PHP_BINARY) . ' -l ' . escapeshellarg((string) $file) . ' 2>&1', $out, $rc);
             $this->assertSame(0, $rc, "php -l $file");
