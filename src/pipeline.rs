@@ -423,7 +423,8 @@ impl Worker {
             emptied = Some(chunk.bytes);
         }
         self.switch_to(&current);
-        if let Some(buf) = emptied.filter(|b| b.capacity() <= 16 << 20) {
+        // Only a modest buffer is kept: a big spare would hold memory past `memory_limit_bytes`.
+        if let Some(buf) = emptied.filter(|b| b.capacity() <= 1 << 20) {
             let mut q = self.shared.queue.lock();
             if q.spare.capacity() == 0 {
                 q.spare = buf;
@@ -492,7 +493,7 @@ impl Worker {
                         if !msg.is_empty() {
                             stats.set_error(&config.redact(&msg));
                         }
-                        unsent.push(b.clone());
+                        unsent.push(b);
                     }
                 }
                 true

@@ -79,14 +79,20 @@ impl<'b> RecordWriter<'b> {
         Some(i64::from_le_bytes(b))
     }
 
-    /// Appends a string value, cut to `cap` bytes (at a UTF-8 boundary when the value is UTF-8).
-    /// Returns true when it had to cut.
+    /// Appends a string value, cut to `cap` bytes (at a UTF-8 boundary when the value is UTF-8) and
+    /// ended with the truncation marker when the cap leaves room for it. Returns true when it had to cut.
     pub fn put_str(&mut self, f: StrField, value: &[u8], cap: usize) -> bool {
+        let marker = crate::lineproto::TRUNCATION_MARKER.as_bytes();
         let cut = value.len() > cap;
-        let value = if cut { &value[..utf8_floor(value, cap)] } else { value };
+        let (value, tail): (&[u8], &[u8]) = match (cut, cap >= 2 * marker.len()) {
+            (false, _) => (value, b""),
+            (true, true) => (&value[..utf8_floor(value, cap - marker.len())], marker),
+            (true, false) => (&value[..utf8_floor(value, cap)], b""),
+        };
         self.buf.push(f as u8);
-        self.buf.extend_from_slice(&(value.len() as u32).to_le_bytes());
+        self.buf.extend_from_slice(&((value.len() + tail.len()) as u32).to_le_bytes());
         self.buf.extend_from_slice(value);
+        self.buf.extend_from_slice(tail);
         if cut {
             self.flags |= FLAG_TRUNCATED;
         }
@@ -332,6 +338,19 @@ mod tests {
         assert_eq!(e.str(StrField::EventName), Some(&b"\\core\\event\\course_viewed"[..]));
         assert_eq!(e.str(StrField::Ip), None);
         assert_eq!(e.time_ns, 1_700_000_000_000_000_123);
+    }
+
+    #[test]
+    fn long_strings_end_with_the_marker() {
+        let mut buf = Vec::new();
+        let mut w = RecordWriter::begin(&mut buf);
+        assert!(w.put_str(StrField::Ip, &[b'x'; 200], 100));
+        assert!(!w.put_str(StrField::Action, &[b'y'; 100], 100));
+        w.finish(EventId { producer: 1, seq: 1 }, 0);
+        let ip = read(&buf).unwrap().event.str(StrField::Ip).unwrap();
+        assert_eq!(ip.len(), 100);
+        assert!(ip.ends_with(crate::lineproto::TRUNCATION_MARKER.as_bytes()));
+        assert_eq!(read(&buf).unwrap().event.str(StrField::Action).unwrap().len(), 100);
     }
 
     #[test]

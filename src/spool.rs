@@ -89,10 +89,15 @@ impl Spool {
         let tmp = self.dir.join(format!(".{name}.tmp"));
         let mut frames = Vec::with_capacity(records.len() + records.len() / 32);
         let count = frame(records, &mut frames)?;
-        let mut out = header(count, producer, created);
-        out.extend_from_slice(&frames);
+        let head = header(count, producer, created);
         let mut f = OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
-        let written = f.write_all(&out).and_then(|()| if self.fsync { f.sync_all() } else { Ok(()) });
+        let written = f.write_all(&head).and_then(|()| f.write_all(&frames)).and_then(|()| {
+            if self.fsync {
+                f.sync_all()
+            } else {
+                Ok(())
+            }
+        });
         if let Err(e) = written.and_then(|()| fs::rename(&tmp, self.dir.join(&name))) {
             let _ = fs::remove_file(&tmp);
             return Err(e);
@@ -100,7 +105,7 @@ impl Spool {
         if self.fsync {
             File::open(&self.dir)?.sync_all()?;
         }
-        Ok(out.len() as u64)
+        Ok((head.len() + frames.len()) as u64)
     }
 
     /// Segments, oldest first.

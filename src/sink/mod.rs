@@ -135,13 +135,13 @@ pub enum Final {
 pub fn write_bisecting(
     batch: Batch,
     mut attempt: impl FnMut(&Batch) -> Result<Written, SinkError>,
-    mut done: impl FnMut(&Batch, Final) -> bool,
+    mut done: impl FnMut(Batch, Final) -> bool,
 ) {
     let mut stack = vec![batch];
     let mut go_on = true;
     while let Some(b) = stack.pop() {
         if !go_on {
-            done(&b, Final::Failed("not attempted".into()));
+            done(b, Final::Failed("not attempted".into()));
             continue;
         }
         let fin = match attempt(&b) {
@@ -155,7 +155,7 @@ pub fn write_bisecting(
             Err(SinkError::Split(msg)) => Final::Rejected(msg),
             Err(SinkError::Retry { msg, .. } | SinkError::Config(msg)) => Final::Failed(msg),
         };
-        go_on = done(&b, fin);
+        go_on = done(b, fin);
     }
 }
 
