@@ -8,7 +8,7 @@ SO="$ROOT/target/release/libtsdb.so"
 PHP=${PHP:-php}
 
 DEB_PACKAGES=(php8.2-dev php8.2-cli php8.2-fpm php8.2-pgsql php8.2-curl php8.2-mbstring php8.2-xml libphp8.2-embed
-  clang libclang-dev libfcgi-bin phpunit postgresql influxdb victoria-metrics apache2-utils zip unzip curl
+  clang libclang-dev libfcgi-bin phpunit postgresql influxdb victoria-metrics apache2-utils nginx-light zip unzip curl
   python3 procps openssl)
 
 log() { printf '\n== %s\n' "$*"; }
@@ -122,7 +122,32 @@ bench() {
   deps
   build
   start_servers postgres influxdb
-  "$PHP" -d "extension=$SO" php/bench/run.php "$ROOT/docs/BENCHMARKS.md"
+  local out="$ROOT/docs/BENCHMARKS.md" tmp
+  tmp=$(mktemp)
+  {
+    "$PHP" -d "extension=$SO" php/bench/run.php
+    echo
+    "$PHP" -d "extension=$SO" php/bench/fpm.php
+    echo
+    echo "## Sinks against the servers' own ceilings"
+    echo
+    echo "InfluxDB 1.6.7, end to end through the extension vs the identical payload posted by curl in the same batches"
+    echo "(tests/integration/influx/bench.php; JSON as printed):"
+    echo
+    echo '```'
+    "$PHP" -d "extension=$SO" tests/integration/influx/bench.php 100000 1
+    echo '```'
+    echo
+    echo "PostgreSQL 15, the sink's binary COPY + ledger vs \`psql \\copy\` of the same rows into the same table, and the"
+    echo "table size next to a logstore_standard_log-shaped table (tests/postgres_bench.rs):"
+    echo
+    echo '```'
+    TSDB_BENCH_ROWS=${TSDB_BENCH_ROWS:-300000} cargo test --quiet --release --no-default-features --test postgres_bench -- \
+      --ignored --nocapture 2>&1 | grep -v -E '^(running|test |$)' || true
+    echo '```'
+  } >"$tmp"
+  mv "$tmp" "$out"
+  cat "$out"
 }
 
 package() {

@@ -1,10 +1,10 @@
 <?php
 // ./build.sh bench: request-path cost of tsdb_log_event() next to its references, measured in the same run,
-// written to docs/BENCHMARKS.md. Usage: php -d extension=libtsdb.so php/bench/run.php OUTPUT.md
+// printed as Markdown (./build.sh bench puts it at the top of docs/BENCHMARKS.md).
+// Usage: php -d extension=libtsdb.so php/bench/run.php
 
 require __DIR__ . '/../demo/moodle_day.php';
 
-$out = $argv[1] ?? 'php://stdout';
 $n = (int)(getenv('TSDB_BENCH_N') ?: 200000);
 $rounds = 5;
 
@@ -96,7 +96,7 @@ if ($pg) {
 }
 
 $base = $results['json_encode() of the event'];
-$md = "# Benchmarks\n\nWritten by `./build.sh bench` (php/bench/run.php). Every number in one table comes from the same run on the\n" .
+$md = "# Benchmarks\n\nWritten by `./build.sh bench`. Every number in one table comes from the same run on the\n" .
     "same machine; the ratio column is relative to `json_encode()` of the same event, measured in that run.\n\n" .
     sprintf("- machine: %s, %d cores; %s\n- PHP %s %s; extension %s; %s\n- method: median of %d rounds of %d calls (single-row INSERT: 3 rounds of %d), hrtime(); the event is a 20-key Moodle-shaped array with a 3-key `other`.\n\n",
         trim((string)shell_exec("grep -m1 'model name' /proc/cpuinfo | cut -d: -f2")), (int)shell_exec('nproc'),
@@ -111,6 +111,5 @@ $md .= sprintf("\nAfter the sink-up run the file sink had written %d of %d accep
 if (!$pg) {
     $md .= "\nThe single-row INSERT reference was skipped: no PostgreSQL server (TSDB_TEST_PG_HOST) in this run.\n";
 }
-file_put_contents($out, $md);
 echo $md;
 exec('rm -rf ' . escapeshellarg($dir));

@@ -19,7 +19,12 @@ final class tsdb_test_fpm_pool {
     /** @var resource */
     private $proc;
 
-    public function __construct(private string $dir, array $tsdb, int $maxrequests = 1000, int $workers = 4) {
+    /**
+     * @param array $tsdb tsdb.* values for the pool
+     * @param string[] $php more `-d` settings for the master (e.g. 'extension=pgsql')
+     */
+    public function __construct(private string $dir, array $tsdb, int $maxrequests = 1000, int $workers = 4,
+            array $php = []) {
         $this->port = tsdb_test_free_port();
         $so = getenv('TSDB_SO') ?: dirname(__DIR__, 2) . '/target/release/libtsdb.so';
         $conf = "[global]\npid = $dir/fpm.pid\nerror_log = $dir/fpm.log\ndaemonize = no\n" .
@@ -36,7 +41,11 @@ final class tsdb_test_fpm_pool {
         if ($bin === '') {
             throw new RuntimeException('php-fpm is not installed');
         }
-        $this->proc = proc_open([$bin, '-n', '-d', "extension=$so", '-y', "$dir/fpm.conf", '-F'],
+        $args = [$bin, '-n', '-d', "extension=$so"];
+        foreach ($php as $d) {
+            array_push($args, '-d', $d);
+        }
+        $this->proc = proc_open(array_merge($args, ['-y', "$dir/fpm.conf", '-F']),
             [1 => ['file', "$dir/fpm.out", 'a'], 2 => ['file', "$dir/fpm.out", 'a']], $pipes);
         $this->wait_ready();
     }
