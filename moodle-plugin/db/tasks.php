@@ -44,6 +44,15 @@ $tasks = [
         'dayofweek' => '*',
     ],
     [
+        'classname' => '\logstore_tsdb\task\summarise',
+        'blocking' => 0,
+        'minute' => '*/15',
+        'hour' => '*',
+        'day' => '*',
+        'month' => '*',
+        'dayofweek' => '*',
+    ],
+    [
         'classname' => '\logstore_tsdb\task\retention',
         'blocking' => 0,
         'minute' => 'R',

@@ -152,7 +152,15 @@ class provider implements
         switch (self::kind($cfg)) {
             case 'postgres':
                 $db = pgdb::from_config($cfg);
+                $users = array_map(function($r) {
+                    return (int) $r->userid;
+                }, $db->query('SELECT DISTINCT userid FROM ' . $db->table() . ' WHERE contextid = ? AND userid > 0',
+                    [(int) $context->id]));
                 $db->execute('DELETE FROM ' . $db->table() . ' WHERE contextid = ?', [(int) $context->id]);
+                if ($users) {
+                    // The per-user daily summary must not keep what was deleted.
+                    (new \logstore_tsdb\local\summary($db, $cfg))->users_deleted($users);
+                }
                 $db->close();
                 return;
             case 'influx':
@@ -222,6 +230,7 @@ class provider implements
                     $db->execute('DELETE FROM ' . $db->table() . ' WHERE userid = ANY(?::bigint[]) AND contextid = ANY(?::bigint[])',
                         [pgdb::int_array($userids), pgdb::int_array($chunk)]);
                 }
+                (new \logstore_tsdb\local\summary($db, $cfg))->users_deleted($userids);
                 $db->close();
                 return;
             case 'influx':

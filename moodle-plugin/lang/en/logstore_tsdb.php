@@ -219,6 +219,7 @@ $string['testconnection_failed'] = 'Connection test failed: {$a}';
 // Tasks.
 $string['task_replay_spool'] = 'Replay the time series database spool';
 $string['task_health_check'] = 'Time series database log store health check';
+$string['task_summarise'] = 'Maintain the summary tables of the log (plain PostgreSQL)';
 $string['task_retention'] = 'Delete expired events from the PostgreSQL log table';
 $string['task_metrics_cleanup'] = 'Clean up time series database log store counters';
 

@@ -63,11 +63,12 @@ class log_dataset {
      * row by row), in a shuffled logging order (so ids do not follow time).
      *
      * @param int $n
-     * @param int $days spread over this many days from START
+     * @param int $days spread over this many days from $start
      * @param int $seed
+     * @param int $start first day (midnight UTC), default START
      * @return array[] entries with the 20 columns, `other` as an array or null
      */
-    public static function generate(int $n, int $days = 5, int $seed = 7): array {
+    public static function generate(int $n, int $days = 5, int $seed = 7, int $start = self::START): array {
         mt_srand($seed);
         $wheel = [];
         foreach (self::KINDS as $name => $k) {
@@ -81,8 +82,8 @@ class log_dataset {
             // Daytime-heavy: 80 % between 08:00 and 20:00 UTC.
             $day = mt_rand(0, $days - 1);
             $hour = mt_rand(0, 99) < 80 ? mt_rand(8, 19) : mt_rand(0, 23);
-            $t = self::START + $day * 86400 + $hour * 3600 + mt_rand(0, 3599);
-            if ($t < self::START + $span) {
+            $t = $start + $day * 86400 + $hour * 3600 + mt_rand(0, 3599);
+            if ($t < $start + $span) {
                 $seconds[$t] = true;
             }
         }

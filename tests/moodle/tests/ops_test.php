@@ -140,7 +140,8 @@ class ops_test extends base_testcase {
         $tasks = [];
         include(harness::$plugindir . '/db/tasks.php');
         $classes = array_column($tasks, 'classname');
-        $this->assertSame(['\logstore_tsdb\task\replay_spool', '\logstore_tsdb\task\health_check', '\logstore_tsdb\task\retention'],
+        $this->assertSame(['\logstore_tsdb\task\replay_spool', '\logstore_tsdb\task\health_check', '\logstore_tsdb\task\summarise',
+            '\logstore_tsdb\task\retention'],
             $classes);
         foreach ($tasks as $t) {
             $task = new $t['classname']();

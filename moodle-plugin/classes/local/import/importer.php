@@ -107,6 +107,12 @@ class importer {
     /** @var int The seq the next accepted event gets. */
     protected $nextseq = 0;
 
+    /** @var int|null Oldest timecreated imported by this run. */
+    protected $runtmin = null;
+
+    /** @var int|null Newest timecreated imported by this run. */
+    protected $runtmax = null;
+
     /** @var int The seq of the first event of the main part of this run (after a recovery). */
     protected $firstseq = 0;
 
@@ -591,6 +597,10 @@ class importer {
             }
             $report = $this->report($startkey, $key);
             $report['recovered'] = $recovered;
+            if (!$this->dryrun && $this->cfg->backend === 'postgres' && $this->runtmin !== null) {
+                // Summary buckets already materialised for the imported period are recomputed (plain PostgreSQL).
+                (new \logstore_tsdb\local\summary($this->db(), $this->cfg))->invalidate($this->runtmin, $this->runtmax + 1);
+            }
             return $report;
         } finally {
             if ($lock) {
@@ -717,6 +727,8 @@ class importer {
             }
             $this->counts['imported'] += $written;
             $this->counts['rejected'] += $rejected;
+            $this->runtmin = $this->runtmin === null ? $tmin : min($this->runtmin, $tmin);
+            $this->runtmax = $this->runtmax === null ? $tmax : max($this->runtmax, $tmax);
             $this->state['totals']['imported'] = ($this->state['totals']['imported'] ?? 0) + $written;
             $this->state['totals']['rejected'] = ($this->state['totals']['rejected'] ?? 0) + $rejected;
         }
