@@ -11,6 +11,10 @@
 //! - Errors: network, timeouts, server restarts → `Retry`; authentication, missing database or
 //!   privilege, incompatible table → `Config` (naming the setting, never the password); a value a
 //!   column refuses (SQLSTATE classes 22, 23, 54) → `Split`, so the pipeline isolates the event.
+//! - TLS (rustls, `tls` below), as libpq: `sslmode=disable` plain TCP; `require` encrypted, the
+//!   certificate not checked; `verify-full` chain checked against `ca_file` (else the system store)
+//!   and the host name against the certificate. A certificate that does not verify, or a server
+//!   without TLS, is a `Config` error naming `sslmode`/`ca_file`.
 
 mod copy;
 mod schema;
@@ -26,6 +30,7 @@ use schema::Settings;
 use std::collections::{BTreeSet, HashSet};
 use std::io::Write;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 /// Errors inside the sink, classified into a `SinkError` at the end of a write.
 #[derive(Debug)]
@@ -66,6 +71,7 @@ struct ConnSettings {
     user: String,
     password: String,
     sslmode: String,
+    ca_file: String,
     application_name: String,
     connect_timeout: Duration,
 }
@@ -102,6 +108,10 @@ pub struct PostgresSink {
     before_commit: Option<Hook>,
     buf: Vec<u8>,
     last_maintenance: Maintenance,
+    /// The TLS connector (`sslmode` require/verify-full), built on the first connection: reading the
+    /// system's CA store takes milliseconds. Dropped after a `Config` error, so a fixed `ca_file` or
+    /// system store is read again.
+    tls: Option<MakeRustlsConnect>,
 }
 
 /// One encoded row: its sequence number and its bytes in the COPY buffer.
@@ -130,6 +140,7 @@ impl PostgresSink {
                 user: config.get("user").to_string(),
                 password: config.get("password").to_string(),
                 sslmode: config.get("sslmode").to_string(),
+                ca_file: config.get("ca_file").to_string(),
                 application_name: config.get("application_name").to_string(),
                 connect_timeout: config.ms("connect_timeout_ms"),
             },
@@ -145,6 +156,7 @@ impl PostgresSink {
             before_commit: None,
             buf: Vec::new(),
             last_maintenance: Maintenance::default(),
+            tls: None,
         })
     }
 
@@ -189,26 +201,24 @@ impl PostgresSink {
         }
     }
 
-    fn pg_config(&self) -> Result<::postgres::Config, Error> {
+    /// Whether this connection uses TLS: `sslmode` is not `disable` and the host is not a Unix
+    /// socket directory (as libpq, TLS is never tried over a Unix socket).
+    fn wants_tls(&self) -> bool {
         let s = &self.conn_settings;
-        match s.sslmode.as_str() {
-            "disable" => {}
-            mode => {
-                return Err(SinkError::Config(format!(
-                    "sslmode: {mode} needs TLS, which this build of the extension does not include for PostgreSQL; \
-                     use sslmode=disable over a Unix socket, loopback or a trusted network (or a TLS-terminating \
-                     pgbouncer/stunnel on the web node)"
-                ))
-                .into())
-            }
-        }
+        s.sslmode != "disable" && !s.host.starts_with('/')
+    }
+
+    fn pg_config(&self) -> ::postgres::Config {
+        let s = &self.conn_settings;
+        let ssl_mode =
+            if self.wants_tls() { ::postgres::config::SslMode::Require } else { ::postgres::config::SslMode::Disable };
         let mut c = ::postgres::Config::new();
         c.host(&s.host)
             .port(s.port)
             .dbname(&s.dbname)
             .user(&s.user)
             .application_name(&s.application_name)
-            .ssl_mode(::postgres::config::SslMode::Disable)
+            .ssl_mode(ssl_mode)
             .connect_timeout(s.connect_timeout)
             .keepalives(true)
             .keepalives_idle(Duration::from_secs(30))
@@ -220,14 +230,26 @@ impl PostgresSink {
         if !s.password.is_empty() {
             c.password(&s.password);
         }
-        Ok(c)
+        c
     }
 
     fn connect(&mut self) -> Result<(), Error> {
         if self.conn.is_some() {
             return Ok(());
         }
-        let mut client = self.pg_config()?.connect(NoTls)?;
+        let mut client = if self.wants_tls() {
+            let tls = match &self.tls {
+                Some(t) => t.clone(),
+                None => {
+                    let t = tls::connector(&self.conn_settings.sslmode, &self.conn_settings.ca_file)?;
+                    self.tls = Some(t.clone());
+                    t
+                }
+            };
+            self.pg_config().connect(tls)?
+        } else {
+            self.pg_config().connect(NoTls)?
+        };
         let pid: i32 = client.query_one("SELECT pg_backend_pid()", &[])?.get(0);
         let layout = schema::ensure(&mut client, &self.names, &self.settings)?;
         let n = &self.names;
@@ -399,6 +421,9 @@ impl PostgresSink {
         if !keep {
             self.conn = None;
         }
+        if matches!(err, SinkError::Config(_)) {
+            self.tls = None;
+        }
         match err {
             SinkError::Retry { msg, after } => SinkError::Retry { msg: self.config.redact(&msg), after },
             SinkError::Split(msg) => SinkError::Split(self.config.redact(&msg)),
@@ -567,6 +592,9 @@ fn classify(e: &Error, cs: &ConnSettings, names: &Names) -> (SinkError, bool) {
     if pg.as_db_error().is_some() {
         return classify_db(pg, cs, names);
     }
+    if let Some(err) = tls::classify(pg, cs) {
+        return (err, false);
+    }
     let where_ = format!("{}:{}", cs.host, cs.port);
     (retry(format!("postgres: {where_}: {}", describe(e))), false)
 }
@@ -628,5 +656,170 @@ impl Sink for PostgresSink {
 
     fn idle(&mut self) {
         self.conn = None;
+    }
+}
+
+/// TLS for the connection: rustls (the same version and `ring` provider as reqwest's) through
+/// `tokio-postgres-rustls`.
+mod tls {
+    use super::ConnSettings;
+    use crate::sink::SinkError;
+    use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+    use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, InvalidDnsNameError, ServerName, UnixTime};
+    use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+    use std::sync::Arc;
+    use tokio_postgres_rustls::MakeRustlsConnect;
+
+    /// The connector for `sslmode` `require` (no certificate verification) or `verify-full` (chain
+    /// against `ca_file`, else the system's CA store, and host name).
+    pub(super) fn connector(sslmode: &str, ca_file: &str) -> Result<MakeRustlsConnect, SinkError> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let builder = ClientConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| SinkError::Config(format!("sslmode: cannot set up TLS: {e}")))?;
+        let config = match sslmode {
+            "require" => builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
+                .with_no_client_auth(),
+            "verify-full" => builder.with_root_certificates(roots(ca_file)?).with_no_client_auth(),
+            other => return Err(SinkError::Config(format!("sslmode: unknown mode {other:?}"))),
+        };
+        Ok(MakeRustlsConnect::new(config))
+    }
+
+    /// The trust anchors of `verify-full`: the certificates of `ca_file` alone when set (as libpq's
+    /// `sslrootcert`), otherwise the system's store (`SSL_CERT_FILE`/`SSL_CERT_DIR`, else
+    /// /etc/ssl/certs), otherwise, when the system has none, Mozilla's roots built in.
+    fn roots(ca_file: &str) -> Result<RootCertStore, SinkError> {
+        let mut roots = RootCertStore::empty();
+        if !ca_file.is_empty() {
+            let pem = std::fs::read(ca_file)
+                .map_err(|e| SinkError::Config(format!("ca_file: cannot read {ca_file}: {e}")))?;
+            let certs = CertificateDer::pem_slice_iter(&pem)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| SinkError::Config(format!("ca_file: {ca_file} is not a PEM bundle: {e}")))?;
+            if certs.is_empty() {
+                return Err(SinkError::Config(format!("ca_file: no certificate in {ca_file}")));
+            }
+            for (i, c) in certs.into_iter().enumerate() {
+                roots.add(c).map_err(|e| {
+                    SinkError::Config(format!("ca_file: certificate {} of {ca_file} is not a usable CA: {e}", i + 1))
+                })?;
+            }
+            return Ok(roots);
+        }
+        roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+        if roots.is_empty() {
+            roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+        }
+        Ok(roots)
+    }
+
+    /// `sslmode=require`: any certificate is accepted (no chain, no name: as libpq, this protects
+    /// against eavesdropping, not against an active man in the middle), but the handshake signatures
+    /// are still checked, so the session keys belong to the holder of the presented certificate's key
+    /// (which SCRAM channel binding then ties to the password exchange).
+    #[derive(Debug)]
+    struct AnyCertificate(Arc<CryptoProvider>);
+
+    impl ServerCertVerifier for AnyCertificate {
+        fn verify_server_cert(
+            &self,
+            _end_entity: &CertificateDer<'_>,
+            _intermediates: &[CertificateDer<'_>],
+            _server_name: &ServerName<'_>,
+            _ocsp_response: &[u8],
+            _now: UnixTime,
+        ) -> Result<ServerCertVerified, rustls::Error> {
+            Ok(ServerCertVerified::assertion())
+        }
+
+        fn verify_tls12_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        }
+
+        fn verify_tls13_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        }
+
+        fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+            self.0.signature_verification_algorithms.supported_schemes()
+        }
+    }
+
+    /// A connection error caused by TLS that will not go away by itself (certificate not trusted,
+    /// server without TLS, no common protocol) as a `Config` error naming the setting; `None` for
+    /// anything else (an I/O error during the handshake stays a `Retry`).
+    pub(super) fn classify(e: &::postgres::Error, cs: &ConnSettings) -> Option<SinkError> {
+        let (mode, host, port) = (&cs.sslmode, &cs.host, cs.port);
+        let mut src = std::error::Error::source(e);
+        while let Some(x) = src {
+            let rustls_error = x.downcast_ref::<rustls::Error>().or_else(|| {
+                // An `io::Error`'s `source()` skips the error it wraps: look inside.
+                x.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()).and_then(|i| i.downcast_ref())
+            });
+            if let Some(r) = rustls_error {
+                return Some(SinkError::Config(describe(r, cs)));
+            }
+            let bad_name = x
+                .downcast_ref::<std::io::Error>()
+                .and_then(|io| io.get_ref())
+                .is_some_and(|i| i.is::<InvalidDnsNameError>());
+            if bad_name {
+                return Some(SinkError::Config(format!(
+                    "sslmode: sslmode={mode}: host \"{host}\" is neither a DNS name nor an IP address, so TLS cannot \
+                     check it"
+                )));
+            }
+            // tokio-postgres's words when the server answers the SSLRequest with 'N'.
+            if x.to_string() == "server does not support TLS" {
+                return Some(SinkError::Config(format!(
+                    "sslmode: sslmode={mode} but PostgreSQL {host}:{port} does not accept TLS (ssl = off in its \
+                     postgresql.conf?); turn ssl on in the server or set sslmode=disable"
+                )));
+            }
+            src = x.source();
+        }
+        None
+    }
+
+    fn describe(r: &rustls::Error, cs: &ConnSettings) -> String {
+        let (mode, host, port) = (&cs.sslmode, &cs.host, cs.port);
+        let what = super::one_line(r.to_string());
+        match r {
+            rustls::Error::InvalidCertificate(
+                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+            ) => format!(
+                "sslmode: sslmode={mode}: the certificate of PostgreSQL {host}:{port} is not valid for the host name \
+                 \"{host}\" ({what}); set host to a name or address the certificate names"
+            ),
+            rustls::Error::InvalidCertificate(_) => {
+                let anchors = if cs.ca_file.is_empty() {
+                    "ca_file is not set, so the system's CA store was used: set ca_file to the PEM file of the CA \
+                     that signed the server's certificate"
+                        .to_string()
+                } else {
+                    format!("check that ca_file {} holds the CA that signed the server's certificate", cs.ca_file)
+                };
+                format!(
+                    "sslmode/ca_file: sslmode={mode}: the certificate of PostgreSQL {host}:{port} does not verify \
+                     ({what}); {anchors}"
+                )
+            }
+            _ => format!("sslmode: sslmode={mode}: the TLS handshake with PostgreSQL {host}:{port} failed ({what})"),
+        }
     }
 }

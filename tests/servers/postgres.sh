@@ -1,14 +1,23 @@
 # shellcheck shell=bash
-# Source this file, then `start_postgres RUNDIR`: starts a throwaway PostgreSQL 15 (Debian's binaries)
-# on a free 127.0.0.1 port with all its data under RUNDIR/pg, and exports:
-#   TSDB_TEST_PG_HOST, TSDB_TEST_PG_PORT   127.0.0.1 and the port (TCP, scram-sha-256 password auth)
+# Source this file, then `start_postgres RUNDIR`: starts throwaway PostgreSQL 15 servers (Debian's
+# binaries) on free 127.0.0.1 ports, with all their data under RUNDIR, and exports:
+#   TSDB_TEST_PG_HOST, TSDB_TEST_PG_PORT   127.0.0.1 and the port (TCP, scram-sha-256 password auth,
+#                                          ssl = off)
 #   TSDB_TEST_PG_USER, TSDB_TEST_PG_PASSWORD  a role that owns TSDB_TEST_PG_DB (no superuser)
 #   TSDB_TEST_PG_DB                        the test database
 #   TSDB_TEST_PG_SUPERUSER_DSN             key=value DSN of the `postgres` superuser over the Unix
 #                                          socket in RUNDIR/pg/sock (peer-free: trust on the socket only)
 #   TSDB_TEST_PG_SOCKET                    that socket directory
-# The server runs as the `postgres` OS user (initdb refuses root); its pid is appended to RUNDIR/pids.
-# The server log is RUNDIR/pg/server.log. Returns non-zero (and prints the log tail) on failure.
+# and, when `openssl` works, a second server with ssl = on (data under RUNDIR/pg-tls), its
+# certificate (SAN IP:127.0.0.1 only, no DNS name) signed by a test CA made here:
+#   TSDB_TEST_PG_TLS_HOST, TSDB_TEST_PG_TLS_PORT, TSDB_TEST_PG_TLS_USER, TSDB_TEST_PG_TLS_PASSWORD,
+#   TSDB_TEST_PG_TLS_DB, TSDB_TEST_PG_TLS_SOCKET, TSDB_TEST_PG_TLS_SUPERUSER_DSN   as above
+#   TSDB_TEST_PG_TLS_CA_FILE               the CA that signed the server certificate (PEM)
+#   TSDB_TEST_PG_TLS_WRONG_CA_FILE         another CA, that signed nothing the server shows (PEM)
+# The TLS server accepts both TLS and plain connections (pg_hba `host`).
+# The servers run as the `postgres` OS user (initdb refuses root); their pids are appended to
+# RUNDIR/pids. The server logs are RUNDIR/pg*/server.log. Returns non-zero (and prints the log tail)
+# on failure.
 
 _tsdb_pg_free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
@@ -26,18 +35,42 @@ _tsdb_pg_bin() {
     return 1
 }
 
-start_postgres() {
-    local rundir=${1:?usage: start_postgres RUNDIR} bin dir port pid i user password db
+# _tsdb_pg_test_certs DIR: DIR/ca.pem (a test CA), DIR/server.pem + server.key (for IP 127.0.0.1
+# only, signed by that CA) and DIR/wrong-ca.pem (an unrelated CA).
+_tsdb_pg_test_certs() {
+    local dir=$1
+    mkdir -p "$dir" || return 1
+    (
+        cd "$dir" || exit 1
+        openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout ca.key -out ca.pem \
+            -days 3650 -subj "/CN=tsdb test PostgreSQL CA" &&
+            openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout wrong-ca.key \
+                -out wrong-ca.pem -days 3650 -subj "/CN=tsdb test unrelated CA" &&
+            openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout server.key \
+                -out server.csr -subj "/CN=127.0.0.1" &&
+            printf '%s\n' 'subjectAltName=IP:127.0.0.1' 'basicConstraints=CA:FALSE' \
+                'keyUsage=digitalSignature,keyEncipherment' 'extendedKeyUsage=serverAuth' >server.ext &&
+            openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem \
+                -days 3650 -extfile server.ext
+    ) >"$dir/openssl.log" 2>&1
+}
+
+# _tsdb_pg_one DIR [CERTDIR]: one server with its data under DIR, ssl = on with CERTDIR's
+# server.pem/server.key. Sets _TSDB_PG_PORT and _TSDB_PG_PASSWORD; appends the pid to $_TSDB_PG_PIDS.
+_tsdb_pg_one() {
+    local dir=$1 certs=${2:-} bin port pid i user=tsdb_test db=tsdb_test password
     bin=$(_tsdb_pg_bin) || return 1
-    mkdir -p "$rundir" || return 1
-    rundir=$(cd "$rundir" && pwd) || return 1
-    dir="$rundir/pg"
     rm -rf "$dir"
     mkdir -p "$dir/data" "$dir/sock" || return 1
-    # The postgres user must be able to reach the directory.
-    chmod 755 "$rundir"
+    if [ -n "$certs" ]; then
+        # PostgreSQL refuses a key readable by others than its owner.
+        mkdir -p "$dir/tls" && cp "$certs/server.pem" "$certs/server.key" "$dir/tls/" || return 1
+    fi
     chown -R postgres:postgres "$dir" || return 1
     chmod 700 "$dir/data"
+    if [ -n "$certs" ]; then
+        chmod 600 "$dir/tls/server.key"
+    fi
     if ! runuser -u postgres -- "$bin/initdb" -D "$dir/data" -U postgres -E UTF8 --locale=C.UTF-8 \
         --auth-local=trust --auth-host=scram-sha-256 >"$dir/initdb.log" 2>&1; then
         echo "initdb failed; log tail:" >&2
@@ -57,9 +90,16 @@ full_page_writes = off
 log_min_messages = warning
 log_line_prefix = '%m [%p] %u@%d '
 CONF
+    if [ -n "$certs" ]; then
+        cat >>"$dir/data/postgresql.conf" <<CONF
+ssl = on
+ssl_cert_file = '$dir/tls/server.pem'
+ssl_key_file = '$dir/tls/server.key'
+CONF
+    fi
     runuser -u postgres -- "$bin/postgres" -D "$dir/data" >"$dir/server.log" 2>&1 &
     pid=$!
-    echo "$pid" >>"$rundir/pids"
+    echo "$pid" >>"$_TSDB_PG_PIDS"
     for i in $(seq 1 300); do
         if "$bin/pg_isready" -q -h "$dir/sock" -p "$port" -U postgres; then
             break
@@ -76,8 +116,6 @@ CONF
         tail -n 30 "$dir/server.log" >&2
         return 1
     fi
-    user=tsdb_test
-    db=tsdb_test
     password="pw-$(python3 -c 'import secrets; print(secrets.token_hex(12))')"
     # The password goes in on stdin (a script), never on a command line other processes can read.
     # It is hex, so it needs no escaping inside the SQL literal.
@@ -90,12 +128,39 @@ SQL
         cat "$dir/setup.log" >&2
         return 1
     fi
+    _TSDB_PG_PORT=$port
+    _TSDB_PG_PASSWORD=$password
+}
+
+start_postgres() {
+    local rundir=${1:?usage: start_postgres RUNDIR} user=tsdb_test db=tsdb_test
+    mkdir -p "$rundir" || return 1
+    rundir=$(cd "$rundir" && pwd) || return 1
+    # The postgres user must be able to reach the directory.
+    chmod 755 "$rundir"
+    _TSDB_PG_PIDS="$rundir/pids"
+    _tsdb_pg_one "$rundir/pg" || return 1
     export TSDB_TEST_PG_HOST=127.0.0.1
-    export TSDB_TEST_PG_PORT=$port
+    export TSDB_TEST_PG_PORT=$_TSDB_PG_PORT
     export TSDB_TEST_PG_USER=$user
-    export TSDB_TEST_PG_PASSWORD=$password
+    export TSDB_TEST_PG_PASSWORD=$_TSDB_PG_PASSWORD
     export TSDB_TEST_PG_DB=$db
-    export TSDB_TEST_PG_SOCKET=$dir/sock
-    export TSDB_TEST_PG_SUPERUSER_DSN="host=$dir/sock port=$port user=postgres dbname=$db"
-    echo "postgres: 127.0.0.1:$port db $db user $user (superuser over $dir/sock)" >&2
+    export TSDB_TEST_PG_SOCKET=$rundir/pg/sock
+    export TSDB_TEST_PG_SUPERUSER_DSN="host=$rundir/pg/sock port=$_TSDB_PG_PORT user=postgres dbname=$db"
+    echo "postgres: 127.0.0.1:$_TSDB_PG_PORT db $db user $user (superuser over $rundir/pg/sock)" >&2
+    if command -v openssl >/dev/null && _tsdb_pg_test_certs "$rundir/pg-certs"; then
+        _tsdb_pg_one "$rundir/pg-tls" "$rundir/pg-certs" || return 1
+        export TSDB_TEST_PG_TLS_HOST=127.0.0.1
+        export TSDB_TEST_PG_TLS_PORT=$_TSDB_PG_PORT
+        export TSDB_TEST_PG_TLS_USER=$user
+        export TSDB_TEST_PG_TLS_PASSWORD=$_TSDB_PG_PASSWORD
+        export TSDB_TEST_PG_TLS_DB=$db
+        export TSDB_TEST_PG_TLS_SOCKET=$rundir/pg-tls/sock
+        export TSDB_TEST_PG_TLS_SUPERUSER_DSN="host=$rundir/pg-tls/sock port=$_TSDB_PG_PORT user=postgres dbname=$db"
+        export TSDB_TEST_PG_TLS_CA_FILE=$rundir/pg-certs/ca.pem
+        export TSDB_TEST_PG_TLS_WRONG_CA_FILE=$rundir/pg-certs/wrong-ca.pem
+        echo "postgres (ssl = on): 127.0.0.1:$_TSDB_PG_PORT db $db user $user, CA $TSDB_TEST_PG_TLS_CA_FILE" >&2
+    else
+        echo "openssl missing or failing (see $rundir/pg-certs/openssl.log): no TLS PostgreSQL" >&2
+    fi
 }
