@@ -222,6 +222,9 @@ class store implements \tool_log\log\writer, \core\log\sql_reader {
      * End of the request: report this worker's counters (at most once a minute per process). Never throws.
      */
     public function dispose() {
+        if ($this->reader instanceof pg_reader) {
+            $this->reader->close();
+        }
         if (!$this->available) {
             return;
         }
