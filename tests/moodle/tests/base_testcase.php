@@ -48,6 +48,19 @@ abstract class base_testcase extends TestCase {
     }
 
     /**
+     * Skips a test whose server is missing, or fails it when the run requires the servers (./build.sh test sets
+     * TSDB_TEST_REQUIRE_SERVERS=1 after starting them).
+     *
+     * @param string $message starts with "SKIPPED: "
+     */
+    protected function skip_without_server(string $message): void {
+        if (getenv('TSDB_TEST_REQUIRE_SERVERS')) {
+            $this->fail(str_replace('SKIPPED: ', 'servers required (TSDB_TEST_REQUIRE_SERVERS=1): ', $message));
+        }
+        $this->markTestSkipped($message);
+    }
+
+    /**
      * Removes the sink file.
      */
     protected function tearDown(): void {

@@ -89,7 +89,7 @@ class downsampling_test extends base_testcase {
     public function test_postgres_summary(): void {
         global $DB;
         if (!$DB) {
-            $this->markTestSkipped('SKIPPED: no PostgreSQL (set TSDB_TEST_PG_HOST or let run.sh start one)');
+            $this->skip_without_server('SKIPPED: no PostgreSQL (set TSDB_TEST_PG_HOST or let run.sh start one)');
         }
         $this->table = 'sum_t' . getmypid();
         log_dataset::drop_tsdb_table($this->table);
@@ -206,7 +206,7 @@ class downsampling_test extends base_testcase {
      */
     public function test_influxdb_continuous_queries(): void {
         if (!getenv('TSDB_TEST_INFLUX_URL')) {
-            $this->markTestSkipped('SKIPPED: no InfluxDB (set TSDB_TEST_INFLUX_URL or let run.sh start one)');
+            $this->skip_without_server('SKIPPED: no InfluxDB (set TSDB_TEST_INFLUX_URL or let run.sh start one)');
         }
         $database = 'ds_t' . getmypid();
         $settings = log_dataset::influx_settings($database);
@@ -297,7 +297,7 @@ class downsampling_test extends base_testcase {
      */
     public function test_influxdb_continuous_query_runs(): void {
         if (!getenv('TSDB_TEST_INFLUX_URL') || !trim((string) shell_exec('command -v influxd'))) {
-            $this->markTestSkipped('SKIPPED: no InfluxDB 1.x (influxd) to run continuous queries');
+            $this->skip_without_server('SKIPPED: no InfluxDB 1.x (influxd) to run continuous queries');
         }
         [$proc, $url, $dir] = $this->start_influxd_with_cqs();
         $database = 'cq_t' . getmypid();

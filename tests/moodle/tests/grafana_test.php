@@ -38,7 +38,7 @@ class grafana_test extends base_testcase {
     protected function setUp(): void {
         parent::setUp();
         if (!analytics_fixture::setup()) {
-            $this->markTestSkipped('SKIPPED: needs PostgreSQL and InfluxDB (TSDB_TEST_PG_HOST, TSDB_TEST_INFLUX_URL)');
+            $this->skip_without_server('SKIPPED: needs PostgreSQL and InfluxDB (TSDB_TEST_PG_HOST, TSDB_TEST_INFLUX_URL)');
         }
         $this->from = log_dataset::START;
         $this->to = log_dataset::START + analytics_fixture::DAYS * 86400;

@@ -63,7 +63,7 @@ class import_test extends base_testcase {
         global $DB;
         parent::setUp();
         if (!$DB || !function_exists('tsdb_log_event')) {
-            $this->markTestSkipped('SKIPPED: no PostgreSQL (set TSDB_TEST_PG_HOST or let run.sh start one)');
+            $this->skip_without_server('SKIPPED: no PostgreSQL (set TSDB_TEST_PG_HOST or let run.sh start one)');
         }
         $this->table = 'import_t' . getmypid() . '_' . mt_rand(1000, 9999);
         $this->configure(log_dataset::pg_settings($this->table));
@@ -421,7 +421,7 @@ class import_test extends base_testcase {
      */
     public function test_import_into_influxdb(): void {
         if (!getenv('TSDB_TEST_INFLUX_URL')) {
-            $this->markTestSkipped('SKIPPED: no InfluxDB (set TSDB_TEST_INFLUX_URL)');
+            $this->skip_without_server('SKIPPED: no InfluxDB (set TSDB_TEST_INFLUX_URL)');
         }
         $database = 'import_t' . getmypid();
         $this->configure(log_dataset::influx_settings($database));

@@ -97,7 +97,7 @@ class influx_reader_test extends base_testcase {
         global $DB;
         parent::setUp();
         if (self::$database === null) {
-            $this->markTestSkipped('SKIPPED: no InfluxDB or PostgreSQL (set TSDB_TEST_INFLUX_URL / TSDB_TEST_PG_HOST)');
+            $this->skip_without_server('SKIPPED: no InfluxDB or PostgreSQL (set TSDB_TEST_INFLUX_URL / TSDB_TEST_PG_HOST)');
         }
         foreach (self::$pseudonyms as $row) {
             $DB->insert_record('logstore_tsdb_pseudonym', $row, false);

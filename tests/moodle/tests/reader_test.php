@@ -65,7 +65,7 @@ class reader_test extends base_testcase {
         global $DB;
         parent::setUp();
         if (!$DB || self::$table === null) {
-            $this->markTestSkipped('SKIPPED: no PostgreSQL (set TSDB_TEST_PG_HOST or let run.sh start one)');
+            $this->skip_without_server('SKIPPED: no PostgreSQL (set TSDB_TEST_PG_HOST or let run.sh start one)');
         }
         pgdb::$forcepdo = false;
     }
