@@ -374,6 +374,13 @@ class reader_test extends base_testcase {
                 $this->assertStringContainsString('logstore_tsdb reader', $e->getMessage());
             }
         }
+        // Before the writer created the table: no events, no error.
+        $this->configure(['table' => 'reader_not_yet_' . getmypid()]);
+        $empty = new \logstore_tsdb\log\store(get_log_manager());
+        $this->assertSame(0, $empty->get_events_select_count('courseid = ?', [3]));
+        $this->assertSame([], $empty->get_events_select('', [], 'timecreated DESC', 0, 10));
+        $this->assertFalse($empty->get_events_select_exists('', []));
+        $this->assertSame([], iterator_to_array($empty->get_events_select_iterator('', [], '', 0, 0)));
         $this->configure(['backend' => 'file']);
         $file = new \logstore_tsdb\log\store(get_log_manager());
         try {

@@ -270,6 +270,10 @@ class pg_reader {
         $db = pgdb::from_config($this->cfg, 'logstore_tsdb_reader');
         [$sql, $values] = $this->select_sql($db, $selectwhere, $params, $sort, $limitfrom, $limitnum);
         $open = false;
+        if (!$db->table_exists()) {
+            $db->close();
+            return;
+        }
         try {
             $db->execute('BEGIN READ ONLY');
             $open = true;
@@ -306,6 +310,14 @@ class pg_reader {
     protected function run(pgdb $db, string $sql, array $values): array {
         $this->lastsql = $sql;
         $this->lastparams = $values;
-        return $db->query_native($sql, $values);
+        try {
+            return $db->query_native($sql, $values);
+        } catch (\moodle_exception $e) {
+            // Before the first event the writer has not created the table yet: nothing is logged, no error.
+            if (!$db->table_exists()) {
+                return strpos($sql, 'SELECT count(*)') === 0 ? [(object) ['n' => '0']] : [];
+            }
+            throw $e;
+        }
     }
 }
