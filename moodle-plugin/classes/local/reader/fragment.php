@@ -142,55 +142,57 @@ class fragment {
      * @return array[]
      */
     public static function tokenize(string $sql): array {
+        // One anchored pattern per token type, tried at the current offset (\G): linear in the fragment's length, so
+        // report_log's "userid IN (1,2,...)" of a large group stays cheap.
+        static $patterns = [
+            [self::T_SPACE, '/\G\s+/'],
+            [self::T_COMMENT, '/\G(?:--[^\n]*|\/\*.*?\*\/)/s'],
+            [self::T_STRING, "/\\G[eE]'(?:[^'\\\\]|\\\\.|'')*'/s"],
+            [self::T_STRING, "/\\G'(?:[^']|'')*'/s"],
+            [self::T_QIDENT, '/\G"(?:[^"]|"")*"/s'],
+            [self::T_PARAM, '/\G\$[1-9][0-9]*/'],
+            ['dollarquote', '/\G\$([A-Za-z_][A-Za-z0-9_]*)?\$/'],
+            [self::T_OP, '/\G::/'],
+            [self::T_PARAM, '/\G:[A-Za-z_][A-Za-z0-9_]*/'],
+            [self::T_PARAM, '/\G\?/'],
+            [self::T_IDENT, '/\G[A-Za-z_][A-Za-z0-9_$]*/'],
+            [self::T_NUMBER, '/\G(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?/'],
+            [self::T_OP, '/\G(?:<=|>=|<>|!=|\|\|)/'],
+            [self::T_PUNCT, '/\G[(),.;\[\]]/'],
+        ];
         $tokens = [];
         $len = strlen($sql);
         $i = 0;
         while ($i < $len) {
-            $c = $sql[$i];
-            $rest = substr($sql, $i);
-            if (preg_match('/^\s+/', $rest, $m)) {
-                $tokens[] = ['t' => self::T_SPACE, 's' => $m[0]];
-            } else if (preg_match('/^--[^\n]*/', $rest, $m) || preg_match('~^/\*.*?\*/~s', $rest, $m)) {
-                $tokens[] = ['t' => self::T_COMMENT, 's' => $m[0]];
-            } else if (preg_match("/^[eE]'(?:[^'\\\\]|\\\\.|'')*'/s", $rest, $m)) {
-                $tokens[] = ['t' => self::T_STRING, 's' => $m[0]];
-            } else if ($c === "'") {
-                if (!preg_match("/^'(?:[^']|'')*'/s", $rest, $m)) {
-                    throw new \coding_exception('logstore_tsdb reader: unterminated string literal in SQL fragment');
+            $found = false;
+            foreach ($patterns as [$type, $re]) {
+                if (!preg_match($re, $sql, $m, 0, $i)) {
+                    continue;
                 }
-                $tokens[] = ['t' => self::T_STRING, 's' => $m[0]];
-            } else if ($c === '"') {
-                if (!preg_match('/^"(?:[^"]|"")*"/s', $rest, $m)) {
-                    throw new \coding_exception('logstore_tsdb reader: unterminated quoted identifier in SQL fragment');
+                $text = $m[0];
+                if ($type === 'dollarquote') {
+                    // Dollar-quoted string: $tag$ ... $tag$.
+                    $end = strpos($sql, $text, $i + strlen($text));
+                    if ($end === false) {
+                        throw new \coding_exception('logstore_tsdb reader: unterminated dollar-quoted string in SQL fragment');
+                    }
+                    $text = substr($sql, $i, $end + strlen($m[0]) - $i);
+                    $type = self::T_STRING;
                 }
-                $tokens[] = ['t' => self::T_QIDENT, 's' => $m[0]];
-            } else if (preg_match('/^\$[1-9][0-9]*/', $rest, $m)) {
-                $tokens[] = ['t' => self::T_PARAM, 's' => $m[0]];
-            } else if (preg_match('/^\$([A-Za-z_][A-Za-z0-9_]*)?\$/', $rest, $m)) {
-                // Dollar-quoted string: $tag$ ... $tag$.
-                $end = strpos($sql, $m[0], $i + strlen($m[0]));
-                if ($end === false) {
-                    throw new \coding_exception('logstore_tsdb reader: unterminated dollar-quoted string in SQL fragment');
-                }
-                $tokens[] = ['t' => self::T_STRING, 's' => substr($sql, $i, $end + strlen($m[0]) - $i)];
-            } else if (substr($rest, 0, 2) === '::') {
-                $tokens[] = ['t' => self::T_OP, 's' => '::'];
-            } else if (preg_match('/^:([A-Za-z_][A-Za-z0-9_]*)/', $rest, $m)) {
-                $tokens[] = ['t' => self::T_PARAM, 's' => $m[0]];
-            } else if ($c === '?') {
-                $tokens[] = ['t' => self::T_PARAM, 's' => '?'];
-            } else if (preg_match('/^[A-Za-z_][A-Za-z0-9_$]*/', $rest, $m)) {
-                $tokens[] = ['t' => self::T_IDENT, 's' => $m[0]];
-            } else if (preg_match('/^(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?/', $rest, $m)) {
-                $tokens[] = ['t' => self::T_NUMBER, 's' => $m[0]];
-            } else if (preg_match('/^(?:<=|>=|<>|!=|\|\|)/', $rest, $m)) {
-                $tokens[] = ['t' => self::T_OP, 's' => $m[0]];
-            } else if (strpos('(),.;[]', $c) !== false) {
-                $tokens[] = ['t' => self::T_PUNCT, 's' => $c];
-            } else {
-                $tokens[] = ['t' => self::T_OP, 's' => $c];
+                $tokens[] = ['t' => $type, 's' => $text];
+                $i += strlen($text);
+                $found = true;
+                break;
             }
-            $i += strlen($tokens[count($tokens) - 1]['s']);
+            if (!$found) {
+                $c = $sql[$i];
+                if ($c === "'" || $c === '"') {
+                    throw new \coding_exception('logstore_tsdb reader: unterminated ' . ($c === "'" ? 'string literal'
+                        : 'quoted identifier') . ' in SQL fragment');
+                }
+                $tokens[] = ['t' => self::T_OP, 's' => $c];
+                $i++;
+            }
         }
         return $tokens;
     }

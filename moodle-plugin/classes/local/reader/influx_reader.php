@@ -77,6 +77,9 @@ class influx_reader {
     /** @var array|null column => 'tag' | 'field' | 'both' (from the server, else the configured tags) */
     protected $kinds = null;
 
+    /** @var array user id => pseudonym or false (none), looked up once per query */
+    protected $pseudocache = [];
+
     /** @var string|null The last InfluxQL statement (tests, debugging). */
     public $lastquery = null;
 
@@ -141,6 +144,7 @@ class influx_reader {
      * @return string|null " WHERE ..." (or '') to append, null when no row can match
      */
     public function where(string $selectwhere, array $params): ?string {
+        $this->pseudocache = [];
         $fragment = fragment::parse($selectwhere, $params);
         try {
             $tree = $fragment->tree();
@@ -247,6 +251,9 @@ class influx_reader {
             case 'cmp':
                 return $this->compare($node[1], $node[2], $node[3]);
             case 'in':
+                if (in_array($node[1], self::USERCOLS, true)) {
+                    $this->pseudonyms($node[2]); // One lookup for the whole list (a report_log group).
+                }
                 $items = [];
                 foreach ($node[2] as $v) {
                     if ($v === null) {
@@ -331,8 +338,8 @@ class influx_reader {
                     $this->refuse($col . ' ' . $op . ' (user ids may be pseudonymised: only = and <> are exact)');
                 }
                 if ($v > 0 && $v < pseudonym::MIN) {
-                    $p = pseudonym::existing([$v]);
-                    if (isset($p[$v])) {
+                    $p = $this->pseudonyms([$v]);
+                    if ($p[$v]) {
                         $candidates[] = $p[$v];
                     }
                 }
@@ -366,6 +373,34 @@ class influx_reader {
                 . ' on a tag (InfluxDB does not tell an empty tag from a missing one)');
         }
         return $q . ' ' . $iop . ' ' . influx_client::quote_string($value);
+    }
+
+    /**
+     * Pseudonyms of user ids (cached for this reader).
+     *
+     * @param array $values user ids (any scalars; non-integers are ignored)
+     * @return array user id => pseudonym, or false when the user has none
+     */
+    protected function pseudonyms(array $values): array {
+        $want = [];
+        foreach ($values as $v) {
+            if (is_numeric($v) && (int) $v > 0 && (int) $v < pseudonym::MIN && !array_key_exists((int) $v, $this->pseudocache)) {
+                $want[] = (int) $v;
+            }
+        }
+        if ($want) {
+            $found = pseudonym::existing($want);
+            foreach ($want as $id) {
+                $this->pseudocache[$id] = $found[$id] ?? false;
+            }
+        }
+        $out = [];
+        foreach ($values as $v) {
+            if (is_numeric($v) && isset($this->pseudocache[(int) $v])) {
+                $out[(int) $v] = $this->pseudocache[(int) $v];
+            }
+        }
+        return $out;
     }
 
     /**
