@@ -222,6 +222,16 @@ class grafana_test extends base_testcase {
         }
         $this->assertGreaterThanOrEqual(25, $panels);
 
+        if (getenv('GRAFANA_RENDER_DIR')) {
+            // Pictures of a few panels drawn from these query results (docs/grafana/img/; not Grafana's rendering).
+            foreach ([['site-activity.json', 'Events per hour', 'events-per-hour.svg'],
+                    ['site-activity.json', 'Active users per day', 'active-users-per-day.svg'],
+                    ['site-activity.json', 'Teaching and participating per hour', 'teaching-participating.svg'],
+                    ['system-health.json', 'Events per second', 'health-events-per-second.svg']] as [$f, $title, $svg]) {
+                file_put_contents(getenv('GRAFANA_RENDER_DIR') . '/' . $svg, self::svg($title, $figures[$f][$title]));
+            }
+        }
+
         // Headline figures against the generated events and the fixture's counters.
         $entries = analytics_fixture::$entries;
         $site = $figures['site-activity.json'];
@@ -254,6 +264,64 @@ class grafana_test extends base_testcase {
             $sum += (int) $r->events;
         }
         $this->assertSame(count($incourses), $sum, 'course board: every event of the chosen courses');
+    }
+
+    /**
+     * A plain SVG line chart of time series rows (time first, one line per other numeric column).
+     *
+     * @param string $title
+     * @param stdClass[] $rows
+     * @return string
+     */
+    protected static function svg(string $title, array $rows): string {
+        $w = 900;
+        $h = 260;
+        $left = 50;
+        $bottom = 30;
+        $top = 30;
+        $cols = array_values(array_diff(array_keys(get_object_vars($rows[0])), ['time', 'metric']));
+        $ts = array_map(function($r) {
+            return is_numeric($r->time) ? (int) $r->time : (new DateTime($r->time))->getTimestamp();
+        }, $rows);
+        [$t0, $t1] = [min($ts), max($ts)];
+        $max = 1;
+        foreach ($rows as $r) {
+            foreach ($cols as $c) {
+                $max = max($max, (float) $r->$c);
+            }
+        }
+        $x = function($t) use ($t0, $t1, $w, $left) {
+            return $left + ($w - $left - 10) * ($t - $t0) / max(1, $t1 - $t0);
+        };
+        $y = function($v) use ($max, $h, $bottom, $top) {
+            return $h - $bottom - ($h - $bottom - $top) * $v / $max;
+        };
+        $colours = ['#3274d9', '#e0752d', '#56a64b', '#a352cc'];
+        $out = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"$w\" height=\"$h\" font-family=\"sans-serif\" font-size=\"11\">"
+            . "<rect width=\"$w\" height=\"$h\" fill=\"#ffffff\"/><text x=\"$left\" y=\"18\" font-size=\"13\">"
+            . htmlspecialchars($title) . '</text>';
+        foreach ([0, 0.5, 1] as $f) {
+            $yy = round($y($max * $f), 1);
+            $out .= "<line x1=\"$left\" x2=\"" . ($w - 10) . "\" y1=\"$yy\" y2=\"$yy\" stroke=\"#dddddd\"/>"
+                . '<text x="' . ($left - 6) . "\" y=\"" . ($yy + 4) . '" text-anchor="end">' . round($max * $f) . '</text>';
+        }
+        for ($d = $t0 - $t0 % 86400; $d <= $t1; $d += 7 * 86400) {
+            if ($d >= $t0) {
+                $xx = round($x($d), 1);
+                $out .= "<text x=\"$xx\" y=\"" . ($h - 10) . '" text-anchor="middle">' . gmdate('Y-m-d', $d) . '</text>';
+            }
+        }
+        foreach ($cols as $i => $c) {
+            $pts = [];
+            foreach ($rows as $j => $r) {
+                $pts[] = round($x($ts[$j]), 1) . ',' . round($y((float) $r->$c), 1);
+            }
+            $colour = $colours[$i % count($colours)];
+            $out .= "<polyline fill=\"none\" stroke=\"$colour\" stroke-width=\"1.2\" points=\"" . implode(' ', $pts) . '"/>'
+                . '<text x="' . ($w - 10) . '" y="' . (18 + 14 * $i) . "\" text-anchor=\"end\" fill=\"$colour\">"
+                . htmlspecialchars($c) . '</text>';
+        }
+        return $out . "</svg>\n";
     }
 
     /**
