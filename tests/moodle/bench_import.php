@@ -30,7 +30,8 @@ log_dataset::create_standard_table();
 $DB->execute("INSERT INTO mdl_logstore_standard_log (eventname, component, action, target, objecttable, objectid, crud,
         edulevel, contextid, contextlevel, contextinstanceid, userid, courseid, relateduserid, anonymous, other, timecreated,
         origin, ip, realuserid)
-    SELECT (ARRAY['\\core\\event\\course_viewed', '\\mod_forum\\event\\discussion_viewed', '\\mod_quiz\\event\\attempt_submitted'])[1 + g % 3],
+    SELECT (ARRAY['\\core\\event\\course_viewed', '\\mod_forum\\event\\discussion_viewed',
+        '\\mod_quiz\\event\\attempt_submitted'])[1 + g % 3],
         (ARRAY['core', 'mod_forum', 'mod_quiz'])[1 + g % 3], (ARRAY['viewed', 'viewed', 'submitted'])[1 + g % 3],
         (ARRAY['course', 'discussion', 'attempt'])[1 + g % 3], CASE WHEN g % 3 = 0 THEN NULL ELSE 'forum_discussions' END,
         CASE WHEN g % 3 = 0 THEN NULL ELSE g % 90000 END, CASE WHEN g % 3 = 2 THEN 'u' ELSE 'r' END, 2, 1000 + g % 997,

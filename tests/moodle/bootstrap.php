@@ -58,7 +58,8 @@ if (getenv('TSDB_TEST_PG_HOST')) {
     if (!getenv('HARNESS_NO_INSTALL')) {
         // HARNESS_NO_INSTALL: a script run by a test (a CLI of the plugin) uses the tables the test created.
         $DB->pdo()->exec('DROP TABLE IF EXISTS mdl_context');
-        $DB->pdo()->exec('CREATE TABLE mdl_context (id BIGINT PRIMARY KEY, contextlevel BIGINT NOT NULL, instanceid BIGINT NOT NULL)');
+        $DB->pdo()->exec('CREATE TABLE mdl_context (id BIGINT PRIMARY KEY, contextlevel BIGINT NOT NULL, '
+            . 'instanceid BIGINT NOT NULL)');
         $DB->install_xmldb(harness::$plugindir . '/db/install.xml');
     }
 }

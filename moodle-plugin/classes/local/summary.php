@@ -123,18 +123,20 @@ class summary {
         $state = $this->q('_summary');
         $hmat = $this->q('_hourly_mat');
         $dmat = $this->q('_daily_users_mat');
-        $this->db->execute('SELECT pg_advisory_lock(?)', [crc32('logstore_tsdb summary ' . $this->schema . '.' . $this->table)]);
+        $lock = crc32('logstore_tsdb summary ' . $this->schema . '.' . $this->table);
+        $this->db->execute('SELECT pg_advisory_lock(?)', [$lock]);
         try {
             $this->db->execute("CREATE TABLE IF NOT EXISTS $state (name varchar(20) PRIMARY KEY, watermark timestamptz, "
                 . 'refreshed_at timestamptz)');
             $this->db->execute("INSERT INTO $state (name) VALUES ('hourly'), ('daily_users') ON CONFLICT DO NOTHING");
             $this->db->execute("CREATE TABLE IF NOT EXISTS $hmat (bucket timestamptz NOT NULL, courseid bigint, "
                 . 'eventname varchar(255), events bigint NOT NULL)');
-            $this->db->execute('CREATE INDEX IF NOT EXISTS ' . pgdb::quote_identifier(self::derived($this->table, '_hourly_mat_ix'))
-                . " ON $hmat (bucket, courseid)");
-            $this->db->execute("CREATE TABLE IF NOT EXISTS $dmat (day timestamptz NOT NULL, userid bigint, events bigint NOT NULL)");
-            $this->db->execute('CREATE INDEX IF NOT EXISTS ' . pgdb::quote_identifier(self::derived($this->table, '_daily_users_mat_ix'))
-                . " ON $dmat (day, userid)");
+            $hix = pgdb::quote_identifier(self::derived($this->table, '_hourly_mat_ix'));
+            $this->db->execute("CREATE INDEX IF NOT EXISTS $hix ON $hmat (bucket, courseid)");
+            $this->db->execute("CREATE TABLE IF NOT EXISTS $dmat (day timestamptz NOT NULL, userid bigint, "
+                . 'events bigint NOT NULL)');
+            $dix = pgdb::quote_identifier(self::derived($this->table, '_daily_users_mat_ix'));
+            $this->db->execute("CREATE INDEX IF NOT EXISTS $dix ON $dmat (day, userid)");
             $w = function(string $name) use ($state): string {
                 return "COALESCE((SELECT watermark FROM $state WHERE name = '$name'), '-infinity'::timestamptz)";
             };
@@ -149,7 +151,7 @@ class summary {
             $this->db->execute('CREATE OR REPLACE VIEW ' . $this->q('_daily_active_users')
                 . ' AS SELECT day, count(*) AS active_users FROM ' . $this->q('_daily_users') . ' GROUP BY day');
         } finally {
-            $this->db->execute('SELECT pg_advisory_unlock(?)', [crc32('logstore_tsdb summary ' . $this->schema . '.' . $this->table)]);
+            $this->db->execute('SELECT pg_advisory_unlock(?)', [$lock]);
         }
     }
 
@@ -232,7 +234,8 @@ class summary {
                 $this->db->execute("DELETE FROM $mat WHERE bucket >= to_timestamp(?) AND bucket < to_timestamp(?)", [$from, $to]);
                 $n = $this->db->execute("INSERT INTO $mat (bucket, courseid, eventname, events)"
                     . ' SELECT to_timestamp(floor(extract(epoch FROM "time") / 3600) * 3600), courseid, eventname, count(*)'
-                    . " FROM $main WHERE \"time\" >= to_timestamp(?) AND \"time\" < to_timestamp(?) GROUP BY 1, 2, 3", [$from, $to]);
+                    . " FROM $main WHERE \"time\" >= to_timestamp(?) AND \"time\" < to_timestamp(?) GROUP BY 1, 2, 3",
+                    [$from, $to]);
             } else {
                 $mat = $this->q('_daily_users_mat');
                 $this->db->execute("DELETE FROM $mat WHERE day >= to_timestamp(?) AND day < to_timestamp(?)", [$from, $to]);

@@ -85,8 +85,8 @@ class analytics_test extends base_testcase {
     protected function influx(string $name, array $vars = []): array {
         self::$ran[] = "influx.$name";
         $q = self::doc_queries()["influx.$name"];
-        $q = strtr($q, ['{from}' => analytics_fixture::influx_time($this->from), '{to}' => analytics_fixture::influx_time($this->to)]
-            + $vars);
+        $q = strtr($q, ['{from}' => analytics_fixture::influx_time($this->from),
+            '{to}' => analytics_fixture::influx_time($this->to)] + $vars);
         return analytics_fixture::influx()->query(preg_replace('/\s+/', ' ', $q));
     }
 

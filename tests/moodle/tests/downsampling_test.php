@@ -274,7 +274,8 @@ class downsampling_test extends base_testcase {
         }
         file_put_contents("$dir/influxdb.conf", "reporting-enabled = false\nbind-address = \"127.0.0.1:{$ports[0]}\"\n"
             . "[meta]\n  dir = \"$dir/meta\"\n[data]\n  dir = \"$dir/data\"\n  wal-dir = \"$dir/wal\"\n"
-            . "  query-log-enabled = false\n[monitor]\n  store-enabled = false\n[http]\n  bind-address = \"127.0.0.1:{$ports[1]}\"\n"
+            . "  query-log-enabled = false\n[monitor]\n  store-enabled = false\n"
+            . "[http]\n  bind-address = \"127.0.0.1:{$ports[1]}\"\n"
             . "  log-enabled = false\n[continuous_queries]\n  enabled = true\n  run-interval = \"1s\"\n  log-enabled = false\n");
         $proc = proc_open(['influxd', 'run', '-config', "$dir/influxdb.conf"], [0 => ['file', '/dev/null', 'r'],
             1 => ['file', "$dir/influxd.log", 'w'], 2 => ['file', "$dir/influxd.log", 'w']], $pipes);

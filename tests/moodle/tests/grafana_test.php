@@ -236,7 +236,8 @@ class grafana_test extends base_testcase {
         $entries = analytics_fixture::$entries;
         $site = $figures['site-activity.json'];
         $this->assertSame(count($entries), (int) $site['Events'][0]->events);
-        $this->assertSame(count(array_unique(array_filter(array_column($entries, 'userid')))), (int) $site['Active users'][0]->users);
+        $this->assertSame(count(array_unique(array_filter(array_column($entries, 'userid')))),
+            (int) $site['Active users'][0]->users);
         $hourly = [];
         foreach ($entries as $e) {
             $b = $e['timecreated'] - $e['timecreated'] % 3600;

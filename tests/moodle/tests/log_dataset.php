@@ -126,7 +126,8 @@ class log_dataset {
                 'relateduserid' => $edulevel === 1 || $name === '\\core\\event\\user_profile_viewed' ? mt_rand(2, 41) : null,
                 'anonymous' => $name === '\\mod_forum\\event\\post_created' && mt_rand(0, 3) === 0 ? 1 : 0,
                 'other' => $other, 'timecreated' => $t, 'origin' => self::ORIGINS[mt_rand(0, count(self::ORIGINS) - 1)],
-                'ip' => mt_rand(0, 9) ? '10.0.' . mt_rand(0, 255) . '.' . mt_rand(1, 254) : '2001:db8::' . dechex(mt_rand(1, 65535)),
+                'ip' => mt_rand(0, 9) ? '10.0.' . mt_rand(0, 255) . '.' . mt_rand(1, 254)
+                    : '2001:db8::' . dechex(mt_rand(1, 65535)),
                 'realuserid' => mt_rand(0, 19) ? null : 2,
             ];
         }
