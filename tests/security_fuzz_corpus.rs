@@ -18,12 +18,13 @@ use std::path::{Path, PathBuf};
 use tsdb::event::{IntField, StrField, STR_FIELDS};
 use tsdb::lineproto::Dialect;
 
-const TARGETS: [(&str, fn(&[u8])); 5] = [
+const TARGETS: [(&str, fn(&[u8])); 6] = [
     ("lineproto", oracles::check_lineproto),
     ("record", oracles::check_record),
     ("json", oracles::check_json),
     ("config", oracles::check_config),
     ("pg_copy", oracles::check_pg_copy),
+    ("spool", oracles::check_spool),
 ];
 
 fn fuzz_dir() -> PathBuf {

@@ -690,3 +690,104 @@ pub fn str_event(fields: &[(StrField, &[u8])], ints: &[(IntField, i64)], time_ns
     }
     e
 }
+
+// ---------------------------------------------------------------------------------------------
+// 6. Spool segments (files read back from disk)
+
+/// A segment in the documented format (`src/spool.rs`), written independently of the spool's writer:
+/// `TSDBSPL1 | u32 version | u32 count | u64 producer | i64 created_ms | u32 crc32` then frames
+/// `u32 length | u32 crc32 | record`.
+pub fn segment(count: u32, producer: u64, created_ms: i64, records: &[&[u8]]) -> Vec<u8> {
+    let mut s = b"TSDBSPL1".to_vec();
+    s.extend_from_slice(&1u32.to_le_bytes());
+    s.extend_from_slice(&count.to_le_bytes());
+    s.extend_from_slice(&producer.to_le_bytes());
+    s.extend_from_slice(&created_ms.to_le_bytes());
+    let crc = crc32fast::hash(&s);
+    s.extend_from_slice(&crc.to_le_bytes());
+    for r in records {
+        s.extend_from_slice(&(r.len() as u32).to_le_bytes());
+        s.extend_from_slice(&crc32fast::hash(r).to_le_bytes());
+        s.extend_from_slice(r);
+    }
+    s
+}
+
+/// What replay does with a segment that passed `decode`: cut it into batches. Every cut must give a
+/// valid batch, or replay stops at this segment on every pass without quarantining it.
+fn check_decoded(raw: &[u8], batch_size: usize) {
+    let Ok(out) = tsdb::spool::decode(raw) else { return };
+    let mut consumed = 0;
+    for r in record::records(&out) {
+        consumed += r.expect("decode returned a corrupt record").bytes.len();
+    }
+    assert_eq!(consumed, out.len(), "decode returned a partial record");
+    let mut at = 0;
+    while at < out.len() {
+        let (end, n) = tsdb::sink::cut(&out[at..], batch_size);
+        assert!(n >= 1 && end > 0, "replay cannot cut a decoded segment");
+        if let Err(e) = Batch::new(out[at..at + end].to_vec()) {
+            panic!("a segment passed decode but replay cannot make a batch of it ({e}): it would block the spool");
+        }
+        at += end;
+    }
+}
+
+pub fn check_spool(data: &[u8]) {
+    let mut b = Bytes::new(data);
+    let mode = b.u8();
+    let batch_size = 1 + (b.u8() % 8) as usize;
+    if mode & 1 == 0 {
+        check_decoded(b.rest(), batch_size);
+        return;
+    }
+    // A segment of real records, with sequence numbers, producers and count chosen by the input.
+    let n = 1 + (b.u8() % 6) as usize;
+    let mut producer = b.u64();
+    let mut seq = b.u64();
+    let mut buf = Vec::new();
+    let mut ends = Vec::new();
+    for _ in 0..n {
+        let e = input::event(&mut b);
+        let mut w = RecordWriter::begin(&mut buf);
+        for f in INT_FIELDS {
+            if let Some(v) = e.ints[f as usize] {
+                w.set_int(f, v);
+            }
+        }
+        for f in STR_FIELDS {
+            if let Some(v) = &e.strs[f as usize] {
+                w.put_str(f, v, 4096);
+            }
+        }
+        w.finish(EventId { producer, seq }, e.time_ns);
+        ends.push(buf.len());
+        match b.u8() {
+            0 => {}                                   // the same sequence number again
+            1 => producer = producer.wrapping_add(1), // another producer
+            2 => seq = seq.wrapping_sub(1),
+            _ => seq = seq.wrapping_add(1),
+        }
+    }
+    let mut recs = Vec::new();
+    let mut start = 0;
+    for &end in &ends {
+        recs.push(&buf[start..end]);
+        start = end;
+    }
+    let count = match mode & 6 {
+        2 => u32::MAX, // a journal
+        4 => b.u8() as u32,
+        _ => n as u32,
+    };
+    let mut raw = segment(count, producer, 1_700_000_000_000, &recs);
+    let damaged = mode & 8 != 0 && !raw.is_empty();
+    if damaged {
+        let at = b.u16() as usize % raw.len();
+        raw[at] ^= b.u8() | 1;
+    }
+    if !damaged && (count == n as u32 || count == u32::MAX) {
+        assert_eq!(tsdb::spool::decode(&raw).as_deref(), Ok(&buf[..]), "a well-formed segment was refused");
+    }
+    check_decoded(&raw, batch_size);
+}
