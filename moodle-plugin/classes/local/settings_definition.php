@@ -147,9 +147,9 @@ class settings_definition {
             'retry_max_elapsed_ms' => ['section' => 'performance', 'type' => 'int', 'default' => 180000, 'min' => 0,
                 'max' => 86400000, 'ext' => true],
 
-            // Durable mode: the on-disk spool (pushed only when mode = durable).
+            // The on-disk spool (pushed only when mode = durable; see docs/reliability.md).
             'spool_dir' => ['section' => 'durable', 'type' => 'path', 'default' => '', 'ext' => true, 'durableonly' => true],
-            'spool_max_bytes' => ['section' => 'durable', 'type' => 'int', 'default' => 1073741824, 'min' => 1048576,
+            'spool_limit_bytes' => ['section' => 'durable', 'type' => 'int', 'default' => 1073741824, 'min' => 1048576,
                 'max' => 1024 * $gib, 'ext' => true, 'durableonly' => true],
 
             // Health check.

@@ -49,7 +49,7 @@ $string['heading_credentials_desc'] = 'Shared by InfluxDB 1.x and PostgreSQL.';
 $string['heading_performance'] = 'Batching, memory and retries';
 $string['heading_performance_desc'] = 'Defaults suit most sites. Events wait in memory of each PHP process until a batch is full or old enough.';
 $string['heading_durable'] = 'Durable mode spool';
-$string['heading_durable_desc'] = 'Used only in durable mode (offered when the loaded extension supports it): events are written to a local spool before they are sent, so a killed PHP process loses nothing.';
+$string['heading_durable_desc'] = 'Used in durable mode (offered when the loaded extension supports it): each request\'s events are written to a local journal before the request ends, so even a killed PHP process loses nothing, and batches the time-series database cannot take are kept there and replayed in order when it answers again.';
 $string['heading_health'] = 'Health check';
 $string['heading_health_desc'] = 'The health check task notifies site administrators when writing keeps failing.';
 $string['statuspagelink'] = 'Status, counters and connection test: <a href="{$a}">time series database log store status</a>.';
@@ -170,11 +170,11 @@ $string['setting_retry_base_ms_desc'] = 'Each retry doubles the delay, with jitt
 $string['setting_retry_max_ms'] = 'Longest retry delay (ms)';
 $string['setting_retry_max_ms_desc'] = 'Cap on one retry delay; not smaller than the first delay.';
 $string['setting_retry_max_elapsed_ms'] = 'Give up after (ms)';
-$string['setting_retry_max_elapsed_ms_desc'] = 'A batch still failing after this long is counted as failed (or kept in the spool in durable mode).';
+$string['setting_retry_max_elapsed_ms_desc'] = 'A batch still failing after this long goes to the spool in durable mode, or is counted as failed otherwise.';
 $string['setting_spool_dir'] = 'Spool directory';
 $string['setting_spool_dir_desc'] = 'Absolute path on a local disk. Empty: logstore_tsdb/spool under the data directory.';
-$string['setting_spool_max_bytes'] = 'Spool cap (bytes)';
-$string['setting_spool_max_bytes_desc'] = 'Largest size of the spool; beyond it new events are dropped and counted.';
+$string['setting_spool_limit_bytes'] = 'Spool cap (bytes)';
+$string['setting_spool_limit_bytes_desc'] = 'Largest size of the spool; beyond it the oldest spooled batches are dropped and counted.';
 $string['setting_healththreshold'] = 'Notify after failing checks';
 $string['setting_healththreshold_desc'] = 'The health check runs every 5 minutes; administrators are notified after this many failing checks in a row, and again when it recovers.';
 

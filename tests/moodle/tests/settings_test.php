@@ -85,7 +85,8 @@ class settings_test extends base_testcase {
         [$settings] = $this->load_settings();
         $accepts = true;
         try {
-            tsdb_configure(['backend' => 'file', 'mode' => 'durable', 'path' => $this->sink]);
+            tsdb_configure(['backend' => 'file', 'mode' => 'durable', 'path' => $this->sink,
+                'spool_dir' => sys_get_temp_dir() . '/logstore_tsdb_probe_spool']);
         } catch (\ValueError $e) {
             $accepts = false;
         }
