@@ -71,10 +71,10 @@ function tsdb_demo_answers_file(array $config): void {
 function tsdb_demo_answers_postgres(array $config): void {
     $db = pg_connect(sprintf("host=%s port=%s dbname=%s user=%s password=%s", $config['host'], $config['port'], $config['dbname'], $config['user'], $config['password']));
     $q = fn($sql) => pg_fetch_all(pg_query($db, $sql)) ?: [];
-    tsdb_demo_print('rows, distinct users:', $q("SELECT count(*), count(DISTINCT userid) FROM demo_log"));
+    tsdb_demo_print('rows, distinct users:', $q("SELECT count(*) AS rows, count(DISTINCT userid) AS users FROM demo_log"));
     tsdb_demo_print('busiest hours (UTC):', $q("SELECT to_char(date_trunc('hour', time), 'HH24:00') AS hour, count(*) FROM demo_log GROUP BY 1 ORDER BY 2 DESC LIMIT 3"));
     tsdb_demo_print('top courses:', $q("SELECT courseid, count(*) FROM demo_log WHERE courseid > 0 GROUP BY 1 ORDER BY 2 DESC LIMIT 3"));
-    tsdb_demo_print('logins / failed logins:', $q("SELECT sum((eventname = '\\core\\event\\user_loggedin')::int), sum((eventname = '\\core\\event\\user_login_failed')::int) FROM demo_log"));
+    tsdb_demo_print('logins / failed logins:', $q("SELECT sum((eventname = '\\core\\event\\user_loggedin')::int) AS logins, sum((eventname = '\\core\\event\\user_login_failed')::int) AS failed FROM demo_log"));
     tsdb_demo_print('teaching vs participating events:', $q("SELECT edulevel, count(*) FROM demo_log WHERE edulevel > 0 GROUP BY 1 ORDER BY 1"));
 }
 
@@ -84,7 +84,7 @@ function tsdb_demo_answers_influxdb1(array $config): void {
         return $r['results'][0]['series'] ?? [];
     };
     foreach ($ask('SELECT count(userid) FROM moodle_events') as $s) {
-        tsdb_demo_print('points:', $s['values']);
+        tsdb_demo_print('points:', [[$s['values'][0][1]]]);
     }
     $rows = [];
     foreach ($ask('SELECT count(userid) FROM moodle_events GROUP BY courseid') as $s) {
@@ -92,7 +92,11 @@ function tsdb_demo_answers_influxdb1(array $config): void {
     }
     rsort($rows);
     tsdb_demo_print('top courses:', array_slice($rows, 0, 3));
-    foreach ($ask("SELECT count(userid) FROM moodle_events WHERE eventname = '\\\\core\\\\event\\\\user_login_failed'") as $s) {
-        tsdb_demo_print('failed logins:', $s['values']);
+    $logins = [];
+    foreach (['user_loggedin', 'user_login_failed'] as $name) {
+        foreach ($ask("SELECT count(userid) FROM moodle_events WHERE eventname = '\\\\core\\\\event\\\\$name'") as $s) {
+            $logins[] = $s['values'][0][1];
+        }
     }
+    tsdb_demo_print('logins / failed logins:', [$logins]);
 }
