@@ -109,6 +109,43 @@ pub fn spec(key: &str) -> Option<&'static Spec> {
 #[derive(Clone, PartialEq, Eq)]
 pub struct Config {
     values: BTreeMap<&'static str, String>,
+    hot: Hot,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Async,
+    Sync,
+    Durable,
+}
+
+/// The values `tsdb_log_event()` reads on every call, parsed once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Hot {
+    pub mode: Mode,
+    pub batch_size: usize,
+    pub memory_limit: usize,
+    pub max_string: usize,
+    pub max_other: usize,
+    pub flush_interval_us: i64,
+}
+
+impl Hot {
+    fn of(values: &BTreeMap<&'static str, String>) -> Hot {
+        let int = |k: &str| values.get(k).and_then(|v| v.parse::<i64>().ok()).unwrap_or(0);
+        Hot {
+            mode: match values.get("mode").map(String::as_str) {
+                Some("sync") => Mode::Sync,
+                Some("durable") => Mode::Durable,
+                _ => Mode::Async,
+            },
+            batch_size: int("batch_size").max(1) as usize,
+            memory_limit: int("memory_limit_bytes").max(0) as usize,
+            max_string: int("max_string_bytes").max(0) as usize,
+            max_other: int("max_other_bytes").max(0) as usize,
+            flush_interval_us: int("flush_interval_ms") * 1000,
+        }
+    }
 }
 
 impl std::fmt::Debug for Config {
@@ -221,7 +258,8 @@ impl Config {
                 },
             }
         }
-        let cfg = Config { values };
+        let hot = Hot::of(&values);
+        let cfg = Config { values, hot };
         errors.extend(cfg.cross_checks());
         if errors.is_empty() {
             Ok(cfg)
@@ -231,7 +269,13 @@ impl Config {
     }
 
     pub fn defaults() -> Config {
-        Config { values: SPECS.iter().map(|s| (s.key, s.default.to_string())).collect() }
+        let values: BTreeMap<&'static str, String> = SPECS.iter().map(|s| (s.key, s.default.to_string())).collect();
+        let hot = Hot::of(&values);
+        Config { values, hot }
+    }
+
+    pub fn hot(&self) -> &Hot {
+        &self.hot
     }
 
     /// Rules that involve more than one key.
@@ -290,11 +334,11 @@ impl Config {
     }
 
     pub fn batch_size(&self) -> usize {
-        self.int("batch_size") as usize
+        self.hot.batch_size
     }
 
     pub fn memory_limit(&self) -> usize {
-        self.int("memory_limit_bytes") as usize
+        self.hot.memory_limit
     }
 
     pub fn tags(&self) -> Vec<&str> {

@@ -174,8 +174,8 @@ impl U1 for Zval {
 
 /// Writes one PHP event array into a record.
 fn fill_event(ht: &ZendHashTable, w: &mut RecordWriter<'_>, cfg: &Config) -> Result<(), Problem> {
-    let max_str = cfg.int("max_string_bytes") as usize;
-    let max_other = cfg.int("max_other_bytes") as usize;
+    let max_str = cfg.hot().max_string;
+    let max_other = cfg.hot().max_other;
     let mut has_name = false;
     each(ht, |key, raw| {
         let Key::Str(k) = key else {

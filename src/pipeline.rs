@@ -10,7 +10,7 @@
 //!   what was logged before the switch to the old sink, then opens the new one.
 //! - The thread never calls into PHP.
 
-use crate::config::Config;
+use crate::config::{Config, Mode};
 use crate::event::{EventId, IntField};
 use crate::record::{RecordWriter, Stamper};
 use crate::retry::{random_u64, random_unit, Backoff};
@@ -165,9 +165,10 @@ impl Pipeline {
             let before = q.buf.len();
             let mut w = RecordWriter::begin(&mut q.buf);
             fill(&mut w, &q.config)?;
-            let durable = q.config.mode() == "durable";
+            let hot = *q.config.hot();
+            let durable = hot.mode == Mode::Durable;
             let held = w.out().len() + q.sealed_bytes + stats.inflight_bytes.load(Relaxed);
-            let over = held > q.config.memory_limit();
+            let over = held > hot.memory_limit;
             if over && !durable {
                 drop(w);
                 debug_assert_eq!(q.buf.len(), before);
@@ -197,16 +198,15 @@ impl Pipeline {
                     stats.spooled.fetch_add(1, Relaxed);
                 }
                 // A CLI script is one long request: append at least once per batch or flush interval.
-                persist = q.journal_events >= q.config.batch_size()
-                    || now - q.journal_since_us >= q.config.int("flush_interval_ms") * 1000;
+                persist = q.journal_events >= hot.batch_size || now - q.journal_since_us >= hot.flush_interval_us;
             }
             if !over {
                 q.events += 1;
             }
-            if q.events >= q.config.batch_size() || q.buf.len() >= WAKE_BYTES {
+            if q.events >= hot.batch_size || q.buf.len() >= WAKE_BYTES {
                 let _ = self.wake.try_send(());
             }
-            ((q.config.mode() == "sync").then(|| q.config.ms("sync_timeout_ms")), persist)
+            ((hot.mode == Mode::Sync).then(|| q.config.ms("sync_timeout_ms")), persist)
         };
         if persist {
             self.persist_journal();
