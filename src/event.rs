@@ -101,32 +101,45 @@ pub enum Field {
 }
 
 impl Field {
-    /// Maps an array key to a field. `None` for keys that are not part of an event.
+    /// Maps an array key to a field. `None` for keys that are not part of an event. Dispatching on the
+    /// length first keeps this to one or two comparisons per key: it runs for every key of every event.
     pub fn from_key(key: &[u8]) -> Option<Field> {
         use Field::{Int, Str};
-        Some(match key {
-            b"eventname" => Str(StrField::EventName),
-            b"component" => Str(StrField::Component),
-            b"action" => Str(StrField::Action),
-            b"target" => Str(StrField::Target),
-            b"objecttable" => Str(StrField::ObjectTable),
-            b"objectid" => Int(IntField::ObjectId),
-            b"crud" => Str(StrField::Crud),
-            b"edulevel" => Int(IntField::EduLevel),
-            b"contextid" => Int(IntField::ContextId),
-            b"contextlevel" => Int(IntField::ContextLevel),
-            b"contextinstanceid" => Int(IntField::ContextInstanceId),
-            b"userid" => Int(IntField::UserId),
-            b"courseid" => Int(IntField::CourseId),
-            b"relateduserid" => Int(IntField::RelatedUserId),
-            b"anonymous" => Int(IntField::Anonymous),
-            b"other" => Str(StrField::Other),
-            b"timecreated" => Int(IntField::TimeCreated),
-            b"origin" => Str(StrField::Origin),
-            b"ip" => Str(StrField::Ip),
-            b"realuserid" => Int(IntField::RealUserId),
-            _ => return None,
-        })
+        match key.len() {
+            2 => (key == b"ip").then_some(Str(StrField::Ip)),
+            4 => (key == b"crud").then_some(Str(StrField::Crud)),
+            5 => (key == b"other").then_some(Str(StrField::Other)),
+            6 => match key {
+                b"action" => Some(Str(StrField::Action)),
+                b"target" => Some(Str(StrField::Target)),
+                b"userid" => Some(Int(IntField::UserId)),
+                b"origin" => Some(Str(StrField::Origin)),
+                _ => None,
+            },
+            8 => match key {
+                b"objectid" => Some(Int(IntField::ObjectId)),
+                b"edulevel" => Some(Int(IntField::EduLevel)),
+                b"courseid" => Some(Int(IntField::CourseId)),
+                _ => None,
+            },
+            9 => match key {
+                b"eventname" => Some(Str(StrField::EventName)),
+                b"component" => Some(Str(StrField::Component)),
+                b"contextid" => Some(Int(IntField::ContextId)),
+                b"anonymous" => Some(Int(IntField::Anonymous)),
+                _ => None,
+            },
+            10 => (key == b"realuserid").then_some(Int(IntField::RealUserId)),
+            11 => match key {
+                b"objecttable" => Some(Str(StrField::ObjectTable)),
+                b"timecreated" => Some(Int(IntField::TimeCreated)),
+                _ => None,
+            },
+            12 => (key == b"contextlevel").then_some(Int(IntField::ContextLevel)),
+            13 => (key == b"relateduserid").then_some(Int(IntField::RelatedUserId)),
+            17 => (key == b"contextinstanceid").then_some(Int(IntField::ContextInstanceId)),
+            _ => None,
+        }
     }
 
     pub const fn name(self) -> &'static str {
@@ -163,6 +176,24 @@ impl EventId {
 }
 
 /// One captured event, borrowed from a record buffer.
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_field_name_maps_back_to_itself() {
+        for f in INT_FIELDS {
+            assert_eq!(Field::from_key(f.name().as_bytes()), Some(Field::Int(f)));
+        }
+        for f in STR_FIELDS {
+            assert_eq!(Field::from_key(f.name().as_bytes()), Some(Field::Str(f)));
+        }
+        for k in [&b""[..], b"i", b"IP", b"userid ", b"objectidx", b"contextinstanceId", b"\xff\xfe"] {
+            assert_eq!(Field::from_key(k), None);
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct EventRef<'a> {
     pub id: EventId,

@@ -4,6 +4,12 @@
 /// Appends `s` as a JSON string literal.
 pub fn write_str(out: &mut Vec<u8>, s: &[u8]) {
     out.push(b'"');
+    // Most values are short printable ASCII with nothing to escape: one copy.
+    if s.iter().all(|&b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\') {
+        out.extend_from_slice(s);
+        out.push(b'"');
+        return;
+    }
     for chunk in s.utf8_chunks() {
         write_escaped(out, chunk.valid());
         if !chunk.invalid().is_empty() {

@@ -265,8 +265,7 @@ fn put_other(w: &mut RecordWriter<'_>, zv: &Zval, cap: usize) -> Result<(), Prob
         }
         _ => {
             let open = w.open_str(StrField::Other);
-            let mut path = Vec::new();
-            write_json(w.out(), zv, 0, &mut path)?;
+            write_json(w.out(), zv, 0, None)?;
             let len = w.str_len(&open);
             shrink_other(w, &open, cap, len);
             w.close_str(open);
@@ -291,16 +290,25 @@ fn shrink_other(w: &mut RecordWriter<'_>, open: &crate::record::OpenStr, cap: us
     w.mark_truncated();
 }
 
-fn path_text(path: &[Key<'_>]) -> String {
-    let mut s = String::from("other");
-    for k in path {
-        s.push('.');
-        s.push_str(&k.to_string());
-    }
-    s
+/// Where a value sits inside `other`, as a list on the stack (built into text only for an error).
+struct Path<'p> {
+    key: Key<'p>,
+    parent: Option<&'p Path<'p>>,
 }
 
-fn write_json<'a>(out: &mut Vec<u8>, zv: &'a Zval, depth: usize, path: &mut Vec<Key<'a>>) -> Result<(), Problem> {
+fn path_text(path: Option<&Path<'_>>) -> String {
+    let mut keys = Vec::new();
+    let mut at = path;
+    while let Some(p) = at {
+        keys.push(p.key.to_string());
+        at = p.parent;
+    }
+    keys.push("other".into());
+    keys.reverse();
+    keys.join(".")
+}
+
+fn write_json(out: &mut Vec<u8>, zv: &Zval, depth: usize, path: Option<&Path<'_>>) -> Result<(), Problem> {
     // SAFETY: each arm reads the union member its type byte names.
     match zv.u1_type() {
         1 => out.extend_from_slice(b"null"),
@@ -314,7 +322,7 @@ fn write_json<'a>(out: &mut Vec<u8>, zv: &'a Zval, depth: usize, path: &mut Vec<
                 return Err(Problem::Value(format!("{}: nested deeper than {MAX_DEPTH} levels", path_text(path))));
             }
             // SAFETY: IS_ARRAY holds a live zend_array.
-            let ht: &'a ZendHashTable = unsafe { &*zv.value.arr };
+            let ht: &ZendHashTable = unsafe { &*zv.value.arr };
             let list = is_list(ht);
             out.push(if list { b'[' } else { b'{' });
             let mut first = true;
@@ -334,9 +342,8 @@ fn write_json<'a>(out: &mut Vec<u8>, zv: &'a Zval, depth: usize, path: &mut Vec<
                     }
                     out.push(b':');
                 }
-                path.push(k);
-                write_json(out, deref(v), depth + 1, path)?;
-                path.pop();
+                let here = Path { key: k, parent: path };
+                write_json(out, deref(v), depth + 1, Some(&here))?;
                 Ok::<(), Problem>(())
             })?;
             out.push(if list { b']' } else { b'}' });
