@@ -253,6 +253,15 @@ class import_test extends base_testcase {
         $rows = $this->target_rows();
         $this->assertCount(count($kept), $rows);
         $this->assertSame([''], array_values(array_unique(array_column($rows, 'ip'))), 'logip off: no addresses');
+
+        // --no-filters: every row, but the privacy settings still apply.
+        log_dataset::drop_tsdb_table($this->table);
+        $this->table .= '_all';
+        $this->configure(['table' => $this->table]);
+        $r = $this->importer(['chunk' => 5000, 'filters' => false])->run();
+        $this->assertTrue($r['ok'], json_encode($r['checks']));
+        $this->assertSame(self::N, $r['counts']['imported']);
+        $this->assertSame([''], array_values(array_unique(array_column($this->target_rows(), 'ip'))));
     }
 
     /**

@@ -386,7 +386,8 @@ class importer {
     }
 
     /**
-     * Does the entry pass the store's filters? Also applies the IP setting and pseudonyms (InfluxDB).
+     * Does the entry pass the store's filters (unless --no-filters)? Also applies the IP setting and pseudonyms
+     * (InfluxDB), always.
      *
      * @param array $e entry (modified)
      * @return string|null null to import, or why it is left out: filtered, expired
@@ -395,25 +396,25 @@ class importer {
         if ($this->expiredbefore !== null && $e['timecreated'] < $this->expiredbefore) {
             return 'expired';
         }
-        if (!$this->filters) {
-            return null;
-        }
         $cfg = $this->cfg;
-        if ((int) $e['edulevel'] < (int) ($cfg->minedulevel ?? 0)) {
-            return 'filtered';
-        }
-        if (!empty($cfg->skipanonymous) && !empty($e['anonymous'])) {
-            return 'filtered';
-        }
-        foreach ([[$this->excludere, true], [$this->includere, false]] as [$re, $exclude]) {
-            if ($re === null) {
-                continue;
-            }
-            $match = preg_match($re, (string) $e['eventname']) === 1 || preg_match($re, (string) $e['component']) === 1;
-            if ($match === $exclude) {
+        if ($this->filters) {
+            if ((int) $e['edulevel'] < (int) ($cfg->minedulevel ?? 0)) {
                 return 'filtered';
             }
+            if (!empty($cfg->skipanonymous) && !empty($e['anonymous'])) {
+                return 'filtered';
+            }
+            foreach ([[$this->excludere, true], [$this->includere, false]] as [$re, $exclude]) {
+                if ($re === null) {
+                    continue;
+                }
+                $match = preg_match($re, (string) $e['eventname']) === 1 || preg_match($re, (string) $e['component']) === 1;
+                if ($match === $exclude) {
+                    return 'filtered';
+                }
+            }
         }
+        // The privacy settings apply even with --no-filters.
         if (isset($cfg->logip) && !$cfg->logip) {
             $e['ip'] = '';
         }
