@@ -9,7 +9,7 @@ PHP=${PHP:-php}
 
 DEB_PACKAGES=(php8.2-dev php8.2-cli php8.2-fpm php8.2-pgsql php8.2-curl php8.2-mbstring php8.2-xml libphp8.2-embed
   clang libclang-dev libfcgi-bin phpunit postgresql influxdb victoria-metrics apache2-utils nginx-light zip unzip curl
-  python3 procps openssl)
+  python3 procps openssl valgrind)
 
 log() { printf '\n== %s\n' "$*"; }
 

@@ -95,6 +95,10 @@ if ($pg) {
     $results['synchronous single-row INSERT (pgsql, what a naive PHP store does)'] = tsdb_bench($insert, intdiv($n, 20), 3);
 }
 
+require_once __DIR__ . '/instructions.php';
+$itsdb = tsdb_bench_per_call('tsdb');
+$ijson = tsdb_bench_per_call('json');
+
 $base = $results['json_encode() of the event'];
 $md = "# Benchmarks\n\nWritten by `./build.sh bench`. Every number in one table comes from the same run on the\n" .
     "same machine; the ratio column is relative to `json_encode()` of the same event, measured in that run.\n\n" .
@@ -105,6 +109,10 @@ $md = "# Benchmarks\n\nWritten by `./build.sh bench`. Every number in one table 
     "## Request-path cost per event\n\n| what | ns per event | × json_encode |\n|---|---:|---:|\n";
 foreach ($results as $name => $ns) {
     $md .= sprintf("| %s | %.0f | %.2f |\n", $name, $ns, $ns / $base);
+}
+if ($itsdb !== null && $ijson !== null) {
+    $md .= sprintf("\nInstructions on the request thread, counted by callgrind (repeatable whatever the machine's load; php/bench/instructions.php):\n" .
+        "`tsdb_log_event()` %.0f, `json_encode()` %.0f per call: %.2f × json_encode.\n", $itsdb, $ijson, $itsdb / $ijson);
 }
 $md .= sprintf("\nAfter the sink-up run the file sink had written %d of %d accepted events (0 pending after tsdb_flush).\n",
     $upstats['written'], $upstats['accepted']);
