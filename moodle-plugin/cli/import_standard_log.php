@@ -72,7 +72,8 @@ Options:
   --format=FMT       csv, jsonl or json (default: from the file name / content).
   --chunk=N          Rows per chunk (default 5000).
   -n, --dry-run      Read and count what would be imported; write nothing.
-  --no-filters       Import every row, ignoring the store's include/exclude/edulevel/anonymous/IP settings.
+  --no-filters       Import every row, ignoring the store's include/exclude/edulevel/anonymous filters (the IP
+                     and pseudonym settings still apply).
   --restart          Forget the position of this source and target (rows will be imported again!).
   --status           Show the position and totals, and exit.
   -h, --help         This help.
