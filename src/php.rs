@@ -278,8 +278,12 @@ fn shrink_other(w: &mut RecordWriter<'_>, open: &crate::record::OpenStr, cap: us
     if len <= cap {
         return;
     }
-    let head_room = cap.saturating_sub(64) / 2; // escaping can double the head's size
-    let head = w.str_bytes(open)[..crate::record::utf8_floor(w.str_bytes(open), head_room)].to_vec();
+    // The head as text (invalid bytes become U+FFFD first), cut so that JSON escaping, which at most
+    // doubles it, keeps the marker object within the cap.
+    let head_room = cap.saturating_sub(64) / 2;
+    let all = w.str_bytes(open);
+    let text = String::from_utf8_lossy(&all[..crate::record::utf8_floor(all, head_room)]).into_owned();
+    let head = text.as_bytes()[..crate::record::utf8_floor(text.as_bytes(), head_room)].to_vec();
     w.truncate_str(open, 0);
     let out = w.out();
     out.extend_from_slice(b"{\"tsdb_truncated\":");

@@ -245,12 +245,17 @@ impl Spool {
             };
             let mut at = 0;
             let mut failed = None;
+            let mut bad = None;
             while at < records.len() && failed.is_none() {
                 let (end, n) = cut(&records[at..], batch_size);
                 let batch = match (n, Batch::new(records[at..at + end].to_vec())) {
                     (1.., Ok(b)) => b,
-                    _ => {
-                        failed = Some("internal: segment passed its checks but cannot be cut".to_string());
+                    (_, Err(e)) => {
+                        bad = Some(format!("records at byte {at} cannot form a batch: {e}"));
+                        break;
+                    }
+                    (0, Ok(_)) => {
+                        bad = Some(format!("no record can be cut at byte {at}"));
                         break;
                     }
                 };
@@ -274,6 +279,13 @@ impl Spool {
                         }
                     },
                 );
+            }
+            // A segment whose checks pass but whose records cannot be batched must not block the spool.
+            if let Some(why) = bad {
+                if self.quarantine(claim, &why).is_ok() {
+                    rep.quarantined += 1;
+                }
+                continue;
             }
             match failed {
                 None => {

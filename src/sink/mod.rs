@@ -109,7 +109,8 @@ pub fn cut(buf: &[u8], max: usize) -> (usize, usize) {
         let Ok(r) = record::read(&buf[at..]) else { break };
         let id = r.event.id;
         if let Some(p) = prev {
-            if p.producer != id.producer || p.seq.wrapping_add(1) != id.seq {
+            // Same rule as `Batch::new`: a wrap past u64::MAX ends the run.
+            if p.producer != id.producer || p.seq.checked_add(1) != Some(id.seq) {
                 break;
             }
         }
