@@ -99,6 +99,7 @@ test_all() {
   build
   suite "extension tests (php/tests)" phpunit php/tests
   suite "PHP-FPM pool tests (tests/fpm)" phpunit tests/fpm
+  suite "security tests (tests/security)" phpunit tests/security
   for d in tests/integration/*/; do
     [[ -d "$d" ]] && suite "integration: $d" phpunit "$d"
   done
