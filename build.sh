@@ -158,9 +158,15 @@ package() {
   local api
   api=$("$PHP" -r 'echo PHP_MAJOR_VERSION, ".", PHP_MINOR_VERSION, PHP_ZTS ? "-zts" : "-nts";')
   mkdir -p dist
-  cp "$SO" "dist/tsdb-$ver-php$api.so"
+  # Debug info stays in target/ for crash reports; the shipped .so is stripped.
+  strip --strip-debug -o "dist/tsdb-$ver-php$api.so" "$SO"
   rm -f "dist/logstore_tsdb-$ver.zip"
-  (cd moodle-plugin && zip -qr "../dist/logstore_tsdb-$ver.zip" . -x '*.orig')
+  # Moodle's plugin installer expects the plugin's folder (tsdb) at the top of the zip.
+  local stage
+  stage=$(mktemp -d)
+  cp -r moodle-plugin "$stage/tsdb"
+  (cd "$stage" && zip -qr "$ROOT/dist/logstore_tsdb-$ver.zip" tsdb -x '*.orig')
+  rm -rf "$stage"
   ls -l dist
 }
 
