@@ -31,7 +31,12 @@ abstract class base_testcase extends TestCase {
      * A new "request" with the file backend writing JSON lines to a private file.
      */
     protected function setUp(): void {
-        global $DB;
+        global $DB, $CFG;
+        // Tests share one dataroot per process: a spool segment left by an earlier test (a killed subprocess, an
+        // outage) must not be replayed into this test's sink.
+        foreach (glob($CFG->dataroot . '/logstore_tsdb/spool/*.seg') ?: [] as $segment) {
+            @unlink($segment);
+        }
         harness::reset();
         context::reset_all();
         extension::reset_for_tests();
