@@ -83,11 +83,19 @@ impl OwnedEvent {
     }
 }
 
-/// A string value: a header byte `h`; `h < 0xF0`: `h` bytes follow; otherwise a u16 length `n`,
+/// Header byte of a string given with a u32 length (seeds and tests of long values).
+const LONG: u8 = 0xEF;
+
+/// A string value: a header byte `h`; `0xEF`: a u32 length and that many bytes (up to
+/// `MAX_EXPANDED`); other `h < 0xF0`: `h` bytes follow; otherwise a u16 length `n`,
 /// `n` bytes, repeated `1 << (h & 0x0F)` times (capped at `MAX_EXPANDED`), so that a few bytes of
 /// input reach the 64 KiB limits.
 pub fn string(b: &mut Bytes<'_>) -> Vec<u8> {
     let h = b.u8();
+    if h == LONG {
+        let n = u32::from_le_bytes([b.u8(), b.u8(), b.u8(), b.u8()]) as usize;
+        return b.take(n.min(MAX_EXPANDED)).to_vec();
+    }
     if h < 0xF0 {
         return b.take(h as usize).to_vec();
     }
@@ -109,15 +117,14 @@ pub fn string(b: &mut Bytes<'_>) -> Vec<u8> {
 
 /// Encodes `s` so that `string` returns it (used to write seeds).
 pub fn encode_string(out: &mut Vec<u8>, s: &[u8]) {
-    if s.len() < 0xF0 {
+    if s.len() < LONG as usize {
         out.push(s.len() as u8);
-        out.extend_from_slice(s);
     } else {
-        assert!(s.len() <= u16::MAX as usize);
-        out.push(0xF0);
-        out.extend_from_slice(&(s.len() as u16).to_le_bytes());
-        out.extend_from_slice(s);
+        assert!(s.len() <= MAX_EXPANDED);
+        out.push(LONG);
+        out.extend_from_slice(&(s.len() as u32).to_le_bytes());
     }
+    out.extend_from_slice(s);
 }
 
 /// Encodes `unit` repeated `1 << pow` times.
@@ -146,7 +153,7 @@ pub fn event(b: &mut Bytes<'_>) -> OwnedEvent {
     e
 }
 
-/// Encodes an event so that `event` returns it (strings up to 65535 bytes).
+/// Encodes an event so that `event` returns it (strings up to `MAX_EXPANDED` bytes).
 pub fn encode_event(out: &mut Vec<u8>, e: &OwnedEvent) {
     out.extend_from_slice(&e.time_ns.to_le_bytes());
     let mut ints = 0u16;

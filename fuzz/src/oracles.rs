@@ -594,7 +594,32 @@ pub fn check_config(data: &[u8]) {
 // ---------------------------------------------------------------------------------------------
 // 5. PostgreSQL COPY values (bonus: the other encoder of untrusted strings)
 
-/// What jsonb refuses in JSON text that is otherwise valid: `\u0000` and unpaired surrogate escapes.
+/// Whether PostgreSQL's `numeric` (which jsonb numbers are) cannot hold a JSON number: more than
+/// 131072 digits before the decimal point or more than 16383 after (`value overflows numeric format`).
+pub fn numeric_overflows(num: &str) -> bool {
+    let (mantissa, exp) = match num.find(['e', 'E']) {
+        Some(i) => (&num[..i], num[i + 1..].parse::<i64>().unwrap_or(i64::MAX)),
+        None => (num, 0),
+    };
+    let mantissa = mantissa.trim_start_matches('-');
+    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    if exp.unsigned_abs() >= (i32::MAX / 2) as u64 {
+        return true;
+    }
+    let dscale = (frac.len() as i64 - exp).max(0);
+    if dscale > 16383 {
+        return true;
+    }
+    let digits = format!("{int}{frac}");
+    match digits.find(|c: char| c != '0') {
+        None => false,
+        // Decimal exponent of the most significant digit.
+        Some(first) => int.len() as i64 - 1 - first as i64 + exp > 131071,
+    }
+}
+
+/// What jsonb refuses in JSON text that is otherwise valid: `\u0000`, unpaired surrogate escapes, and
+/// numbers beyond `numeric`.
 fn jsonb_refusal(s: &str) -> Option<String> {
     let b = s.as_bytes();
     let mut i = 0;
@@ -606,6 +631,14 @@ fn jsonb_refusal(s: &str) -> Option<String> {
         if !in_str {
             if c == b'"' {
                 in_str = true;
+            } else if c == b'-' || c.is_ascii_digit() {
+                let n = b[i..].iter().take_while(|&&x| x.is_ascii_digit() || b"+-.eE".contains(&x)).count();
+                let num = &s[i..i + n];
+                if numeric_overflows(num) {
+                    return Some(format!("number {:.40} overflows numeric", num));
+                }
+                i += n;
+                continue;
             }
             i += 1;
             continue;
