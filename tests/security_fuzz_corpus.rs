@@ -18,7 +18,9 @@ use std::path::{Path, PathBuf};
 use tsdb::event::{IntField, StrField, STR_FIELDS};
 use tsdb::lineproto::Dialect;
 
-const TARGETS: [(&str, fn(&[u8])); 6] = [
+type Check = fn(&[u8]);
+
+const TARGETS: [(&str, Check); 6] = [
     ("lineproto", oracles::check_lineproto),
     ("record", oracles::check_record),
     ("json", oracles::check_json),

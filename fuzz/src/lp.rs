@@ -427,7 +427,7 @@ mod go {
         let t0 = skip_ws(buf, i);
         let mut j = t0;
         while j < buf.len() && buf[j] != b'\n' && buf[j] != b' ' {
-            if !(j == t0 && buf[j] == b'-') && !buf[j].is_ascii_digit() {
+            if !(buf[j].is_ascii_digit() || (j == t0 && buf[j] == b'-')) {
                 return Err("bad timestamp".into());
             }
             j += 1;

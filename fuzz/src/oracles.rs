@@ -233,7 +233,9 @@ pub fn lineproto_verdict(data: &[u8]) -> Result<(), String> {
         return Err(format!("extra tags {got_tags:?}"));
     }
     // Fields: every other column that holds a value; `timecreated` only when there is no other.
-    let mut want_fields: Vec<(&str, Option<i64>, Option<&[u8]>)> = Vec::new();
+    // (name, integer value, string value)
+    type Want<'a> = (&'a str, Option<i64>, Option<&'a [u8]>);
+    let mut want_fields: Vec<Want> = Vec::new();
     for f in INT_FIELDS {
         if f != IntField::TimeCreated && !want_tags.contains(&f.name()) {
             if let Some(v) = e.int(f) {
