@@ -9,8 +9,8 @@ $dir = sys_get_temp_dir() . '/tsdb-fpmbench-' . getmypid();
 mkdir($dir, 0777);
 chmod($dir, 0777);
 $requests = (int)(getenv('TSDB_BENCH_REQUESTS') ?: 4000);
-$pgdsn = getenv('TSDB_TEST_PG_HOST') ? sprintf('host=%s port=%s dbname=%s user=%s password=%s', getenv('TSDB_TEST_PG_HOST'),
-    getenv('TSDB_TEST_PG_PORT'), getenv('TSDB_TEST_PG_DB'), getenv('TSDB_TEST_PG_USER'), getenv('TSDB_TEST_PG_PASSWORD')) : '';
+require_once __DIR__ . '/reference.php';
+$pgdsn = tsdb_bench_pg_dsn();
 
 function bench_rss_kib(array $pids): array {
     return array_map(function ($pid) {
@@ -59,15 +59,7 @@ function bench_run(string $dir, array $tsdb, int $workers, string $mode, int $n,
 $sink = ['backend' => 'file', 'path' => "$dir/events.lp", 'memory_limit_bytes' => 64 << 20];
 $durable = $sink + ['mode' => 'durable', 'spool_dir' => "$dir/spool"];
 if ($pgdsn !== '') {
-    $db = pg_connect($pgdsn);
-    pg_query($db, 'DROP TABLE IF EXISTS bench_standard_log');
-    pg_query($db, 'CREATE TABLE bench_standard_log (id bigserial PRIMARY KEY, eventname varchar(255), component varchar(100),
-        action varchar(100), target varchar(100), objecttable varchar(50), objectid bigint, crud char(1), edulevel smallint,
-        contextid bigint, contextlevel bigint, contextinstanceid bigint, userid bigint, courseid bigint, relateduserid bigint,
-        anonymous smallint, other text, timecreated bigint, origin varchar(10), ip varchar(45), realuserid bigint)');
-    pg_query($db, 'CREATE INDEX ON bench_standard_log (timecreated)');
-    pg_query($db, 'CREATE INDEX ON bench_standard_log (courseid, anonymous, timecreated)');
-    pg_query($db, 'CREATE INDEX ON bench_standard_log (userid, contextlevel, contextinstanceid, crud, edulevel, timecreated)');
+    tsdb_bench_standard_table(pg_connect($pgdsn));
 }
 
 $md = "## PHP-FPM pool, 20 events per request\n\nnginx on 127.0.0.1 → PHP-FPM (pm static, 4 workers) serving php/bench/page.php; " .

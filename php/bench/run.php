@@ -71,20 +71,11 @@ tsdb_configure(['backend' => 'postgres', 'host' => '127.0.0.1', 'port' => 1, 'me
     'retry_base_ms' => 1000, 'retry_max_ms' => 1000, 'connect_timeout_ms' => 100]);
 $results['tsdb_log_event(), async, sink down'] = tsdb_bench(function ($n) use ($event) { for ($i = 0; $i < $n; $i++) { tsdb_log_event($event); } }, $n, $rounds);
 
-$pg = null;
-if (getenv('TSDB_TEST_PG_HOST') && function_exists('pg_connect')) {
-    $pg = pg_connect(sprintf('host=%s port=%s dbname=%s user=%s password=%s', getenv('TSDB_TEST_PG_HOST'), getenv('TSDB_TEST_PG_PORT'),
-        getenv('TSDB_TEST_PG_DB'), getenv('TSDB_TEST_PG_USER'), getenv('TSDB_TEST_PG_PASSWORD')));
-}
+require_once __DIR__ . '/reference.php';
+$pgdsn = tsdb_bench_pg_dsn();
+$pg = $pgdsn !== '' ? pg_connect($pgdsn) : null;
 if ($pg) {
-    pg_query($pg, 'DROP TABLE IF EXISTS bench_standard_log');
-    pg_query($pg, 'CREATE TABLE bench_standard_log (id bigserial PRIMARY KEY, eventname varchar(255), component varchar(100),
-        action varchar(100), target varchar(100), objecttable varchar(50), objectid bigint, crud char(1), edulevel smallint,
-        contextid bigint, contextlevel bigint, contextinstanceid bigint, userid bigint, courseid bigint, relateduserid bigint,
-        anonymous smallint, other text, timecreated bigint, origin varchar(10), ip varchar(45), realuserid bigint)');
-    pg_query($pg, 'CREATE INDEX ON bench_standard_log (timecreated)');
-    pg_query($pg, 'CREATE INDEX ON bench_standard_log (courseid, anonymous, timecreated)');
-    pg_query($pg, 'CREATE INDEX ON bench_standard_log (userid, contextlevel, contextinstanceid, crud, edulevel, timecreated)');
+    tsdb_bench_standard_table($pg);
     $insert = function ($n) use ($pg, $event) {
         for ($i = 0; $i < $n; $i++) {
             $row = $event;

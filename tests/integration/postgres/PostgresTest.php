@@ -7,6 +7,8 @@
 
 use PHPUnit\Framework\TestCase;
 
+require_once __DIR__ . '/../../../php/tests/helpers.php';
+
 final class PostgresTest extends TestCase {
     private const TEXT = ['eventname' => 255, 'component' => 100, 'action' => 100, 'target' => 100,
         'objecttable' => 50, 'crud' => 1, 'origin' => 10, 'ip' => 45];
@@ -66,28 +68,7 @@ final class PostgresTest extends TestCase {
     }
 
     private static function event(int $i, array $overrides = []): array {
-        return array_merge([
-            'eventname' => '\\core\\event\\course_viewed',
-            'component' => 'core',
-            'action' => 'viewed',
-            'target' => 'course',
-            'objecttable' => null,
-            'objectid' => null,
-            'crud' => 'r',
-            'edulevel' => 2,
-            'contextid' => 100 + $i % 7,
-            'contextlevel' => 50,
-            'contextinstanceid' => 3 + $i % 7,
-            'userid' => 1000 + $i,
-            'courseid' => 3 + $i % 7,
-            'relateduserid' => null,
-            'anonymous' => 0,
-            'other' => ['i' => $i],
-            'timecreated' => time() - 3600 + intdiv($i, 10),
-            'origin' => 'web',
-            'ip' => '192.0.2.' . ($i % 250),
-            'realuserid' => null,
-        ], $overrides);
+        return tsdb_test_event($i, array_merge(['other' => ['i' => $i], 'timecreated' => time() - 3600 + intdiv($i, 10)], $overrides));
     }
 
     /** What PostgreSQL text holds for a PHP string (docs/postgres.md, "What happens to odd values"). */
