@@ -56,7 +56,7 @@ impl<'a> Bytes<'a> {
 }
 
 /// Largest string value an input may expand to (above InfluxDB's 64 KiB limits, so cuts are reached).
-pub const MAX_EXPANDED: usize = 200_000;
+pub const MAX_EXPANDED: usize = 100_000;
 
 /// An event owned by the harness.
 #[derive(Clone, Debug, Default, PartialEq)]
