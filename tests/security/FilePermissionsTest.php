@@ -57,4 +57,20 @@ PHP, [], 60, ['D' => $dir]);
         }
         $this->assertGreaterThan(0, $files, 'no spool file was checked: ' . $out);
     }
+
+    /**
+     * A documented limit (docs/SECURITY.md, Files): a `tsdb.path` from php.ini (or an FPM pool's
+     * php_admin_value) is only the default; tsdb_configure() overrides it.
+     */
+    public function test_tsdb_configure_overrides_the_ini_path(): void {
+        $dir = tsdb_sec_tempdir();
+        [$rc, $out, $err] = tsdb_sec_run(<<<'PHP'
+tsdb_configure(['backend' => 'file', 'path' => getenv('D') . '/chosen-by-the-app.lp']);
+tsdb_log_event(['eventname' => 'x', 'timecreated' => 1700000000]);
+tsdb_flush(5000);
+echo file_exists(getenv('D') . '/chosen-by-the-app.lp') ? 'APP' : '', file_exists(getenv('D') . '/ini.lp') ? 'INI' : '';
+PHP, ['tsdb.backend' => 'file', 'tsdb.path' => "$dir/ini.lp"], 30, ['D' => $dir]);
+        $this->assertSame(0, $rc, $out . $err);
+        $this->assertSame('APP', $out);
+    }
 }
