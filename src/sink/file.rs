@@ -9,7 +9,7 @@ use crate::json;
 use crate::lineproto::Encoder;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::os::unix::io::AsRawFd;
 
 enum Format {
@@ -33,14 +33,31 @@ impl FileSink {
         FileSink { path: config.get("path").to_string(), format, file: None, buf: Vec::new() }
     }
 
+    /// Opens the file for appending, refusing what an attacker with write access to its directory could
+    /// plant: a symlink (followed, it would append events to any file the PHP user can write, such as a
+    /// script of the site), something other than a regular file, or a file another user owns.
     fn file(&mut self) -> Result<&mut File, SinkError> {
         if self.file.is_none() {
+            let refuse = |why: String| SinkError::Config(format!("path: {why}"));
             let f = OpenOptions::new()
                 .create(true)
                 .append(true)
                 .mode(0o600)
+                .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
                 .open(&self.path)
-                .map_err(|e| SinkError::Config(format!("path: cannot open {}: {e}", self.path)))?;
+                .map_err(|e| match e.raw_os_error() {
+                    Some(libc::ELOOP) => refuse(format!("{} is a symbolic link; refusing to follow it", self.path)),
+                    _ => refuse(format!("cannot open {}: {e}", self.path)),
+                })?;
+            let meta = f.metadata().map_err(|e| refuse(format!("cannot stat {}: {e}", self.path)))?;
+            if !meta.file_type().is_file() {
+                return Err(refuse(format!("{} is not a regular file", self.path)));
+            }
+            // SAFETY: geteuid has no preconditions.
+            let me = unsafe { libc::geteuid() };
+            if meta.uid() != me {
+                return Err(refuse(format!("{} belongs to user {}, not to this process's user {me}", self.path, meta.uid())));
+            }
             self.file = Some(f);
         }
         self.file.as_mut().ok_or_else(|| SinkError::Config("path: not open".into()))
