@@ -56,7 +56,11 @@ impl FileSink {
             // SAFETY: geteuid has no preconditions.
             let me = unsafe { libc::geteuid() };
             if meta.uid() != me {
-                return Err(refuse(format!("{} belongs to user {}, not to this process's user {me}", self.path, meta.uid())));
+                return Err(refuse(format!(
+                    "{} belongs to user {}, not to this process's user {me}",
+                    self.path,
+                    meta.uid()
+                )));
             }
             self.file = Some(f);
         }
