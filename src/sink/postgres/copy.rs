@@ -234,6 +234,14 @@ pub fn push_json(out: &mut Vec<u8>, v: &[u8]) -> bool {
         crate::json::write_str(out, &text);
         return true;
     }
+    // 2b. Valid JSON with a number PostgreSQL's numeric cannot hold (e.g. 1e999999): jsonb would refuse
+    // the row, so keep the text as a JSON string, as for text that is not JSON.
+    if !numbers_fit_numeric(&out[start..]) {
+        let text = out[start..].to_vec();
+        out.truncate(start);
+        crate::json::write_str(out, &text);
+        return true;
+    }
     // 3. Valid JSON: rewrite the escapes jsonb refuses.
     if out[start..].contains(&b'\\') {
         if let Some(fixed) = fix_escapes(&out[start..]) {
@@ -243,6 +251,50 @@ pub fn push_json(out: &mut Vec<u8>, v: &[u8]) -> bool {
         }
     }
     altered
+}
+
+/// Whether every number of a JSON text fits PostgreSQL's `numeric` (at most 131072 digits before the
+/// decimal point and 16383 after). Conservative: exponents beyond ±10000 or mantissas beyond 10000
+/// digits count as not fitting.
+fn numbers_fit_numeric(s: &[u8]) -> bool {
+    let mut i = 0;
+    let mut in_str = false;
+    while i < s.len() {
+        let c = s[i];
+        if in_str {
+            match c {
+                b'\\' => i += 2,
+                b'"' => {
+                    in_str = false;
+                    i += 1;
+                }
+                _ => i += 1,
+            }
+            continue;
+        }
+        if c == b'"' {
+            in_str = true;
+            i += 1;
+            continue;
+        }
+        if c == b'-' || c.is_ascii_digit() {
+            let n = s[i..].iter().take_while(|&&x| x.is_ascii_digit() || b"+-.eE".contains(&x)).count();
+            let num = &s[i..i + n];
+            let (mantissa, exp) = match num.iter().position(|&x| x == b'e' || x == b'E') {
+                Some(e) => (&num[..e], &num[e + 1..]),
+                None => (num, &b""[..]),
+            };
+            let exp_digits = exp.iter().filter(|x| x.is_ascii_digit()).count();
+            let exp_value: i64 = std::str::from_utf8(exp).ok().and_then(|t| t.parse().ok()).unwrap_or(0);
+            if mantissa.len() > 10_000 || exp_digits > 5 || exp_value.abs() > 10_000 {
+                return false;
+            }
+            i += n;
+            continue;
+        }
+        i += 1;
+    }
+    true
 }
 
 fn hex4(b: &[u8]) -> Option<u16> {
