@@ -75,9 +75,23 @@ fn push_json_output_is_always_accepted_by_jsonb() {
         for s in ["\\ud83d\"", "\\udc00"] {
             assert!(!t.contains(s), "unpaired surrogate kept: {t}");
         }
-        for num in t.split(|c: char| !(c.is_ascii_digit() || "+-.eE".contains(c))).filter(|n| !n.is_empty()) {
-            if oracles::numeric_overflows(num) {
-                refused.push(format!("{} -> {t}", String::from_utf8_lossy(v)));
+        // Only numbers count (digits inside a JSON string are text to jsonb): walk the parsed value.
+        let parsed: serde_json::Value = match serde_json::from_str(&t) {
+            Ok(p) => p,
+            Err(e) => {
+                refused.push(format!("{} -> {t}: {e}", String::from_utf8_lossy(v)));
+                continue;
+            }
+        };
+        let mut stack = vec![&parsed];
+        while let Some(x) = stack.pop() {
+            match x {
+                serde_json::Value::Number(n) if oracles::numeric_overflows(&n.to_string()) => {
+                    refused.push(format!("{} -> {t}", String::from_utf8_lossy(v)));
+                }
+                serde_json::Value::Array(a) => stack.extend(a.iter()),
+                serde_json::Value::Object(o) => stack.extend(o.values()),
+                _ => {}
             }
         }
     }
