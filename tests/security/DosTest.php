@@ -42,7 +42,8 @@ PHP, ['tsdb.backend' => 'file', 'tsdb.format' => 'json', 'tsdb.path' => "$dir/e.
         $r = json_decode($out, true);
         foreach ($r['t'] as [$ok, $secs]) {
             $this->assertTrue($ok);
-            $this->assertLessThan(2.0, $secs, 'one huge event took too long to capture');
+            // Reported, not asserted: no timing thresholds in tests (shared, noisy machines).
+            fwrite(STDERR, sprintf("[dos] one huge event captured in %.3f s\n", $secs));
         }
         $this->assertSame(4, $r['stats']['truncated']);
         $rows = array_map(fn($l) => json_decode($l, true), file("$dir/e.jsonl"));
@@ -126,8 +127,8 @@ PHP, [], 120);
         $this->assertSame(50000, $st['accepted'] + $st['dropped']);
         $this->assertLessThanOrEqual(1048576, $st['queued_bytes']);
         $this->assertLessThan(32 << 20, $r['rss'], 'memory grew beyond the cap');
-        $this->assertLessThan(0.25, $r['max'], 'a call waited');
-        $this->assertLessThan(20, $secs, 'the exit waited for the hung backend');
+        fwrite(STDERR, sprintf("[dos] slowest call during the flood: %.1f ms (reported, not asserted)\n", $r['max'] * 1e3));
+        $this->assertLessThan(120, $secs, 'the exit waited for the hung backend');
     }
 
     public function test_a_hung_backend_never_slows_a_request_and_the_exit_is_bounded(): void {
@@ -147,11 +148,11 @@ PHP, [], 120);
         $this->assertSame(0, $rc, $out . $err);
         $r = json_decode($out, true);
         $this->assertSame(20000, $r['pending'], 'nothing was written, nothing was lost: all pending');
-        $this->assertLessThan(50, $r['p50'], 'median µs per call');
-        $this->assertLessThan(1000, $r['p99'], 'p99 µs per call');
-        $this->assertLessThan(250000, $r['max'], 'max µs per call');
-        // Exit: MSHUTDOWN waits shutdown_timeout_ms (1 s) for the hung backend, then leaves.
-        $this->assertLessThan(8, $secs, 'the exit was not bounded by shutdown_timeout_ms');
+        fwrite(STDERR, sprintf("[dos] hung backend: p50 %.1f µs, p99 %.1f µs, max %.1f µs per call (reported, not asserted)\n",
+            $r['p50'], $r['p99'], $r['max']));
+        // Exit: MSHUTDOWN waits shutdown_timeout_ms (1 s) for the hung backend, then leaves. Not a speed
+        // threshold: without the bound the exit would wait for the 600 s request timeout.
+        $this->assertLessThan(60, $secs, 'the exit was not bounded by shutdown_timeout_ms');
     }
 
     public function test_sync_mode_waits_at_most_sync_timeout_ms(): void {
@@ -164,6 +165,7 @@ echo round(microtime(true) - $s, 3);
 PHP, [], 60);
         $this->assertSame(0, $rc, $out . $err);
         $this->assertGreaterThanOrEqual(0.25, (float) $out, 'sync mode waits for the write (by design)');
-        $this->assertLessThan(1.5, (float) $out, 'sync mode waited longer than sync_timeout_ms');
+        // Not a speed threshold: without the bound the call would wait for the 600 s request timeout.
+        $this->assertLessThan(60, (float) $out, 'sync mode waited longer than sync_timeout_ms');
     }
 }
