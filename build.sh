@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Every task of the project: ./build.sh deps|build|test|demo|bench|package
+# Every task of the project: ./build.sh deps|build|test|demo|bench|package|fuzz
 # Works as root on a fresh Debian 12 machine; installs what is missing from Debian's packages.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -170,6 +170,12 @@ package() {
   ls -l dist
 }
 
+# Budgeted fuzzing of every target (fuzz/run.sh; cargo-fuzz with RUSTC_BOOTSTRAP on the stable toolchain).
+fuzz() {
+  deps
+  fuzz/run.sh "${1:-60}"
+}
+
 case "${1:-}" in
   deps) deps ;;
   build) deps && build ;;
@@ -177,5 +183,6 @@ case "${1:-}" in
   demo) shift; demo "$@" ;;
   bench) bench ;;
   package) package ;;
-  *) echo "usage: $0 deps|build|test|demo|bench|package" >&2; exit 2 ;;
+  fuzz) shift; fuzz "$@" ;;
+  *) echo "usage: $0 deps|build|test|demo|bench|package|fuzz [seconds]" >&2; exit 2 ;;
 esac
