@@ -1,8 +1,8 @@
 <?php
 // Memory under a long outage: PHP-FPM workers keep logging while the backend refuses every connection.
 // memory_limit_bytes caps the event bytes a worker holds (queued + in flight); its RSS may grow by that
-// cap plus the flush thread's working copies and allocator slack, bounded here by 2 x cap + 4 MiB, and
-// must not keep growing. TSDB_OUTAGE_SECONDS sets the outage with a spool (default 600: ten minutes);
+// cap plus the flush thread's working copies (a batch being cut and framed for the spool) and allocator
+// slack, bounded here by 2 x cap + 8 MiB, and must not keep growing. TSDB_OUTAGE_SECONDS sets the outage with a spool (default 600: ten minutes);
 // the run without a spool reaches its steady state (drops) in seconds and lasts at most 120 s.
 
 use PHPUnit\Framework\TestCase;
@@ -52,7 +52,7 @@ final class MemoryTest extends TestCase {
         [$baseline, $peak, $requests] = $this->run_outage([], min(120, $this->seconds()));
         fwrite(STDERR, sprintf("\n[memory, no spool] %d requests x 100 events; worker RSS %d KiB -> peak %d KiB (cap 8192 KiB)\n",
             $requests, $baseline, $peak));
-        $this->assertLessThanOrEqual($baseline + 2 * 8192 + 4096, $peak);
+        $this->assertLessThanOrEqual($baseline + 2 * 8192 + 8192, $peak);
     }
 
     public function test_rss_stays_under_the_memory_cap_with_spool(): void {
@@ -64,7 +64,7 @@ final class MemoryTest extends TestCase {
         }
         fwrite(STDERR, sprintf("\n[memory, spool] %d requests x 100 events; worker RSS %d KiB -> peak %d KiB (cap 8192 KiB); spool %d KiB (cap 65536 KiB)\n",
             $requests, $baseline, $peak, intdiv($spooled, 1024)));
-        $this->assertLessThanOrEqual($baseline + 2 * 8192 + 4096, $peak);
+        $this->assertLessThanOrEqual($baseline + 2 * 8192 + 8192, $peak);
         $this->assertGreaterThan(0, $spooled);
         $this->assertLessThanOrEqual(64 << 20, $spooled);
     }
