@@ -210,7 +210,12 @@ fn write_seeds() {
     )
     .unwrap();
     // Findings: numbers PostgreSQL's numeric cannot hold (see tests/security_postgres.rs).
-    for (name, j) in [("numeric-overflow", &b"{\"n\":1e999999}"[..]), ("numeric-scale", b"[0.5e-16383]")] {
+    let gap = format!("[0.{}e-10000]", "1".repeat(6400));
+    for (name, j) in [
+        ("numeric-overflow", &b"{\"n\":1e999999}"[..]),
+        ("numeric-scale", b"[0.5e-16383]"),
+        ("numeric-scale-within-the-conservative-bounds", gap.as_bytes()),
+    ] {
         let dir = fuzz_dir().join("regressions/pg_copy");
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join(name), [&[255u8][..], j].concat()).unwrap();
