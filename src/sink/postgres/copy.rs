@@ -254,8 +254,8 @@ pub fn push_json(out: &mut Vec<u8>, v: &[u8]) -> bool {
 }
 
 /// Whether every number of a JSON text fits PostgreSQL's `numeric` (at most 131072 digits before the
-/// decimal point and 16383 after). Conservative: exponents beyond ±10000 or mantissas beyond 10000
-/// digits count as not fitting.
+/// decimal point and 16383 after, once the exponent is applied). Conservative margins: more than 16000
+/// digits after the point, 131000 before, or an exponent of more than six digits count as not fitting.
 fn numbers_fit_numeric(s: &[u8]) -> bool {
     let mut i = 0;
     let mut in_str = false;
@@ -286,7 +286,16 @@ fn numbers_fit_numeric(s: &[u8]) -> bool {
             };
             let exp_digits = exp.iter().filter(|x| x.is_ascii_digit()).count();
             let exp_value: i64 = std::str::from_utf8(exp).ok().and_then(|t| t.parse().ok()).unwrap_or(0);
-            if mantissa.len() > 10_000 || exp_digits > 5 || exp_value.abs() > 10_000 {
+            let (int_part, frac_part) = match mantissa.iter().position(|&x| x == b'.') {
+                Some(d) => (&mantissa[..d], &mantissa[d + 1..]),
+                None => (mantissa, &b""[..]),
+            };
+            let int_digits = int_part.iter().filter(|x| x.is_ascii_digit()).count() as i64;
+            let frac_digits = frac_part.len() as i64;
+            // Digits after the point (scale) and before it (weight) once the exponent is applied.
+            let scale = frac_digits - exp_value;
+            let weight = int_digits + exp_value;
+            if exp_digits > 6 || scale > 16_000 || weight > 131_000 {
                 return false;
             }
             i += n;
