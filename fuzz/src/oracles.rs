@@ -621,8 +621,9 @@ pub fn numeric_overflows(num: &str) -> bool {
 }
 
 /// The sink's documented conservative rule (src/sink/postgres/copy.rs, `numbers_fit_numeric`): a number
-/// with a mantissa over 10 000 characters or an exponent over ±10 000 (or of more than 5 digits) is not
-/// trusted to fit `numeric`, and the whole text is stored as a JSON string.
+/// with more than 16 000 digits after the point or 131 000 before it once the exponent is applied
+/// (leading zeros counted), or an exponent of more than six digits, is not trusted to fit `numeric`,
+/// and the whole text is stored as a JSON string. (The exact limits are 16 383 and 131 072.)
 fn has_large_number(s: &str) -> bool {
     let b = s.as_bytes();
     let mut i = 0;
@@ -641,7 +642,10 @@ fn has_large_number(s: &str) -> bool {
             let num = &s[i..i + n];
             let (mantissa, exp) = num.split_once(['e', 'E']).unwrap_or((num, ""));
             let exp_digits = exp.bytes().filter(u8::is_ascii_digit).count();
-            if mantissa.len() > 10_000 || exp_digits > 5 || exp.parse::<i64>().unwrap_or(0).abs() > 10_000 {
+            let e = exp.parse::<i64>().unwrap_or(0);
+            let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+            let int_digits = int.bytes().filter(u8::is_ascii_digit).count() as i64;
+            if exp_digits > 6 || frac.len() as i64 - e > 16_000 || int_digits + e > 131_000 {
                 return true;
             }
             i += n;
