@@ -146,6 +146,11 @@ bench() {
     TSDB_BENCH_ROWS=${TSDB_BENCH_ROWS:-300000} cargo test --quiet --release --no-default-features --test postgres_bench -- \
       --ignored --nocapture 2>&1 | grep -v -E '^(running|test |$)' || true
     echo '```'
+    echo
+    echo "(Those sizes are of tests/postgres_bench.rs's own synthetic rows; the next section puts every store on one set of events.)"
+    echo
+    # Its own influxd (WAL snapshot and full compaction after seconds, tsi1); PostgreSQL from start_servers.
+    "$PHP" -d "extension=$SO" php/bench/storage.php "${TSDB_BENCH_STORAGE_EVENTS:-300000}"
   } >"$tmp"
   mv "$tmp" "$out"
   cat "$out"
