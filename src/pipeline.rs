@@ -132,6 +132,7 @@ impl Pipeline {
             last_write: Instant::now(),
             last_replay: Instant::now(),
             taken_upto: 0,
+            ahead: None,
         };
         let handle = std::thread::Builder::new().name("tsdb-flush".into()).spawn(move || worker.run())?;
         Ok(Pipeline { shared, wake, ctl, worker: Mutex::new(Some(handle)) })
@@ -322,6 +323,8 @@ struct Worker {
     last_replay: Instant,
     /// The last sequence number assigned when the queue was last taken.
     taken_upto: u64,
+    /// The batch `write_ready` writes after the current one (and its length in bytes).
+    ahead: Option<(Batch, usize)>,
 }
 
 /// How often the flush thread looks for spooled segments to replay while the backend answers.
@@ -442,26 +445,43 @@ impl Worker {
         self.open_spool();
     }
 
-    /// Writes full batches; with `force`, also the last partial one.
+    /// Writes full batches; with `force`, also the last partial one. The batch after the one being
+    /// written is cut first and offered to the sink (`Sink::write_ahead`), so that it can be encoded
+    /// while the server stores the current one.
     fn write_ready(&mut self, force: bool) {
         let max = self.config.batch_size();
         let mut at = 0;
-        while at < self.pending.len() {
-            let (end, n) = cut(&self.pending[at..], max);
-            if n < max && !force {
-                break;
-            }
-            // Records written by this process are whole; a cut of zero would mean corruption.
-            let end = if n == 0 { self.pending.len() - at } else { end };
-            let bytes = self.pending[at..at + end].to_vec();
-            at += end;
-            match Batch::new(bytes) {
-                Ok(b) => self.deliver(b),
-                Err(e) => self.shared.stats.set_error(&format!("internal: corrupt queue record: {e}")),
-            }
-            self.shared.stats.inflight_bytes.fetch_sub(end, Relaxed);
+        let mut current = self.next_batch(&mut at, max, force);
+        while let Some((batch, bytes)) = current {
+            self.ahead = self.next_batch(&mut at, max, force);
+            self.deliver(batch);
+            self.shared.stats.inflight_bytes.fetch_sub(bytes, Relaxed);
+            current = self.ahead.take();
         }
         self.pending.drain(..at);
+    }
+
+    /// The batch starting at `pending[at..]` and its length in bytes, advancing `at`; None when
+    /// nothing is left, or only a partial batch and not `force`.
+    fn next_batch(&self, at: &mut usize, max: usize, force: bool) -> Option<(Batch, usize)> {
+        while *at < self.pending.len() {
+            let (end, n) = cut(&self.pending[*at..], max);
+            if n < max && !force {
+                return None;
+            }
+            // Records written by this process are whole; a cut of zero would mean corruption.
+            let end = if n == 0 { self.pending.len() - *at } else { end };
+            let bytes = self.pending[*at..*at + end].to_vec();
+            *at += end;
+            match Batch::new(bytes) {
+                Ok(b) => return Some((b, end)),
+                Err(e) => {
+                    self.shared.stats.set_error(&format!("internal: corrupt queue record: {e}"));
+                    self.shared.stats.inflight_bytes.fetch_sub(end, Relaxed);
+                }
+            }
+        }
+        None
     }
 
     /// Writes one batch and accounts for every event: written, rejected, spooled or failed.
@@ -575,7 +595,10 @@ impl Worker {
         let started = Instant::now();
         let mut attempt = 0u32;
         loop {
-            let (msg, delay) = match self.sink().and_then(|s| s.write(batch)) {
+            let next = self.ahead.take();
+            let result = self.sink().and_then(|s| s.write_ahead(batch, next.as_ref().map(|(b, _)| b)));
+            self.ahead = next;
+            let (msg, delay) = match result {
                 Ok(w) => return Ok(w),
                 Err(e @ SinkError::Split(_)) => return Err(e),
                 Err(SinkError::Retry { msg, after }) => {

@@ -435,6 +435,50 @@ fn requests_of_one_batch_go_one_at_a_time_in_order() {
     assert_eq!(most.load(Ordering::SeqCst), 1);
 }
 
+/// The requests of `write_ahead(b1, Some(b2))` then `write(b2)` carry exactly what plain writes of
+/// b1 and b2 would carry, and a prepared batch that is not the one written next is not sent.
+#[test]
+fn a_batch_prepared_ahead_is_sent_as_it_would_have_been_and_only_for_itself() {
+    let pairs = [("backend", "influxdb1"), ("database", "d")];
+    let plain = listen(Pretend::Influx1, |_, _| reply(204, ""));
+    let ahead = listen(Pretend::Influx1, |_, _| reply(204, ""));
+    let mut s = sink(&[pairs[0], pairs[1], ("url", &plain.url)]);
+    for b in [batch(1, 300), batch(301, 300), batch(601, 300)] {
+        assert_eq!(s.write(&b).unwrap().written, 300);
+    }
+    let mut s = sink(&[pairs[0], pairs[1], ("url", &ahead.url)]);
+    assert_eq!(s.write_ahead(&batch(1, 300), Some(&batch(301, 300))).unwrap().written, 300);
+    assert_eq!(s.write_ahead(&batch(301, 300), Some(&batch(9001, 300))).unwrap().written, 300);
+    // Not the batch prepared (9001..): encoded in its own turn.
+    assert_eq!(s.write(&batch(601, 300)).unwrap().written, 300);
+    let bodies = |l: &Listener| l.writes().into_iter().map(|(r, _)| r.body).collect::<Vec<_>>();
+    assert_eq!(bodies(&ahead), bodies(&plain));
+    assert_eq!(userids(&ahead.accepted_lines()), (1..=900).collect::<Vec<i64>>());
+}
+
+/// Through the pipeline, with many batches queued (so each is prepared while the one before is in
+/// flight) and a server that answers 503 to every third request: every event arrives, once a 2xx
+/// came for it, and nothing else is counted.
+#[test]
+fn batches_prepared_ahead_survive_retries() {
+    let l = listen(Pretend::Influx1, |_, n| if n % 3 == 1 { reply(503, "busy") } else { reply(204, "") });
+    let (written, rejected, failed, _) = through_pipeline(
+        &[
+            ("backend", "influxdb1"),
+            ("url", &l.url),
+            ("batch_size", "100"),
+            ("flush_interval_ms", "1000"),
+            ("retry_base_ms", "1"),
+            ("retry_max_ms", "5"),
+        ],
+        2000,
+        None,
+    );
+    assert_eq!((written, rejected, failed), (2000, 0, 0));
+    assert_eq!(userids(&l.accepted_lines()), (0..2000).collect::<Vec<i64>>());
+    assert!(l.writes().iter().any(|(_, s)| *s == 503));
+}
+
 // ---------------------------------------------------------------- replies
 
 #[test]

@@ -26,7 +26,7 @@
 //! No error text carries the token or the password: credentials travel only in headers, and every
 //! text taken from the server is scrubbed of them and bounded in length.
 
-use super::{Batch, Sink, SinkError, Written};
+use super::{Batch, BatchId, Sink, SinkError, Written};
 use crate::config::Config;
 use crate::lineproto::{self, Dialect, Encoder};
 use reqwest::blocking::{Client, RequestBuilder, Response};
@@ -80,6 +80,17 @@ pub struct InfluxSink {
     secrets: Vec<String>,
     client: Option<Client>,
     body: Vec<u8>,
+    /// The next batch, encoded and compressed while the previous request was in flight.
+    ahead: Option<Ahead>,
+}
+
+/// A batch prepared ahead of its turn: one request's payload.
+struct Ahead {
+    id: BatchId,
+    payload: Vec<u8>,
+    lines: usize,
+    body_len: usize,
+    truncated: usize,
 }
 
 impl std::fmt::Debug for InfluxSink {
@@ -187,6 +198,7 @@ impl InfluxSink {
             secrets,
             client: None,
             body: Vec::new(),
+            ahead: None,
         })
     }
 
@@ -305,14 +317,21 @@ impl InfluxSink {
 
     /// The request for one body of line protocol (gzip-compressed when configured).
     fn prepare(&self, client: &Client, body: &[u8]) -> Result<RequestBuilder, SinkError> {
-        let payload = if self.gzip {
-            let mut gz = flate2::write::GzEncoder::new(Vec::with_capacity(body.len() / 4), flate2::Compression::fast());
-            gz.write_all(body)
-                .and_then(|()| gz.finish())
-                .map_err(|e| SinkError::Retry { msg: format!("gzip: {e}"), after: None })?
-        } else {
-            body.to_vec()
-        };
+        Ok(self.request(client, self.compress(body)?))
+    }
+
+    /// The request body: the lines, gzip-compressed when configured.
+    fn compress(&self, body: &[u8]) -> Result<Vec<u8>, SinkError> {
+        if !self.gzip {
+            return Ok(body.to_vec());
+        }
+        let mut gz = flate2::write::GzEncoder::new(Vec::with_capacity(body.len() / 4), flate2::Compression::fast());
+        gz.write_all(body)
+            .and_then(|()| gz.finish())
+            .map_err(|e| SinkError::Retry { msg: format!("gzip: {e}"), after: None })
+    }
+
+    fn request(&self, client: &Client, payload: Vec<u8>) -> RequestBuilder {
         let mut req = client
             .post(self.url.clone())
             .header(CONTENT_TYPE, "text/plain; charset=utf-8")
@@ -320,7 +339,7 @@ impl InfluxSink {
         if self.gzip {
             req = req.header(CONTENT_ENCODING, "gzip");
         }
-        Ok(self.with_auth(req).body(payload))
+        self.with_auth(req).body(payload)
     }
 
     /// What the server said about one request (run by the thread that waits for the reply).
@@ -574,9 +593,13 @@ fn base64(b: &[u8]) -> String {
 
 impl Sink for InfluxSink {
     fn write(&mut self, batch: &Batch) -> Result<Written, SinkError> {
+        self.write_ahead(batch, None)
+    }
+
+    fn write_ahead(&mut self, batch: &Batch, next: Option<&Batch>) -> Result<Written, SinkError> {
         let mut body = std::mem::take(&mut self.body);
         body.clear();
-        let result = self.write_batch(batch, &mut body);
+        let result = self.write_batch(batch, next, &mut body);
         if body.capacity() <= 32 << 20 {
             self.body = body;
         }
@@ -586,6 +609,7 @@ impl Sink for InfluxSink {
     fn idle(&mut self) {
         // The dialect (encoder) is kept: it is the same server.
         self.client = None;
+        self.ahead = None;
         self.body = Vec::new();
     }
 }
@@ -595,15 +619,30 @@ impl InfluxSink {
     /// encoded and compressed while the server stores the one before. Requests go one at a time, in
     /// order. (A batch is not cut into more requests than `body_cap` needs: measured on InfluxDB 1.6.7,
     /// each extra request costs the server a WAL write and sync, more than the encoding it would hide.)
-    fn write_batch(&mut self, batch: &Batch, body: &mut Vec<u8>) -> Result<Written, SinkError> {
+    ///
+    /// While the last request is in flight, `next` (the batch the pipeline writes after this one) is
+    /// encoded and compressed, so that its turn starts with sending: on a server that takes tens of
+    /// milliseconds per batch, this hides the sink's own work.
+    fn write_batch(&mut self, batch: &Batch, next: Option<&Batch>, body: &mut Vec<u8>) -> Result<Written, SinkError> {
         let encoder = self.encoder()?;
         let client = self.client()?;
+        let ready = self.ahead.take().filter(|a| a.id == batch.id && a.body_len <= self.body_cap);
         std::thread::scope(|scope| {
             let mut total = Written::default();
             let mut inflight: Option<Flight<'_>> = None;
             let mut lines = 0usize;
             let mut tail = Vec::new();
-            for e in batch.events() {
+            let events = match ready {
+                Some(a) => {
+                    total.truncated = a.truncated;
+                    let req = self.request(&client, a.payload);
+                    let handle = scope.spawn(move || InfluxSink::transfer(req));
+                    inflight = Some(Flight { handle, lines: a.lines, body_len: a.body_len });
+                    None
+                }
+                None => Some(batch.events()),
+            };
+            for e in events.into_iter().flatten() {
                 let before = body.len();
                 // Never fails (an event without fields gets `timecreated`); kept as a match for safety.
                 match encoder.encode(&e, body) {
@@ -629,11 +668,29 @@ impl InfluxSink {
             if lines > 0 {
                 self.dispatch(scope, &client, &mut inflight, body, lines, &mut total)?;
             }
+            if let Some(next) = next.filter(|n| n.id != batch.id) {
+                body.clear();
+                self.ahead = self.encode_ahead(&encoder, next, body);
+            }
             if let Some(f) = inflight.take() {
                 self.settle(f, &mut total)?;
             }
             Ok(total)
         })
+    }
+
+    /// `batch` as one compressed request body, or None when it needs several requests (or an event
+    /// does not encode): such a batch is encoded in its own turn.
+    fn encode_ahead(&self, encoder: &Encoder, batch: &Batch, body: &mut Vec<u8>) -> Option<Ahead> {
+        let mut truncated = 0;
+        for e in batch.events() {
+            truncated += usize::from(encoder.encode(&e, body).ok()?.any());
+            if body.len() > self.body_cap {
+                return None;
+            }
+        }
+        let payload = self.compress(body).ok()?;
+        Some(Ahead { id: batch.id, payload, lines: batch.len(), body_len: body.len(), truncated })
     }
 
     /// Prepares the request for `body`, waits for the one in flight, then starts this one.

@@ -197,6 +197,13 @@ impl SinkError {
 pub trait Sink: Send {
     fn write(&mut self, batch: &Batch) -> Result<Written, SinkError>;
 
+    /// `write`, told which batch comes next: a sink whose server takes a while to answer may prepare
+    /// `next` (encode, compress) while it waits, and use that work when `next` is written, if it is.
+    fn write_ahead(&mut self, batch: &Batch, next: Option<&Batch>) -> Result<Written, SinkError> {
+        let _ = next;
+        self.write(batch)
+    }
+
     /// Called when the writer has been idle for a while: close what a sink keeps open.
     fn idle(&mut self) {}
 }
