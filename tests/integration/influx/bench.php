@@ -1,13 +1,18 @@
 <?php
 // End-to-end speed into InfluxDB 1.x through the extension, as a ratio to the server's own ceiling
 // measured in the same run: the identical line protocol (the extension's `file` backend writes exactly
-// what the InfluxDB backend sends), cut into the same batches, gzip-compressed the same way, posted by
-// one curl process over one keep-alive connection.
+// what the InfluxDB backend sends), cut into the same batches, gzip-compressed at the same level, posted
+// by one curl process over one keep-alive connection.
 //
-//   php -d extension=target/release/libtsdb.so tests/integration/influx/bench.php [EVENTS] [GZIP 1|0]
+//   php -d extension=target/release/libtsdb.so tests/integration/influx/bench.php [EVENTS] [GZIP 1|0] [ROUNDS]
 //
-// Needs TSDB_TEST_INFLUX_URL (tests/servers/influxdb.sh). Prints one JSON line; exits 1 if any event
-// is missing from either database (it never judges speed).
+// The extension's time runs from the first tsdb_log_event() to the last event confirmed written, so it
+// includes the PHP loop that logs the events; curl's starts with the payload ready. Both share the
+// machine with the server. A run is ROUNDS rounds (default 5), each into fresh databases, curl first in
+// even rounds and the extension first in odd ones, so that neither always inherits the server's
+// background work (WAL snapshots, compactions) from the other. Prints one JSON line per round and a
+// summary (median of the rounds' ratios); exits 1 if any event is missing from any database (it never
+// judges speed).
 
 declare(strict_types=1);
 
@@ -59,71 +64,96 @@ function events(int $n): array
 }
 
 $events = events($n);
+$rounds = max(1, (int)($argv[3] ?? 5));
 $tag = getmypid() . '_' . random_int(0, 1 << 30);
-$dbExt = "tsdb_bench_ext_$tag";
-$dbCeil = "tsdb_bench_ceiling_$tag";
-influxql($url, '', "CREATE DATABASE \"$dbExt\"");
-influxql($url, '', "CREATE DATABASE \"$dbCeil\"");
 $tmp = sys_get_temp_dir() . "/tsdb_bench_$tag";
 mkdir($tmp);
 
-// 1. The identical payload: the file backend writes the InfluxDB backend's line protocol.
+// The identical payload: the file backend writes the InfluxDB backend's line protocol.
 tsdb_configure(['backend' => 'file', 'format' => 'line', 'path' => "$tmp/all.lp", 'batch_size' => $batch]);
 foreach ($events as $e) {
     tsdb_log_event($e);
 }
 while (tsdb_flush(30000) > 0) {
 }
-$lines = file("$tmp/all.lp");
-$args = [];
-foreach (array_chunk($lines, $batch) as $i => $chunk) {
+$files = [];
+foreach (array_chunk(file("$tmp/all.lp"), $batch) as $i => $chunk) {
     $payload = implode('', $chunk);
-    file_put_contents("$tmp/b$i.gz", $gzip ? gzencode($payload, 1) : $payload);
-    if ($args) {
-        $args[] = '--next';
+    $files[] = $f = "$tmp/b$i";
+    file_put_contents($f, $gzip ? gzencode($payload, 1) : $payload);
+}
+
+/** Seconds for curl to post every batch back to back into $db; the HTTP codes in $codes. */
+function post_with_curl(string $url, string $db, array $files, int $gzip, array &$codes): float
+{
+    $args = [];
+    foreach ($files as $f) {
+        if ($args) {
+            $args[] = '--next';
+        }
+        if ($gzip) {
+            array_push($args, '-H', 'Content-Encoding: gzip');
+        }
+        array_push($args, '-s', '-o', '/dev/null', '-w', '%{http_code}\n',
+            '-H', 'Content-Type: text/plain; charset=utf-8', '--data-binary', "@$f", "$url/write?db=$db&precision=ns");
     }
-    if ($gzip) {
-        array_push($args, '-H', 'Content-Encoding: gzip');
+    $t0 = hrtime(true);
+    exec('curl ' . implode(' ', array_map('escapeshellarg', $args)), $codes);
+    return (hrtime(true) - $t0) / 1e9;
+}
+
+/** Seconds from the first tsdb_log_event() into $db to the last event confirmed; [seconds, µs per call, written]. */
+function log_through_extension(string $url, string $db, array $events, int $batch, int $gzip): array
+{
+    tsdb_configure(['backend' => 'influxdb1', 'url' => $url, 'database' => $db, 'batch_size' => $batch,
+        'flush_interval_ms' => 200, 'gzip' => $gzip]);
+    $before = tsdb_stats()['written'];
+    $t0 = hrtime(true);
+    foreach ($events as $e) {
+        tsdb_log_event($e);
     }
-    array_push($args, '-s', '-o', '/dev/null', '-w', '%{http_code}\n',
-        '-H', 'Content-Type: text/plain; charset=utf-8', '--data-binary', "@$tmp/b$i.gz",
-        "$url/write?db=$dbCeil&precision=ns");
+    $logSecs = (hrtime(true) - $t0) / 1e9;
+    while (tsdb_flush(30000) > 0) {
+    }
+    $secs = (hrtime(true) - $t0) / 1e9;
+    return [$secs, $logSecs / count($events) * 1e6, tsdb_stats()['written'] - $before];
 }
 
-// 2. Server ceiling: curl posts the batches back to back.
-$t0 = hrtime(true);
-exec('curl ' . implode(' ', array_map('escapeshellarg', $args)), $codes, $rc);
-$ceilSecs = (hrtime(true) - $t0) / 1e9;
-
-// 3. Through the extension: tsdb_log_event() until every event is confirmed written.
-tsdb_configure(['backend' => 'influxdb1', 'url' => $url, 'database' => $dbExt, 'batch_size' => $batch,
-    'flush_interval_ms' => 200, 'gzip' => $gzip]);
-$before = tsdb_stats()['written'];
-$t0 = hrtime(true);
-foreach ($events as $e) {
-    tsdb_log_event($e);
+$ratios = [];
+$complete = true;
+for ($r = 0; $r < $rounds; $r++) {
+    $dbExt = "tsdb_bench_ext_{$tag}_$r";
+    $dbCeil = "tsdb_bench_ceiling_{$tag}_$r";
+    influxql($url, '', "CREATE DATABASE \"$dbExt\"");
+    influxql($url, '', "CREATE DATABASE \"$dbCeil\"");
+    $codes = [];
+    if ($r % 2 === 0) {
+        $ceilSecs = post_with_curl($url, $dbCeil, $files, $gzip, $codes);
+        [$extSecs, $logUs, $written] = log_through_extension($url, $dbExt, $events, $batch, $gzip);
+    } else {
+        [$extSecs, $logUs, $written] = log_through_extension($url, $dbExt, $events, $batch, $gzip);
+        $ceilSecs = post_with_curl($url, $dbCeil, $files, $gzip, $codes);
+    }
+    $inExt = stored($url, $dbExt);
+    $inCeil = stored($url, $dbCeil);
+    influxql($url, '', "DROP DATABASE \"$dbExt\"");
+    influxql($url, '', "DROP DATABASE \"$dbCeil\"");
+    $complete = $complete && $inExt === $n && $inCeil === $n && $written === $n;
+    $ratios[] = $ratio = round($ceilSecs / $extSecs, 3);
+    echo json_encode([
+        'round' => $r + 1, 'first' => $r % 2 === 0 ? 'curl' : 'extension',
+        'server_ceiling_events_per_s' => round($n / $ceilSecs), 'extension_events_per_s' => round($n / $extSecs),
+        'ratio' => $ratio, 'tsdb_log_event_us' => round($logUs, 3), 'curl_http_codes' => array_count_values($codes),
+        'stored_ceiling' => $inCeil, 'stored_extension' => $inExt, 'written_per_stats' => $written,
+    ]), "\n";
 }
-$logSecs = (hrtime(true) - $t0) / 1e9;
-while (tsdb_flush(30000) > 0) {
-}
-$extSecs = (hrtime(true) - $t0) / 1e9;
-$written = tsdb_stats()['written'] - $before;
-
-$inExt = stored($url, $dbExt);
-$inCeil = stored($url, $dbCeil);
-influxql($url, '', "DROP DATABASE \"$dbExt\"");
-influxql($url, '', "DROP DATABASE \"$dbCeil\"");
 array_map('unlink', glob("$tmp/*"));
 rmdir($tmp);
 
-$ceil = $n / $ceilSecs;
-$ext = $n / $extSecs;
+sort($ratios);
 echo json_encode([
-    'events' => $n, 'batch' => $batch, 'gzip' => $gzip,
-    'server_ceiling_events_per_s' => round($ceil), 'extension_events_per_s' => round($ext),
-    'ratio' => round($ext / $ceil, 3),
-    'tsdb_log_event_us' => round($logSecs / $n * 1e6, 3),
-    'curl_http_codes' => array_count_values($codes), 'stored_ceiling' => $inCeil, 'stored_extension' => $inExt,
-    'written_per_stats' => $written,
+    'events' => $n, 'batch' => $batch, 'gzip' => $gzip, 'rounds' => $rounds,
+    'median_ratio' => $ratios[intdiv($rounds, 2)], 'min_ratio' => $ratios[0], 'max_ratio' => end($ratios),
+    'every_event_stored' => $complete,
 ]), "\n";
-exit($inExt === $n && $inCeil === $n && $written === $n ? 0 : 1);
+exit($complete ? 0 : 1);
