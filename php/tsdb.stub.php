@@ -29,11 +29,11 @@ function tsdb_log_events(array $events): int {}
  * Validates and applies a configuration; keys not given take their tsdb.* ini value. See docs/configuration.md.
  * The same array again costs one comparison; a new one drains what was logged before to the old sink, then switches.
  *
- * @param array $config key => scalar (`tags` may also be a list)
+ * @param array $config key => scalar (`tags` may also be a list); #[\SensitiveParameter]: stack traces never show it
  * @throws ValueError naming every bad key and why
  * @throws TypeError a non-scalar value
  */
-function tsdb_configure(array $config): void {}
+function tsdb_configure(#[\SensitiveParameter] array $config): void {}
 
 /**
  * Waits until what is queued is written or the timeout passes.

@@ -611,9 +611,44 @@ fn ini_entries() -> &'static [IniEntryDef] {
     Box::leak(v.into_boxed_slice())
 }
 
+extern "C" {
+    // ZEND_API since PHP 8.1 (zend_attributes.h); not among ext-php-rs's bindings.
+    fn zend_add_attribute(
+        attributes: *mut *mut ffi::HashTable,
+        name: *mut ffi::zend_string,
+        argc: u32,
+        flags: u32,
+        offset: u32,
+        lineno: u32,
+    ) -> *mut std::ffi::c_void;
+}
+
+/// Marks the first parameter of `tsdb_configure()` `#[\SensitiveParameter]`, as PHP does for
+/// `password_hash()`: a stack trace (`zend.exception_ignore_args = Off`) then shows a
+/// `SensitiveParameterValue` instead of the array holding the token or password.
+fn mark_sensitive_parameters() {
+    const NAME: &str = "tsdb_configure";
+    const ZEND_ATTRIBUTE_PERSISTENT: u32 = 1;
+    // SAFETY: MINIT, in the PHP thread, after the module's functions were registered in the
+    // compiler's function table; what gen_stub.php emits for a parameter attribute (offset is 1-based).
+    unsafe {
+        let table = ffi::compiler_globals.function_table;
+        if table.is_null() {
+            return;
+        }
+        let func = ffi::zend_hash_str_find_ptr_lc(table, NAME.as_ptr().cast(), NAME.len()).cast::<ffi::zend_function>();
+        if func.is_null() {
+            return;
+        }
+        let name = *ffi::zend_known_strings.add(ffi::_zend_known_string_id_ZEND_STR_SENSITIVEPARAMETER as usize);
+        zend_add_attribute(&mut (*func).common.attributes, name, 0, ZEND_ATTRIBUTE_PERSISTENT, 1, 0);
+    }
+}
+
 extern "C" fn startup(_ty: i32, module_number: i32) -> i32 {
     let ok = catch_unwind(|| {
         IniEntryDef::register(ini_entries(), module_number);
+        mark_sensitive_parameters();
         process::install_fork_handler();
     });
     if ok.is_ok() {

@@ -1,5 +1,6 @@
 <?php
-// The IDE stub file names exactly the functions the extension exports, with the same parameters.
+// The IDE stub file names exactly the functions the extension exports, with the same parameters
+// (attributes such as #[\SensitiveParameter] included).
 
 use PHPUnit\Framework\TestCase;
 
@@ -13,7 +14,8 @@ final class StubTest extends TestCase {
             $f = new ReflectionFunction($name);
             $this->assertSame('tsdb', $f->getExtensionName(), $name);
             $got = array_map(function (ReflectionParameter $p) {
-                $s = $p->getType() . ' $' . $p->getName();
+                $attributes = array_map(fn(ReflectionAttribute $a) => '#[\\' . $a->getName() . '] ', $p->getAttributes());
+                $s = implode('', $attributes) . $p->getType() . ' $' . $p->getName();
                 return $p->isDefaultValueAvailable() ? $s . ' = ' . var_export($p->getDefaultValue(), true) : $s;
             }, $f->getParameters());
             $this->assertSame($params, implode(', ', $got), "parameters of $name");

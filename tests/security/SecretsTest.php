@@ -53,6 +53,30 @@ PHP;
         return json_decode($m[1], true);
     }
 
+    /** With zend.exception_ignore_args = Off (php.ini-development), a trace keeps every argument:
+     *  tsdb_configure()'s is #[\SensitiveParameter], so the array with the secrets never shows. */
+    public function test_stack_traces_do_not_carry_the_configuration_array(): void {
+        [$rc, $out, $err] = tsdb_sec_run(<<<'PHP'
+$attrs = (new ReflectionFunction('tsdb_configure'))->getParameters()[0]->getAttributes();
+echo "ATTR ", implode(',', array_map(fn($a) => $a->getName(), $attrs)), "\n";
+try {
+    tsdb_configure(['backend' => 'influxdb2', 'org' => 'o', 'token' => getenv('T'), 'password' => getenv('P'), 'bogus' => 1]);
+    echo "ACCEPTED\n";
+} catch (ValueError $e) {
+    echo "MESSAGE ", $e->getMessage(), "\n";
+    $frame = $e->getTrace()[0];
+    echo "FRAME ", $frame['function'], ' ', get_class($frame['args'][0]), "\n";
+    var_dump($e->getTrace());
+    echo $e, "\n";
+}
+PHP, ['zend.exception_ignore_args' => '0'], 60, ['T' => self::TOKEN, 'P' => self::PASSWORD]);
+        $this->assertSame(0, $rc, $out . $err);
+        $this->assertStringContainsString("ATTR SensitiveParameter\n", $out);
+        $this->assertStringContainsString('MESSAGE bogus: unknown configuration key', $out);
+        $this->assertStringContainsString("FRAME tsdb_configure SensitiveParameterValue\n", $out);
+        $this->assert_nothing_shows($out . $err, [self::TOKEN, self::PASSWORD]);
+    }
+
     public function test_influxdb2_token_not_observable_even_when_the_server_echoes_it(): void {
         [$url, $stop, $log] = tsdb_sec_echo_server(401);
         try {
