@@ -54,7 +54,8 @@ final class reader_test extends \advanced_testcase {
         set_config('buffersize', 0, 'logstore_standard');
         $settings = ['backend' => 'postgres', 'host' => $CFG->dbhost ?: '127.0.0.1',
             'port' => (int) ($CFG->dboptions['dbport'] ?? 0) ?: 5432, 'dbname' => $CFG->dbname, 'user' => $CFG->dbuser,
-            'password' => $CFG->dbpass, 'schema' => 'public', 'table' => $this->table, 'mode' => 'async'];
+            'password' => $CFG->dbpass, 'schema' => 'public', 'table' => $this->table, 'mode' => 'async',
+            'spool_dir' => make_request_directory() . '/spool'];
         foreach ($settings as $k => $v) {
             set_config($k, $v, 'logstore_tsdb');
         }

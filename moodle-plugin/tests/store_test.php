@@ -47,6 +47,9 @@ final class store_test extends \advanced_testcase {
         set_config('format', 'json', 'logstore_tsdb');
         set_config('path', $this->sink, 'logstore_tsdb');
         set_config('mode', 'async', 'logstore_tsdb');
+        // A spool of this test's own: a spooled batch is replayed into whatever sink has its spool_dir, so a spool
+        // shared by the tests could deliver one test's events into another's file.
+        set_config('spool_dir', make_request_directory() . '/spool', 'logstore_tsdb');
         \logstore_tsdb\local\extension::reset_for_tests();
         get_log_manager(true);
     }
@@ -179,6 +182,24 @@ final class store_test extends \advanced_testcase {
         set_config('batch_size', 1234, 'logstore_tsdb');
         new \logstore_tsdb\log\store($manager);
         $this->assertSame($calls + 1, \logstore_tsdb\local\extension::$configurecalls);
+    }
+
+    /**
+     * The spool is handed to the extension in async mode too, by default under the data directory; an empty
+     * spool_dir turns it off.
+     */
+    public function test_spool_in_async_mode(): void {
+        global $CFG;
+        unset_config('spool_dir', 'logstore_tsdb');
+        $cfg = \logstore_tsdb\log\store::read_plugin_config();
+        $this->assertSame('async', $cfg->mode);
+        $config = \logstore_tsdb\local\settings_definition::extension_config($cfg);
+        $this->assertSame($CFG->dataroot . '/logstore_tsdb/spool', $config['spool_dir']);
+        tsdb_configure($config);
+        $this->assertSame('async', tsdb_stats()['mode']);
+        set_config('spool_dir', '', 'logstore_tsdb');
+        $config = \logstore_tsdb\local\settings_definition::extension_config(\logstore_tsdb\log\store::read_plugin_config());
+        $this->assertSame('', $config['spool_dir']);
     }
 
     /**

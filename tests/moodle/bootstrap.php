@@ -9,6 +9,8 @@
  * (moodle-plugin/), and Moodle's database on PostgreSQL when TSDB_TEST_PG_HOST is set.
  *
  * Environment:
+ *  - HARNESS_DATAROOT: $CFG->dataroot of a script run by a test (the test's own); otherwise this process makes a
+ *    directory of its own, with a new dataroot for every test, and removes it at exit;
  *  - TSDB_TEST_PG_HOST / _PORT / _USER / _DB / _PASSWORD: a PostgreSQL database for $DB (the plugin's own tables,
  *    from db/install.xml) and for the postgres backend / privacy tests.
  *
@@ -33,11 +35,17 @@ harness::$plugindir = realpath(__DIR__ . '/../../moodle-plugin');
 global $CFG, $DB, $PAGE, $USER, $OUTPUT;
 $OUTPUT = new harness_renderer();
 $CFG = new stdClass();
-$CFG->dataroot = sys_get_temp_dir() . '/logstore_tsdb_harness_' . getmypid();
 $CFG->wwwroot = 'https://moodle.example.com';
 $CFG->dirroot = '/var/www/moodle';
 $CFG->libdir = __DIR__ . '/harness/lib';
-@mkdir($CFG->dataroot, 0700, true);
+if (getenv('HARNESS_DATAROOT')) {
+    // A script run by a test: the test's dataroot, as Moodle's CLI scripts and web requests share the site's.
+    $CFG->dataroot = getenv('HARNESS_DATAROOT');
+} else {
+    // A directory of its own (removed at exit); each test gets a new dataroot in it (base_testcase::setUp()).
+    harness::make_rundir();
+    harness::new_dataroot();
+}
 
 // Moodle's class autoloader, for the plugin's classes/ folder.
 spl_autoload_register(function($class) {

@@ -157,6 +157,10 @@ class extension {
         }
         $probe = clone $pluginconfig;
         $probe->mode = $mode;
+        if (trim((string) ($probe->spool_dir ?? '')) === '') {
+            // Durable mode needs a spool: probe the mode itself, not the admin's choice of no spool.
+            $probe->spool_dir = settings_definition::default_spool_dir();
+        }
         $supported = true;
         try {
             tsdb_configure(settings_definition::extension_config($probe));

@@ -38,7 +38,8 @@ defined('MOODLE_INTERNAL') || die();
  *  - default: the default value (same as the extension's own default for extension keys);
  *  - min / max: for int settings;
  *  - options: for select settings (value => lang string identifier);
- *  - ext: true when the setting is a key of the extension's configuration (tsdb_configure()).
+ *  - ext: true when the setting is a key of the extension's configuration (tsdb_configure());
+ *  - emptyisvalue: true when an empty value is a choice of the admin (e.g. "no spool"), not "use the default".
  *
  * @package    logstore_tsdb
  * @copyright  2025 The logstore_tsdb authors
@@ -147,10 +148,11 @@ class settings_definition {
             'retry_max_elapsed_ms' => ['section' => 'performance', 'type' => 'int', 'default' => 180000, 'min' => 0,
                 'max' => 86400000, 'ext' => true],
 
-            // The on-disk spool (pushed only when mode = durable; see docs/reliability.md).
-            'spool_dir' => ['section' => 'durable', 'type' => 'path', 'default' => '', 'ext' => true, 'durableonly' => true],
-            'spool_limit_bytes' => ['section' => 'durable', 'type' => 'int', 'default' => 1073741824, 'min' => 1048576,
-                'max' => 1024 * $gib, 'ext' => true, 'durableonly' => true],
+            // The on-disk spool, in every write mode (see docs/reliability.md). Empty spool_dir: no spool.
+            'spool_dir' => ['section' => 'spool', 'type' => 'path', 'default' => self::default_spool_dir(), 'ext' => true,
+                'emptyisvalue' => true],
+            'spool_limit_bytes' => ['section' => 'spool', 'type' => 'int', 'default' => 1073741824, 'min' => 1048576,
+                'max' => 1024 * $gib, 'ext' => true],
 
             // Health check.
             'healththreshold' => ['section' => 'health', 'type' => 'int', 'default' => 3, 'min' => 1, 'max' => 1000],
@@ -163,7 +165,17 @@ class settings_definition {
      * @return string[]
      */
     public static function sections(): array {
-        return ['general', 'filters', 'file', 'influxdb', 'postgres', 'credentials', 'performance', 'durable', 'health'];
+        return ['general', 'filters', 'file', 'influxdb', 'postgres', 'credentials', 'performance', 'spool', 'health'];
+    }
+
+    /**
+     * The default spool directory: logstore_tsdb/spool under the site's data directory.
+     *
+     * @return string
+     */
+    public static function default_spool_dir(): string {
+        global $CFG;
+        return rtrim((string) $CFG->dataroot, '/') . '/logstore_tsdb/spool';
     }
 
     /**
@@ -250,24 +262,22 @@ class settings_definition {
      * Builds the configuration array for tsdb_configure() from the plugin config.
      *
      * Every extension key is always sent (the setting or its default), so the extension ends up in the same state
-     * whether it merges or replaces its configuration.
+     * whether it merges or replaces its configuration. The spool is sent in every write mode: an outage of the
+     * backend fills the spool instead of losing events; an empty spool_dir (the admin's choice) sends no spool.
      *
      * @param \stdClass $pluginconfig the result of get_config('logstore_tsdb')
      * @return array key => value
      */
     public static function extension_config(\stdClass $pluginconfig): array {
-        global $CFG;
         $config = [];
-        $mode = isset($pluginconfig->mode) && $pluginconfig->mode !== '' ? (string) $pluginconfig->mode : 'async';
         foreach (self::all() as $name => $def) {
             if (empty($def['ext'])) {
                 continue;
             }
-            if (!empty($def['durableonly']) && $mode !== 'durable') {
-                continue;
-            }
             $value = $pluginconfig->$name ?? null;
-            if ($value === null || (is_string($value) && trim($value) === '' && $def['type'] !== 'secret')) {
+            $unset = $value === null || $value === false;
+            $blank = is_string($value) && trim($value) === '';
+            if ($unset || ($blank && $def['type'] !== 'secret' && empty($def['emptyisvalue']))) {
                 $value = $def['default'];
             }
             switch ($def['type']) {
@@ -284,9 +294,6 @@ class settings_definition {
                     $value = trim((string) $value);
             }
             $config[$name] = $value;
-        }
-        if (array_key_exists('spool_dir', $config) && $config['spool_dir'] === '') {
-            $config['spool_dir'] = rtrim($CFG->dataroot, '/') . '/logstore_tsdb/spool';
         }
         return $config;
     }

@@ -36,16 +36,14 @@ defined('MOODLE_INTERNAL') || die();
 class status {
 
     /**
-     * Size and age of the durable-mode spool.
+     * Size and age of the spool (batches kept through an outage, and durable mode's journals).
      *
      * @param \stdClass $cfg plugin config
-     * @param int|null $now
      * @return array|null ['files' => int, 'bytes' => int, 'oldest' => int unix time] or null when there is none
      */
-    public static function spool_info(\stdClass $cfg, ?int $now = null): ?array {
-        $config = settings_definition::extension_config((object) array_merge((array) $cfg, ['mode' => 'durable']));
-        $dir = $config['spool_dir'];
-        if (!is_dir($dir)) {
+    public static function spool_info(\stdClass $cfg): ?array {
+        $dir = settings_definition::extension_config($cfg)['spool_dir'];
+        if ($dir === '' || !is_dir($dir)) {
             return null;
         }
         $files = 0;

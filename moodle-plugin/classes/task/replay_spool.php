@@ -27,7 +27,8 @@ namespace logstore_tsdb\task;
 defined('MOODLE_INTERNAL') || die();
 
 /**
- * Replays the durable-mode spool through tsdb_replay_spool(), bounded in time.
+ * Replays the spool through tsdb_replay_spool(), bounded in time: batches kept on disk while the backend was
+ * unreachable (any write mode) and journals of PHP processes that died in durable mode.
  *
  * @package    logstore_tsdb
  * @copyright  2025 The logstore_tsdb authors
@@ -62,7 +63,7 @@ class replay_spool extends \core\task\scheduled_task {
         try {
             $result = tsdb_replay_spool(self::MAX_MS);
         } catch (\ValueError $e) {
-            // No spool_dir: the write mode is not durable, there is nothing to replay.
+            // No spool_dir (the admin emptied the setting): there is nothing to replay.
             mtrace('logstore_tsdb: spool replay skipped: ' . $e->getMessage());
             return;
         }

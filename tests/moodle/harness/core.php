@@ -59,12 +59,66 @@ class harness {
     public static $debugging = [];
     /** @var array message_send() calls */
     public static $messages = [];
+    /** @var array upgrade_plugin_savepoint() calls: [component, version] */
+    public static $savepoints = [];
     /** @var array loaded strings: component => [id => string] */
     public static $strings = [];
     /** @var string Directory of the plugin under test */
     public static $plugindir;
     /** @var string|null JSON file the config is kept in (shared with scripts a test runs), null = memory only */
     public static $configfile = null;
+    /** @var string|null This process's directory of dataroots (removed at exit), null when given by HARNESS_DATAROOT */
+    public static $rundir = null;
+    /** @var int Dataroots made so far by this process */
+    protected static $datarootcount = 0;
+
+    /**
+     * Creates this process's directory of dataroots (unique, 0700) and removes it when the process exits.
+     */
+    public static function make_rundir(): void {
+        do {
+            $dir = sys_get_temp_dir() . '/logstore_tsdb_harness_' . getmypid() . '_' . bin2hex(random_bytes(4));
+        } while (!@mkdir($dir, 0700));
+        self::$rundir = $dir;
+        register_shutdown_function(function() use ($dir) {
+            harness::remove_tree($dir);
+        });
+    }
+
+    /**
+     * Gives $CFG->dataroot a new, empty directory (one per test: the spool under it is the test's own).
+     *
+     * @return string the new dataroot
+     */
+    public static function new_dataroot(): string {
+        global $CFG;
+        if (self::$rundir === null) {
+            // A script run by a test shares the test's dataroot (HARNESS_DATAROOT), as Moodle's CLI shares the site's.
+            return $CFG->dataroot;
+        }
+        self::$datarootcount++;
+        $CFG->dataroot = self::$rundir . '/dataroot' . self::$datarootcount;
+        mkdir($CFG->dataroot, 0700);
+        return $CFG->dataroot;
+    }
+
+    /**
+     * Removes a directory tree (never following links).
+     *
+     * @param string $dir
+     */
+    public static function remove_tree(string $dir): void {
+        if (is_link($dir) || !is_dir($dir)) {
+            @unlink($dir);
+            return;
+        }
+        foreach (scandir($dir) ?: [] as $name) {
+            if ($name !== '.' && $name !== '..') {
+                self::remove_tree($dir . '/' . $name);
+            }
+        }
+        @rmdir($dir);
+    }
 
     /**
      * Loads the config from $configfile.
@@ -97,6 +151,7 @@ class harness {
         self::$config = ['tool_log' => ['enabled_stores' => 'logstore_tsdb']];
         self::$debugging = [];
         self::$messages = [];
+        self::$savepoints = [];
         $USER = (object) ['id' => 0];
         $_SESSION = [];
         $PAGE = new moodle_page();
@@ -172,6 +227,19 @@ function unset_config($name, $plugin = null) {
     unset(harness::$config[$plugin ?? 'core'][$name]);
     harness::save_config();
     return true;
+}
+
+/**
+ * Moodle's upgrade_plugin_savepoint(): recorded.
+ *
+ * @param bool $result
+ * @param int|float $version
+ * @param string $type
+ * @param string $plugin
+ * @param bool $allowabort
+ */
+function upgrade_plugin_savepoint($result, $version, $type, $plugin, $allowabort = true) {
+    harness::$savepoints[] = [$type . '_' . $plugin, (int) $version];
 }
 
 /**

@@ -28,15 +28,16 @@ abstract class base_testcase extends TestCase {
     protected $sink;
 
     /**
-     * A new "request" with the file backend writing JSON lines to a private file.
+     * A new "request" with the file backend writing JSON lines to a private file, in a dataroot of its own.
+     *
+     * The spool directory defaults to $CFG->dataroot/logstore_tsdb/spool, and a spooled batch does not record which
+     * sink it was meant for: whatever configuration has that spool_dir replays it into its own sink. A dataroot per
+     * test gives every test its own spool, so a batch an earlier test spooled (an outage it caused, events it left
+     * pending when the next test switched the configuration) can never be replayed into this test's sink or table.
      */
     protected function setUp(): void {
         global $DB, $CFG;
-        // Tests share one dataroot per process: a spool segment left by an earlier test (a killed subprocess, an
-        // outage) must not be replayed into this test's sink.
-        foreach (glob($CFG->dataroot . '/logstore_tsdb/spool/*.seg') ?: [] as $segment) {
-            @unlink($segment);
-        }
+        harness::new_dataroot();
         harness::reset();
         context::reset_all();
         extension::reset_for_tests();
@@ -47,7 +48,7 @@ abstract class base_testcase extends TestCase {
                 $DB->execute("DELETE FROM {" . $t . "}");
             }
         }
-        $this->sink = tempnam(sys_get_temp_dir(), 'tsdb-harness-') . '.jsonl';
+        $this->sink = $CFG->dataroot . '/sink.jsonl';
         $this->configure(['backend' => 'file', 'format' => 'json', 'path' => $this->sink, 'mode' => 'async',
             'flush_interval_ms' => 50]);
     }
@@ -66,13 +67,18 @@ abstract class base_testcase extends TestCase {
     }
 
     /**
-     * Removes the sink file.
+     * Removes the test's dataroot (with its sink file); the next test (or class fixture) gets a new one.
+     *
+     * Events this test left unwritten belong to its configuration (its sink, its spool): they cannot reach the next
+     * test, whose spool directory differs. The flush only lets them finish before the files go.
      */
     protected function tearDown(): void {
+        global $CFG;
         if (function_exists('tsdb_flush')) {
             tsdb_flush(5000);
         }
-        @unlink($this->sink);
+        harness::remove_tree($CFG->dataroot);
+        harness::new_dataroot();
     }
 
     /**
@@ -150,6 +156,39 @@ abstract class base_testcase extends TestCase {
     }
 
     /**
+     * Asserts that rows read from a PostgreSQL log table hold, column for column, the rows the reference store (built
+     * like logstore_standard) captured for the same events, in the same order.
+     *
+     * @param array[] $refrows \logstore_reference\log\store::$rows (other as JSON text)
+     * @param \stdClass[] $rows SELECT of self::COLUMNS, time and event_id
+     * @param string $msg
+     */
+    protected function assert_pg_rows_match_reference(array $refrows, array $rows, string $msg): void {
+        $this->assertCount(count($refrows), $rows, "$msg: number of rows");
+        foreach (array_values($refrows) as $i => $ref) {
+            $row = (array) $rows[$i];
+            foreach (self::COLUMNS as $col) {
+                $got = $row[$col];
+                if ($col === 'other') {
+                    // jsonb keeps the values and types, not the key order.
+                    $want = self::canonical(json_decode($ref['other'], true));
+                    $this->assertSame($want, $got === null ? null : self::canonical(json_decode($got, true)),
+                        "$msg: row $i other");
+                    continue;
+                }
+                $want = $ref[$col];
+                if (in_array($col, self::INTS, true)) {
+                    $want = $want === null ? null : (int) $want;
+                    $got = $got === null ? null : (int) $got;
+                }
+                $this->assertSame($want, $got, "$msg: row $i column $col");
+            }
+            $this->assertNotEmpty($row['event_id'], "$msg: row $i event_id");
+            $this->assertNotEmpty($row['time'], "$msg: row $i time");
+        }
+    }
+
+    /**
      * Sorts associative arrays by key, recursively (PostgreSQL's jsonb does not keep key order; lists keep theirs).
      *
      * @param mixed $v
@@ -174,6 +213,8 @@ abstract class base_testcase extends TestCase {
      * @return array [exit code, stdout, stderr]
      */
     protected function run_php_file(string $file, array $env = []): array {
+        global $CFG;
+        $env += ['HARNESS_DATAROOT' => $CFG->dataroot];
         $cmd = [PHP_BINARY, '-d', 'display_errors=stderr'];
         if (getenv('TSDB_SO')) {
             $cmd[] = '-d';
@@ -197,7 +238,7 @@ abstract class base_testcase extends TestCase {
     protected function run_php_without_extension(string $code): array {
         $script = tempnam(sys_get_temp_dir(), 'tsdb-noext-') . '.php';
         file_put_contents($script, "<?php\nrequire('" . addslashes(realpath(__DIR__ . '/../bootstrap.php')) . "');\n" . $code);
-        $env = getenv();
+        $env = array_merge(getenv(), ['HARNESS_DATAROOT' => $GLOBALS['CFG']->dataroot]);
         $proc = proc_open([PHP_BINARY, '-d', 'display_errors=stderr', $script], [1 => ['pipe', 'w'], 2 => ['pipe', 'w']], $pipes, null, $env);
         $out = stream_get_contents($pipes[1]);
         $err = stream_get_contents($pipes[2]);

@@ -501,7 +501,7 @@ class import_test extends base_testcase {
      * @return string path of the CLI script
      */
     protected function cli_tree(): string {
-        $root = sys_get_temp_dir() . '/tsdb-moodle-' . getmypid();
+        $root = harness::$rundir . '/moodle';
         $dir = "$root/admin/tool/log/store/tsdb";
         if (!is_dir($dir)) {
             mkdir($dir, 0700, true);
@@ -522,6 +522,8 @@ class import_test extends base_testcase {
      * @return resource
      */
     protected function start_cli(string $cli, array $args, array $env, &$pipes) {
+        global $CFG;
+        $env += ['HARNESS_DATAROOT' => $CFG->dataroot];
         $cmd = array_merge([PHP_BINARY, '-d', 'display_errors=stderr'], getenv('TSDB_SO') ? ['-d', 'extension=' . getenv('TSDB_SO')]
             : [], [$cli], $args);
         return proc_open($cmd, [0 => ['file', '/dev/null', 'r'], 1 => ['pipe', 'w'], 2 => ['pipe', 'w']], $pipes, null,

@@ -40,11 +40,23 @@ class influx_test extends base_testcase {
         if (!$DB) {
             $this->markTestSkipped('SKIPPED: no PostgreSQL for Moodle\'s tables');
         }
-        $this->database = 'moodle_t' . getmypid() . '_' . mt_rand(1000, 9999);
+        // A name no earlier run can have left behind (a shared server keeps databases across runs); dropped at the end.
+        $this->database = 'moodle_t' . getmypid() . '_' . bin2hex(random_bytes(4));
         $this->configure(['backend' => 'influxdb1', 'url' => getenv('TSDB_TEST_INFLUX_URL'), 'database' => $this->database,
             'pseudonymise' => 1, 'retry_max_elapsed_ms' => 3000]);
         $client = new influx_client(\logstore_tsdb\log\store::read_plugin_config());
         $client->query('CREATE DATABASE ' . influx_client::quote_identifier($this->database), true);
+    }
+
+    /**
+     * Drops the test database.
+     */
+    protected function tearDown(): void {
+        parent::tearDown();
+        if ($this->database) {
+            $client = new influx_client(\logstore_tsdb\log\store::read_plugin_config());
+            $client->query('DROP DATABASE ' . influx_client::quote_identifier($this->database), true);
+        }
     }
 
     /**

@@ -16,6 +16,7 @@ use logstore_tsdb\local\connection_tester;
 use logstore_tsdb\local\extension;
 use logstore_tsdb\local\health;
 use logstore_tsdb\local\metrics;
+use logstore_tsdb\local\settings_definition;
 
 /**
  * Operations tests.
@@ -154,7 +155,12 @@ class ops_test extends base_testcase {
         (new \logstore_tsdb\task\replay_spool())->execute();
         $log = implode("\n", array_column(harness::$debugging, 0));
         if (function_exists('tsdb_replay_spool')) {
-            $this->assertStringContainsString('spool replay', $log);
+            // The default async configuration has a spool (this test's, empty): the task replays it, not "skipped".
+            $this->assertMatchesRegularExpression('/mtrace: logstore_tsdb: spool replay: (\{.*\})/', $log);
+            preg_match('/mtrace: logstore_tsdb: spool replay: (\{.*\})/', $log, $m);
+            $replay = json_decode($m[1], true);
+            $this->assertSame(['segments' => 0, 'written' => 0, 'error' => '', 'remaining_segments' => 0],
+                array_intersect_key($replay, array_flip(['segments', 'written', 'error', 'remaining_segments'])));
         } else {
             $this->assertStringContainsString('tsdb_replay_spool() is missing', $log);
         }
@@ -244,22 +250,27 @@ class ops_test extends base_testcase {
     }
 
     /**
-     * Status page data: spool size and age.
+     * Status page data: spool size and age; the spool is under dataroot by default, in async mode too, and an empty
+     * spool_dir turns it off.
      */
     public function test_spool_info(): void {
         global $CFG;
-        $dir = $CFG->dataroot . '/spooltest' . getmypid();
-        $this->configure(['spool_dir' => $dir]);
         $cfg = \logstore_tsdb\log\store::read_plugin_config();
-        $this->assertNull(\logstore_tsdb\local\status::spool_info($cfg));
-        mkdir($dir);
+        $this->assertSame('async', $cfg->mode);
+        $dir = $CFG->dataroot . '/logstore_tsdb/spool';
+        $this->assertSame($dir, settings_definition::extension_config($cfg)['spool_dir']);
+        $this->assertNull(\logstore_tsdb\local\status::spool_info($cfg), 'no spool directory yet');
+        mkdir($dir, 0700, true);
         file_put_contents("$dir/a", str_repeat('x', 100));
         file_put_contents("$dir/b", str_repeat('x', 50));
         touch("$dir/a", 1700000000);
         $info = \logstore_tsdb\local\status::spool_info($cfg);
         $this->assertSame(['files' => 2, 'bytes' => 150, 'oldest' => 1700000000], $info);
-        array_map('unlink', glob("$dir/*"));
-        rmdir($dir);
+
+        $this->configure(['spool_dir' => '']);
+        $cfg = \logstore_tsdb\log\store::read_plugin_config();
+        $this->assertSame('', settings_definition::extension_config($cfg)['spool_dir'], 'empty: no spool is sent');
+        $this->assertNull(\logstore_tsdb\local\status::spool_info($cfg));
     }
 
     /**

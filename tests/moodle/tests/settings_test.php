@@ -86,7 +86,7 @@ class settings_test extends base_testcase {
         $accepts = true;
         try {
             tsdb_configure(['backend' => 'file', 'mode' => 'durable', 'path' => $this->sink,
-                'spool_dir' => sys_get_temp_dir() . '/logstore_tsdb_probe_spool']);
+                'spool_dir' => $GLOBALS['CFG']->dataroot . '/probe_spool']);
         } catch (\ValueError $e) {
             $accepts = false;
         }
@@ -156,7 +156,7 @@ class settings_test extends base_testcase {
         }
         // The integer limits of the plugin are inside the extension's: a value at each bound is accepted.
         foreach (settings_definition::all() as $name => $def) {
-            if ($def['type'] !== 'int' || empty($def['ext']) || !empty($def['durableonly'])) {
+            if ($def['type'] !== 'int' || empty($def['ext'])) {
                 continue;
             }
             foreach ([$def['min'], $def['max']] as $bound) {
@@ -178,6 +178,62 @@ class settings_test extends base_testcase {
                 $this->assertTrue($ok, "$name = $bound is accepted by the extension");
             }
         }
+    }
+
+    /**
+     * The spool is pushed in every write mode (default under dataroot); an empty spool_dir sends none, which the
+     * extension accepts in async and sync mode and refuses, naming spool_dir, in durable mode.
+     */
+    public function test_spool_dir_in_every_mode(): void {
+        global $CFG;
+        $this->assertSame($CFG->dataroot . '/logstore_tsdb/spool', settings_definition::default_spool_dir());
+        foreach (['async', 'sync', 'durable'] as $mode) {
+            $this->configure(['mode' => $mode, 'spool_dir' => null]);
+            $config = settings_definition::extension_config(\logstore_tsdb\log\store::read_plugin_config());
+            $this->assertSame(settings_definition::default_spool_dir(), $config['spool_dir'], "$mode: default spool");
+            $this->assertArrayHasKey('spool_limit_bytes', $config);
+            tsdb_configure($config);
+            $this->assertSame($mode, tsdb_stats()['mode']);
+
+            $this->configure(['spool_dir' => '']);
+            $config = settings_definition::extension_config(\logstore_tsdb\log\store::read_plugin_config());
+            $this->assertSame('', $config['spool_dir'], "$mode: empty means no spool");
+            try {
+                tsdb_configure($config);
+                $this->assertNotSame('durable', $mode, 'durable mode without a spool is refused');
+            } catch (\ValueError $e) {
+                $this->assertSame('durable', $mode, $e->getMessage());
+                $this->assertStringContainsString('spool_dir', $e->getMessage());
+            }
+        }
+        // Durable mode is still offered to a site that turned the spool off (the probe brings its own spool).
+        $this->configure(['mode' => 'async', 'spool_dir' => '']);
+        extension::reset_for_tests();
+        [$settings] = $this->load_settings();
+        $this->assertArrayHasKey('durable', $settings->settings->mode->choices);
+        $this->assertSame(settings_definition::default_spool_dir(), $settings->settings->spool_dir->defaultsetting);
+    }
+
+    /**
+     * The upgrade step: a site that kept the old empty spool_dir ("the default directory") gets that directory,
+     * rather than an empty value that now turns the spool off; any other value, or a newer site, is left alone.
+     */
+    public function test_upgrade_keeps_the_spool_of_an_empty_spool_dir(): void {
+        require_once(harness::$plugindir . '/db/upgrade.php');
+        $plugin = new stdClass();
+        include(harness::$plugindir . '/version.php');
+        set_config('spool_dir', '', 'logstore_tsdb');
+        $this->assertTrue(xmldb_logstore_tsdb_upgrade(2025070100));
+        $this->assertSame(settings_definition::default_spool_dir(), get_config('logstore_tsdb', 'spool_dir'));
+        $this->assertSame([['logstore_tsdb', 2025070101]], harness::$savepoints);
+        $this->assertGreaterThanOrEqual(2025070101, $plugin->version, 'version.php reaches the savepoint');
+
+        set_config('spool_dir', '/srv/moodle-spool', 'logstore_tsdb');
+        xmldb_logstore_tsdb_upgrade(2025070100);
+        $this->assertSame('/srv/moodle-spool', get_config('logstore_tsdb', 'spool_dir'));
+        set_config('spool_dir', '', 'logstore_tsdb');
+        xmldb_logstore_tsdb_upgrade(2025070101);
+        $this->assertSame('', get_config('logstore_tsdb', 'spool_dir'), 'an admin who turned the spool off keeps it off');
     }
 
     /**

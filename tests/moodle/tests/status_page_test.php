@@ -26,7 +26,7 @@ class status_page_test extends base_testcase {
      * @return array [exit code, html, stderr]
      */
     protected function run_page(bool $public, array $get, int $userid): array {
-        $root = sys_get_temp_dir() . '/tsdb-site-' . getmypid() . '-' . ($public ? '51' : '44');
+        $root = harness::$rundir . '/site' . ($public ? '51' : '44');
         $dir = $root . ($public ? '/public' : '') . '/admin/tool/log/store/tsdb';
         @mkdir($dir, 0777, true);
         copy(harness::$plugindir . '/status.php', "$dir/status.php");

@@ -429,14 +429,16 @@ class importer {
     }
 
     /**
-     * The extension's configuration for the import process: the plugin's, in async mode (never the durable spool:
-     * its replay could deliver an interrupted chunk's events after the next run re-imported them).
+     * The extension's configuration for the import process: the plugin's, in async mode and without a spool (a
+     * replay could deliver an interrupted chunk's events after the next run re-imported them; a failed chunk is
+     * reported and imported again by the next run instead).
      *
      * @return array
      */
     protected function extension_config(): array {
         $cfg = clone $this->cfg;
         $cfg->mode = 'async';
+        $cfg->spool_dir = '';
         $config = settings_definition::extension_config($cfg);
         $config['batch_size'] = max($this->chunk, 1000);
         $config['memory_limit_bytes'] = max((int) $config['memory_limit_bytes'], 268435456);

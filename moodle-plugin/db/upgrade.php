@@ -1,0 +1,44 @@
+<?php
+// This file is part of Moodle - http://moodle.org/
+//
+// Moodle is free software: you can redistribute it and/or modify
+// it under the terms of the GNU General Public License as published by
+// the Free Software Foundation, either version 3 of the License, or
+// (at your option) any later version.
+//
+// Moodle is distributed in the hope that it will be useful,
+// but WITHOUT ANY WARRANTY; without even the implied warranty of
+// MERCHANTABILITY or FITNESS FOR A PARTICULAR PURPOSE.  See the
+// GNU General Public License for more details.
+//
+// You should have received a copy of the GNU General Public License
+// along with Moodle.  If not, see <http://www.gnu.org/licenses/>.
+
+/**
+ * Upgrade steps of logstore_tsdb.
+ *
+ * @package    logstore_tsdb
+ * @copyright  2025 The logstore_tsdb authors
+ * @license    http://www.gnu.org/copyleft/gpl.html GNU GPL v3 or later
+ */
+
+defined('MOODLE_INTERNAL') || die();
+
+/**
+ * Upgrades logstore_tsdb from $oldversion.
+ *
+ * @param int $oldversion the version installed before this upgrade
+ * @return bool
+ */
+function xmldb_logstore_tsdb_upgrade($oldversion) {
+    if ($oldversion < 2025070101) {
+        // Until this version an empty spool_dir meant "the default directory", and the spool was used in durable
+        // mode only. The spool is now used in every write mode and an empty spool_dir turns it off: a site that kept
+        // the old empty value gets the default directory it was using, rather than losing its spool.
+        if (get_config('logstore_tsdb', 'spool_dir') === '') {
+            set_config('spool_dir', \logstore_tsdb\local\settings_definition::default_spool_dir(), 'logstore_tsdb');
+        }
+        upgrade_plugin_savepoint(true, 2025070101, 'logstore', 'tsdb');
+    }
+    return true;
+}
