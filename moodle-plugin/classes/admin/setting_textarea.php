@@ -15,7 +15,7 @@
 // along with Moodle.  If not, see <http://www.gnu.org/licenses/>.
 
 /**
- * A admin_setting_configtextarea whose value is checked against the plugin's settings definition.
+ * An admin_setting_configtextarea checked against the plugin's settings definition.
  *
  * @package    logstore_tsdb
  * @copyright  2025 The logstore_tsdb authors
@@ -30,26 +30,12 @@ global $CFG;
 require_once($CFG->libdir . '/adminlib.php');
 
 /**
- * Validates with \logstore_tsdb\local\settings_definition::validate(): the error message names the field.
+ * Moodle's admin_setting_configtextarea whose validation also applies the settings definition (see validated_setting).
  *
  * @package    logstore_tsdb
  * @copyright  2025 The logstore_tsdb authors
  * @license    http://www.gnu.org/copyleft/gpl.html GNU GPL v3 or later
  */
 class setting_textarea extends \admin_setting_configtextarea {
-
-    /**
-     * Validates the submitted value.
-     *
-     * @param string $data
-     * @return true|string true, or an error message that starts with the setting name
-     */
-    public function validate($data) {
-        $parent = parent::validate($data);
-        if ($parent !== true) {
-            return $this->name . ': ' . $parent;
-        }
-        $error = \logstore_tsdb\local\settings_definition::validate($this->name, $data);
-        return $error === null ? true : $error;
-    }
+    use validated_setting;
 }

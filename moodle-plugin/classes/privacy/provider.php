@@ -148,30 +148,7 @@ class provider implements
      * @param context $context
      */
     public static function delete_data_for_all_users_in_context(context $context) {
-        $cfg = self::config();
-        switch (self::kind($cfg)) {
-            case 'postgres':
-                $db = pgdb::from_config($cfg);
-                $users = array_map(function($r) {
-                    return (int) $r->userid;
-                }, $db->query('SELECT DISTINCT userid FROM ' . $db->table() . ' WHERE contextid = ? AND userid > 0',
-                    [(int) $context->id]));
-                $db->execute('DELETE FROM ' . $db->table() . ' WHERE contextid = ?', [(int) $context->id]);
-                if ($users) {
-                    // The per-user daily summary must not keep what was deleted.
-                    (new \logstore_tsdb\local\summary($db, $cfg))->users_deleted($users);
-                }
-                $db->close();
-                return;
-            case 'influx':
-                (new influx_client($cfg))->delete_where_tags(['contextid' => (string) $context->id]);
-                return;
-            case 'file':
-                self::file_rewrite($cfg, function(array $row) use ($context) {
-                    return (int) $row['contextid'] !== (int) $context->id;
-                });
-                return;
-        }
+        self::delete_events([(int) $context->id], null);
     }
 
     /**
@@ -183,7 +160,7 @@ class provider implements
         $userid = (int) $contextlist->get_user()->id;
         $contextids = array_map('intval', $contextlist->get_contextids());
         if ($contextids) {
-            self::delete_users_in_contexts([$userid], $contextids);
+            self::delete_events($contextids, [$userid]);
         }
     }
 
@@ -195,7 +172,7 @@ class provider implements
     public static function delete_data_for_userlist(approved_userlist $userlist) {
         $userids = array_map('intval', $userlist->get_userids());
         if ($userids) {
-            self::delete_users_in_contexts($userids, [(int) $userlist->get_context()->id]);
+            self::delete_events([(int) $userlist->get_context()->id], $userids);
         }
     }
 
@@ -216,41 +193,56 @@ class provider implements
     }
 
     /**
-     * Deletes rows where userid is one of the users and contextid one of the contexts (the standard store's rule).
+     * Deletes the events of some contexts: all of them, or only those whose author (userid) is one of the users
+     * (the standard store's rules: by contextid, or by userid AND contextid).
      *
-     * @param int[] $userids
      * @param int[] $contextids
+     * @param int[]|null $userids null: every user
      */
-    protected static function delete_users_in_contexts(array $userids, array $contextids): void {
+    protected static function delete_events(array $contextids, ?array $userids): void {
         $cfg = self::config();
         switch (self::kind($cfg)) {
             case 'postgres':
                 $db = pgdb::from_config($cfg);
+                $table = $db->table();
+                $affected = $userids ?? [];
                 foreach (array_chunk($contextids, 1000) as $chunk) {
-                    $db->execute('DELETE FROM ' . $db->table() . ' WHERE userid = ANY(?::bigint[]) AND contextid = ANY(?::bigint[])',
-                        [pgdb::int_array($userids), pgdb::int_array($chunk)]);
+                    $where = 'contextid = ANY(?::bigint[])';
+                    $params = [pgdb::int_array($chunk)];
+                    if ($userids !== null) {
+                        $where .= ' AND userid = ANY(?::bigint[])';
+                        $params[] = pgdb::int_array($userids);
+                    } else {
+                        foreach ($db->query("SELECT DISTINCT userid FROM $table WHERE $where AND userid > 0", $params) as $r) {
+                            $affected[] = (int) $r->userid;
+                        }
+                    }
+                    $db->execute("DELETE FROM $table WHERE $where", $params);
                 }
-                (new \logstore_tsdb\local\summary($db, $cfg))->users_deleted($userids);
+                if ($affected) {
+                    // The per-user daily summary must not keep what was deleted.
+                    (new \logstore_tsdb\local\summary($db, $cfg))->users_deleted(array_values(array_unique($affected)));
+                }
                 $db->close();
                 return;
             case 'influx':
-                if (!empty($cfg->pseudonymise)) {
+                if ($userids !== null && !empty($cfg->pseudonymise)) {
                     // Unlink: the points stay, nobody can tell whose they are (in every context).
                     pseudonym::forget($userids);
                     return;
                 }
                 $client = new influx_client($cfg);
-                foreach ($userids as $u) {
-                    foreach ($contextids as $c) {
-                        $client->delete_where_tags(['userid' => (string) $u, 'contextid' => (string) $c]);
+                foreach ($contextids as $c) {
+                    foreach ($userids ?? [null] as $u) {
+                        $client->delete_where_tags(['contextid' => (string) $c] + ($u === null ? [] : ['userid' => (string) $u]));
                     }
                 }
                 return;
             case 'file':
-                $users = array_flip($userids);
                 $contexts = array_flip($contextids);
+                $users = $userids === null ? null : array_flip($userids);
                 self::file_rewrite($cfg, function(array $row) use ($users, $contexts) {
-                    return !(isset($users[(int) $row['userid']]) && isset($contexts[(int) $row['contextid']]));
+                    return !(isset($contexts[(int) $row['contextid']]) && ($users === null || isset($users[(int) $row['userid']])));
                 });
                 return;
         }
@@ -276,11 +268,10 @@ class provider implements
                 break;
             case 'influx':
                 $client = new influx_client($cfg);
-                $key = self::influx_user_key($cfg, $userid);
-                if ($key === null) {
+                $where = self::influx_user_where($cfg, $userid);
+                if ($where === null) {
                     break;
                 }
-                $where = self::influx_user_where($key);
                 if (in_array('contextid', $client->tags(), true)) {
                     $rows = $client->query('SELECT count("userid") FROM ' . $client->measurement() . " WHERE $where GROUP BY \"contextid\"");
                 } else {
@@ -378,11 +369,10 @@ class provider implements
                 break;
             case 'influx':
                 $client = new influx_client($cfg);
-                $key = self::influx_user_key($cfg, $userid);
-                if ($key === null) {
+                $where = self::influx_user_where($cfg, $userid);
+                if ($where === null) {
                     break;
                 }
-                $where = self::influx_user_where($key);
                 $map = [];
                 foreach ($client->query('SELECT * FROM ' . $client->measurement() . " WHERE $where") as $r) {
                     $row = (object) array_intersect_key($r + array_fill_keys(self::COLUMNS, null), array_flip(self::COLUMNS));
@@ -428,27 +418,22 @@ class provider implements
     }
 
     /**
-     * The id under which a user's events are stored in InfluxDB (their pseudonym), or null when they have none.
+     * InfluxQL condition "the user is userid, relateduserid or realuserid", on the id their points carry (their
+     * pseudonym when pseudonymised), or null when they have no pseudonym (so no points).
      *
      * @param \stdClass $cfg
      * @param int $userid
-     * @return int|null
+     * @return string|null
      */
-    protected static function influx_user_key(\stdClass $cfg, int $userid): ?int {
-        if (empty($cfg->pseudonymise)) {
-            return $userid;
+    protected static function influx_user_where(\stdClass $cfg, int $userid): ?string {
+        $key = $userid;
+        if (!empty($cfg->pseudonymise)) {
+            $key = pseudonym::existing([$userid])[$userid] ?? null;
+            if ($key === null) {
+                return null;
+            }
         }
-        $existing = pseudonym::existing([$userid]);
-        return $existing[$userid] ?? null;
-    }
-
-    /**
-     * InfluxQL condition "the user is userid, relateduserid or realuserid".
-     *
-     * @param int $key
-     * @return string
-     */
-    protected static function influx_user_where(int $key): string {
+        $key = (int) $key;
         return "(\"userid\" = $key OR \"relateduserid\" = $key OR \"realuserid\" = $key)";
     }
 

@@ -12,8 +12,7 @@
  */
 
 require_once(__DIR__ . '/base_testcase.php');
-require_once(__DIR__ . '/log_dataset.php');
-require_once(__DIR__ . '/standard_reader.php');
+require_once(__DIR__ . '/reader_comparison.php');
 
 use logstore_tsdb\local\influx_client;
 use logstore_tsdb\local\pseudonym;
@@ -23,6 +22,7 @@ use logstore_tsdb\local\reader\unsupported_query;
  * Reader tests (InfluxDB).
  */
 class influx_reader_test extends base_testcase {
+    use reader_comparison;
 
     /** @var int Events. */
     const N = 3000;
@@ -116,21 +116,6 @@ class influx_reader_test extends base_testcase {
     }
 
     /**
-     * Same events in the same order.
-     *
-     * @param array $expected
-     * @param array $actual
-     * @param string $msg
-     */
-    protected function assert_same_events(array $expected, array $actual, string $msg): void {
-        $this->assertSame(count($expected), count($actual), "$msg: number of events");
-        $actual = array_values($actual);
-        foreach (array_values($expected) as $i => $e) {
-            $this->assertSame(log_dataset::normalise_event($e), log_dataset::normalise_event($actual[$i]), "$msg: event $i");
-        }
-    }
-
-    /**
      * The points carry pseudonyms, not user ids (what the reader has to map back).
      */
     public function test_points_are_pseudonymised(): void {
@@ -145,22 +130,7 @@ class influx_reader_test extends base_testcase {
     public function test_loglive(): void {
         $store = $this->store();
         $ref = new \logstore_standardref\reader();
-        foreach ([0, 3, 8] as $courseid) {
-            foreach ([0, 2, 4] as $day) {
-                $since = log_dataset::START + $day * 86400 + 9 * 3600;
-                foreach ([0, 1] as $page) {
-                    $want = harness_report_loglive::page($ref, $courseid, $since, $page, 100);
-                    $got = harness_report_loglive::page($store, $courseid, $since, $page, 100);
-                    $this->assertSame($want['total'], $got['total'], "loglive course $courseid day $day count");
-                    $this->assertGreaterThan(0, $got['total']);
-                    $this->assert_same_events($want['events'], $got['events'], "loglive course $courseid day $day page $page");
-                }
-                $want = harness_report_loglive::page($ref, $courseid, $since, 0, 50, null);
-                $got = harness_report_loglive::page($store, $courseid, $since, 0, 50, null);
-                $this->assertSame($want['total'], $got['total']);
-                $this->assert_same_events($want['events'], $got['events'], "loglive with anonymous, course $courseid");
-            }
-        }
+        $this->assert_loglive_matches($ref, $store, [0, 3, 8], [0, 2, 4], 9, 50);
     }
 
     /**
@@ -184,10 +154,7 @@ class influx_reader_test extends base_testcase {
         ];
         foreach ($filters as $name => $f) {
             foreach ([0, 2] as $page) {
-                $want = harness_report_log::page($ref, $f, $page, 25);
-                $got = harness_report_log::page($store, $f, $page, 25);
-                $this->assertSame($want['total'], $got['total'], "$name count");
-                $this->assert_same_events($want['events'], $got['events'], "$name page $page");
+                $this->assert_report_log_page($ref, $store, $f, $page, 25, $name);
             }
         }
         $this->assert_same_events(harness_report_log::download($ref, ['courseid' => 2]),

@@ -11,8 +11,7 @@
  */
 
 require_once(__DIR__ . '/base_testcase.php');
-require_once(__DIR__ . '/log_dataset.php');
-require_once(__DIR__ . '/standard_reader.php');
+require_once(__DIR__ . '/reader_comparison.php');
 
 use logstore_tsdb\local\pgdb;
 use logstore_tsdb\local\reader\unsupported_query;
@@ -21,6 +20,7 @@ use logstore_tsdb\local\reader\unsupported_query;
  * Reader tests (PostgreSQL).
  */
 class reader_test extends base_testcase {
+    use reader_comparison;
 
     /** @var int Events in the dataset. */
     const N = 6000;
@@ -81,22 +81,6 @@ class reader_test extends base_testcase {
     }
 
     /**
-     * Asserts two event lists are the same events in the same order.
-     *
-     * @param \core\event\base[] $expected
-     * @param \core\event\base[] $actual
-     * @param string $msg
-     */
-    protected function assert_same_events(array $expected, array $actual, string $msg): void {
-        $this->assertSame(count($expected), count($actual), "$msg: number of events");
-        $expected = array_values($expected);
-        $actual = array_values($actual);
-        foreach ($expected as $i => $e) {
-            $this->assertSame(log_dataset::normalise_event($e), log_dataset::normalise_event($actual[$i]), "$msg: event $i");
-        }
-    }
-
-    /**
      * The report_log filter combinations a site administrator can pick.
      *
      * @return array name => filters
@@ -145,14 +129,9 @@ class reader_test extends base_testcase {
         $nonempty = 0;
         foreach (self::report_log_filters() as $name => $filters) {
             $perpage = 30;
-            $want = harness_report_log::page($ref, $filters, 0, $perpage);
-            $total = $want['total'];
-            $pages = array_unique([0, 1, max(0, intdiv($total - 1, $perpage))]);
-            foreach ($pages as $page) {
-                $want = harness_report_log::page($ref, $filters, $page, $perpage);
-                $got = harness_report_log::page($store, $filters, $page, $perpage);
-                $this->assertSame($want['total'], $got['total'], "$name: count");
-                $this->assert_same_events($want['events'], $got['events'], "$name page $page");
+            $total = $this->assert_report_log_page($ref, $store, $filters, 0, $perpage, $name);
+            foreach (array_unique([1, max(1, intdiv($total - 1, $perpage))]) as $page) {
+                $this->assert_report_log_page($ref, $store, $filters, $page, $perpage, $name);
             }
             if ($total > 0) {
                 $nonempty++;
@@ -191,23 +170,7 @@ class reader_test extends base_testcase {
     public function test_loglive_matches_standard_store(): void {
         $store = $this->store();
         $ref = new \logstore_standardref\reader();
-        foreach ([0, 3, 8] as $courseid) {
-            foreach ([0, 1, 4] as $day) {
-                $since = log_dataset::START + $day * 86400 + 12 * 3600;
-                foreach ([0, 1] as $page) {
-                    $want = harness_report_loglive::page($ref, $courseid, $since, $page, 100);
-                    $got = harness_report_loglive::page($store, $courseid, $since, $page, 100);
-                    $this->assertSame($want['total'], $got['total'], "loglive course $courseid day $day count");
-                    $this->assertGreaterThan(0, $got['total']);
-                    $this->assert_same_events($want['events'], $got['events'], "loglive course $courseid day $day page $page");
-                }
-                // Viewing anonymous events: no anonymous condition at all.
-                $want = harness_report_loglive::page($ref, $courseid, $since, 0, 100, null);
-                $got = harness_report_loglive::page($store, $courseid, $since, 0, 100, null);
-                $this->assertSame($want['total'], $got['total']);
-                $this->assert_same_events($want['events'], $got['events'], "loglive anonymous course $courseid day $day");
-            }
-        }
+        $this->assert_loglive_matches($ref, $store, [0, 3, 8], [0, 1, 4], 12, 100);
     }
 
     /**
@@ -321,10 +284,7 @@ class reader_test extends base_testcase {
         $ref = new \logstore_standardref\reader();
         foreach (['course + user' => ['courseid' => 3, 'userid' => 7], 'date' => ['date' => log_dataset::START + 86400],
                 'origin other' => ['origin' => '---']] as $name => $f) {
-            $want = harness_report_log::page($ref, $f, 1, 20);
-            $got = harness_report_log::page($store, $f, 1, 20);
-            $this->assertSame($want['total'], $got['total'], "PDO $name count");
-            $this->assert_same_events($want['events'], $got['events'], "PDO $name");
+            $this->assert_report_log_page($ref, $store, $f, 1, 20, "PDO $name");
         }
         $where = "origin <> 'what?:name' AND ip = ?";
         $this->assertSame($ref->get_events_select_count($where, [self::$entries[3]['ip']]),
