@@ -75,6 +75,8 @@ fn u32_at(b: &[u8], at: usize) -> u32 {
 impl Spool {
     pub fn open(dir: &Path, limit: u64, fsync: bool) -> io::Result<Spool> {
         fs::DirBuilder::new().recursive(true).mode(0o700).create(dir.join("quarantine"))?;
+        private_dir(dir)?;
+        private_dir(&dir.join("quarantine"))?;
         Ok(Spool { dir: dir.to_path_buf(), limit, fsync })
     }
 
@@ -512,6 +514,29 @@ pub fn decode(raw: &[u8]) -> Result<Vec<u8>, String> {
         return Err(format!("header says {count} records, found {n}"));
     }
     Ok(out)
+}
+
+/// Refuses a directory another user owns (whoever can write it could add events that replay as
+/// if Moodle had logged them, or read the spooled ones) and narrows ours to 0700. Root may use any
+/// (an admin replaying the web server user's spool by hand); it narrows none but its own.
+fn private_dir(dir: &Path) -> io::Result<()> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let meta = fs::metadata(dir)?;
+    if !meta.is_dir() {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "not a directory"));
+    }
+    // SAFETY: geteuid() has no preconditions.
+    let me = unsafe { libc::geteuid() };
+    if meta.uid() != me && me != 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!("owned by uid {}, not by this process's user (uid {me})", meta.uid()),
+        ));
+    }
+    if meta.uid() == me && meta.mode() & 0o077 != 0 {
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

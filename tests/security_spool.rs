@@ -66,6 +66,57 @@ fn spool_directories_are_0700_and_segments_0600() {
     }
 }
 
+/// An existing spool directory of ours that others may read or write is narrowed to 0700.
+#[test]
+fn an_existing_spool_dir_open_to_others_is_narrowed_to_0700() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path().join("spool");
+    std::fs::create_dir_all(dir.join("quarantine")).unwrap();
+    for p in [dir.clone(), dir.join("quarantine")] {
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o777)).unwrap();
+    }
+    Spool::open(&dir, 1 << 30, false).unwrap();
+    assert_eq!((mode(&dir), mode(&dir.join("quarantine"))), (0o700, 0o700));
+}
+
+/// A spool directory another user owns is refused (that user could plant segments that replay as
+/// Moodle's events). Run as root, this re-runs itself as `nobody` against a root-owned directory.
+#[test]
+fn a_spool_dir_another_user_owns_is_refused() {
+    use std::os::unix::process::CommandExt;
+    if let Ok(dir) = std::env::var("TSDB_TEST_FOREIGN_SPOOL") {
+        let Err(err) = Spool::open(Path::new(&dir), 1 << 30, false) else { panic!("{dir} was accepted") };
+        assert_eq!(err.to_string(), "owned by uid 0, not by this process's user (uid 65534)");
+        assert_eq!(mode(Path::new(&dir)), 0o777, "another user's directory is left as it is");
+        return;
+    }
+    // SAFETY: geteuid() has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("SKIPPED: a_spool_dir_another_user_owns_is_refused needs root (to act as another user)");
+        assert!(std::env::var("TSDB_TEST_REQUIRE_SERVERS").is_err(), "the CI runs as root");
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let dir = d.path().join("spool");
+    std::fs::create_dir_all(dir.join("quarantine")).unwrap();
+    for p in [dir.clone(), dir.join("quarantine")] {
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o777)).unwrap();
+    }
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "a_spool_dir_another_user_owns_is_refused", "--nocapture", "--test-threads=1"])
+        .env("TSDB_TEST_FOREIGN_SPOOL", &dir)
+        .uid(65534)
+        .gid(65534)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("1 passed"), "{text}");
+    // Root itself may use it (an admin replaying the web server user's spool by hand).
+    Spool::open(&dir, 1 << 30, false).unwrap();
+}
+
 #[test]
 fn garbage_segments_are_quarantined_and_the_rest_replays() {
     let d = tempfile::tempdir().unwrap();
