@@ -68,7 +68,7 @@ class setting_secret extends \admin_setting_configpasswordunmask {
             $data = '';
         }
         if (preg_match('/[\x00\r\n]/', $data)) {
-            return $this->name . ': must not contain line breaks';
+            return get_string('error_linebreak', 'logstore_tsdb', $this->name);
         }
         return $this->config_write($this->name, $data) ? '' : get_string('errorsetting', 'admin');
     }

@@ -63,6 +63,16 @@ class health {
         if ($sum['failed'] + $sum['dropped'] > 0) {
             return get_string('health_problem_failures', 'logstore_tsdb', (object) $sum);
         }
+        // With a spool an outage fails nothing: the events wait on disk. Batches still there after a whole check
+        // period (the flush threads and the replay task try every minute) mean the database is not taking them.
+        $stats = extension::stats();
+        if (!empty($stats['spool_segments'])) {
+            $oldest = time() - (int) $stats['oldest_unsent_age_s'];
+            if ($now - $oldest >= self::WINDOW) {
+                return get_string('health_problem_spool', 'logstore_tsdb', (object) ['segments' => $stats['spool_segments'],
+                    'minutes' => intdiv($now - $oldest, 60), 'error' => (string) $stats['last_error']]);
+            }
+        }
         return null;
     }
 

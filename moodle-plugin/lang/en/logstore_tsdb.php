@@ -184,6 +184,7 @@ $string['error_url'] = '{$a}: must be an http:// or https:// base URL without qu
 $string['error_select'] = '{$a}: not one of the choices';
 $string['error_path'] = '{$a}: must be an absolute path (starting with /)';
 $string['error_tags'] = '{$a}: must be a comma-separated list of field names (lower case letters and _)';
+$string['error_linebreak'] = '{$a}: must not contain line breaks';
 $string['error_identifier'] = '{$a}: must be a letter or _ followed by letters, digits or _, at most 63 characters';
 $string['error_pattern'] = '{$a->name}: "{$a->pattern}" is not a pattern (letters, digits, _, \\ and * only)';
 $string['error_required'] = '{$a->name}: required for backend {$a->backend}';
@@ -231,6 +232,7 @@ $string['health_recovered_subject'] = 'Moodle log store: writing recovered';
 $string['health_recovered_body'] = 'The time series database log store writes events again. Status page: {$a}';
 $string['health_problem_extension'] = 'the tsdb extension is not loaded in the cron PHP';
 $string['health_problem_failures'] = '{$a->failed} events failed and {$a->dropped} were dropped in the last check period, {$a->written} written';
+$string['health_problem_spool'] = '{$a->segments} spooled batches are waiting, the oldest for {$a->minutes} minutes: the time series database is not taking them ({$a->error})';
 $string['health_problem_config'] = 'configuration refused: {$a}';
 $string['health_problem_flush'] = 'the cron process could not write a test event: {$a}';
 

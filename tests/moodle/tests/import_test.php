@@ -492,7 +492,7 @@ class import_test extends base_testcase {
         $rate = self::N / $r['seconds'];
         fwrite(STDERR, sprintf("\n[import_test] imported %d rows from logstore_standard_log into PostgreSQL in %.2f s: %d rows/s\n",
             self::N, $r['seconds'], $rate));
-        $this->assertGreaterThan(1000, $rate);
+        // The rate is reported, not asserted: it depends on the machine's load (no timing thresholds).
     }
 
     /**

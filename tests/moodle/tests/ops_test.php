@@ -120,6 +120,36 @@ class ops_test extends base_testcase {
     }
 
     /**
+     * An outage with the spool (the default) fails no event, yet the check reports batches waiting in the spool for
+     * a whole check period, naming the backend's error; once they are replayed it is healthy again.
+     */
+    public function test_health_check_reports_a_waiting_spool(): void {
+        $this->require_db();
+        $missing = $GLOBALS['CFG']->dataroot . '/missing-dir/events.jsonl';
+        $this->configure(['path' => $missing, 'retry_max_elapsed_ms' => 0, 'healththreshold' => 1]);
+        harness::login(5);
+        \core\event\course_viewed::create(['context' => context_course::instance(3), 'courseid' => 3])->trigger();
+        $this->assertSame(0, tsdb_flush(10000));
+        $stats = tsdb_stats();
+        $this->assertSame(1, $stats['spooled'], $stats['last_error']);
+        $this->assertSame(0, $stats['failed']);
+        $now = time();
+        $this->assertSame('ok', health::check($now), 'just spooled: the flush threads and the task have not tried yet');
+        $this->assertSame('notified', health::check($now + health::WINDOW + 60));
+        $this->assertStringContainsString('1 spooled batches are waiting', harness::$messages[0]->fullmessage);
+        $this->assertStringContainsString('missing-dir', harness::$messages[0]->fullmessage, 'the backend\'s error');
+
+        // The backend is back: the replay task delivers the event, the check recovers.
+        mkdir(dirname($missing));
+        (new \logstore_tsdb\task\replay_spool())->execute();
+        $this->assertSame(0, tsdb_stats()['spool_segments']);
+        $this->assertSame('recovered', health::check($now + health::WINDOW + 120));
+        $this->assertSame([3], array_column(array_map(function($l) {
+            return json_decode($l, true);
+        }, file($missing, FILE_IGNORE_NEW_LINES)), 'courseid'));
+    }
+
+    /**
      * A refused configuration is a failing check too; a disabled store is never checked.
      */
     public function test_health_check_config_and_disabled(): void {

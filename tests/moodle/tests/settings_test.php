@@ -248,6 +248,8 @@ class settings_test extends base_testcase {
         $this->assertStringNotContainsString('s3cr3t-T0ken', $html);
         $this->assertSame('', $token->write_setting(''));
         $this->assertSame('s3cr3t-T0ken', get_config('logstore_tsdb', 'token'), 'empty keeps the saved secret');
+        $this->assertStringStartsWith('token:', $token->write_setting("two\nlines"), 'refused, naming the field');
+        $this->assertSame('s3cr3t-T0ken', get_config('logstore_tsdb', 'token'));
         $this->assertSame('', $token->write_setting('-'));
         $this->assertSame('', get_config('logstore_tsdb', 'token'), '"-" removes it');
     }
