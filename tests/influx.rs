@@ -110,8 +110,8 @@ impl Ev {
     }
 }
 
-fn write_record(buf: &mut Vec<u8>, e: &Ev, id: EventId) {
-    let mut w = RecordWriter::begin(buf);
+/// Puts the fields of `e` into a record being written.
+fn fill(w: &mut RecordWriter<'_>, e: &Ev) {
     for f in INT_FIELDS {
         if let Some(v) = e.ints[f as usize] {
             w.set_int(f, v);
@@ -122,6 +122,11 @@ fn write_record(buf: &mut Vec<u8>, e: &Ev, id: EventId) {
             w.put_str(f, v, 16 << 20);
         }
     }
+}
+
+fn write_record(buf: &mut Vec<u8>, e: &Ev, id: EventId) {
+    let mut w = RecordWriter::begin(buf);
+    fill(&mut w, e);
     w.finish(id, e.time_ns);
 }
 
@@ -698,16 +703,7 @@ fn influxdb1_end_to_end_through_the_pipeline() {
     for e in &evs {
         let logged = p
             .log(|w: &mut RecordWriter<'_>, _c: &Config| {
-                for f in INT_FIELDS {
-                    if let Some(v) = e.ints[f as usize] {
-                        w.set_int(f, v);
-                    }
-                }
-                for f in STR_FIELDS {
-                    if let Some(v) = &e.strs[f as usize] {
-                        w.put_str(f, v, 16 << 20);
-                    }
-                }
+                fill(w, e);
                 Ok::<(), ()>(())
             })
             .unwrap();

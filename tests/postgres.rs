@@ -4,7 +4,7 @@
 //! Without TSDB_TEST_PG_* each test prints "SKIPPED: ..." and passes, unless TSDB_TEST_REQUIRE_SERVERS=1
 //! (CI), where it fails. Each test works in its own schema, so tests run in parallel.
 
-use postgres::{Client, NoTls};
+use postgres::NoTls;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -20,43 +20,27 @@ use tsdb::sink::{Batch, Sink, SinkError};
 // ---------------------------------------------------------------------------------------------
 // Servers
 
+#[path = "common/pg.rs"]
+mod pg;
+
+use pg::PgServer;
+
+/// A PostgreSQL server, and whether it is TimescaleDB.
 #[derive(Clone, Debug)]
 struct Target {
-    host: String,
-    port: u16,
-    user: String,
-    password: String,
-    db: String,
+    server: PgServer,
     timescale: bool,
 }
 
-fn require() -> bool {
-    std::env::var("TSDB_TEST_REQUIRE_SERVERS").as_deref() == Ok("1")
+impl std::ops::Deref for Target {
+    type Target = PgServer;
+    fn deref(&self) -> &PgServer {
+        &self.server
+    }
 }
 
 fn pg() -> Option<Target> {
-    let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-    match (
-        var("TSDB_TEST_PG_HOST"),
-        var("TSDB_TEST_PG_PORT"),
-        var("TSDB_TEST_PG_USER"),
-        var("TSDB_TEST_PG_PASSWORD"),
-        var("TSDB_TEST_PG_DB"),
-    ) {
-        (Some(host), Some(port), Some(user), Some(password), Some(db)) => {
-            Some(Target { host, port: port.parse().expect("TSDB_TEST_PG_PORT"), user, password, db, timescale: false })
-        }
-        _ => {
-            if require() {
-                panic!("TSDB_TEST_REQUIRE_SERVERS=1 but TSDB_TEST_PG_* is not set (source tests/servers/postgres.sh)");
-            }
-            eprintln!(
-                "SKIPPED: PostgreSQL not configured (set TSDB_TEST_PG_HOST/PORT/USER/PASSWORD/DB, e.g. \
-                 `source tests/servers/postgres.sh && start_postgres /tmp/p`)"
-            );
-            None
-        }
-    }
+    pg::server("TSDB_TEST_PG", "PostgreSQL", "it").map(|server| Target { server, timescale: false })
 }
 
 fn timescale() -> Option<Target> {
@@ -70,14 +54,16 @@ fn timescale() -> Option<Target> {
         Some(postgres::config::Host::Unix(p)) => p.display().to_string(),
         None => "127.0.0.1".into(),
     };
-    let t = Target {
+    let server = PgServer {
         host,
         port: c.get_ports().first().copied().unwrap_or(5432),
         user: c.get_user().unwrap_or("postgres").to_string(),
         password: c.get_password().map(|p| String::from_utf8_lossy(p).into_owned()).unwrap_or_default(),
         db: c.get_dbname().unwrap_or("postgres").to_string(),
-        timescale: true,
+        socket: None,
+        schema_prefix: "it",
     };
+    let t = Target { server, timescale: true };
     let mut cl = t.client();
     let ext: Option<String> = cl
         .query_opt("SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'", &[])
@@ -88,40 +74,6 @@ fn timescale() -> Option<Target> {
         None => panic!("TSDB_TEST_TIMESCALE_DSN is set but the database has no timescaledb extension"),
     }
     Some(t)
-}
-
-impl Target {
-    fn client(&self) -> Client {
-        let mut c = postgres::Config::new();
-        c.host(&self.host).port(self.port).user(&self.user).password(&self.password).dbname(&self.db);
-        c.connect(NoTls).expect("test connection")
-    }
-
-    fn config(&self, schema: &str, extra: &[(&str, &str)]) -> Config {
-        let port = self.port.to_string();
-        let mut pairs: Vec<(&str, &str)> = vec![
-            ("backend", "postgres"),
-            ("host", &self.host),
-            ("port", &port),
-            ("user", &self.user),
-            ("password", &self.password),
-            ("dbname", &self.db),
-            ("schema", schema),
-        ];
-        pairs.extend_from_slice(extra);
-        Config::from_pairs(pairs).expect("test config")
-    }
-
-    /// A fresh, empty schema for one test.
-    fn schema(&self, name: &str) -> String {
-        let schema = format!("it_{name}");
-        self.client().batch_execute(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE")).unwrap();
-        schema
-    }
-
-    fn sink(&self, schema: &str, extra: &[(&str, &str)]) -> PostgresSink {
-        PostgresSink::new(&self.config(schema, extra)).unwrap()
-    }
 }
 
 /// Runs `f` against PostgreSQL (when configured) and TimescaleDB (when reachable).
@@ -137,7 +89,7 @@ fn both(name: &str, f: impl Fn(&Target, &str)) {
 }
 
 fn count(t: &Target, schema: &str) -> i64 {
-    t.client().query_one(&format!("SELECT count(*) FROM \"{schema}\".logstore_tsdb_log"), &[]).unwrap().get(0)
+    t.count(schema)
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -5,9 +5,7 @@
 //! Without the variables each test prints "SKIPPED: ..." and passes, unless TSDB_TEST_REQUIRE_SERVERS=1
 //! (CI), where it fails. Each test works in its own schema, so tests run in parallel.
 
-use postgres::{Client, NoTls};
 use std::sync::{Arc, Mutex};
-use tsdb::config::Config;
 use tsdb::event::{EventId, IntField, StrField, INT_FIELDS, STR_FIELDS};
 use tsdb::record::RecordWriter;
 use tsdb::sink::postgres::PostgresSink;
@@ -16,45 +14,14 @@ use tsdb::sink::{Batch, Sink, SinkError};
 // ---------------------------------------------------------------------------------------------
 // Servers
 
-fn require() -> bool {
-    std::env::var("TSDB_TEST_REQUIRE_SERVERS").as_deref() == Ok("1")
-}
+#[path = "common/pg.rs"]
+mod pg;
 
-fn var(k: &str) -> Option<String> {
-    std::env::var(k).ok().filter(|v| !v.is_empty())
-}
-
-/// Reads `{prefix}_{HOST,PORT,USER,PASSWORD,DB}` (and `_SOCKET`), or says SKIPPED (fails in CI).
-fn server(prefix: &str, what: &str) -> Option<Server> {
-    let get = |k: &str| var(&format!("{prefix}_{k}"));
-    match (get("HOST"), get("PORT"), get("USER"), get("PASSWORD"), get("DB")) {
-        (Some(host), Some(port), Some(user), Some(password), Some(db)) => Some(Server {
-            host,
-            port: port.parse().unwrap_or_else(|_| panic!("{prefix}_PORT")),
-            user,
-            password,
-            db,
-            socket: get("SOCKET"),
-        }),
-        _ => {
-            if require() {
-                panic!(
-                    "TSDB_TEST_REQUIRE_SERVERS=1 but {prefix}_* is not set (source tests/servers/postgres.sh and \
-                     run start_postgres; the TLS server needs openssl)"
-                );
-            }
-            eprintln!(
-                "SKIPPED: {what} not configured (set {prefix}_HOST/PORT/USER/PASSWORD/DB, e.g. \
-                 `source tests/servers/postgres.sh && start_postgres /tmp/p`)"
-            );
-            None
-        }
-    }
-}
+use pg::{require, var, PgServer as Server};
 
 /// The `ssl = on` server and its CA files.
 fn tls() -> Option<(Server, String, String)> {
-    let s = server("TSDB_TEST_PG_TLS", "PostgreSQL with TLS")?;
+    let s = pg::server("TSDB_TEST_PG_TLS", "PostgreSQL with TLS", "tls")?;
     match (var("TSDB_TEST_PG_TLS_CA_FILE"), var("TSDB_TEST_PG_TLS_WRONG_CA_FILE")) {
         (Some(ca), Some(wrong)) => Some((s, ca, wrong)),
         _ => {
@@ -69,58 +36,10 @@ fn tls() -> Option<(Server, String, String)> {
 
 /// The `ssl = off` server.
 fn plain() -> Option<Server> {
-    server("TSDB_TEST_PG", "PostgreSQL")
-}
-
-#[derive(Clone, Debug)]
-struct Server {
-    host: String,
-    port: u16,
-    user: String,
-    password: String,
-    db: String,
-    socket: Option<String>,
+    pg::server("TSDB_TEST_PG", "PostgreSQL", "tls")
 }
 
 impl Server {
-    /// A plain (no TLS) client of the test, for looking at the sink's session from outside.
-    fn client(&self) -> Client {
-        let mut c = postgres::Config::new();
-        c.host(&self.host).port(self.port).user(&self.user).password(&self.password).dbname(&self.db);
-        c.connect(NoTls).expect("test connection")
-    }
-
-    /// A fresh, empty schema for one test.
-    fn schema(&self, name: &str) -> String {
-        let schema = format!("tls_{name}");
-        self.client().batch_execute(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE")).unwrap();
-        schema
-    }
-
-    fn config(&self, schema: &str, extra: &[(&str, &str)]) -> Config {
-        let port = self.port.to_string();
-        let mut pairs: Vec<(&str, &str)> = vec![
-            ("backend", "postgres"),
-            ("host", &self.host),
-            ("port", &port),
-            ("user", &self.user),
-            ("password", &self.password),
-            ("dbname", &self.db),
-            ("schema", schema),
-        ];
-        // Later pairs win: `extra` may replace host, port, ...
-        pairs.extend_from_slice(extra);
-        Config::from_pairs(pairs).expect("test config")
-    }
-
-    fn sink(&self, schema: &str, extra: &[(&str, &str)]) -> PostgresSink {
-        PostgresSink::new(&self.config(schema, extra)).unwrap()
-    }
-
-    fn count(&self, schema: &str) -> i64 {
-        self.client().query_one(&format!("SELECT count(*) FROM \"{schema}\".logstore_tsdb_log"), &[]).unwrap().get(0)
-    }
-
     /// `pg_stat_ssl` of a backend: (ssl, version, cipher).
     fn ssl_of_pid(&self, pid: i32) -> (bool, Option<String>, Option<String>) {
         let r =

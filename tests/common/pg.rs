@@ -1,0 +1,102 @@
+//! The PostgreSQL servers of the tests (tests/servers/postgres.sh exports `{PREFIX}_HOST`, `_PORT`,
+//! `_USER`, `_PASSWORD`, `_DB`, `_SOCKET`), shared by the PostgreSQL test files.
+//!
+//! Without the variables a test says "SKIPPED: ..." and passes, unless TSDB_TEST_REQUIRE_SERVERS=1
+//! (CI), where it fails.
+
+#![allow(dead_code)] // each test file uses part of it
+
+use postgres::{Client, NoTls};
+use tsdb::config::Config;
+use tsdb::sink::postgres::PostgresSink;
+
+pub fn require() -> bool {
+    std::env::var("TSDB_TEST_REQUIRE_SERVERS").as_deref() == Ok("1")
+}
+
+pub fn var(k: &str) -> Option<String> {
+    std::env::var(k).ok().filter(|v| !v.is_empty())
+}
+
+#[derive(Clone, Debug)]
+pub struct PgServer {
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    pub password: String,
+    pub db: String,
+    pub socket: Option<String>,
+    /// Prefix of the schemas this test file makes, so that test files running at the same time
+    /// never share one.
+    pub schema_prefix: &'static str,
+}
+
+/// The server `{prefix}_*` names, or None after saying SKIPPED (a panic in CI).
+pub fn server(prefix: &str, what: &str, schema_prefix: &'static str) -> Option<PgServer> {
+    let get = |k: &str| var(&format!("{prefix}_{k}"));
+    match (get("HOST"), get("PORT"), get("USER"), get("PASSWORD"), get("DB")) {
+        (Some(host), Some(port), Some(user), Some(password), Some(db)) => Some(PgServer {
+            host,
+            port: port.parse().unwrap_or_else(|_| panic!("{prefix}_PORT")),
+            user,
+            password,
+            db,
+            socket: get("SOCKET"),
+            schema_prefix,
+        }),
+        _ => {
+            if require() {
+                panic!(
+                    "TSDB_TEST_REQUIRE_SERVERS=1 but {prefix}_* is not set (source tests/servers/postgres.sh and \
+                     run start_postgres; the TLS server needs openssl)"
+                );
+            }
+            eprintln!(
+                "SKIPPED: {what} not configured (set {prefix}_HOST/PORT/USER/PASSWORD/DB, e.g. \
+                 `source tests/servers/postgres.sh && start_postgres /tmp/p`)"
+            );
+            None
+        }
+    }
+}
+
+impl PgServer {
+    /// A plain (no TLS) client of the test, for looking at what the sink did from outside.
+    pub fn client(&self) -> Client {
+        let mut c = postgres::Config::new();
+        c.host(&self.host).port(self.port).user(&self.user).password(&self.password).dbname(&self.db);
+        c.connect(NoTls).expect("test connection")
+    }
+
+    /// A fresh, empty schema for one test.
+    pub fn schema(&self, name: &str) -> String {
+        let schema = format!("{}_{name}", self.schema_prefix);
+        self.client().batch_execute(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE")).unwrap();
+        schema
+    }
+
+    /// The sink's configuration for this server and `schema`; later pairs of `extra` win.
+    pub fn config(&self, schema: &str, extra: &[(&str, &str)]) -> Config {
+        let port = self.port.to_string();
+        let mut pairs: Vec<(&str, &str)> = vec![
+            ("backend", "postgres"),
+            ("host", &self.host),
+            ("port", &port),
+            ("user", &self.user),
+            ("password", &self.password),
+            ("dbname", &self.db),
+            ("schema", schema),
+        ];
+        pairs.extend_from_slice(extra);
+        Config::from_pairs(pairs).expect("test config")
+    }
+
+    pub fn sink(&self, schema: &str, extra: &[(&str, &str)]) -> PostgresSink {
+        PostgresSink::new(&self.config(schema, extra)).unwrap()
+    }
+
+    /// Rows in the sink's table of `schema`.
+    pub fn count(&self, schema: &str) -> i64 {
+        self.client().query_one(&format!("SELECT count(*) FROM \"{schema}\".logstore_tsdb_log"), &[]).unwrap().get(0)
+    }
+}
