@@ -69,6 +69,24 @@ stop_servers() {
   RUN=""
 }
 
+# Everything here loads the .so just built (`-d extension=`). A tsdb enabled system-wide (docs/install.md)
+# would be loaded first and the build under test ignored: run PHP with the system's conf.d minus tsdb.
+php_without_system_tsdb() {
+  "$PHP" -r 'exit(extension_loaded("tsdb") ? 0 : 1);' 2>/dev/null || return 0
+  local from dir f
+  from=${PHP_INI_SCAN_DIR:-$("$PHP" -r 'echo PHP_CONFIG_FILE_SCAN_DIR;')}
+  dir=$(mktemp -d /tmp/tsdb-php-conf.XXXXXX)
+  for f in "$from"/*.ini; do
+    grep -qE '^[[:space:]]*extension[[:space:]]*=.*tsdb' "$f" || ln -s "$f" "$dir/"
+  done
+  export PHP_INI_SCAN_DIR=$dir
+  if "$PHP" -r 'exit(extension_loaded("tsdb") ? 0 : 1);' 2>/dev/null; then
+    echo "tsdb is loaded by $("$PHP" -r 'echo php_ini_loaded_file();') itself: remove it there to test this build" >&2
+    exit 1
+  fi
+  echo "tsdb is enabled system-wide; PHP runs here with $dir (the system's conf.d without it)"
+}
+
 PASSED=0
 FAILED=0
 FAILED_NAMES=()
@@ -90,6 +108,7 @@ phpunit() {
 
 test_all() {
   deps
+  php_without_system_tsdb
   export TSDB_TEST_REQUIRE_SERVERS=1
   start_servers postgres influxdb victoriametrics
   suite "cargo fmt --check" cargo fmt --check
@@ -114,6 +133,7 @@ test_all() {
 
 demo() {
   deps
+  php_without_system_tsdb
   build
   start_servers postgres influxdb
   "$PHP" -d "extension=$SO" php/demo/workload.php "$@"
@@ -121,6 +141,7 @@ demo() {
 
 bench() {
   deps
+  php_without_system_tsdb
   build
   start_servers postgres influxdb
   local out="$ROOT/docs/BENCHMARKS.md" tmp
