@@ -345,6 +345,36 @@ impl Config {
         self.get("tags").split(',').filter(|t| !t.is_empty()).collect()
     }
 
+    /// What is allowed but unsafe, shown in `tsdb_stats()['warning']`: credentials or events crossing
+    /// the network in clear text (a loopback host or a Unix socket stays on the machine).
+    pub fn warnings(&self) -> Vec<String> {
+        let mut w = Vec::new();
+        match self.backend() {
+            "influxdb1" | "influxdb2" | "influxdb3" => {
+                let url = self.get("url");
+                let credentials = ["token", "password"].iter().any(|k| !self.get(k).is_empty());
+                if let Some(rest) = url.get(..7).filter(|p| p.eq_ignore_ascii_case("http://")).map(|_| &url[7..]) {
+                    let host = url_host(rest);
+                    if credentials && !is_loopback(host) {
+                        w.push(format!(
+                            "url: the InfluxDB credentials cross the network in clear text (http:// to {host}); use https://"
+                        ));
+                    }
+                }
+            }
+            "postgres" => {
+                let host = self.get("host");
+                if self.get("sslmode") == "disable" && !host.starts_with('/') && !is_loopback(host) {
+                    w.push(format!(
+                        "sslmode: events cross the network unencrypted (disable, to {host}); use verify-full"
+                    ));
+                }
+            }
+            _ => {}
+        }
+        w
+    }
+
     /// The secrets this configuration holds, to scrub from any text before it is shown.
     pub fn secrets(&self) -> Vec<&str> {
         SPECS.iter().filter(|s| s.kind == Kind::Secret).map(|s| self.get(s.key)).filter(|v| !v.is_empty()).collect()
@@ -391,6 +421,20 @@ pub fn markdown_table() -> String {
         out.push_str(&format!("| `{}` | {} | {} | {} |\n", s.key, default, allowed, s.doc));
     }
     out
+}
+
+/// The host of a URL without its scheme (`host:port/path`, `[v6]:port`), without user info.
+fn url_host(rest: &str) -> &str {
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host_port = authority.rsplit('@').next().unwrap_or("");
+    match host_port.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => host_port.split(':').next().unwrap_or(""),
+    }
+}
+
+fn is_loopback(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 #[cfg(test)]
@@ -466,5 +510,33 @@ mod tests {
         let b = Config::from_pairs([("batch_size", " 10 ")]).unwrap();
         assert_eq!(a, b);
         assert_ne!(a, Config::defaults());
+    }
+
+    #[test]
+    fn clear_text_credentials_and_events_are_warned_about_off_the_machine_only() {
+        let w = |pairs: &[(&str, &str)]| Config::from_pairs(pairs.iter().copied()).unwrap().warnings();
+        let v2 = |url| w(&[("backend", "influxdb2"), ("org", "o"), ("token", "tok-1"), ("url", url)]);
+        let off = v2("http://user@10.0.0.5:8086/x");
+        assert_eq!(
+            off,
+            ["url: the InfluxDB credentials cross the network in clear text (http:// to 10.0.0.5); use https://"]
+        );
+        assert!(!off[0].contains("tok-1"));
+        assert_eq!(v2("HTTP://[2001:db8::1]:8086").len(), 1);
+        for quiet in ["https://10.0.0.5:8086", "http://127.0.0.1:8086", "http://[::1]:8086", "http://LOCALHOST"] {
+            assert!(v2(quiet).is_empty(), "{quiet}");
+        }
+        // No credentials, nothing to leak.
+        assert!(w(&[("backend", "influxdb1"), ("database", "d"), ("url", "http://10.0.0.5")]).is_empty());
+        assert_eq!(w(&[("backend", "influxdb1"), ("database", "d"), ("url", "http://db"), ("password", "p")]).len(), 1);
+        let pg = |host, ssl| w(&[("backend", "postgres"), ("host", host), ("sslmode", ssl)]);
+        assert_eq!(
+            pg("db.example", "disable"),
+            ["sslmode: events cross the network unencrypted (disable, to db.example); use verify-full"]
+        );
+        for (host, ssl) in [("db.example", "verify-full"), ("127.0.0.1", "disable"), ("/var/run/postgresql", "disable")]
+        {
+            assert!(pg(host, ssl).is_empty(), "{host} {ssl}");
+        }
     }
 }

@@ -555,6 +555,7 @@ pub fn tsdb_stats() -> PhpResult<ZBox<ZendHashTable>> {
     }
     ht.insert("breaker", if s.breaker_open.load(Relaxed) { "open" } else { "closed" })?;
     ht.insert("last_error", s.last_error())?;
+    ht.insert("warning", config.warnings().join("; "))?;
     ht.insert("last_error_at", s.last_error_at.load(Relaxed))?;
     ht.insert("last_success_at", s.last_success_at.load(Relaxed))?;
     ht.insert("backend", config.backend())?;

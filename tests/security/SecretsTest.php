@@ -53,6 +53,21 @@ PHP;
         return json_decode($m[1], true);
     }
 
+    /** Credentials over plain http:// to another machine are allowed but reported, never with the secret. */
+    public function test_clear_text_credentials_off_the_machine_are_reported_in_stats(): void {
+        [$rc, $out, $err] = tsdb_sec_run(<<<'PHP'
+foreach (['http://192.0.2.7:8086', 'https://192.0.2.7:8086', 'http://127.0.0.1:8086'] as $url) {
+    tsdb_configure(['backend' => 'influxdb2', 'org' => 'o', 'token' => getenv('T'), 'url' => $url]);
+    echo "WARNING $url ", json_encode(tsdb_stats()['warning']), "\n";
+}
+PHP, [], 60, ['T' => self::TOKEN]);
+        $this->assertSame(0, $rc, $out . $err);
+        $this->assertStringContainsString('WARNING http://192.0.2.7:8086 "url: the InfluxDB credentials cross the network in clear text (http:\/\/ to 192.0.2.7); use https:\/\/"', $out);
+        $this->assertStringContainsString('WARNING https://192.0.2.7:8086 ""', $out);
+        $this->assertStringContainsString('WARNING http://127.0.0.1:8086 ""', $out);
+        $this->assert_nothing_shows($out . $err, [self::TOKEN]);
+    }
+
     /** With zend.exception_ignore_args = Off (php.ini-development), a trace keeps every argument:
      *  tsdb_configure()'s is #[\SensitiveParameter], so the array with the secrets never shows. */
     public function test_stack_traces_do_not_carry_the_configuration_array(): void {
