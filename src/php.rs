@@ -370,8 +370,16 @@ fn ini_name(key: &str) -> String {
     format!("tsdb.{key}")
 }
 
+/// One `tsdb.*` ini value; `fixed` when the server set it with FPM's `php_admin_value` (which makes an
+/// entry unchangeable from PHP code): `tsdb_configure()` does not override those.
+struct IniValue {
+    key: &'static str,
+    value: String,
+    fixed: bool,
+}
+
 /// The `tsdb.*` ini values, read in the PHP thread.
-fn ini_pairs() -> Vec<(&'static str, String)> {
+fn ini_pairs() -> Vec<IniValue> {
     let eg = ExecutorGlobals::get();
     // SAFETY: EG(ini_directives) is valid during a request; entries are zend_ini_entry pointers.
     let Some(table) = (unsafe { eg.ini_directives.as_ref() }) else {
@@ -383,14 +391,16 @@ fn ini_pairs() -> Vec<(&'static str, String)> {
             let zv = table.get(ini_name(s.key).as_str())?;
             let entry = unsafe { zv.ptr::<ffi::zend_ini_entry>()?.as_ref()? };
             let value = unsafe { entry.value.as_ref() }?;
-            Some((s.key, String::from_utf8_lossy(zstr_bytes(value)).into_owned()))
+            // ZEND_INI_USER (1) cleared: only the server may change it.
+            let fixed = entry.modifiable & 1 == 0;
+            Some(IniValue { key: s.key, value: String::from_utf8_lossy(zstr_bytes(value)).into_owned(), fixed })
         })
         .collect()
 }
 
 fn ini_config() -> Result<Config, Problem> {
     let pairs = ini_pairs();
-    Config::from_pairs(pairs.iter().map(|(k, v)| (*k, v.as_str()))).map_err(|e| {
+    Config::from_pairs(pairs.iter().map(|p| (p.key, p.value.as_str()))).map_err(|e| {
         Problem::Value(format!("php.ini: {}", e.0.iter().map(|m| format!("tsdb.{m}")).collect::<Vec<_>>().join("; ")))
     })
 }
@@ -451,16 +461,33 @@ fn configure(arr: &ZendHashTable) -> Result<(), Problem> {
         return Ok(());
     }
     let ini = ini_pairs();
+    let mut overridden = Vec::new();
     let strs: Vec<(String, String)> = input
         .iter()
         .map(|(k, v)| (String::from_utf8_lossy(k).into_owned(), String::from_utf8_lossy(v).into_owned()))
+        .filter(|(k, v)| match ini.iter().find(|p| p.fixed && p.key == k) {
+            Some(p) => {
+                if p.value != *v {
+                    overridden.push(format!(
+                        "{k}: fixed by the server (php_admin_value[tsdb.{k}]); the value given to tsdb_configure() is not used"
+                    ));
+                }
+                false
+            }
+            None => true,
+        })
         .collect();
-    let merged = ini.iter().map(|(k, v)| (*k, v.as_str())).chain(strs.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    let merged =
+        ini.iter().map(|p| (p.key, p.value.as_str())).chain(strs.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     let config = Config::from_pairs(merged).map_err(config_problem)?;
     process::configure(config)?;
     *LAST_INPUT.lock() = Some(input);
+    *NOT_OVERRIDDEN.lock() = overridden;
     Ok(())
 }
+
+/// What the last tsdb_configure() asked to change that the server had fixed (`php_admin_value`).
+static NOT_OVERRIDDEN: Mutex<Vec<String>> = Mutex::new(Vec::new());
 
 fn pipeline() -> Result<&'static Pipeline, Problem> {
     process::get_or_start(ini_config)
@@ -555,7 +582,8 @@ pub fn tsdb_stats() -> PhpResult<ZBox<ZendHashTable>> {
     }
     ht.insert("breaker", if s.breaker_open.load(Relaxed) { "open" } else { "closed" })?;
     ht.insert("last_error", s.last_error())?;
-    ht.insert("warning", config.warnings().join("; "))?;
+    let warnings: Vec<String> = config.warnings().into_iter().chain(NOT_OVERRIDDEN.lock().iter().cloned()).collect();
+    ht.insert("warning", warnings.join("; "))?;
     ht.insert("last_error_at", s.last_error_at.load(Relaxed))?;
     ht.insert("last_success_at", s.last_success_at.load(Relaxed))?;
     ht.insert("backend", config.backend())?;

@@ -64,13 +64,19 @@ final class tsdb_test_fpm_pool {
 
     /** Serves tests/fpm/page.php: logs `$n` events for request `$req`; returns the worker pid (0 on failure). */
     public function request(int $req, int $n = 20): int {
-        $env = ['SCRIPT_FILENAME' => __DIR__ . '/page.php', 'REQUEST_METHOD' => 'GET',
-            'QUERY_STRING' => "req=$req&n=$n", 'PATH' => getenv('PATH')];
+        return preg_match('/^(\d+)$/', $this->get('page.php', "req=$req&n=$n"), $m) ? (int)$m[1] : 0;
+    }
+
+    /** The body of `tests/fpm/$script?$query` as served by the pool ('' on failure). */
+    public function get(string $script, string $query): string {
+        $env = ['SCRIPT_FILENAME' => __DIR__ . "/$script", 'REQUEST_METHOD' => 'GET', 'QUERY_STRING' => $query,
+            'PATH' => getenv('PATH')];
         $p = proc_open(['cgi-fcgi', '-bind', '-connect', "127.0.0.1:{$this->port}"], [1 => ['pipe', 'w']], $pipes, null, $env);
         $out = stream_get_contents($pipes[1]);
         fclose($pipes[1]);
         proc_close($p);
-        return preg_match('/\r?\n\r?\n(\d+)$/', $out, $m) ? (int)$m[1] : 0;
+        $parts = preg_split('/\r?\n\r?\n/', $out, 2);
+        return $parts[1] ?? '';
     }
 
     public function master_pid(): int {
