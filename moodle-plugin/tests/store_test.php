@@ -203,6 +203,41 @@ final class store_test extends \advanced_testcase {
     }
 
     /**
+     * Configuration source = php.ini: the extension writes where the tsdb.* values say, and read_plugin_config() (used
+     * by the readers, privacy, the tasks and the status page) reports that same sink, not this page's settings.
+     */
+    public function test_phpini_config_source(): void {
+        $inisink = make_request_directory() . '/ini-events.jsonl';
+        $ini = ['tsdb.backend' => 'file', 'tsdb.format' => 'json', 'tsdb.path' => $inisink];
+        foreach ($ini as $name => $value) {
+            ini_set($name, $value);
+        }
+        try {
+            set_config('configsource', 'phpini', 'logstore_tsdb');
+            \logstore_tsdb\local\extension::reset_for_tests();
+            get_log_manager(true);
+            $cfg = \logstore_tsdb\log\store::read_plugin_config();
+            $this->assertSame(['file', 'json', $inisink], [$cfg->backend, $cfg->format, $cfg->path]);
+            $course = $this->getDataGenerator()->create_course();
+            \core\event\course_viewed::create(['context' => \context_course::instance($course->id)])->trigger();
+            $this->assertSame(0, tsdb_flush(10000));
+            $this->assertCount(0, $this->rows_of('\core\event\course_viewed'), 'nothing in the page\'s sink');
+            $rows = array_map(function($line) {
+                return json_decode($line, true);
+            }, file($inisink, FILE_IGNORE_NEW_LINES | FILE_SKIP_EMPTY_LINES));
+            $viewed = array_values(array_filter($rows, function($r) {
+                return $r['eventname'] === '\core\event\course_viewed';
+            }));
+            $this->assertCount(1, $viewed);
+            $this->assertEquals($course->id, $viewed[0]['courseid']);
+        } finally {
+            foreach (array_keys($ini) as $name) {
+                ini_restore($name);
+            }
+        }
+    }
+
+    /**
      * The health check notifies the administrators after repeated failures.
      */
     public function test_health_check_notifies(): void {

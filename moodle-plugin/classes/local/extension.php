@@ -84,7 +84,11 @@ class extension {
      * The extension treats a repeated identical configuration as free, so one push per request is cheap; pushes
      * within the same request (several stores, tests, CLI loops) are skipped entirely.
      *
-     * @param \stdClass $pluginconfig get_config('logstore_tsdb')
+     * With Configuration source = php.ini nothing of this page is handed over: tsdb_configure([]) gives every key its
+     * tsdb.* value, so a worker that had this page's settings before the switch writes where php.ini says, and a bad
+     * tsdb.* value is reported ("php.ini: tsdb.KEY: ...") like a refused setting.
+     *
+     * @param \stdClass $pluginconfig store::read_plugin_config()
      * @return bool true when the extension is loaded and its configuration is valid
      */
     public static function ensure_configured(\stdClass $pluginconfig): bool {
@@ -92,11 +96,10 @@ class extension {
             return false;
         }
         if (($pluginconfig->configsource ?? 'plugin') === 'phpini') {
-            // The administrator configures the extension in php.ini / the FPM pool: never override it.
-            self::$configerror = null;
-            return true;
+            $config = [];
+        } else {
+            $config = settings_definition::extension_config($pluginconfig);
         }
-        $config = settings_definition::extension_config($pluginconfig);
         $signature = sha1(serialize($config));
         if ($signature === self::$pushedsignature) {
             return self::$configerror === null;
@@ -139,6 +142,10 @@ class extension {
     /**
      * Does the loaded extension accept this write mode? Detected by trying it, then restoring the configuration.
      *
+     * With Configuration source = php.ini the probe changes only the mode (and a spool directory when php.ini has
+     * none), every other key keeps its tsdb.* value, and the restore hands tsdb_configure() nothing, which is the
+     * php.ini configuration again.
+     *
      * @param string $mode e.g. 'durable'
      * @param \stdClass|null $pluginconfig current plugin config, used to restore the extension afterwards
      * @return bool
@@ -151,22 +158,23 @@ class extension {
             return self::$modesupport[$mode];
         }
         $pluginconfig = $pluginconfig ?? \logstore_tsdb\log\store::read_plugin_config();
-        if (($pluginconfig->configsource ?? 'plugin') === 'phpini') {
-            // Probing would override the php.ini configuration of this process: do not.
-            return false;
-        }
         $probe = clone $pluginconfig;
         $probe->mode = $mode;
         if (trim((string) ($probe->spool_dir ?? '')) === '') {
             // Durable mode needs a spool: probe the mode itself, not the admin's choice of no spool.
             $probe->spool_dir = settings_definition::default_spool_dir();
         }
+        if (($pluginconfig->configsource ?? 'plugin') === 'phpini') {
+            $probeconfig = ['mode' => $mode, 'spool_dir' => $probe->spool_dir];
+        } else {
+            $probeconfig = settings_definition::extension_config($probe);
+        }
         $supported = true;
         try {
-            tsdb_configure(settings_definition::extension_config($probe));
+            tsdb_configure($probeconfig);
         } catch (\ValueError $e) {
             // Another bad key would also throw: only a message that names "mode" means the mode is refused.
-            $supported = strpos($e->getMessage(), 'mode') === false;
+            $supported = !preg_match('/(^|[ .;])mode:/', $e->getMessage());
         }
         self::$modesupport[$mode] = $supported;
         // Restore: force a fresh push of the real configuration.

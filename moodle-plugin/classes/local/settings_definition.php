@@ -259,6 +259,32 @@ class settings_definition {
     }
 
     /**
+     * The extension's configuration as php.ini / the PHP-FPM pool sets it (Configuration source = php.ini).
+     *
+     * These are the tsdb.* values the extension itself reads, so every part of the plugin (readers, privacy, tasks,
+     * the status page) uses the sink the extension writes to. A key the extension does not report (the extension is
+     * not loaded) keeps the plugin's default. Booleans are normalised to 1 / 0 as the extension reads them.
+     *
+     * @return array setting name => value, for every extension key
+     */
+    public static function ini_values(): array {
+        $values = [];
+        foreach (self::all() as $name => $def) {
+            if (empty($def['ext'])) {
+                continue;
+            }
+            $value = ini_get('tsdb.' . $name);
+            if ($value === false) {
+                $value = $def['default'];
+            } else if ($def['type'] === 'bool') {
+                $value = in_array(strtolower(trim($value)), ['1', 'true', 'on', 'yes'], true) ? 1 : 0;
+            }
+            $values[$name] = $value;
+        }
+        return $values;
+    }
+
+    /**
      * Builds the configuration array for tsdb_configure() from the plugin config.
      *
      * Every extension key is always sent (the setting or its default), so the extension ends up in the same state

@@ -101,7 +101,13 @@ class store implements \tool_log\log\writer, \core\log\sql_reader {
     }
 
     /**
-     * The plugin configuration with the defaults of settings_definition filled in.
+     * The effective configuration: the plugin settings with the defaults of settings_definition filled in.
+     *
+     * With Configuration source = php.ini, the extension's keys (backend, connection, table, spool...) are the tsdb.*
+     * values of php.ini / the PHP-FPM pool, which the extension writes with; only the plugin's own settings (filters,
+     * pseudonymisation, health threshold) come from this page. Every reader of the configuration (the reports,
+     * privacy, the tasks, the status page and its Test connection) gets it here, so all of them use the sink the
+     * extension writes to.
      *
      * @return \stdClass
      */
@@ -113,6 +119,11 @@ class store implements \tool_log\log\writer, \core\log\sql_reader {
         }
         foreach ((array) $stored as $name => $value) {
             $cfg->$name = $value;
+        }
+        if (($cfg->configsource ?? 'plugin') === 'phpini') {
+            foreach (settings_definition::ini_values() as $name => $value) {
+                $cfg->$name = $value;
+            }
         }
         return $cfg;
     }

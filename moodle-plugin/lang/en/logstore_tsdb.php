@@ -56,7 +56,7 @@ $string['statuspagelink'] = 'Status, counters and connection test: <a href="{$a}
 
 // Settings.
 $string['setting_configsource'] = 'Configuration source';
-$string['setting_configsource_desc'] = 'Use the settings of this page, or leave the extension configured by php.ini / the PHP-FPM pool (tsdb.* directives) and ignore this page\'s backend settings.';
+$string['setting_configsource_desc'] = 'Use the settings of this page, or leave the extension configured by php.ini / the PHP-FPM pool (tsdb.* directives) and ignore this page\'s backend, connection, write mode and spool settings. With php.ini, the log reports, privacy requests, the status page and the scheduled tasks also use the tsdb.* values of the PHP that runs them: give the PHP CLI that runs cron the same tsdb.* values as PHP-FPM (a file in the shared conf.d rather than the pool). The filters and the pseudonymisation below still apply.';
 $string['configsource_plugin'] = 'These settings';
 $string['configsource_phpini'] = 'php.ini / PHP-FPM pool (tsdb.*)';
 $string['setting_backend'] = 'Backend';

@@ -210,15 +210,20 @@ abstract class base_testcase extends TestCase {
      *
      * @param string $file
      * @param array $env extra environment
+     * @param array $ini php.ini directives of that process (name => value, given with -d as php.ini would set them)
      * @return array [exit code, stdout, stderr]
      */
-    protected function run_php_file(string $file, array $env = []): array {
+    protected function run_php_file(string $file, array $env = [], array $ini = []): array {
         global $CFG;
         $env += ['HARNESS_DATAROOT' => $CFG->dataroot];
         $cmd = [PHP_BINARY, '-d', 'display_errors=stderr'];
         if (getenv('TSDB_SO')) {
             $cmd[] = '-d';
             $cmd[] = 'extension=' . getenv('TSDB_SO');
+        }
+        foreach ($ini as $name => $value) {
+            $cmd[] = '-d';
+            $cmd[] = $name . '=' . $value;
         }
         $cmd[] = $file;
         $proc = proc_open($cmd, [1 => ['pipe', 'w'], 2 => ['pipe', 'w']], $pipes, null, array_merge(getenv(), $env));
@@ -227,6 +232,28 @@ abstract class base_testcase extends TestCase {
         fclose($pipes[1]);
         fclose($pipes[2]);
         return [proc_close($proc), $out, $err];
+    }
+
+    /**
+     * Lays out a fake site root: config.php (the harness, then the plugin settings of PAGE_CONFIG, the request
+     * parameters of PAGE_GET and the user PAGE_USER) and status.php at the plugin's path.
+     *
+     * @param bool $public Moodle 5.1 layout (public/admin/...)
+     * @param string $setup more PHP code for config.php (without <?php), run after the login
+     * @return string the directory of status.php
+     */
+    protected function site_tree(bool $public, string $setup = ''): string {
+        $root = harness::$rundir . '/site' . ($public ? '51' : '44');
+        $dir = $root . ($public ? '/public' : '') . '/admin/tool/log/store/tsdb';
+        @mkdir($dir, 0777, true);
+        copy(harness::$plugindir . '/status.php', "$dir/status.php");
+        $bootstrap = addslashes(realpath(__DIR__ . '/../bootstrap.php'));
+        $config = "<?php\nrequire('$bootstrap');\n"
+            . "foreach (json_decode(getenv('PAGE_CONFIG'), true) as \$k => \$v) { set_config(\$k, \$v, 'logstore_tsdb'); }\n"
+            . "\$_GET = json_decode(getenv('PAGE_GET') ?: '[]', true);\nharness::login((int) getenv('PAGE_USER'));\n"
+            . $setup;
+        file_put_contents("$root/config.php", $config);
+        return $dir;
     }
 
     /**

@@ -26,15 +26,7 @@ class status_page_test extends base_testcase {
      * @return array [exit code, html, stderr]
      */
     protected function run_page(bool $public, array $get, int $userid): array {
-        $root = harness::$rundir . '/site' . ($public ? '51' : '44');
-        $dir = $root . ($public ? '/public' : '') . '/admin/tool/log/store/tsdb';
-        @mkdir($dir, 0777, true);
-        copy(harness::$plugindir . '/status.php', "$dir/status.php");
-        $bootstrap = addslashes(realpath(__DIR__ . '/../bootstrap.php'));
-        $config = "<?php\nrequire('$bootstrap');\n"
-            . "foreach (json_decode(getenv('PAGE_CONFIG'), true) as \$k => \$v) { set_config(\$k, \$v, 'logstore_tsdb'); }\n"
-            . "\$_GET = json_decode(getenv('PAGE_GET'), true);\nharness::login((int) getenv('PAGE_USER'));\n";
-        file_put_contents("$root/config.php", $config);
+        $dir = $this->site_tree($public);
         $cfg = ['backend' => 'file', 'format' => 'json', 'path' => $this->sink];
         return $this->run_php_file("$dir/status.php", ['PAGE_CONFIG' => json_encode($cfg), 'PAGE_GET' => json_encode($get),
             'PAGE_USER' => (string) $userid]);

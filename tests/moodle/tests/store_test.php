@@ -234,26 +234,64 @@ class store_test extends base_testcase {
         $this->assertSame(2, extension::$configurecalls);
         new \logstore_tsdb\log\store(get_log_manager());
         $this->assertSame(2, extension::$configurecalls);
-        $this->assertSame(0, tsdb_flush(10000));
-        clearstatcache();
-        $this->assertFileExists($other);
-        $moved = array_map(function($l) {
-            return json_decode($l, true);
-        }, file($other, FILE_IGNORE_NEW_LINES | FILE_SKIP_EMPTY_LINES));
+        $moved = $this->other_file_rows($other);
         @unlink($other);
         $this->assertSame([4], array_column($moved, 'courseid'));
         $this->assertSame([3], array_column($this->read_back(), 'courseid'));
     }
 
     /**
-     * With configsource = phpini the plugin never calls tsdb_configure().
+     * Flushes the extension and returns the rows of a JSON lines file other than this test's sink.
+     *
+     * @param string $file
+     * @return array[]
+     */
+    protected function other_file_rows(string $file): array {
+        $this->assertSame(0, tsdb_flush(10000));
+        clearstatcache();
+        $this->assertFileExists($file);
+        return array_map(function($l) {
+            return json_decode($l, true);
+        }, file($file, FILE_IGNORE_NEW_LINES | FILE_SKIP_EMPTY_LINES));
+    }
+
+    /**
+     * With configsource = phpini the plugin hands none of its settings to the extension: tsdb_configure([]) gives every
+     * key its tsdb.* value, so a process that wrote with this page's settings writes where php.ini says once the source
+     * is switched, and read_plugin_config() reports that same sink (the readers, privacy and tasks use it).
      */
     public function test_phpini_config_source_is_not_overridden(): void {
-        $this->configure(['configsource' => 'phpini']);
+        $inisink = $this->sink . '.ini';
         harness::login(5);
         \core\event\course_viewed::create(['context' => context_course::instance(3), 'courseid' => 3])->trigger();
-        $this->assertSame(0, extension::$configurecalls);
-        $this->assertTrue(get_log_manager()->get_readers()['logstore_tsdb']->is_logging());
+        $this->assertSame(1, extension::$configurecalls, 'the page settings were pushed');
+
+        // php.ini of this process (PHP_INI_ALL: the pool's php_value does the same); the page settings stay as they were.
+        $ini = ['tsdb.backend' => 'file', 'tsdb.format' => 'json', 'tsdb.path' => $inisink];
+        foreach ($ini as $name => $value) {
+            ini_set($name, $value);
+        }
+        try {
+            $this->configure(['configsource' => 'phpini']);
+            $this->new_request();
+            \core\event\course_viewed::create(['context' => context_course::instance(4), 'courseid' => 4])->trigger();
+            $this->assertTrue(get_log_manager()->get_readers()['logstore_tsdb']->is_logging());
+            $this->assertSame(2, extension::$configurecalls, 'one call, with no key of the page');
+            new \logstore_tsdb\log\store(get_log_manager());
+            $this->assertSame(2, extension::$configurecalls, 'once per request');
+
+            $cfg = \logstore_tsdb\log\store::read_plugin_config();
+            $this->assertSame(['file', 'json', $inisink], [$cfg->backend, $cfg->format, $cfg->path]);
+            $this->assertSame($this->sink, get_config('logstore_tsdb', 'path'), 'the page setting is kept, not used');
+            $written = $this->other_file_rows($inisink);
+            $this->assertSame([4], array_column($written, 'courseid'));
+            $this->assertSame([3], array_column($this->read_back(), 'courseid'));
+        } finally {
+            foreach (array_keys($ini) as $name) {
+                ini_restore($name);
+            }
+            @unlink($inisink);
+        }
     }
 
     /**
