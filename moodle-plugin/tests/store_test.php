@@ -238,6 +238,35 @@ final class store_test extends \advanced_testcase {
     }
 
     /**
+     * The parameters that carry the configuration (password, token) are #[\SensitiveParameter], as tsdb_configure()'s
+     * array is: a stack trace with arguments shows them redacted.
+     */
+    public function test_secret_parameters_are_sensitive(): void {
+        $params = [
+            [\logstore_tsdb\local\extension::class, 'ensure_configured', 'pluginconfig'],
+            [\logstore_tsdb\local\extension::class, 'push', 'config'],
+            [\logstore_tsdb\local\extension::class, 'supports_mode', 'pluginconfig'],
+            [\logstore_tsdb\local\settings_definition::class, 'extension_config', 'pluginconfig'],
+            [\logstore_tsdb\local\pgdb::class, 'from_config', 'cfg'],
+            [\logstore_tsdb\local\pgdb::class, '__construct', 'params'],
+            [\logstore_tsdb\local\influx_client::class, '__construct', 'cfg'],
+            [\logstore_tsdb\local\influx_client::class, 'request', 'params'],
+            [\logstore_tsdb\local\connection_tester::class, 'run', 'cfg'],
+            [\logstore_tsdb\admin\setting_secret::class, 'write_setting', 'data'],
+        ];
+        foreach ($params as [$class, $method, $name]) {
+            $found = false;
+            foreach ((new \ReflectionMethod($class, $method))->getParameters() as $param) {
+                if ($param->getName() === $name) {
+                    $found = true;
+                    $this->assertCount(1, $param->getAttributes(\SensitiveParameter::class), "$class::$method \$$name");
+                }
+            }
+            $this->assertTrue($found, "$class::$method has a parameter \$$name");
+        }
+    }
+
+    /**
      * The health check notifies the administrators after repeated failures.
      */
     public function test_health_check_notifies(): void {

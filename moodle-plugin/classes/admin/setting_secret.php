@@ -49,7 +49,7 @@ class setting_secret extends \admin_setting_configpasswordunmask {
      * @param string $query
      * @return string
      */
-    public function output_html($data, $query = '') {
+    public function output_html(#[\SensitiveParameter] $data, $query = '') {
         return parent::output_html('', $query);
     }
 
@@ -59,7 +59,7 @@ class setting_secret extends \admin_setting_configpasswordunmask {
      * @param mixed $data
      * @return string '' or an error
      */
-    public function write_setting($data) {
+    public function write_setting(#[\SensitiveParameter] $data) {
         $data = (string) $data;
         if ($data === '') {
             return '';

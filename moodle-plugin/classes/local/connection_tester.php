@@ -46,7 +46,7 @@ class connection_tester {
      * @param int $timeoutms how long to wait for the write
      * @return array ['ok' => bool, 'readback' => bool, 'message' => string, 'marker' => string]
      */
-    public static function run(\stdClass $cfg, int $timeoutms = 10000): array {
+    public static function run(#[\SensitiveParameter] \stdClass $cfg, int $timeoutms = 10000): array {
         $marker = 'tsdb-test-' . bin2hex(random_bytes(8));
         $result = ['ok' => false, 'readback' => false, 'message' => '', 'marker' => $marker];
         if (!extension::is_loaded()) {
@@ -109,7 +109,7 @@ class connection_tester {
      * @param string $marker
      * @return bool|null null when this backend cannot be read from PHP
      */
-    public static function read_back(\stdClass $cfg, string $marker): ?bool {
+    public static function read_back(#[\SensitiveParameter] \stdClass $cfg, string $marker): ?bool {
         switch ($cfg->backend) {
             case 'file':
                 clearstatcache();

@@ -91,7 +91,7 @@ class extension {
      * @param \stdClass $pluginconfig store::read_plugin_config()
      * @return bool true when the extension is loaded and its configuration is valid
      */
-    public static function ensure_configured(\stdClass $pluginconfig): bool {
+    public static function ensure_configured(#[\SensitiveParameter] \stdClass $pluginconfig): bool {
         if (!self::is_loaded()) {
             return false;
         }
@@ -114,7 +114,7 @@ class extension {
      * @param string|null $signature
      * @return bool accepted
      */
-    protected static function push(array $config, ?string $signature = null): bool {
+    protected static function push(#[\SensitiveParameter] array $config, ?string $signature = null): bool {
         self::$configurecalls++;
         self::$pushedsignature = $signature ?? sha1(serialize($config));
         self::$pushedconfig = $config;
@@ -150,7 +150,7 @@ class extension {
      * @param \stdClass|null $pluginconfig current plugin config, used to restore the extension afterwards
      * @return bool
      */
-    public static function supports_mode(string $mode, ?\stdClass $pluginconfig = null): bool {
+    public static function supports_mode(string $mode, #[\SensitiveParameter] ?\stdClass $pluginconfig = null): bool {
         if (!self::is_loaded()) {
             return false;
         }

@@ -45,7 +45,7 @@ class influx_client {
      *
      * @param \stdClass $cfg plugin config (store::read_plugin_config())
      */
-    public function __construct(\stdClass $cfg) {
+    public function __construct(#[\SensitiveParameter] \stdClass $cfg) {
         $this->cfg = $cfg;
     }
 
@@ -181,7 +181,7 @@ class influx_client {
      * @param string|null $body JSON body
      * @return string response body
      */
-    protected function request(string $path, array $params, string $method, ?string $body = null): string {
+    protected function request(string $path, #[\SensitiveParameter] array $params, string $method, ?string $body = null): string {
         $url = rtrim((string) $this->cfg->url, '/') . $path;
         $headers = ['Accept: application/json'];
         if ($this->cfg->backend !== 'influxdb1' && (string) $this->cfg->token !== '') {

@@ -57,7 +57,7 @@ class pgdb {
      * @return self
      * @throws \moodle_exception when no driver is available or the connection fails
      */
-    public static function from_config(\stdClass $cfg, string $appname = 'logstore_tsdb_moodle'): self {
+    public static function from_config(#[\SensitiveParameter] \stdClass $cfg, string $appname = 'logstore_tsdb_moodle'): self {
         $params = [
             'host' => (string) ($cfg->host ?: '127.0.0.1'),
             'port' => (string) ((int) ($cfg->port ?: 5432)),
@@ -81,7 +81,7 @@ class pgdb {
      * @param string $schema
      * @param string $table
      */
-    public function __construct(array $params, string $schema, string $table) {
+    public function __construct(#[\SensitiveParameter] array $params, string $schema, string $table) {
         $this->table = self::quote_identifier($schema) . '.' . self::quote_identifier($table);
         $conninfo = [];
         foreach ($params as $k => $v) {

@@ -185,7 +185,7 @@ class settings_definition {
      * @param mixed $value the submitted value
      * @return string|null null when valid, else a message that starts with the setting name
      */
-    public static function validate(string $name, $value): ?string {
+    public static function validate(string $name, #[\SensitiveParameter] $value): ?string {
         $defs = self::all();
         if (!isset($defs[$name])) {
             return $name . ': unknown setting';
@@ -294,7 +294,7 @@ class settings_definition {
      * @param \stdClass $pluginconfig the result of get_config('logstore_tsdb')
      * @return array key => value
      */
-    public static function extension_config(\stdClass $pluginconfig): array {
+    public static function extension_config(#[\SensitiveParameter] \stdClass $pluginconfig): array {
         $config = [];
         foreach (self::all() as $name => $def) {
             if (empty($def['ext'])) {

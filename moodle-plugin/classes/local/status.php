@@ -41,7 +41,7 @@ class status {
      * @param \stdClass $cfg plugin config
      * @return array|null ['files' => int, 'bytes' => int, 'oldest' => int unix time] or null when there is none
      */
-    public static function spool_info(\stdClass $cfg): ?array {
+    public static function spool_info(#[\SensitiveParameter] \stdClass $cfg): ?array {
         $dir = settings_definition::extension_config($cfg)['spool_dir'];
         if ($dir === '' || !is_dir($dir)) {
             return null;

@@ -68,7 +68,7 @@ class summary {
      * @param pgdb $db
      * @param \stdClass $cfg plugin config
      */
-    public function __construct(pgdb $db, \stdClass $cfg) {
+    public function __construct(pgdb $db, #[\SensitiveParameter] \stdClass $cfg) {
         $this->db = $db;
         $this->cfg = $cfg;
         $this->schema = (string) ($cfg->schema ?: 'public');

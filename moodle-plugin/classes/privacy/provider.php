@@ -182,7 +182,7 @@ class provider implements
      * @param \stdClass $cfg
      * @return string
      */
-    protected static function kind(\stdClass $cfg): string {
+    protected static function kind(#[\SensitiveParameter] \stdClass $cfg): string {
         if ($cfg->backend === 'postgres') {
             return 'postgres';
         }
@@ -425,7 +425,7 @@ class provider implements
      * @param int $userid
      * @return string|null
      */
-    protected static function influx_user_where(\stdClass $cfg, int $userid): ?string {
+    protected static function influx_user_where(#[\SensitiveParameter] \stdClass $cfg, int $userid): ?string {
         $key = $userid;
         if (!empty($cfg->pseudonymise)) {
             $key = pseudonym::existing([$userid])[$userid] ?? null;
@@ -455,7 +455,7 @@ class provider implements
      * @param \stdClass $cfg
      * @return array[]
      */
-    protected static function file_rows(\stdClass $cfg): array {
+    protected static function file_rows(#[\SensitiveParameter] \stdClass $cfg): array {
         $path = (string) $cfg->path;
         if ($cfg->format !== 'json' || !is_readable($path)) {
             return [];
@@ -478,7 +478,7 @@ class provider implements
      * @param \stdClass $cfg
      * @param callable $keep
      */
-    protected static function file_rewrite(\stdClass $cfg, callable $keep): void {
+    protected static function file_rewrite(#[\SensitiveParameter] \stdClass $cfg, callable $keep): void {
         $path = (string) $cfg->path;
         if ($cfg->format !== 'json' || !is_file($path)) {
             return;

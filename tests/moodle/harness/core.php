@@ -57,6 +57,8 @@ class harness {
     public static $config = [];
     /** @var array debugging() calls: [message, level] */
     public static $debugging = [];
+    /** @var \Exception[]|null When an array: an exception made where each debugging() call was (the stack there) */
+    public static $debugtraces = null;
     /** @var array message_send() calls */
     public static $messages = [];
     /** @var array upgrade_plugin_savepoint() calls: [component, version] */
@@ -150,6 +152,7 @@ class harness {
         global $USER, $PAGE;
         self::$config = ['tool_log' => ['enabled_stores' => 'logstore_tsdb']];
         self::$debugging = [];
+        self::$debugtraces = null;
         self::$messages = [];
         self::$savepoints = [];
         $USER = (object) ['id' => 0];
@@ -329,6 +332,9 @@ class lang_string {
  */
 function debugging($message = '', $level = DEBUG_NORMAL) {
     harness::$debugging[] = [$message, $level];
+    if (harness::$debugtraces !== null) {
+        harness::$debugtraces[] = new Exception((string) $message);
+    }
     return true;
 }
 

@@ -145,7 +145,7 @@ class importer {
      * @param array $options from, to (unix seconds, window [from, to)), dryrun, filters (default true), chunk,
      *                       progress (a progress or null), out (callable printing a line)
      */
-    public function __construct(\stdClass $cfg, source $source, array $options = []) {
+    public function __construct(#[\SensitiveParameter] \stdClass $cfg, source $source, array $options = []) {
         $this->cfg = $cfg;
         $this->source = $source;
         $this->from = $options['from'] ?? null;
@@ -177,7 +177,7 @@ class importer {
      * @param \stdClass $cfg
      * @return string
      */
-    public static function state_key(string $descriptor, \stdClass $cfg): string {
+    public static function state_key(string $descriptor, #[\SensitiveParameter] \stdClass $cfg): string {
         if ($cfg->backend === 'postgres') {
             $target = "postgres://{$cfg->host}:{$cfg->port}/{$cfg->dbname}/{$cfg->schema}.{$cfg->table}";
         } else {

@@ -89,7 +89,7 @@ class influx_reader {
      * @param \stdClass $cfg plugin config
      * @param influx_client|null $client
      */
-    public function __construct(\stdClass $cfg, ?influx_client $client = null) {
+    public function __construct(#[\SensitiveParameter] \stdClass $cfg, ?influx_client $client = null) {
         $this->cfg = $cfg;
         $this->client = $client ?? new influx_client($cfg);
     }

@@ -79,7 +79,7 @@ class pg_reader {
      * @param \stdClass $cfg plugin config (store::read_plugin_config())
      * @param pgdb|null $db an open connection to use (else one is opened on first use)
      */
-    public function __construct(\stdClass $cfg, ?pgdb $db = null) {
+    public function __construct(#[\SensitiveParameter] \stdClass $cfg, ?pgdb $db = null) {
         $this->cfg = $cfg;
         $this->db = $db;
         $this->owndb = $db === null;
