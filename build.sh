@@ -154,7 +154,14 @@ bench() {
     echo "## Sinks against the servers' own ceilings"
     echo
     echo "InfluxDB 1.6.7, end to end through the extension vs the identical payload posted by curl in the same batches"
-    echo "(tests/integration/influx/bench.php; JSON as printed):"
+    echo "(tests/integration/influx/bench.php; JSON as printed), with the default configuration (\`gzip = auto\`: no"
+    echo "compression for this server on loopback):"
+    echo
+    echo '```'
+    "$PHP" -d "extension=$SO" tests/integration/influx/bench.php 100000 auto
+    echo '```'
+    echo
+    echo "The same with gzip forced on (\`gzip = 1\`, as for a server on another machine; curl posts the same gzip level):"
     echo
     echo '```'
     "$PHP" -d "extension=$SO" tests/integration/influx/bench.php 100000 1

@@ -12,6 +12,8 @@ pub enum Kind {
     /// An integer in an inclusive range.
     Int(i64, i64),
     Bool,
+    /// `auto`, or a boolean.
+    AutoBool,
     Text,
     /// Like `Text`, but never shown back: not in errors, stats, phpinfo() or Debug output.
     Secret,
@@ -81,7 +83,7 @@ pub const SPECS: &[Spec] = &[
     Spec { key: "password", kind: Kind::Secret, default: "", doc: "InfluxDB 1.x or PostgreSQL password." },
     Spec { key: "measurement", kind: Kind::Text, default: "moodle_events", doc: "InfluxDB measurement." },
     Spec { key: "tags", kind: Kind::TagList, default: DEFAULT_TAGS, doc: "Event fields written as InfluxDB tags; every other field is a field." },
-    Spec { key: "gzip", kind: Kind::Bool, default: "1", doc: "gzip InfluxDB request bodies." },
+    Spec { key: "gzip", kind: Kind::AutoBool, default: "auto", doc: "gzip InfluxDB request bodies. `auto`: only when the server is not on this machine (compression trades CPU on both ends for network bytes, and loopback has no bytes to save)." },
     Spec { key: "max_batch_bytes", kind: Kind::Int(1024, 64 * MIB), default: "8388608", doc: "Cap on one InfluxDB request body (before gzip); larger batches are split." },
     Spec { key: "timeout_ms", kind: Kind::Int(100, 600_000), default: "10000", doc: "Request timeout (InfluxDB HTTP)." },
     Spec { key: "connect_timeout_ms", kind: Kind::Int(100, 600_000), default: "3000", doc: "Connect timeout (InfluxDB and PostgreSQL)." },
@@ -186,6 +188,9 @@ fn check(spec: &Spec, raw: &str) -> Result<String, String> {
             "0" | "false" | "off" | "no" | "" => Ok("0".into()),
             _ => Err("must be a boolean (1/0, true/false, on/off)".into()),
         },
+        Kind::AutoBool if v.eq_ignore_ascii_case("auto") => Ok("auto".into()),
+        Kind::AutoBool => check(&Spec { kind: Kind::Bool, ..*spec }, raw)
+            .map_err(|_| "must be auto or a boolean (1/0, true/false, on/off)".into()),
         Kind::Text | Kind::Secret => {
             if raw.bytes().any(|b| b == 0 || b == b'\n' || b == b'\r') {
                 Err("must not contain NUL or line breaks".into())
@@ -411,6 +416,7 @@ pub fn markdown_table() -> String {
             Kind::Choice(w) => w.join(" / "),
             Kind::Int(lo, hi) => format!("{lo} … {hi}"),
             Kind::Bool => "1 / 0".into(),
+            Kind::AutoBool => "auto / 1 / 0".into(),
             Kind::Text => "text".into(),
             Kind::Secret => "text (secret: never shown back)".into(),
             Kind::Url => "http(s) URL".into(),
@@ -433,7 +439,8 @@ fn url_host(rest: &str) -> &str {
     }
 }
 
-fn is_loopback(host: &str) -> bool {
+/// `localhost` or a loopback IP address (`host` without brackets).
+pub fn is_loopback(host: &str) -> bool {
     host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 

@@ -176,12 +176,16 @@ impl InfluxSink {
             Api::V3 => Auth::None,
         };
         secrets.retain(|s| !s.is_empty());
+        let gzip = match config.get("gzip") {
+            "auto" => !crate::config::is_loopback(url.host_str().unwrap_or("").trim_matches(['[', ']'])),
+            on => on == "1",
+        };
         Ok(InfluxSink {
             api,
             url,
             ping_url,
             auth,
-            gzip: config.flag("gzip"),
+            gzip,
             body_cap: config.int("max_batch_bytes").max(1024) as usize,
             timeout: config.ms("timeout_ms"),
             connect_timeout: config.ms("connect_timeout_ms"),
@@ -747,6 +751,20 @@ mod tests {
             s.write_url(),
             "http://127.0.0.1:8086/api/v3/write_lp?db=d&precision=nanosecond&accept_partial=true"
         );
+    }
+
+    #[test]
+    fn gzip_auto_compresses_only_for_servers_off_this_machine() {
+        let gz = |url: &str, gzip: &str| sink(&[("backend", "influxdb1"), ("url", url), ("gzip", gzip)]).gzip;
+        for local in ["http://127.0.0.1:8086", "http://127.9.9.9", "https://localhost:8086", "http://[::1]:8086"] {
+            assert!(!gz(local, "auto"), "{local}");
+            assert!(gz(local, "1"), "{local}");
+        }
+        for remote in ["http://10.0.0.5:8086", "https://influx.example.org", "http://[2001:db8::1]:8086"] {
+            assert!(gz(remote, "auto"), "{remote}");
+            assert!(!gz(remote, "0"), "{remote}");
+        }
+        assert_eq!(Config::defaults().get("gzip"), "auto");
     }
 
     #[test]

@@ -4,8 +4,10 @@
 // what the InfluxDB backend sends), cut into the same batches, gzip-compressed at the same level, posted
 // by one curl process over one keep-alive connection.
 //
-//   php -d extension=target/release/libtsdb.so tests/integration/influx/bench.php [EVENTS] [GZIP 1|0] [ROUNDS]
+//   php -d extension=target/release/libtsdb.so tests/integration/influx/bench.php [EVENTS] [GZIP auto|1|0] [ROUNDS]
 //
+// GZIP `auto` (default) leaves the extension's `gzip` setting at its default, which compresses only for a
+// server off this machine; curl's payload is compressed exactly when the extension's is.
 // The extension's time runs from the first tsdb_log_event() to the last event confirmed written, so it
 // includes the PHP loop that logs the events; curl's starts with the payload ready. Both share the
 // machine with the server. A run is ROUNDS rounds (default 5), each into fresh databases, curl first in
@@ -22,7 +24,10 @@ if ($url === '' || !extension_loaded('tsdb')) {
     exit(0);
 }
 $n = (int)($argv[1] ?? 100000);
-$gzip = (int)($argv[2] ?? 1);
+$gzipArg = $argv[2] ?? 'auto';
+$host = trim((string)parse_url($url, PHP_URL_HOST), '[]');
+$loopback = $host === 'localhost' || (filter_var($host, FILTER_VALIDATE_IP) && (str_starts_with($host, '127.') || $host === '::1'));
+$gzip = $gzipArg === 'auto' ? (int)!$loopback : (int)$gzipArg;
 $batch = 5000;
 
 function influxql(string $url, string $db, string $q): array
@@ -103,10 +108,11 @@ function post_with_curl(string $url, string $db, array $files, int $gzip, array 
 }
 
 /** Seconds from the first tsdb_log_event() into $db to the last event confirmed; [seconds, µs per call, written]. */
-function log_through_extension(string $url, string $db, array $events, int $batch, int $gzip): array
+function log_through_extension(string $url, string $db, array $events, int $batch, string $gzip): array
 {
+    $gz = $gzip === 'auto' ? [] : ['gzip' => (int)$gzip];
     tsdb_configure(['backend' => 'influxdb1', 'url' => $url, 'database' => $db, 'batch_size' => $batch,
-        'flush_interval_ms' => 200, 'gzip' => $gzip]);
+        'flush_interval_ms' => 200] + $gz);
     $before = tsdb_stats()['written'];
     $t0 = hrtime(true);
     foreach ($events as $e) {
@@ -129,9 +135,9 @@ for ($r = 0; $r < $rounds; $r++) {
     $codes = [];
     if ($r % 2 === 0) {
         $ceilSecs = post_with_curl($url, $dbCeil, $files, $gzip, $codes);
-        [$extSecs, $logUs, $written] = log_through_extension($url, $dbExt, $events, $batch, $gzip);
+        [$extSecs, $logUs, $written] = log_through_extension($url, $dbExt, $events, $batch, $gzipArg);
     } else {
-        [$extSecs, $logUs, $written] = log_through_extension($url, $dbExt, $events, $batch, $gzip);
+        [$extSecs, $logUs, $written] = log_through_extension($url, $dbExt, $events, $batch, $gzipArg);
         $ceilSecs = post_with_curl($url, $dbCeil, $files, $gzip, $codes);
     }
     $inExt = stored($url, $dbExt);
@@ -152,7 +158,7 @@ rmdir($tmp);
 
 sort($ratios);
 echo json_encode([
-    'events' => $n, 'batch' => $batch, 'gzip' => $gzip, 'rounds' => $rounds,
+    'events' => $n, 'batch' => $batch, 'gzip' => $gzipArg === 'auto' ? "auto ($gzip)" : $gzip, 'rounds' => $rounds,
     'median_ratio' => $ratios[intdiv($rounds, 2)], 'min_ratio' => $ratios[0], 'max_ratio' => end($ratios),
     'every_event_stored' => $complete,
 ]), "\n";
