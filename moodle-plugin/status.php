@@ -73,6 +73,10 @@ if (!extension::is_loaded()) {
         echo $OUTPUT->notification(s(get_string('status_configerror', 'logstore_tsdb', extension::config_error())), 'error');
     }
     $stats = extension::stats();
+    if (($stats['warning'] ?? '') !== '') {
+        // Allowed but unsafe (clear text off this machine), or a page setting the PHP-FPM pool overrides.
+        echo $OUTPUT->notification(s(get_string('status_warning', 'logstore_tsdb', $stats['warning'])), 'warning');
+    }
     echo $OUTPUT->heading(get_string('status_extension', 'logstore_tsdb'), 3);
     echo logstore_tsdb_status_table([
         get_string('status_version', 'logstore_tsdb') => s(extension::version()),

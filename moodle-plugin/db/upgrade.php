@@ -40,5 +40,15 @@ function xmldb_logstore_tsdb_upgrade($oldversion) {
         }
         upgrade_plugin_savepoint(true, 2025070101, 'logstore', 'tsdb');
     }
+    if ($oldversion < 2025070102) {
+        // gzip was a checkbox whose default, 1, compressed every InfluxDB request; it is now Automatic / Always /
+        // Never with Automatic as the default, which compresses only for a server off this machine. A stored '1' is
+        // the old default rather than a choice, and 'auto' still compresses for every remote server (only a
+        // server on this machine, where compression saves no network bytes, gets plain bodies); '0' stays Never.
+        if (get_config('logstore_tsdb', 'gzip') === '1') {
+            set_config('gzip', 'auto', 'logstore_tsdb');
+        }
+        upgrade_plugin_savepoint(true, 2025070102, 'logstore', 'tsdb');
+    }
     return true;
 }

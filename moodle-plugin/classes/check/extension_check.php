@@ -31,7 +31,8 @@ use logstore_tsdb\local\extension;
 use logstore_tsdb\local\status;
 
 /**
- * Reports a missing extension, a refused configuration and a failing health check.
+ * Reports a missing extension, a refused configuration, a failing health check and the extension's warning
+ * (tsdb_stats()['warning']: clear text off this machine, page settings a PHP-FPM pool overrides).
  *
  * @package    logstore_tsdb
  * @copyright  2025 The logstore_tsdb authors
@@ -77,6 +78,10 @@ class extension_check extends \core\check\check {
         $problem = (string) get_config('logstore_tsdb', 'healthlastproblem');
         if ((int) get_config('logstore_tsdb', 'healthfailcount') > 0 && $problem !== '') {
             return new result(result::WARNING, s(get_string('check_health_failing', 'logstore_tsdb', $problem)));
+        }
+        $warning = (string) (extension::stats()['warning'] ?? '');
+        if ($warning !== '') {
+            return new result(result::WARNING, s(get_string('check_warning', 'logstore_tsdb', $warning)));
         }
         return new result(result::OK, get_string('check_extension_ok', 'logstore_tsdb', s(extension::version())));
     }

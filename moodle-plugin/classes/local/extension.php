@@ -98,13 +98,32 @@ class extension {
         if (($pluginconfig->configsource ?? 'plugin') === 'phpini') {
             $config = [];
         } else {
-            $config = settings_definition::extension_config($pluginconfig);
+            $config = settings_definition::extension_config(self::page_config($pluginconfig));
         }
         $signature = sha1(serialize($config));
         if ($signature === self::$pushedsignature) {
             return self::$configerror === null;
         }
         return self::push($config, $signature);
+    }
+
+    /**
+     * The page's settings: store::read_plugin_config() with the page's own values put back for the keys the server
+     * fixed (php_admin_value). The extension keeps the server's values anyway; handing it the page's values lets it
+     * name each conflict in tsdb_stats()['warning'].
+     *
+     * @param \stdClass $pluginconfig store::read_plugin_config()
+     * @return \stdClass
+     */
+    protected static function page_config(#[\SensitiveParameter] \stdClass $pluginconfig): \stdClass {
+        if (empty($pluginconfig->pagevalues)) {
+            return $pluginconfig;
+        }
+        $page = clone $pluginconfig;
+        foreach ($pluginconfig->pagevalues as $name => $value) {
+            $page->$name = $value;
+        }
+        return $page;
     }
 
     /**
@@ -167,7 +186,7 @@ class extension {
         if (($pluginconfig->configsource ?? 'plugin') === 'phpini') {
             $probeconfig = ['mode' => $mode, 'spool_dir' => $probe->spool_dir];
         } else {
-            $probeconfig = settings_definition::extension_config($probe);
+            $probeconfig = settings_definition::extension_config(self::page_config($probe));
         }
         $supported = true;
         try {

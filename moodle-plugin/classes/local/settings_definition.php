@@ -94,7 +94,9 @@ class settings_definition {
             'username' => ['section' => 'influxdb', 'type' => 'text', 'default' => '', 'ext' => true],
             'measurement' => ['section' => 'influxdb', 'type' => 'text', 'default' => 'moodle_events', 'ext' => true],
             'tags' => ['section' => 'influxdb', 'type' => 'text', 'default' => self::DEFAULT_TAGS, 'ext' => true],
-            'gzip' => ['section' => 'influxdb', 'type' => 'bool', 'default' => 1, 'ext' => true],
+            // Automatic: compress only for a server off this machine (see the help text and db/upgrade.php).
+            'gzip' => ['section' => 'influxdb', 'type' => 'select', 'default' => 'auto', 'ext' => true,
+                'options' => ['auto' => 'gzip_auto', '1' => 'gzip_always', '0' => 'gzip_never']],
             'max_batch_bytes' => ['section' => 'influxdb', 'type' => 'int', 'default' => 8388608,
                 'min' => 1024, 'max' => 67108864, 'ext' => true],
             'timeout_ms' => ['section' => 'influxdb', 'type' => 'int', 'default' => 10000, 'min' => 100, 'max' => 600000,
@@ -263,7 +265,8 @@ class settings_definition {
      *
      * These are the tsdb.* values the extension itself reads, so every part of the plugin (readers, privacy, tasks,
      * the status page) uses the sink the extension writes to. A key the extension does not report (the extension is
-     * not loaded) keeps the plugin's default. Booleans are normalised to 1 / 0 as the extension reads them.
+     * not loaded) keeps the plugin's default. Booleans are normalised to 1 / 0 (gzip to auto / 1 / 0) as the extension
+     * reads them.
      *
      * @return array setting name => value, for every extension key
      */
@@ -276,12 +279,40 @@ class settings_definition {
             $value = ini_get('tsdb.' . $name);
             if ($value === false) {
                 $value = $def['default'];
+            } else if ($name === 'gzip') {
+                // auto / 1 / 0 as the extension reads it: "auto", or a boolean in any of its spellings.
+                $value = strtolower(trim($value));
+                $value = $value === 'auto' ? 'auto' : (in_array($value, ['1', 'true', 'on', 'yes'], true) ? '1' : '0');
             } else if ($def['type'] === 'bool') {
                 $value = in_array(strtolower(trim($value)), ['1', 'true', 'on', 'yes'], true) ? 1 : 0;
             }
             $values[$name] = $value;
         }
         return $values;
+    }
+
+    /**
+     * The extension keys that the server fixed for this process: PHP-FPM's php_admin_value[tsdb.KEY].
+     *
+     * PHP marks such an entry as not modifiable by the application (its access lacks INI_USER): ini_set() cannot
+     * change it and neither can tsdb_configure(), which keeps the pool's value (and reports the conflict in
+     * tsdb_stats()['warning']). php.ini, -d and php_value entries stay defaults the page's settings override.
+     *
+     * @return string[] setting names, empty without the extension
+     */
+    public static function server_fixed_keys(): array {
+        if (!extension_loaded('tsdb')) {
+            return [];
+        }
+        $entries = ini_get_all('tsdb', true) ?: [];
+        $fixed = [];
+        foreach (self::all() as $name => $def) {
+            $entry = $entries['tsdb.' . $name] ?? null;
+            if (!empty($def['ext']) && $entry !== null && ((int) $entry['access'] & INI_USER) === 0) {
+                $fixed[] = $name;
+            }
+        }
+        return $fixed;
     }
 
     /**

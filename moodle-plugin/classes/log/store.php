@@ -109,6 +109,11 @@ class store implements \tool_log\log\writer, \core\log\sql_reader {
      * privacy, the tasks, the status page and its Test connection) gets it here, so all of them use the sink the
      * extension writes to.
      *
+     * With Configuration source = this page, a key the PHP-FPM pool fixed with php_admin_value[tsdb.KEY] is the
+     * pool's value too: tsdb_configure() keeps such a value whatever the page says. The page's own values of those
+     * keys are kept in ->pagevalues (name => value), so that the extension is still handed the page's settings and
+     * reports the conflict in tsdb_stats()['warning'] (shown on the status page and by the status check).
+     *
      * @return \stdClass
      */
     public static function read_plugin_config(): \stdClass {
@@ -123,6 +128,16 @@ class store implements \tool_log\log\writer, \core\log\sql_reader {
         if (($cfg->configsource ?? 'plugin') === 'phpini') {
             foreach (settings_definition::ini_values() as $name => $value) {
                 $cfg->$name = $value;
+            }
+            return $cfg;
+        }
+        $fixed = settings_definition::server_fixed_keys();
+        if ($fixed) {
+            $ini = settings_definition::ini_values();
+            $cfg->pagevalues = [];
+            foreach ($fixed as $name) {
+                $cfg->pagevalues[$name] = $cfg->$name;
+                $cfg->$name = $ini[$name];
             }
         }
         return $cfg;

@@ -111,7 +111,10 @@ $string['setting_measurement_desc'] = 'InfluxDB measurement events are written t
 $string['setting_tags'] = 'Tags';
 $string['setting_tags_desc'] = 'Comma-separated event fields written as InfluxDB tags (indexed; every other field is a field). Allowed: eventname, component, action, target, crud, edulevel, contextlevel, origin, courseid, objecttable, contextid, contextinstanceid, anonymous, userid. Keep contextid: privacy deletions of a context need it. Avoid userid (one series per user; privacy uses pseudonyms instead).';
 $string['setting_gzip'] = 'Compress requests';
-$string['setting_gzip_desc'] = 'gzip InfluxDB request bodies.';
+$string['setting_gzip_desc'] = 'gzip InfluxDB request bodies. Compression makes each request several times smaller, at the cost of CPU in every PHP worker and on the InfluxDB server. Automatic compresses only when the server is not on this machine (its host is neither localhost nor a loopback address such as 127.0.0.1 or ::1): a local server has no network bytes to save. Always also compresses for a local server; Never sends plain bodies even over a slow or metered network.';
+$string['gzip_auto'] = 'Automatic: only for a server off this machine';
+$string['gzip_always'] = 'Always';
+$string['gzip_never'] = 'Never';
 $string['setting_max_batch_bytes'] = 'Largest request (bytes)';
 $string['setting_max_batch_bytes_desc'] = 'Larger batches are split before sending (before compression).';
 $string['setting_timeout_ms'] = 'Request timeout (ms)';
@@ -212,6 +215,7 @@ $string['status_written'] = 'Written';
 $string['status_failed'] = 'Failed';
 $string['status_dropped'] = 'Dropped';
 $string['status_configerror'] = 'Configuration refused by the extension: {$a}';
+$string['status_warning'] = 'The tsdb extension warns: {$a}';
 $string['testconnection'] = 'Test connection';
 $string['testconnection_ok'] = 'Connection works: a marker event was written and read back ({$a}).';
 $string['testconnection_written'] = 'A marker event was written (the extension reports it written); reading back is not available for this backend: {$a}';
@@ -240,6 +244,7 @@ $string['health_problem_flush'] = 'the cron process could not write a test event
 $string['check_extension'] = 'tsdb PHP extension';
 $string['check_extension_ok'] = 'The tsdb extension {$a} is loaded and configured.';
 $string['check_health_failing'] = 'The time series database log store is failing: {$a}';
+$string['check_warning'] = 'The time series database log store works, but the tsdb extension warns: {$a}';
 
 // Errors.
 $string['pgconnectfailed'] = 'Cannot connect to the PostgreSQL log database: {$a}';

@@ -24,6 +24,19 @@ abstract class base_testcase extends TestCase {
     const INTS = ['objectid', 'edulevel', 'contextid', 'contextlevel', 'contextinstanceid', 'userid', 'courseid',
         'relateduserid', 'anonymous', 'timecreated', 'realuserid'];
 
+    /**
+     * @var string A request of the site (code run after config.php) that reads the events back through Moodle's log
+     * report reader: how many are in course 3, and the `i` of user 5's events in order, as JSON.
+     */
+    const READER_STEP = <<<'PHP'
+$store = get_log_manager()->get_readers()['logstore_tsdb'];
+$r = ['count' => $store->get_events_select_count('courseid = :c', ['c' => 3])];
+$r['user5'] = array_values(array_map(function($e) {
+    return $e->other['i'];
+}, $store->get_events_select('userid = ?', [5], 'timecreated ASC, id ASC', 0, 0)));
+echo json_encode($r);
+PHP;
+
     /** @var string The JSON lines sink of this test. */
     protected $sink;
 
@@ -254,6 +267,50 @@ abstract class base_testcase extends TestCase {
             . $setup;
         file_put_contents("$root/config.php", $config);
         return $dir;
+    }
+
+    /**
+     * Starts fixtures/influx_capture.php (an InfluxDB write endpoint that records every request) on 127.0.0.1.
+     *
+     * @return array [process, port, capture file]; stop it with stop_influx_capture()
+     */
+    protected function start_influx_capture(): array {
+        $capture = tempnam(sys_get_temp_dir(), 'influx-capture-');
+        $port = 30000 + getmypid() % 20000;
+        $env = getenv();
+        $env['CAPTURE_FILE'] = $capture;
+        $proc = proc_open([PHP_BINARY, '-S', "127.0.0.1:$port", __DIR__ . '/../fixtures/influx_capture.php'],
+            [0 => ['file', '/dev/null', 'r'], 1 => ['file', '/dev/null', 'w'], 2 => ['file', '/dev/null', 'w']], $pipes, null, $env);
+        for ($i = 0; $i < 50 && !@fsockopen('127.0.0.1', $port); $i++) {
+            usleep(100000);
+        }
+        return [$proc, $port, $capture];
+    }
+
+    /**
+     * The write requests the capture server received: [method, uri, encoding, body (gunzipped)] each.
+     *
+     * @param string $capture the capture file
+     * @return array[]
+     */
+    protected function captured_writes(string $capture): array {
+        $requests = array_map(function($l) {
+            return json_decode($l, true);
+        }, file($capture, FILE_IGNORE_NEW_LINES | FILE_SKIP_EMPTY_LINES));
+        return array_values(array_filter($requests, function($r) {
+            return strpos($r['uri'], '/write') === 0 || strpos($r['uri'], '/api/v2/write') === 0;
+        }));
+    }
+
+    /**
+     * Stops the capture server and removes its file.
+     *
+     * @param array $capture start_influx_capture()
+     */
+    protected function stop_influx_capture(array $capture): void {
+        proc_terminate($capture[0]);
+        proc_close($capture[0]);
+        @unlink($capture[2]);
     }
 
     /**

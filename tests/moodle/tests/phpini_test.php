@@ -147,15 +147,7 @@ PHP
         $this->assertFileDoesNotExist($this->sink, 'nothing went to the page\'s file sink');
 
         // 2. Moodle's log report: the sql_reader answers from the same table.
-        $out = $this->request(<<<'PHP'
-$store = get_log_manager()->get_readers()['logstore_tsdb'];
-$r = ['count' => $store->get_events_select_count('courseid = :c', ['c' => 3])];
-$r['user5'] = array_values(array_map(function($e) {
-    return $e->other['i'];
-}, $store->get_events_select('userid = ?', [5], 'timecreated ASC, id ASC', 0, 0)));
-echo json_encode($r);
-PHP
-        );
+        $out = $this->request(self::READER_STEP);
         $r = json_decode($out, true);
         $this->assertSame(count(array_filter($expected, function($e) {
             return $e[1] === 1;

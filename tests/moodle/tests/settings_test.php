@@ -225,8 +225,8 @@ class settings_test extends base_testcase {
         set_config('spool_dir', '', 'logstore_tsdb');
         $this->assertTrue(xmldb_logstore_tsdb_upgrade(2025070100));
         $this->assertSame(settings_definition::default_spool_dir(), get_config('logstore_tsdb', 'spool_dir'));
-        $this->assertSame([['logstore_tsdb', 2025070101]], harness::$savepoints);
-        $this->assertGreaterThanOrEqual(2025070101, $plugin->version, 'version.php reaches the savepoint');
+        $this->assertSame([['logstore_tsdb', 2025070101], ['logstore_tsdb', 2025070102]], harness::$savepoints);
+        $this->assertGreaterThanOrEqual(2025070102, $plugin->version, 'version.php reaches the last savepoint');
 
         set_config('spool_dir', '/srv/moodle-spool', 'logstore_tsdb');
         xmldb_logstore_tsdb_upgrade(2025070100);
@@ -234,6 +234,83 @@ class settings_test extends base_testcase {
         set_config('spool_dir', '', 'logstore_tsdb');
         xmldb_logstore_tsdb_upgrade(2025070101);
         $this->assertSame('', get_config('logstore_tsdb', 'spool_dir'), 'an admin who turned the spool off keeps it off');
+    }
+
+    /**
+     * The upgrade step of gzip: the old checkbox's default '1' becomes Automatic (which still compresses for every
+     * remote server); Never ('0') stays, and a site that never saved the setting gets the new default anyway.
+     */
+    public function test_upgrade_turns_the_old_gzip_default_into_auto(): void {
+        require_once(harness::$plugindir . '/db/upgrade.php');
+        foreach (['1' => 'auto', '0' => '0'] as $old => $new) {
+            harness::$savepoints = [];
+            set_config('gzip', $old, 'logstore_tsdb');
+            $this->assertTrue(xmldb_logstore_tsdb_upgrade(2025070101));
+            $this->assertSame($new, get_config('logstore_tsdb', 'gzip'), "stored '$old'");
+            $this->assertSame([['logstore_tsdb', 2025070102]], harness::$savepoints);
+            $this->assertSame($new, \logstore_tsdb\log\store::read_plugin_config()->gzip);
+        }
+        unset_config('gzip', 'logstore_tsdb');
+        xmldb_logstore_tsdb_upgrade(2025070101);
+        $this->assertFalse(get_config('logstore_tsdb', 'gzip'), 'nothing stored, nothing written');
+        $this->assertSame('auto', \logstore_tsdb\log\store::read_plugin_config()->gzip, 'the default');
+        // A newer site that chose Always keeps it.
+        set_config('gzip', '1', 'logstore_tsdb');
+        xmldb_logstore_tsdb_upgrade(2025070102);
+        $this->assertSame('1', get_config('logstore_tsdb', 'gzip'));
+    }
+
+    /**
+     * gzip is a choice (Automatic by default, Always, Never) and each choice is what the extension runs with: its
+     * phpinfo() shows the effective tsdb.gzip, and the InfluxDB requests to a server on this machine (a capture
+     * server on 127.0.0.1) are compressed with Always only. Every event logged is in the requests.
+     */
+    public function test_gzip_choice_reaches_the_extension(): void {
+        [$settings] = $this->load_settings();
+        $gzip = $settings->settings->gzip;
+        $this->assertInstanceOf(admin_setting_configselect::class, $gzip);
+        $this->assertSame(['auto', '1', '0'], array_map('strval', array_keys($gzip->choices)));
+        $this->assertSame('auto', $gzip->defaultsetting);
+        $this->assertNotSame('', $gzip->write_setting('yes'), 'only the three choices');
+
+        $capture = $this->start_influx_capture();
+        try {
+            $seen = 0;
+            foreach (['auto' => '', '1' => 'gzip', '0' => ''] as $choice => $encoding) {
+                $this->assertSame('', $gzip->write_setting($choice));
+                $this->configure(['backend' => 'influxdb1', 'url' => 'http://127.0.0.1:' . $capture[1],
+                    'database' => 'moodle', 'pseudonymise' => 0, 'retry_max_elapsed_ms' => 2000]);
+                $this->new_request();
+                harness::login(5);
+                $failed = tsdb_stats()['failed'];
+                $logged = [];
+                for ($i = 1; $i <= 3; $i++) {
+                    $marker = $choice . '-' . $i;
+                    \core\event\course_viewed::create(['context' => context_course::instance(3), 'courseid' => 3,
+                        'other' => ['marker' => $marker]])->trigger();
+                    $logged[] = $marker;
+                }
+                $this->assertSame(0, tsdb_flush(15000));
+                $this->assertSame($failed, tsdb_stats()['failed']);
+                ob_start();
+                phpinfo(INFO_MODULES);
+                $info = ob_get_clean();
+                $this->assertMatchesRegularExpression('/^tsdb\.gzip => ' . $choice . '$/m', $info,
+                    "gzip = $choice: the value the extension runs with");
+                $writes = array_slice($this->captured_writes($capture[2]), $seen);
+                $seen += count($writes);
+                $this->assertNotEmpty($writes);
+                $markers = [];
+                foreach ($writes as $w) {
+                    $this->assertSame($encoding, $w['encoding'], "gzip = $choice, server on 127.0.0.1");
+                    preg_match_all('/marker\\\\":\\\\"([a-z0-9-]+)/', $w['body'], $m);
+                    $markers = array_merge($markers, $m[1]);
+                }
+                $this->assertSame($logged, $markers, "gzip = $choice: every event, once");
+            }
+        } finally {
+            $this->stop_influx_capture($capture);
+        }
     }
 
     /**

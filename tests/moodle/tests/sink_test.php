@@ -91,16 +91,9 @@ class sink_test extends base_testcase {
         if (!$DB) {
             $this->markTestSkipped('SKIPPED: no PostgreSQL for Moodle\'s pseudonym table');
         }
-        $capture = tempnam(sys_get_temp_dir(), 'influx-capture-');
-        $port = 30000 + getmypid() % 20000;
-        $env = getenv();
-        $env['CAPTURE_FILE'] = $capture;
-        $proc = proc_open([PHP_BINARY, '-S', "127.0.0.1:$port", __DIR__ . '/../fixtures/influx_capture.php'],
-            [0 => ['file', '/dev/null', 'r'], 1 => ['file', '/dev/null', 'w'], 2 => ['file', '/dev/null', 'w']], $pipes, null, $env);
+        $capture = $this->start_influx_capture();
+        $port = $capture[1];
         try {
-            for ($i = 0; $i < 50 && !@fsockopen('127.0.0.1', $port); $i++) {
-                usleep(100000);
-            }
             $this->configure(['backend' => 'influxdb1', 'url' => "http://127.0.0.1:$port", 'database' => 'moodle',
                 'gzip' => 0, 'pseudonymise' => 1, 'retry_max_elapsed_ms' => 2000]);
             $before = tsdb_stats();
@@ -111,12 +104,7 @@ class sink_test extends base_testcase {
             $stats = tsdb_stats();
             $this->skip_if_sink_missing($stats);
             $this->assertSame((int) $before['failed'], (int) $stats['failed'], 'influx sink failed: ' . $stats['last_error']);
-            $requests = array_map(function($l) {
-                return json_decode($l, true);
-            }, file($capture, FILE_IGNORE_NEW_LINES | FILE_SKIP_EMPTY_LINES));
-            $writes = array_values(array_filter($requests, function($r) {
-                return strpos($r['uri'], '/write') === 0;
-            }));
+            $writes = $this->captured_writes($capture[2]);
             $this->assertCount(1, $writes);
             $this->assertStringContainsString('db=moodle', $writes[0]['uri']);
             $line = trim($writes[0]['body']);
@@ -128,9 +116,7 @@ class sink_test extends base_testcase {
             $this->assertDoesNotMatchRegularExpression('/userid=[256]i/', $line, 'no real user id leaves Moodle');
             $this->assertStringContainsString('contextid=' . context_user::instance(6)->id, $line, 'contextid is a tag');
         } finally {
-            proc_terminate($proc);
-            proc_close($proc);
-            @unlink($capture);
+            $this->stop_influx_capture($capture);
         }
     }
 }

@@ -23,11 +23,12 @@ class status_page_test extends base_testcase {
      * @param bool $public Moodle 5.1 layout (public/admin/...)
      * @param array $get request parameters
      * @param int $userid logged-in user
+     * @param array|null $cfg the plugin's settings (default: the file sink of this test)
      * @return array [exit code, html, stderr]
      */
-    protected function run_page(bool $public, array $get, int $userid): array {
+    protected function run_page(bool $public, array $get, int $userid, ?array $cfg = null): array {
         $dir = $this->site_tree($public);
-        $cfg = ['backend' => 'file', 'format' => 'json', 'path' => $this->sink];
+        $cfg = $cfg ?? ['backend' => 'file', 'format' => 'json', 'path' => $this->sink];
         return $this->run_php_file("$dir/status.php", ['PAGE_CONFIG' => json_encode($cfg), 'PAGE_GET' => json_encode($get),
             'PAGE_USER' => (string) $userid]);
     }
@@ -61,6 +62,42 @@ class status_page_test extends base_testcase {
         $this->assertStringContainsString('Connection works', $html);
         $rows = $this->read_back();
         $this->assertSame([\logstore_tsdb\local\connection_tester::EVENTNAME], array_column($rows, 'eventname'));
+    }
+
+    /**
+     * The extension's warning (a token over http:// to a host off this machine) is shown on the page, escaped, and
+     * by the status check; the token itself never. With https:// there is no warning and the check is OK.
+     */
+    public function test_extension_warning_is_shown_escaped(): void {
+        $token = 'status-token-' . bin2hex(random_bytes(8));
+        $cfg = ['backend' => 'influxdb2', 'url' => 'http://in<fl>ux&co.example.invalid:8086', 'org' => 'org',
+            'token' => $token];
+        $warning = 'url: the InfluxDB credentials cross the network in clear text (http:// to in<fl>ux&co.example.invalid); '
+            . 'use https://';
+        [$rc, $html, $err] = $this->run_page(true, [], 2, $cfg);
+        $this->assertSame(0, $rc, $err);
+        $this->assertStringContainsString('alert-warning', $html);
+        $this->assertStringContainsString('The tsdb extension warns: ' . htmlspecialchars($warning), $html);
+        $this->assertStringNotContainsString('in<fl>ux', $html, 'escaped everywhere');
+        $this->assertStringNotContainsString($token, $html);
+
+        $this->configure($cfg);
+        $this->new_request();
+        $result = (new \logstore_tsdb\check\extension_check())->get_result();
+        $this->assertSame($warning, tsdb_stats()['warning']);
+        $this->assertSame(\core\check\result::WARNING, $result->get_status());
+        $this->assertSame(htmlspecialchars('The time series database log store works, but the tsdb extension warns: '
+            . $warning), $result->get_summary());
+
+        $cfg['url'] = 'https://influx.example.invalid:8086';
+        [$rc, $html, $err] = $this->run_page(true, [], 2, $cfg);
+        $this->assertSame(0, $rc, $err);
+        $this->assertStringNotContainsString('alert-warning', $html);
+        $this->assertStringContainsString('<td>warning</td><td></td>', $html);
+        $this->configure($cfg);
+        $this->new_request();
+        $this->assertSame(\core\check\result::OK, (new \logstore_tsdb\check\extension_check())->get_result()->get_status());
+        $this->assertSame('', tsdb_stats()['warning']);
     }
 
     /**
