@@ -67,9 +67,10 @@ final class tsdb_test_fpm_pool {
         return preg_match('/^(\d+)$/', $this->get('page.php', "req=$req&n=$n"), $m) ? (int)$m[1] : 0;
     }
 
-    /** The body of `tests/fpm/$script?$query` as served by the pool ('' on failure). */
+    /** The body of `$script?$query` as served by the pool ('' on failure); a relative `$script` is in tests/fpm/. */
     public function get(string $script, string $query): string {
-        $env = ['SCRIPT_FILENAME' => __DIR__ . "/$script", 'REQUEST_METHOD' => 'GET', 'QUERY_STRING' => $query,
+        $path = str_starts_with($script, '/') ? $script : __DIR__ . "/$script";
+        $env = ['SCRIPT_FILENAME' => $path, 'REQUEST_METHOD' => 'GET', 'QUERY_STRING' => $query,
             'PATH' => getenv('PATH')];
         $p = proc_open(['cgi-fcgi', '-bind', '-connect', "127.0.0.1:{$this->port}"], [1 => ['pipe', 'w']], $pipes, null, $env);
         $out = stream_get_contents($pipes[1]);

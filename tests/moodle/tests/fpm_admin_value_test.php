@@ -41,25 +41,6 @@ class fpm_admin_value_test extends base_testcase {
     }
 
     /**
-     * One GET request to the pool for a script anywhere (tsdb_test_fpm_pool::get() serves tests/fpm/ only, and FPM
-     * refuses a path with ..): the body of the response.
-     *
-     * @param int $port the pool's port on 127.0.0.1
-     * @param string $script absolute path
-     * @param string $query
-     * @return string
-     */
-    protected static function fastcgi_get(int $port, string $script, string $query): string {
-        $params = ['SCRIPT_FILENAME' => $script, 'REQUEST_METHOD' => 'GET', 'QUERY_STRING' => $query,
-            'PATH' => getenv('PATH')];
-        $proc = proc_open(['cgi-fcgi', '-bind', '-connect', "127.0.0.1:$port"], [1 => ['pipe', 'w']], $pipes, null, $params);
-        $response = stream_get_contents($pipes[1]);
-        fclose($pipes[1]);
-        proc_close($proc);
-        return preg_split('/\r?\n\r?\n/', $response, 2)[1] ?? '';
-    }
-
-    /**
      * Logging, the report reader and the status page under a pool that fixes the backend, its connection and table.
      */
     public function test_values_fixed_by_the_pool_are_used_by_every_part(): void {
@@ -94,7 +75,8 @@ class fpm_admin_value_test extends base_testcase {
         $envfile = $CFG->dataroot . '/env.json';
         file_put_contents($envfile, json_encode($env));
         $request = function(tsdb_test_fpm_pool $pool, string $file) use ($envfile): string {
-            return self::fastcgi_get($pool->port, realpath(__DIR__ . '/../fixtures/fpm_site_page.php'),
+            // An absolute path without `..`: FPM refuses one with it.
+            return $pool->get(realpath(__DIR__ . '/../fixtures/fpm_site_page.php'),
                 http_build_query(['env' => $envfile, 'file' => $file]));
         };
         $step = function(string $name, string $code) use ($sitedir): string {
