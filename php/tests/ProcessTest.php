@@ -88,11 +88,7 @@ final class ProcessTest extends TestCase {
         $before = count(tsdb_test_read_jsonl($path));
         $this->assertGreaterThanOrEqual(500, $before, 'the flushed half reached the backend before the kill');
         // The dead process's journal is an unlocked segment: a replay delivers what it holds.
-        $ini = [];
-        foreach ($config as $k => $v) {
-            $ini["tsdb.$k"] = $v;
-        }
-        [$rc, $out] = tsdb_test_run_php('echo json_encode(tsdb_replay_spool(10000));', $ini);
+        [$rc, $out] = tsdb_test_replay_in_another_process($config, 10000);
         $this->assertSame(0, $rc, $out);
         $rep = json_decode($out, true);
         $this->assertSame('', $rep['error'], $out);

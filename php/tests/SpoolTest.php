@@ -72,11 +72,7 @@ final class SpoolTest extends TestCase {
         file_put_contents($segs[1], $raw);
         mkdir($this->dir . '/backend');
         // A Moodle task or CLI script in another process replays (this process's breaker stays open).
-        $ini = [];
-        foreach ($config as $k => $v) {
-            $ini["tsdb.$k"] = $v;
-        }
-        [$rc, $out] = tsdb_test_run_php('echo json_encode(tsdb_replay_spool(10000));', $ini);
+        [$rc, $out] = tsdb_test_replay_in_another_process($config, 10000);
         $this->assertSame(0, $rc, $out);
         $rep = json_decode($out, true);
         $this->assertSame(['segments' => 2, 'written' => 200, 'rejected' => 0, 'quarantined' => 1, 'busy' => 0,

@@ -83,6 +83,18 @@ function tsdb_test_run_php(string $code, array $ini = []): array {
 }
 
 /**
+ * Replays the spool of configuration `$tsdb` (tsdb_configure() keys) from a fresh CLI process, as the Moodle task
+ * or an admin's script would; returns [exit code, output: tsdb_replay_spool()'s array as JSON].
+ */
+function tsdb_test_replay_in_another_process(array $tsdb, int $max_ms): array {
+    $ini = [];
+    foreach ($tsdb as $k => $v) {
+        $ini["tsdb.$k"] = $v;
+    }
+    return tsdb_test_run_php("echo json_encode(tsdb_replay_spool($max_ms));", $ini);
+}
+
+/**
  * A fresh temp directory per test, removed afterwards.
  */
 trait tsdb_test_tempdir {

@@ -19,11 +19,7 @@ final class OutageTest extends TestCase {
 
     /** Replays what the workers left in the spool from a CLI process, as the Moodle task would. */
     private function replay_rest(array $tsdb): array {
-        $ini = [];
-        foreach ($tsdb as $k => $v) {
-            $ini["tsdb.$k"] = $v;
-        }
-        [$rc, $out] = tsdb_test_run_php('echo json_encode(tsdb_replay_spool(60000));', $ini);
+        [$rc, $out] = tsdb_test_replay_in_another_process($tsdb, 60000);
         $this->assertSame(0, $rc, $out);
         $rep = json_decode($out, true);
         $this->assertIsArray($rep, $out);
