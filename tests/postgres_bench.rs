@@ -7,13 +7,13 @@
 //! TSDB_BENCH_ROWS=500000 cargo test --release --no-default-features --test postgres_bench -- --ignored --nocapture
 //! ```
 
-use postgres::{Client, NoTls};
+#[path = "common/pg.rs"]
+mod pg;
+
 use std::process::Command;
 use std::time::Instant;
-use tsdb::config::Config;
 use tsdb::event::{EventId, IntField, StrField};
 use tsdb::record::RecordWriter;
-use tsdb::sink::postgres::PostgresSink;
 use tsdb::sink::{Batch, Sink};
 
 const COLS: &str = "eventname, component, action, target, objecttable, objectid, crud, edulevel, contextid, \
@@ -74,38 +74,17 @@ fn batch(producer: u64, first: u64, n: u64, t0: i64) -> Batch {
 #[test]
 #[ignore]
 fn bench_sink_vs_psql_copy() {
-    let (Some(host), Some(port), Some(user), Some(password), Some(db)) = (
-        env("TSDB_TEST_PG_HOST"),
-        env("TSDB_TEST_PG_PORT"),
-        env("TSDB_TEST_PG_USER"),
-        env("TSDB_TEST_PG_PASSWORD"),
-        env("TSDB_TEST_PG_DB"),
-    ) else {
-        eprintln!("SKIPPED: PostgreSQL not configured (source tests/servers/postgres.sh)");
-        return;
-    };
+    let Some(pg) = pg::server("TSDB_TEST_PG", "PostgreSQL", "bench") else { return };
     let rows: u64 = env("TSDB_BENCH_ROWS").and_then(|v| v.parse().ok()).unwrap_or(200_000);
     let batch_size: u64 = env("TSDB_BENCH_BATCH").and_then(|v| v.parse().ok()).unwrap_or(5000);
-    let schema = "bench";
-    let mut c = Client::connect(&format!("host={host} port={port} user={user} password={password} dbname={db}"), NoTls)
-        .expect("connect");
-    c.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE")).unwrap();
-    let cfg = Config::from_pairs([
-        ("backend", "postgres"),
-        ("host", host.as_str()),
-        ("port", port.as_str()),
-        ("user", user.as_str()),
-        ("password", password.as_str()),
-        ("dbname", db.as_str()),
-        ("schema", schema),
-    ])
-    .unwrap();
+    let schema = &pg.schema("sink");
+    let mut c = pg.client();
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
     let t0 = now - (rows / 20) as i64 - 60;
     let batches: Vec<Batch> = (0..rows.div_ceil(batch_size))
         .map(|k| batch(7, 1 + k * batch_size, batch_size.min(rows - k * batch_size), t0))
         .collect();
-    let mut sink = PostgresSink::new(&cfg).unwrap();
+    let mut sink = pg.sink(schema, &[]);
     // Connect, create the schema and the partitions the rows need (not what is measured).
     let warm = batch(8, 1, 1, t0);
     sink.write(&warm).unwrap();
@@ -125,8 +104,9 @@ fn bench_sink_vs_psql_copy() {
     let cols = format!("{COLS}, \"time\", event_id");
     let psql = |cmd: &str| {
         let out = Command::new("psql")
-            .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", &host, "-p", &port, "-U", &user, "-d", &db, "-c", cmd])
-            .env("PGPASSWORD", &password)
+            .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", &pg.host, "-p", &pg.port.to_string(), "-U", &pg.user])
+            .args(["-d", &pg.db, "-c", cmd])
+            .env("PGPASSWORD", &pg.password)
             .output()
             .expect("psql");
         assert!(out.status.success(), "psql {cmd}: {}", String::from_utf8_lossy(&out.stderr));

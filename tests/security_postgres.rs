@@ -17,11 +17,13 @@ mod lp;
 #[path = "../fuzz/src/oracles.rs"]
 #[allow(dead_code)]
 mod oracles;
+#[path = "common/pg.rs"]
+mod pg;
 
 use tsdb::config::Config;
 use tsdb::event::{EventId, IntField, StrField};
 use tsdb::record::RecordWriter;
-use tsdb::sink::postgres::{push_json, Names, PostgresSink};
+use tsdb::sink::postgres::{push_json, Names};
 use tsdb::sink::{Batch, Sink, SinkError};
 
 #[test]
@@ -88,33 +90,6 @@ fn push_json_output_is_always_accepted_by_jsonb() {
     assert!(refused.is_empty(), "jsonb would refuse: {refused:?}");
 }
 
-fn pg_config(schema: &str) -> Option<Config> {
-    let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-    let (Some(host), Some(port), Some(user), Some(password), Some(db)) = (
-        var("TSDB_TEST_PG_HOST"),
-        var("TSDB_TEST_PG_PORT"),
-        var("TSDB_TEST_PG_USER"),
-        var("TSDB_TEST_PG_PASSWORD"),
-        var("TSDB_TEST_PG_DB"),
-    ) else {
-        assert!(std::env::var("TSDB_TEST_REQUIRE_SERVERS").as_deref() != Ok("1"), "TSDB_TEST_PG_* not set");
-        eprintln!("SKIPPED: PostgreSQL not configured (source tests/servers/postgres.sh && start_postgres DIR)");
-        return None;
-    };
-    Some(
-        Config::from_pairs([
-            ("backend", "postgres"),
-            ("host", host.as_str()),
-            ("port", port.as_str()),
-            ("user", user.as_str()),
-            ("password", password.as_str()),
-            ("dbname", db.as_str()),
-            ("schema", schema),
-        ])
-        .unwrap(),
-    )
-}
-
 fn batch(others: &[&[u8]]) -> Batch {
     let mut buf = Vec::new();
     let producer = std::process::id() as u64 ^ 0x5ec0_0000_0000;
@@ -130,9 +105,8 @@ fn batch(others: &[&[u8]]) -> Batch {
 
 #[test]
 fn an_other_with_a_number_numeric_cannot_hold_is_stored() {
-    let schema = format!("sec_numeric_{}", std::process::id());
-    let Some(cfg) = pg_config(&schema) else { return };
-    let mut sink = PostgresSink::new(&cfg).unwrap();
+    let Some(pg) = pg::server("TSDB_TEST_PG", "PostgreSQL", "sec") else { return };
+    let mut sink = pg.sink(&pg.schema("numeric"), &[]);
     let gap = format!("{{\"n\":0.{}e-10000}}", "1".repeat(6400));
     let b = batch(&[br#"{"a":1}"#, br#"{"subject":"hi","n":1e999999}"#, br#"{"a":2}"#, gap.as_bytes()]);
     match sink.write(&b) {
