@@ -86,8 +86,10 @@ if ($hassiteconfig) {
                     $setting = new \logstore_tsdb\admin\setting_secret($fullname, $label, $help, '');
                     break;
                 case 'textarea':
+                    // PARAM_RAW: Moodle refuses a PARAM_RAW_TRIMMED value with surrounding white space, such as the
+                    // newline after the last line of a text area; the patterns are split on white space anyway.
                     $setting = new \logstore_tsdb\admin\setting_textarea($fullname, $label, $help, $def['default'],
-                        PARAM_RAW_TRIMMED);
+                        PARAM_RAW);
                     break;
                 case 'int':
                     $setting = new \logstore_tsdb\admin\setting_text($fullname, $label, $help, (string) $def['default'],

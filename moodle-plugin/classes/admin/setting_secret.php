@@ -31,7 +31,8 @@ require_once($CFG->libdir . '/adminlib.php');
 
 /**
  * Password-unmask setting whose saved value never reaches the page: the form shows an empty field, an empty
- * submission keeps the saved secret and a single "-" removes it.
+ * submission keeps the saved secret (or stores the empty default when nothing is saved yet) and a single "-"
+ * removes it.
  *
  * @package    logstore_tsdb
  * @copyright  2025 The logstore_tsdb authors
@@ -62,6 +63,12 @@ class setting_secret extends \admin_setting_configpasswordunmask {
     public function write_setting(#[\SensitiveParameter] $data) {
         $data = (string) $data;
         if ($data === '') {
+            if ($this->get_setting() === null) {
+                // Nothing saved yet: store the empty default. Moodle applies defaults at install and upgrade with
+                // write_setting(''), and lists a setting whose get_setting() is null as new on every visit of
+                // the notifications page (any_new_admin_settings()).
+                return $this->config_write($this->name, '') ? '' : get_string('errorsetting', 'admin');
+            }
             return '';
         }
         if (trim($data) === self::CLEAR) {

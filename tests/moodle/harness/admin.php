@@ -151,6 +151,8 @@ namespace {
         public $description;
         /** @var mixed */
         public $defaultsetting;
+        /** @var bool Moodle's admin_setting::$nosave: true for headings (nothing to store). */
+        public $nosave = false;
 
         /**
          * Constructor.
@@ -243,7 +245,26 @@ namespace {
          * @param string|lang_string $information
          */
         public function __construct($name, $heading, $information) {
+            $this->nosave = true;
             parent::__construct($name, $heading, $information, '');
+        }
+
+        /**
+         * Moodle's admin_setting_heading::get_setting(): always true (a heading is never a new setting).
+         *
+         * @return bool
+         */
+        public function get_setting() {
+            return true;
+        }
+
+        /**
+         * Moodle's admin_setting_heading::get_defaultsetting().
+         *
+         * @return bool
+         */
+        public function get_defaultsetting() {
+            return true;
         }
 
         /**
@@ -292,10 +313,16 @@ namespace {
          * @return true|string
          */
         public function validate($data) {
-            if ($this->paramtype === PARAM_INT && $data !== '' && !preg_match('/^-?[0-9]+$/', (string) $data)) {
-                return 'This value is not valid';
+            // As Moodle: a /regex/ paramtype must match, PARAM_RAW takes anything, any other PARAM_* type takes only
+            // a value that clean_param() leaves unchanged (so PARAM_RAW_TRIMMED refuses surrounding white space).
+            if (preg_match('#^/.*/$#', (string) $this->paramtype)) {
+                return preg_match($this->paramtype, (string) $data) ? true : get_string('validateerror', 'admin');
             }
-            return true;
+            if ($this->paramtype === PARAM_RAW) {
+                return true;
+            }
+            $cleaned = clean_param($data, $this->paramtype);
+            return "$data" === "$cleaned" ? true : get_string('validateerror', 'admin');
         }
 
         /**
@@ -387,8 +414,12 @@ namespace {
          * @return string
          */
         public function write_setting($data) {
-            if (!array_key_exists((string) $data, $this->choices)) {
-                return 'Invalid choice';
+            if (empty($this->choices)) {
+                return '';
+            }
+            if (!array_key_exists($data, $this->choices)) {
+                // Moodle ignores a value that is not a choice: nothing is stored, and no error is shown.
+                return '';
             }
             return parent::write_setting($data);
         }
@@ -426,6 +457,46 @@ namespace {
         public function write_setting($data) {
             return parent::write_setting(((string) $data === $this->yes) ? $this->yes : $this->no);
         }
+    }
+
+    /**
+     * Moodle's admin_apply_default_settings() for one settings page (install, upgrade, upgradesettings.php): every
+     * setting that is not a heading gets write_setting(get_defaultsetting()); with $unconditional false, only the
+     * settings whose get_setting() is null.
+     *
+     * @param admin_settingpage $node
+     * @param bool $unconditional
+     */
+    function admin_apply_default_settings($node = null, $unconditional = true) {
+        foreach ($node->settings as $setting) {
+            if ($setting->nosave) {
+                continue;
+            }
+            if (!$unconditional && !is_null($setting->get_setting())) {
+                continue;
+            }
+            $defaultsetting = $setting->get_defaultsetting();
+            if (is_null($defaultsetting)) {
+                continue;
+            }
+            $setting->write_setting($defaultsetting);
+        }
+    }
+
+    /**
+     * Moodle's any_new_admin_settings() for one settings page: true while a setting's get_setting() is null, which
+     * sends administrators to the "New settings" page (admin/upgradesettings.php) on every visit of admin/index.php.
+     *
+     * @param admin_settingpage $node
+     * @return bool
+     */
+    function any_new_admin_settings($node) {
+        foreach ($node->settings as $setting) {
+            if ($setting->get_setting() === null) {
+                return true;
+            }
+        }
+        return false;
     }
 
     /**

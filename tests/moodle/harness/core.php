@@ -281,6 +281,33 @@ function get_string($identifier, $component = '', $a = null) {
 }
 
 /**
+ * Moodle's clean_param() for the PARAM_* types the plugin's settings and pages use. Any other type is not
+ * reproduced here and throws, rather than cleaning in a way Moodle does not.
+ *
+ * @param mixed $param
+ * @param string $type
+ * @return mixed
+ */
+function clean_param($param, $type) {
+    if (is_array($param) || is_object($param)) {
+        throw new coding_exception('clean_param() can not process arrays or objects, please use clean_param_array() instead.');
+    }
+    switch ($type) {
+        case PARAM_RAW:
+            return $param;
+        case PARAM_RAW_TRIMMED:
+            return trim((string) $param);
+        case PARAM_INT:
+            return (int) $param;
+        case PARAM_ALPHA:
+            return preg_replace('/[^a-zA-Z]/i', '', (string) $param);
+        case PARAM_ALPHANUMEXT:
+            return preg_replace('/[^a-zA-Z0-9_-]/i', '', (string) $param);
+    }
+    throw new coding_exception("harness: clean_param() type '$type' is not reproduced");
+}
+
+/**
  * Moodle's lang_string (lazy string).
  */
 class lang_string {

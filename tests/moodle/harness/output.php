@@ -108,11 +108,10 @@ namespace {
      * @return mixed
      */
     function optional_param($parname, $default, $type) {
-        $v = $_POST[$parname] ?? $_GET[$parname] ?? $default;
-        if ($type === PARAM_ALPHA) {
-            $v = preg_replace('/[^a-zA-Z]/', '', (string) $v);
+        if (!isset($_POST[$parname]) && !isset($_GET[$parname])) {
+            return $default;
         }
-        return $v;
+        return clean_param($_POST[$parname] ?? $_GET[$parname], $type);
     }
 
     /**

@@ -129,7 +129,32 @@ class settings_test extends base_testcase {
         $this->assertSame('2500', get_config('logstore_tsdb', 'batch_size'));
         $this->assertSame('', $s->url->write_setting('https://influx.example.org:8086'));
         $this->assertSame('', $s->includeevents->write_setting("\\mod_forum\\event\\*\ncore, *_viewed"));
-        $this->assertNotSame('', $s->backend->write_setting('mysql'));
+        // A text area submitted with a newline after its last line (as browsers keep it) is accepted.
+        $this->assertSame('', $s->excludeevents->write_setting("*_viewed\r\n"));
+        // A text field keeps Moodle's PARAM_RAW_TRIMMED check: surrounding white space is refused, naming the field.
+        $this->assertStringStartsWith('url:', $s->url->write_setting(' https://influx.example.org:8086'));
+        // Moodle's admin_setting_configselect ignores a value that is not a choice: no error, nothing stored.
+        $backend = get_config('logstore_tsdb', 'backend');
+        $this->assertSame('', $s->backend->write_setting('mysql'));
+        $this->assertSame($backend, get_config('logstore_tsdb', 'backend'), 'not a choice: not stored');
+    }
+
+    /**
+     * Installing applies every default (admin_apply_default_settings), after which no setting is new: otherwise
+     * Moodle would send administrators to the "New settings" page on every visit of the notifications page. The
+     * secret fields, which keep a saved value when submitted empty, store their empty default when nothing is saved.
+     */
+    public function test_install_defaults_leave_no_new_setting(): void {
+        [$settings] = $this->load_settings();
+        $this->assertTrue(any_new_admin_settings($settings), 'a fresh site has new settings');
+        admin_apply_default_settings($settings, false);
+        $this->assertFalse(any_new_admin_settings($settings), 'after the defaults, no setting is new');
+        $this->assertSame('', get_config('logstore_tsdb', 'token'));
+
+        // A saved secret is kept when the defaults are applied again (upgradesettings.php, unconditional).
+        $this->assertSame('', $settings->settings->token->write_setting('s3cr3t'));
+        admin_apply_default_settings($settings, true);
+        $this->assertSame('s3cr3t', get_config('logstore_tsdb', 'token'));
     }
 
     /**
@@ -271,7 +296,8 @@ class settings_test extends base_testcase {
         $this->assertInstanceOf(admin_setting_configselect::class, $gzip);
         $this->assertSame(['auto', '1', '0'], array_map('strval', array_keys($gzip->choices)));
         $this->assertSame('auto', $gzip->defaultsetting);
-        $this->assertNotSame('', $gzip->write_setting('yes'), 'only the three choices');
+        $this->assertSame('', $gzip->write_setting('yes'), 'Moodle ignores a value that is not a choice');
+        $this->assertFalse(get_config('logstore_tsdb', 'gzip') === 'yes', 'only the three choices are stored');
 
         $capture = $this->start_influx_capture();
         try {
