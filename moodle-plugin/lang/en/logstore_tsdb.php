@@ -241,6 +241,7 @@ $string['health_problem_config'] = 'configuration refused: {$a}';
 $string['health_problem_flush'] = 'the cron process could not write a test event: {$a}';
 
 // Status check (Site administration > Reports > System status).
+$string['cachedef_workerreport'] = 'When each PHP process last reported its time series database log store counters';
 $string['check_extension'] = 'tsdb PHP extension';
 $string['check_extension_ok'] = 'The tsdb extension {$a} is loaded and configured.';
 $string['check_health_failing'] = 'The time series database log store is failing: {$a}';
