@@ -630,10 +630,12 @@ namespace core\hook\output {
         /**
          * Moodle's add_html().
          *
-         * @param string $output
+         * @param string|null $output
          */
-        public function add_html(string $output): void {
-            $this->output .= $output;
+        public function add_html(?string $output): void {
+            if ($output) {
+                $this->output .= $output;
+            }
         }
 
         /**

@@ -308,6 +308,35 @@ function clean_param($param, $type) {
 }
 
 /**
+ * Moodle's get_string_manager() (the part used: string_exists()).
+ *
+ * @return harness_string_manager
+ */
+function get_string_manager() {
+    return new harness_string_manager();
+}
+
+/**
+ * Moodle's core_string_manager_standard, string_exists() only: the plugin's strings are those of its lang file.
+ */
+class harness_string_manager {
+    /**
+     * Moodle's string_exists().
+     *
+     * @param string $identifier
+     * @param string $component
+     * @return bool
+     */
+    public function string_exists($identifier, $component) {
+        if ($component !== 'logstore_tsdb') {
+            return false;
+        }
+        get_string('pluginname', 'logstore_tsdb');
+        return isset(harness::$strings[$component][$identifier]);
+    }
+}
+
+/**
  * Moodle's lang_string (lazy string).
  */
 class lang_string {

@@ -610,7 +610,10 @@ namespace tool_log\helper {
          * @return string
          */
         public function get_name() {
-            return get_string('pluginname', $this->component);
+            if (get_string_manager()->string_exists('pluginname', $this->component)) {
+                return get_string('pluginname', $this->component);
+            }
+            return $this->store;
         }
 
         /**
@@ -619,7 +622,29 @@ namespace tool_log\helper {
          * @return string
          */
         public function get_description() {
-            return get_string('pluginname_desc', $this->component);
+            if (get_string_manager()->string_exists('pluginname_desc', $this->component)) {
+                return get_string('pluginname_desc', $this->component);
+            }
+            return $this->store;
+        }
+
+        /**
+         * Moodle's tweak_sort_by_id().
+         *
+         * @param string $sort
+         * @return string
+         */
+        protected static function tweak_sort_by_id($sort) {
+            if (empty($sort)) {
+                $sort = "id ASC";
+            } else if (stripos($sort, 'timecreated') === false) {
+                $sort .= ", id ASC";
+            } else if (stripos($sort, 'timecreated DESC') !== false) {
+                $sort .= ", id DESC";
+            } else {
+                $sort .= ", id ASC";
+            }
+            return $sort;
         }
 
         /**
@@ -630,7 +655,7 @@ namespace tool_log\helper {
          */
         public static function decode_other(?string $other) {
             if ($other === 'N;' || preg_match('~^.:~', $other ?? '')) {
-                return unserialize($other, ['allowed_classes' => [\stdClass::class]]);
+                return unserialize($other);
             }
             return json_decode($other ?? '', true);
         }
@@ -673,7 +698,7 @@ namespace tool_log\helper {
             }
             $entry['origin'] = $PAGE->requestorigin;
             $entry['ip'] = $PAGE->requestip;
-            $entry['realuserid'] = \core\session\manager::is_loggedinas() ? \core\session\manager::get_realuser()->id : null;
+            $entry['realuserid'] = \core\session\manager::is_loggedinas() ? $GLOBALS['USER']->realuser : null;
             $this->buffer[] = $entry;
             $this->count++;
             if (!isset($this->buffersize)) {

@@ -481,10 +481,36 @@ namespace core_privacy\local\request {
     }
 }
 
+namespace core_privacy\local\request {
+
+    /** Moodle's data_provider (marker). */
+    interface data_provider {
+    }
+
+    /** Moodle's shared_data_provider (marker). */
+    interface shared_data_provider extends data_provider {
+    }
+
+    /** Moodle's userlist_provider (marker). */
+    interface userlist_provider {
+    }
+
+    /** Moodle's shared_userlist_provider (marker). */
+    interface shared_userlist_provider extends userlist_provider {
+    }
+}
+
+namespace core_privacy\local\request\plugin {
+
+    /** Moodle's subplugin_provider (marker). */
+    interface subplugin_provider extends \core_privacy\local\request\shared_data_provider {
+    }
+}
+
 namespace tool_log\local\privacy {
 
     /** Moodle's logstore_provider. */
-    interface logstore_provider {
+    interface logstore_provider extends \core_privacy\local\request\plugin\subplugin_provider {
         /**
          * Add contexts.
          *
@@ -516,7 +542,9 @@ namespace tool_log\local\privacy {
     }
 
     /** Moodle's logstore_userlist_provider. */
-    interface logstore_userlist_provider {
+    interface logstore_userlist_provider extends
+            \core_privacy\local\request\plugin\subplugin_provider,
+            \core_privacy\local\request\shared_userlist_provider {
         /**
          * Add users.
          *
