@@ -22,9 +22,9 @@
  * @license    http://www.gnu.org/copyleft/gpl.html GNU GPL v3 or later
  */
 
-// Moodle 4.4/4.5: admin/tool/log/store/tsdb is five levels below config.php; Moodle 5.1: public/ adds one level.
-require(file_exists(__DIR__ . '/../../../../../config.php') ? __DIR__ . '/../../../../../config.php'
-    : __DIR__ . '/../../../../../../config.php');
+// Five levels up: Moodle 4.4/4.5's config.php, or Moodle 5.1's public/config.php (which loads the config.php above
+// public/), as core's own pages under public/ require it.
+require(__DIR__ . '/../../../../../config.php');
 require_once($CFG->libdir . '/adminlib.php');
 
 use logstore_tsdb\local\connection_tester;

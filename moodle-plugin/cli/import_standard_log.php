@@ -24,13 +24,9 @@
 
 define('CLI_SCRIPT', true);
 
-// Moodle 4.4 / 4.5: admin/tool/log/store/tsdb/cli -> config.php six levels up. Moodle 5.1: the plugin is under
-// public/, and config.php sits one level above public/.
-$config = __DIR__ . '/../../../../../../config.php';
-if (!file_exists($config)) {
-    $config = __DIR__ . '/../../../../../../../config.php';
-}
-require($config);
+// Six levels up: Moodle 4.4/4.5's config.php, or Moodle 5.1's public/config.php (which loads the config.php above
+// public/).
+require(__DIR__ . '/../../../../../../config.php');
 require_once($CFG->libdir . '/clilib.php');
 
 [$options, $unrecognised] = cli_get_params([

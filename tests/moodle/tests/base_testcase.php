@@ -266,6 +266,12 @@ PHP;
             . "\$_GET = json_decode(getenv('PAGE_GET') ?: '[]', true);\nharness::login((int) getenv('PAGE_USER'));\n"
             . $setup;
         file_put_contents("$root/config.php", $config);
+        if ($public) {
+            // Moodle 5.1's public/config.php: the configuration loader that web scripts under public/ require.
+            file_put_contents("$root/public/config.php", "<?php\n\$configfile = __DIR__ . '/../config.php';\n"
+                . "if (!file_exists(\$configfile)) {\n    header(\"Location: install.php\");\n    die;\n}\n\n"
+                . "require_once(\$configfile);\n");
+        }
         return $dir;
     }
 
