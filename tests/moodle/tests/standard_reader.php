@@ -21,24 +21,8 @@ class reader implements \core\log\sql_reader {
     /** @var string */
     protected $component = 'logstore_tsdb';
 
-    /**
-     * Moodle's \tool_log\helper\reader::tweak_sort_by_id().
-     *
-     * @param string $sort
-     * @return string
-     */
-    protected static function tweak_sort_by_id($sort) {
-        if (empty($sort)) {
-            $sort = "id ASC";
-        } else if (stripos($sort, 'timecreated') === false) {
-            $sort .= ", id ASC";
-        } else if (stripos($sort, 'timecreated DESC') !== false) {
-            $sort .= ", id DESC";
-        } else {
-            $sort .= ", id ASC";
-        }
-        return $sort;
-    }
+    /** @var string */
+    protected $store = 'tsdb';
 
     /**
      * Always logging.
