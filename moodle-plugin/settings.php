@@ -33,7 +33,11 @@ if ($hassiteconfig) {
     // The status page, linked from here and listed under Site administration > Plugins > Logging.
     $ADMIN->add('logging', new admin_externalpage('logstore_tsdb_status', new lang_string('statuspage', 'logstore_tsdb'),
         $statusurl, 'moodle/site:config'));
+}
 
+// The settings themselves only when Moodle builds the full tree (a settings page, a search): the navigation tree,
+// built on every page an administrator sees, must not probe or reconfigure the extension.
+if ($hassiteconfig && $ADMIN->fulltree) {
     if (!extension::is_loaded()) {
         $settings->add(new admin_setting_heading('logstore_tsdb/extensionmissing', '',
             html_writer::div(get_string('extensionmissing', 'logstore_tsdb', PHP_VERSION . (PHP_ZTS ? ' ZTS' : ' NTS')),

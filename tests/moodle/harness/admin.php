@@ -44,12 +44,17 @@ namespace {
     class admin_root extends admin_category {
         /** @var array parent => [part_of_admin_tree] */
         public $added = [];
+        /** @var bool whether the settings themselves are loaded (Moodle: settings pages and search), not just navigation */
+        public $fulltree;
 
         /**
-         * Constructor.
+         * Moodle's admin_root::__construct($fulltree).
+         *
+         * @param bool $fulltree
          */
-        public function __construct() {
+        public function __construct($fulltree) {
             parent::__construct('root', 'Administration');
+            $this->fulltree = $fulltree;
         }
 
         /**

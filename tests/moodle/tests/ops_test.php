@@ -317,7 +317,7 @@ $readers = get_log_manager()->get_readers();
 $r['is_logging'] = $readers['logstore_tsdb']->is_logging();
 $r['name'] = $readers['logstore_tsdb']->get_name();
 get_log_manager()->dispose();
-$ADMIN = new admin_root();
+$ADMIN = new admin_root(true);
 $hassiteconfig = true;
 $settings = new admin_settingpage('logsettingtsdb', 'x');
 include(harness::$plugindir . '/settings.php');

@@ -25,13 +25,36 @@ class settings_test extends base_testcase {
      *
      * @return array
      */
-    protected function load_settings(): array {
+    protected function load_settings(bool $fulltree = true): array {
         global $CFG, $OUTPUT;
-        $ADMIN = new admin_root();
+        $ADMIN = new admin_root($fulltree);
         $hassiteconfig = true;
         $settings = new admin_settingpage('logsettingtsdb', 'Time series', 'moodle/site:config');
         include(harness::$plugindir . '/settings.php');
         return [$settings, $ADMIN];
+    }
+
+    /**
+     * The navigation tree (built on every page an administrator sees, without the full tree) gets the status page
+     * and nothing else: no settings, and the extension is neither probed nor reconfigured.
+     */
+    public function test_navigation_tree_does_not_touch_the_extension(): void {
+        $marker = ['backend' => 'file', 'format' => 'json', 'path' => $GLOBALS['CFG']->dataroot . '/navigation-marker.jsonl',
+            'flush_interval_ms' => 12345];
+        tsdb_configure($marker);
+        [$settings, $admin] = $this->load_settings(false);
+        $this->assertCount(0, (array) $settings->settings);
+        $this->assertSame(['logstore_tsdb_status'], array_map(fn($p) => $p->name, $admin->added['logging']));
+        ob_start();
+        phpinfo(INFO_MODULES);
+        $info = ob_get_clean();
+        $this->assertStringContainsString('tsdb.flush_interval_ms => 12345', $info, 'the configuration is untouched');
+        $this->assertStringContainsString('tsdb.path => ' . $marker['path'], $info);
+        // The full tree (a settings page) does configure it from the plugin's settings.
+        $this->load_settings(true);
+        ob_start();
+        phpinfo(INFO_MODULES);
+        $this->assertStringNotContainsString('tsdb.flush_interval_ms => 12345', ob_get_clean());
     }
 
     /**
