@@ -88,7 +88,10 @@ function tsdb_demo_answers_influxdb1(array $config): void {
     }
     $rows = [];
     foreach ($ask('SELECT count(userid) FROM moodle_events GROUP BY courseid') as $s) {
-        $rows[] = [$s['values'][0][1], 'course ' . ($s['tags']['courseid'] ?? '?')];
+        // As the PostgreSQL answer: site-level events (course 0) are not a course.
+        if (($s['tags']['courseid'] ?? '0') !== '0') {
+            $rows[] = [$s['values'][0][1], 'course ' . $s['tags']['courseid']];
+        }
     }
     rsort($rows);
     tsdb_demo_print('top courses:', array_slice($rows, 0, 3));
