@@ -356,13 +356,12 @@ impl Config {
         let mut w = Vec::new();
         match self.backend() {
             "influxdb1" | "influxdb2" | "influxdb3" => {
-                let url = self.get("url");
                 let credentials = ["token", "password"].iter().any(|k| !self.get(k).is_empty());
-                if let Some(rest) = url.get(..7).filter(|p| p.eq_ignore_ascii_case("http://")).map(|_| &url[7..]) {
-                    let host = url_host(rest);
-                    if credentials && !is_loopback(host) {
+                if let Ok(url) = reqwest::Url::parse(self.get("url")) {
+                    if credentials && url.scheme() == "http" && !url_is_loopback(&url) {
                         w.push(format!(
-                            "url: the InfluxDB credentials cross the network in clear text (http:// to {host}); use https://"
+                            "url: the InfluxDB credentials cross the network in clear text (http:// to {}); use https://",
+                            url_host(&url)
                         ));
                     }
                 }
@@ -429,18 +428,18 @@ pub fn markdown_table() -> String {
     out
 }
 
-/// The host of a URL without its scheme (`host:port/path`, `[v6]:port`), without user info.
-fn url_host(rest: &str) -> &str {
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-    let host_port = authority.rsplit('@').next().unwrap_or("");
-    match host_port.strip_prefix('[') {
-        Some(v6) => v6.split(']').next().unwrap_or(""),
-        None => host_port.split(':').next().unwrap_or(""),
-    }
+/// The host of a URL, an IPv6 address without its brackets.
+fn url_host(url: &reqwest::Url) -> &str {
+    url.host_str().unwrap_or("").trim_matches(['[', ']'])
+}
+
+/// Whether `url` names this machine: `localhost` or a loopback address.
+pub fn url_is_loopback(url: &reqwest::Url) -> bool {
+    is_loopback(url_host(url))
 }
 
 /// `localhost` or a loopback IP address (`host` without brackets).
-pub fn is_loopback(host: &str) -> bool {
+fn is_loopback(host: &str) -> bool {
     host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 

@@ -177,7 +177,7 @@ impl InfluxSink {
         };
         secrets.retain(|s| !s.is_empty());
         let gzip = match config.get("gzip") {
-            "auto" => !crate::config::is_loopback(url.host_str().unwrap_or("").trim_matches(['[', ']'])),
+            "auto" => !crate::config::url_is_loopback(&url),
             on => on == "1",
         };
         Ok(InfluxSink {
