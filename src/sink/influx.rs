@@ -630,7 +630,15 @@ impl InfluxSink {
     fn write_batch(&mut self, batch: &Batch, next: Option<&Batch>, body: &mut Vec<u8>) -> Result<Written, SinkError> {
         let encoder = self.encoder()?;
         let client = self.client()?;
-        let ready = self.ahead.take().filter(|a| a.id == batch.id && a.body_len <= self.body_cap);
+        // The batch prepared during the previous request, if it is this one; a batch prepared for later
+        // (this one is being retried) is kept for its turn.
+        let ready = match self.ahead.take() {
+            Some(a) if a.id == batch.id && a.body_len <= self.body_cap => Some(a),
+            other => {
+                self.ahead = other;
+                None
+            }
+        };
         std::thread::scope(|scope| {
             let mut total = Written::default();
             let mut inflight: Option<Flight<'_>> = None;
@@ -672,7 +680,8 @@ impl InfluxSink {
             if lines > 0 {
                 self.dispatch(scope, &client, &mut inflight, body, lines, &mut total)?;
             }
-            if let Some(next) = next.filter(|n| n.id != batch.id) {
+            let prepared = |n: &Batch| self.ahead.as_ref().is_some_and(|a| a.id == n.id);
+            if let Some(next) = next.filter(|n| n.id != batch.id && !prepared(n)) {
                 body.clear();
                 self.ahead = self.encode_ahead(&encoder, next, body);
             }
