@@ -89,44 +89,14 @@ fn shown(v: &Value) -> BTreeSet<String> {
 
 // ---------------------------------------------------------------- events
 
-#[derive(Clone, Debug)]
-struct Ev {
-    ints: [Option<i64>; 11],
-    strs: [Option<Vec<u8>>; 9],
-    time_ns: i64,
-}
+#[path = "common/events.rs"]
+mod events;
 
-impl Ev {
-    fn new(time_ns: i64) -> Ev {
-        Ev { ints: [None; 11], strs: Default::default(), time_ns }
-    }
-    fn int(mut self, f: IntField, v: i64) -> Ev {
-        self.ints[f as usize] = Some(v);
-        self
-    }
-    fn str(mut self, f: StrField, v: &[u8]) -> Ev {
-        self.strs[f as usize] = Some(v.to_vec());
-        self
-    }
-}
-
-/// Puts the fields of `e` into a record being written.
-fn fill(w: &mut RecordWriter<'_>, e: &Ev) {
-    for f in INT_FIELDS {
-        if let Some(v) = e.ints[f as usize] {
-            w.set_int(f, v);
-        }
-    }
-    for f in STR_FIELDS {
-        if let Some(v) = &e.strs[f as usize] {
-            w.put_str(f, v, 16 << 20);
-        }
-    }
-}
+use events::{fill, Ev};
 
 fn write_record(buf: &mut Vec<u8>, e: &Ev, id: EventId) {
     let mut w = RecordWriter::begin(buf);
-    fill(&mut w, e);
+    fill(&mut w, e, 16 << 20);
     w.finish(id, e.time_ns);
 }
 
@@ -703,7 +673,7 @@ fn influxdb1_end_to_end_through_the_pipeline() {
     for e in &evs {
         let logged = p
             .log(|w: &mut RecordWriter<'_>, _c: &Config| {
-                fill(w, e);
+                fill(w, e, 16 << 20);
                 Ok::<(), ()>(())
             })
             .unwrap();

@@ -95,12 +95,10 @@ fn count(t: &Target, schema: &str) -> i64 {
 // ---------------------------------------------------------------------------------------------
 // Events
 
-#[derive(Clone, Debug, Default)]
-struct Ev {
-    ints: [Option<i64>; 11],
-    strs: [Option<Vec<u8>>; 9],
-    time_ns: i64,
-}
+#[path = "common/events.rs"]
+mod events;
+
+use events::{fill, Ev};
 
 fn now_ns() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as i64
@@ -133,16 +131,7 @@ fn records(producer: u64, first_seq: u64, evs: &[Ev]) -> Vec<u8> {
     let mut buf = Vec::new();
     for (k, e) in evs.iter().enumerate() {
         let mut w = RecordWriter::begin(&mut buf);
-        for f in INT_FIELDS {
-            if let Some(v) = e.ints[f as usize] {
-                w.set_int(f, v);
-            }
-        }
-        for f in STR_FIELDS {
-            if let Some(v) = &e.strs[f as usize] {
-                w.put_str(f, v, 64 << 20);
-            }
-        }
+        fill(&mut w, e, 64 << 20);
         w.finish(EventId { producer, seq: first_seq + k as u64 }, e.time_ns);
     }
     buf
