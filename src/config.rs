@@ -356,14 +356,14 @@ impl Config {
         let mut w = Vec::new();
         match self.backend() {
             "influxdb1" | "influxdb2" | "influxdb3" => {
+                let url = self.get("url");
                 let credentials = ["token", "password"].iter().any(|k| !self.get(k).is_empty());
-                if let Ok(url) = reqwest::Url::parse(self.get("url")) {
-                    if credentials && url.scheme() == "http" && !url_is_loopback(&url) {
-                        w.push(format!(
-                            "url: the InfluxDB credentials cross the network in clear text (http:// to {}); use https://",
-                            url_host(&url)
-                        ));
-                    }
+                let plain = url.get(..7).is_some_and(|p| p.eq_ignore_ascii_case("http://"));
+                if credentials && plain && !url_is_loopback(url) {
+                    w.push(format!(
+                        "url: the InfluxDB credentials cross the network in clear text (http:// to {}); use https://",
+                        url_host(url)
+                    ));
                 }
             }
             "postgres" => {
@@ -428,13 +428,20 @@ pub fn markdown_table() -> String {
     out
 }
 
-/// The host of a URL, an IPv6 address without its brackets.
-fn url_host(url: &reqwest::Url) -> &str {
-    url.host_str().unwrap_or("").trim_matches(['[', ']'])
+/// The host of a `url` value (`scheme://[user@]host[:port][/path]`), an IPv6 address without its brackets.
+/// Taken from the text as configured, so that any host the `url` setting accepts has one.
+fn url_host(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host_port = authority.rsplit('@').next().unwrap_or("");
+    match host_port.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => host_port.split(':').next().unwrap_or(""),
+    }
 }
 
-/// Whether `url` names this machine: `localhost` or a loopback address.
-pub fn url_is_loopback(url: &reqwest::Url) -> bool {
+/// Whether the `url` value names this machine: `localhost` or a loopback address.
+pub fn url_is_loopback(url: &str) -> bool {
     is_loopback(url_host(url))
 }
 

@@ -177,7 +177,7 @@ impl InfluxSink {
         };
         secrets.retain(|s| !s.is_empty());
         let gzip = match config.get("gzip") {
-            "auto" => !crate::config::url_is_loopback(&url),
+            "auto" => !crate::config::url_is_loopback(config.get("url")),
             on => on == "1",
         };
         Ok(InfluxSink {
