@@ -545,6 +545,9 @@ impl Worker {
         match sp.write(b.bytes(), b.id.producer, b.id.first_seq) {
             Ok(_) => {
                 stats.spooled.fetch_add(n, Relaxed);
+                // Other processes write the same spool: two can make room at once, then both write. Trimming
+                // again after our own write keeps the cap, however their checks and writes interleave.
+                stats.spool_dropped.fetch_add(sp.make_room(0).events, Relaxed);
             }
             Err(e) => {
                 stats.failed.fetch_add(n, Relaxed);
