@@ -7,9 +7,20 @@ ROOT=$PWD
 SO="$ROOT/target/release/libtsdb.so"
 PHP=${PHP:-php}
 
-DEB_PACKAGES=(php8.2-dev php8.2-cli php8.2-fpm php8.2-pgsql php8.2-curl php8.2-mbstring php8.2-xml libphp8.2-embed
-  clang libclang-dev libfcgi-bin phpunit postgresql influxdb victoria-metrics apache2-utils nginx-light zip unzip curl
-  python3 procps openssl valgrind)
+# The PHP extensions a Moodle site needs (intl, zip, gd, soap...), nginx and Chromium for the real-site tests,
+# dpkg-dev for the Debian package.
+DEB_PACKAGES=(php8.2-dev php8.2-cli php8.2-fpm php8.2-pgsql php8.2-curl php8.2-mbstring php8.2-xml php8.2-intl
+  php8.2-zip php8.2-gd php8.2-soap libphp8.2-embed clang libclang-dev libfcgi-bin phpunit postgresql
+  postgresql-server-dev-15 influxdb victoria-metrics apache2-utils nginx-light zip unzip curl python3 procps openssl
+  valgrind dpkg-dev chromium chromium-driver python3-selenium)
+# TimescaleDB and the Moodle trees are not Debian packages: they come from the workplace's shared folder, beside the
+# checkout (../shared) or, for a clone elsewhere (CI clones into a temp dir), /work/shared. MOODLE_TREES overrides
+# where the Moodle trees are.
+SHARED=${TSDB_SHARED:-}
+for d in "$ROOT/../shared" /work/shared; do
+  [[ -z "$SHARED" && -d "$d" ]] && SHARED=$(cd "$d" && pwd)
+done
+export TSDB_SHARED=${SHARED:=$ROOT/../shared}
 
 log() { printf '\n== %s\n' "$*"; }
 
@@ -27,6 +38,12 @@ deps() {
     apt-get install -y -qq "${missing[@]}" >/dev/null
   fi
   command -v cargo >/dev/null || { echo "cargo not found: install Rust (rustup) first" >&2; exit 1; }
+  if [[ -x "$SHARED/timescaledb/install.sh" ]]; then
+    "$SHARED/timescaledb/install.sh"
+  else
+    echo "NO TIMESCALEDB: $SHARED/timescaledb/install.sh is missing; the TimescaleDB tests will fail under" \
+      "TSDB_TEST_REQUIRE_SERVERS=1" >&2
+  fi
 }
 
 build() {
@@ -106,6 +123,25 @@ phpunit() {
   "$PHP" -d "extension=$SO" /usr/bin/phpunit --colors=never "$@"
 }
 
+# The plugin's tests in real Moodle sites of every version in ../shared/moodle (tests/servers/moodle.sh), one suite
+# per version; then the browser journey and the Debian package.
+moodle_suites() {
+  local site release
+  export TSDB_SO=$SO
+  # shellcheck source=tests/servers/moodle.sh
+  source tests/servers/moodle.sh
+  log "installing the Moodle sites ($(moodle_versions | tr '\n' ' '))"
+  if ! start_moodle "$RUN"; then
+    FAILED=$((FAILED + 1))
+    FAILED_NAMES+=("Moodle sites (install)")
+    return
+  fi
+  for site in $TSDB_TEST_MOODLE_SITES; do
+    release=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["release"])' "$site/site.json")
+    suite "Moodle $release: the plugin in a real site (tests/moodle)" env TSDB_TEST_MOODLE_SITES="$site" tests/moodle/run.sh
+  done
+}
+
 test_all() {
   deps
   php_without_system_tsdb
@@ -122,9 +158,8 @@ test_all() {
   for d in tests/integration/*/; do
     [[ -d "$d" ]] && suite "integration: $d" phpunit "$d"
   done
-  if [[ -x tests/moodle/run.sh ]]; then
-    suite "Moodle plugin harness (tests/moodle)" tests/moodle/run.sh "$SO"
-  fi
+  moodle_suites
+  suite "Debian package (tests/package)" tests/package/deb_test.sh "$SO"
   log "summary"
   ((FAILED)) && printf 'failed: %s\n' "${FAILED_NAMES[@]}"
   echo "suites: $PASSED passed, $FAILED failed"
@@ -193,6 +228,7 @@ package() {
   mkdir -p dist
   # Debug info stays in target/ for crash reports; the shipped .so is stripped.
   strip --strip-debug -o "dist/tsdb-$ver-php$api.so" "$SO"
+  packaging/deb/build.sh "dist/tsdb-$ver-php$api.so" dist
   rm -f "dist/logstore_tsdb-$ver.zip"
   # Moodle's plugin installer expects the plugin's folder (tsdb) at the top of the zip.
   local stage

@@ -1,87 +1,53 @@
 #!/usr/bin/env bash
-# Runs the logstore_tsdb harness suite with the real tsdb extension.
+# The plugin's tests, inside real Moodle sites (tests/servers/moodle.sh): every site of TSDB_TEST_MOODLE_SITES (both
+# versions, 5.1.3 and 4.5.0, in ./build.sh test), one PHPUnit run per site.
 #
-#   tests/moodle/run.sh [PATH_TO_libtsdb.so]      (default /work/main/target/release/libtsdb.so,
-#                                                  or target/release/libtsdb.so of this checkout)
+#   tests/moodle/run.sh [PHPUNIT ARGS...]        e.g. --filter store_test
 #
-# PostgreSQL: uses TSDB_TEST_PG_HOST/PORT/USER/DB/PASSWORD when set; otherwise, when initdb is available, starts a
-# throwaway cluster on 127.0.0.1 for the run (Moodle's $DB of the harness, privacy and retention tests) and stops it.
-# Extra arguments after the .so path are passed to phpunit (e.g. --filter store_test).
+# The plugin of this checkout is copied into each site first (and the site upgraded when its version changed), so
+# a run always tests the working tree. Without TSDB_TEST_MOODLE_SITES this script starts what it needs itself
+# (PostgreSQL with TimescaleDB, InfluxDB 1.x and both sites, in a temp dir, stopped at exit): about two minutes
+# more. `tests/moodle/dev-env.sh` starts them once for many runs.
 set -euo pipefail
-here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-repo="$(cd "$here/../.." && pwd)"
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+export TSDB_SO=${TSDB_SO:-$repo/target/release/libtsdb.so}
+[[ -f "$TSDB_SO" ]] || { echo "run.sh: no extension at $TSDB_SO (cargo build --release)" >&2; exit 2; }
 
-so="${1:-}"
-[[ $# -gt 0 ]] && shift
-if [[ -z "$so" ]]; then
-    so=/work/main/target/release/libtsdb.so
-    [[ -f "$so" ]] || so="$repo/target/release/libtsdb.so"
+if [[ -z "${TSDB_TEST_MOODLE_SITES:-}" ]]; then
+    run=$(mktemp -d /tmp/tsdb-moodle-run.XXXXXX)
+    chmod 755 "$run"
+    # shellcheck source=tests/moodle/servers.sh
+    source "$here/servers.sh"
+    trap 'tsdb_moodle_stop_servers "$run"' EXIT
+    tsdb_moodle_start_servers "$run"
 fi
 
-phpunit_bin="$(command -v phpunit || true)"
-if [[ -z "$phpunit_bin" ]]; then
-    echo "run.sh: phpunit not found (Debian: apt-get install phpunit)" >&2
-    exit 2
-fi
-
-if [[ ! -f "$so" ]]; then
-    echo "run.sh: the tsdb extension was not found at $so (build it with: cargo build --release)" >&2
-    exit 2
-fi
-so="$(cd "$(dirname "$so")" && pwd)/$(basename "$so")"
-php_args=(-d "extension=$so")
-export TSDB_SO="$so"
-if ! php "${php_args[@]}" -r 'exit(function_exists("tsdb_log_event") ? 0 : 1);' ; then
-    echo "run.sh: PHP could not load $so as the tsdb extension" >&2
-    exit 2
-fi
-echo "run.sh: extension $(php "${php_args[@]}" -r 'echo tsdb_version();') from $so"
-
-pgdir=""
-influxrun=""
-bindir=""
-runuser_bin="$(command -v runuser || echo /usr/sbin/runuser)"
-cleanup() {
-    if [[ -n "$influxrun" ]]; then
-        [[ -f "$influxrun/pids" ]] && kill $(cat "$influxrun/pids") 2>/dev/null || true
-        sleep 0.5
-        rm -rf "$influxrun"
+phpunit_bin=$(command -v phpunit) || { echo "run.sh: phpunit not found (apt-get install phpunit)" >&2; exit 2; }
+rc=0
+ran=0
+for site in $TSDB_TEST_MOODLE_SITES; do
+    mapfile -t phpargs < <(python3 -c 'import json,sys; print("\n".join(json.load(open(sys.argv[1]))["phpargs"]))' "$site/site.json")
+    plugindir=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["plugindir"])' "$site/site.json")
+    coderoot=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["coderoot"])' "$site/site.json")
+    release=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["release"])' "$site/site.json")
+    # The working tree's plugin; an upgrade when its version.php moved on.
+    changed=0
+    cmp -s "$repo/moodle-plugin/version.php" "$plugindir/version.php" || changed=1
+    rm -rf "$plugindir" && cp -r "$repo/moodle-plugin" "$plugindir"
+    if ((changed)); then
+        (cd "$coderoot" && php "${phpargs[@]}" admin/cli/upgrade.php --non-interactive >"$site/upgrade.log" 2>&1) ||
+            { echo "run.sh: admin/cli/upgrade.php failed on Moodle $release:" >&2; tail -n 30 "$site/upgrade.log" >&2; exit 1; }
     fi
-    if [[ -n "$pgdir" ]]; then
-        "$runuser_bin" -u postgres -- "$bindir/pg_ctl" -D "$pgdir/data" -m immediate stop >/dev/null 2>&1 || true
-        rm -rf "$pgdir"
+    echo "== Moodle $release ($site)"
+    ran=$((ran + 1))
+    if ! MOODLE_SITE=$site php "${phpargs[@]}" "$phpunit_bin" -c "$here/phpunit.xml" "$@"; then
+        echo "FAILED on Moodle $release"
+        rc=1
     fi
-}
-trap cleanup EXIT
-
-if [[ -z "${TSDB_TEST_PG_HOST:-}" ]]; then
-    initdb_bin="$(command -v initdb || ls /usr/lib/postgresql/*/bin/initdb 2>/dev/null | head -1 || true)"
-    if [[ -n "$initdb_bin" ]] && [[ -x "$runuser_bin" ]] && id postgres >/dev/null 2>&1 && [[ $(id -u) == 0 ]]; then
-        bindir="$(dirname "$(readlink -f "$initdb_bin")")"
-        pgdir="$(mktemp -d /tmp/logstore-tsdb-pg.XXXXXX)"
-        chown postgres "$pgdir"
-        port=$(( 20000 + RANDOM % 20000 ))
-        "$runuser_bin" -u postgres -- "$bindir/initdb" -D "$pgdir/data" -A trust -U postgres >/dev/null
-        "$runuser_bin" -u postgres -- "$bindir/pg_ctl" -D "$pgdir/data" -l "$pgdir/log" -w \
-            -o "-p $port -k $pgdir -c listen_addresses=127.0.0.1 -c fsync=off" start >/dev/null
-        export TSDB_TEST_PG_HOST=127.0.0.1 TSDB_TEST_PG_PORT=$port TSDB_TEST_PG_USER=postgres TSDB_TEST_PG_DB=postgres
-        export TSDB_TEST_PG_PASSWORD=""
-        echo "run.sh: started a throwaway PostgreSQL on 127.0.0.1:$port"
-    else
-        echo "run.sh: no PostgreSQL (set TSDB_TEST_PG_HOST...): the tests that need one will be SKIPPED" >&2
-    fi
+done
+if ((ran == 0)); then
+    echo "run.sh: NO MOODLE SITE to test in (TSDB_TEST_MOODLE_SITES is empty)" >&2
+    exit 1
 fi
-
-# InfluxDB 1.x: TSDB_TEST_INFLUX_URL when set; otherwise the project's own helper starts one (Debian's influxd).
-if [[ -z "${TSDB_TEST_INFLUX_URL:-}" ]] && command -v influxd >/dev/null && [[ -f "$repo/tests/servers/influxdb.sh" ]]; then
-    influxrun="$(mktemp -d /tmp/logstore-tsdb-influx.XXXXXX)"
-    # shellcheck source=/dev/null
-    source "$repo/tests/servers/influxdb.sh"
-    if ! start_influxdb "$influxrun"; then
-        echo "run.sh: could not start InfluxDB: the InfluxDB tests will be SKIPPED" >&2
-        unset TSDB_TEST_INFLUX_URL
-    fi
-fi
-
-cd "$here"
-php "${php_args[@]}" "$phpunit_bin" -c "$here/phpunit.xml" "$@"
+exit $rc

@@ -8,6 +8,12 @@
 #   TSDB_TEST_PG_SUPERUSER_DSN             key=value DSN of the `postgres` superuser over the Unix
 #                                          socket in RUNDIR/pg/sock (peer-free: trust on the socket only)
 #   TSDB_TEST_PG_SOCKET                    that socket directory
+#   TSDB_TEST_TIMESCALE_DSN                postgresql:// URL of a second database on the same server
+#                                          (tsdb_test_ts, owned by the same role) with CREATE EXTENSION
+#                                          timescaledb done: set only when TimescaleDB is installed for this
+#                                          PostgreSQL (./build.sh deps builds it from ../shared/timescaledb).
+#                                          The server preloads it and runs its background job scheduler, so
+#                                          policies run as on a production site.
 # and, when `openssl` works, a second server with ssl = on (data under RUNDIR/pg-tls), its
 # certificate (SAN IP:127.0.0.1 only, no DNS name) signed by a test CA made here:
 #   TSDB_TEST_PG_TLS_HOST, TSDB_TEST_PG_TLS_PORT, TSDB_TEST_PG_TLS_USER, TSDB_TEST_PG_TLS_PASSWORD,
@@ -90,6 +96,16 @@ full_page_writes = off
 log_min_messages = warning
 log_line_prefix = '%m [%p] %u@%d '
 CONF
+    if _tsdb_pg_has_timescaledb "$bin"; then
+        # TimescaleDB's scheduler runs the policy jobs (compression, retention, aggregate refresh) in background
+        # workers: one per database with the extension, plus one per running job.
+        cat >>"$dir/data/postgresql.conf" <<CONF
+shared_preload_libraries = 'timescaledb'
+timescaledb.telemetry_level = off
+max_worker_processes = 64
+timescaledb.max_background_workers = 48
+CONF
+    fi
     if [ -n "$certs" ]; then
         cat >>"$dir/data/postgresql.conf" <<CONF
 ssl = on
@@ -132,6 +148,13 @@ SQL
     _TSDB_PG_PASSWORD=$password
 }
 
+# _tsdb_pg_has_timescaledb BINDIR: TimescaleDB is installed for that PostgreSQL.
+_tsdb_pg_has_timescaledb() {
+    local share
+    share=$("$1/pg_config" --sharedir 2>/dev/null || /usr/lib/postgresql/15/bin/pg_config --sharedir 2>/dev/null) || return 1
+    ls "$share"/extension/timescaledb--*.sql >/dev/null 2>&1
+}
+
 start_postgres() {
     local rundir=${1:?usage: start_postgres RUNDIR} user=tsdb_test db=tsdb_test
     mkdir -p "$rundir" || return 1
@@ -148,6 +171,24 @@ start_postgres() {
     export TSDB_TEST_PG_SOCKET=$rundir/pg/sock
     export TSDB_TEST_PG_SUPERUSER_DSN="host=$rundir/pg/sock port=$_TSDB_PG_PORT user=postgres dbname=$db"
     echo "postgres: 127.0.0.1:$_TSDB_PG_PORT db $db user $user (superuser over $rundir/pg/sock)" >&2
+    unset TSDB_TEST_TIMESCALE_DSN
+    if _tsdb_pg_has_timescaledb "$(_tsdb_pg_bin)"; then
+        if ! "$(_tsdb_pg_bin)/psql" -X -q -v ON_ERROR_STOP=1 -h "$rundir/pg/sock" -p "$_TSDB_PG_PORT" -U postgres \
+            -d postgres >"$rundir/pg/timescaledb.log" 2>&1 <<SQL; then
+CREATE DATABASE ${db}_ts OWNER $user;
+\\c ${db}_ts
+CREATE EXTENSION timescaledb;
+SQL
+            echo "could not create the TimescaleDB database; log:" >&2
+            cat "$rundir/pg/timescaledb.log" >&2
+            return 1
+        fi
+        export TSDB_TEST_TIMESCALE_DSN="postgresql://$user:$_TSDB_PG_PASSWORD@127.0.0.1:$_TSDB_PG_PORT/${db}_ts"
+        echo "timescaledb: $("$(_tsdb_pg_bin)/psql" -X -At -h "$rundir/pg/sock" -p "$_TSDB_PG_PORT" -U postgres \
+            -d "${db}_ts" -c "SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'") in database ${db}_ts" >&2
+    else
+        echo "TimescaleDB is not installed for this PostgreSQL (../shared/timescaledb/install.sh): no TSDB_TEST_TIMESCALE_DSN" >&2
+    fi
     if command -v openssl >/dev/null && _tsdb_pg_test_certs "$rundir/pg-certs"; then
         _tsdb_pg_one "$rundir/pg-tls" "$rundir/pg-certs" || return 1
         export TSDB_TEST_PG_TLS_HOST=127.0.0.1
