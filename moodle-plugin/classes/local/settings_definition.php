@@ -352,6 +352,11 @@ class settings_definition {
             }
             $config[$name] = $value;
         }
+        // Moodle's web proxy (proxybypass applied to the InfluxDB URL), the way the plugin's own requests go too. Only
+        // for an extension that knows the key (it registers tsdb.proxy): an older one would refuse the configuration.
+        if (ini_get('tsdb.proxy') !== false) {
+            $config['proxy'] = influx_client::moodle_proxy((string) $config['url']);
+        }
         return $config;
     }
 }

@@ -266,6 +266,24 @@ abstract class base_testcase extends TestCase {
     }
 
     /**
+     * The value of a server's TSDB_TEST_* variable; a test without it is skipped, or fails when the run requires the
+     * servers (TSDB_TEST_REQUIRE_SERVERS=1, as ./build.sh test sets it).
+     *
+     * @param string $variable e.g. TSDB_TEST_INFLUX_URL
+     * @return string
+     */
+    protected function require_server(string $variable): string {
+        $value = (string) getenv($variable);
+        if ($value === '') {
+            if (getenv('TSDB_TEST_REQUIRE_SERVERS')) {
+                $this->fail("servers required (TSDB_TEST_REQUIRE_SERVERS=1): $variable is not set");
+            }
+            $this->markTestSkipped("SKIPPED: $variable is not set");
+        }
+        return $value;
+    }
+
+    /**
      * Removes a directory tree.
      *
      * @param string $dir

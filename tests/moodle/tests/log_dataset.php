@@ -1,10 +1,13 @@
 <?php
-// This file is part of the logstore_tsdb test harness (GPL v3 or later).
+// This file is part of the logstore_tsdb tests (GPL v3 or later).
 
 /**
  * A deterministic, Moodle-shaped event log for the reader, import, analytics and dashboard tests, and the helpers that
- * put it into logstore_standard_log (the reference: Moodle's own table, queried by PostgreSQL) and into the TSDB through
- * the real extension.
+ * put it into the site's real logstore_standard_log (the reference: Moodle's own table, filled through $DB and read
+ * by the real logstore_standard reader) and into the TSDB through the real extension.
+ *
+ * The entries are synthetic (user ids 0-41, courses 2-9, context ids derived from them): they need not exist in the
+ * site, since neither reader looks them up; tests that show events on Moodle's pages use generated users and courses.
  *
  * @package    logstore_tsdb
  * @copyright  2025 The logstore_tsdb authors
@@ -140,45 +143,42 @@ class log_dataset {
     }
 
     /**
-     * (Re)creates mdl_logstore_standard_log as Moodle defines it (columns, types, indexes).
+     * Empties the site's real logstore_standard_log (the name is kept from the time the harness created the table).
      */
     public static function create_standard_table(): void {
         global $DB;
-        $pdo = $DB->pdo();
-        $pdo->exec('DROP TABLE IF EXISTS mdl_logstore_standard_log');
-        $pdo->exec('CREATE TABLE mdl_logstore_standard_log (
-            id BIGSERIAL PRIMARY KEY, eventname VARCHAR(255) NOT NULL DEFAULT \'\', component VARCHAR(100) NOT NULL DEFAULT \'\',
-            action VARCHAR(100) NOT NULL DEFAULT \'\', target VARCHAR(100) NOT NULL DEFAULT \'\', objecttable VARCHAR(50),
-            objectid BIGINT, crud VARCHAR(1) NOT NULL DEFAULT \'\', edulevel SMALLINT NOT NULL, contextid BIGINT NOT NULL,
-            contextlevel BIGINT NOT NULL, contextinstanceid BIGINT NOT NULL, userid BIGINT NOT NULL, courseid BIGINT,
-            relateduserid BIGINT, anonymous SMALLINT NOT NULL DEFAULT 0, other TEXT, timecreated BIGINT NOT NULL,
-            origin VARCHAR(10), ip VARCHAR(45), realuserid BIGINT)');
-        $pdo->exec('CREATE INDEX mdl_logsstanlog_tim_ix ON mdl_logstore_standard_log (timecreated)');
-        $pdo->exec('CREATE INDEX mdl_logsstanlog_couanotim_ix ON mdl_logstore_standard_log (courseid, anonymous, timecreated)');
-        $pdo->exec('CREATE INDEX mdl_logsstanlog_useconconcrueduti_ix ON mdl_logstore_standard_log '
-            . '(userid, contextlevel, contextinstanceid, crud, edulevel, timecreated)');
+        get_log_manager()->dispose(); // The standard store's buffer goes in first, then out with the rest.
+        $DB->delete_records('logstore_standard_log');
     }
 
     /**
-     * Inserts entries into mdl_logstore_standard_log in the given order (ids follow it), `other` as JSON.
+     * Inserts entries into the site's logstore_standard_log in the given order (ids follow it), `other` as JSON (which
+     * the standard store's reader decodes as it decodes its serialized values).
      *
      * @param array[] $entries
      */
     public static function insert_standard(array $entries): void {
         global $DB;
-        $pdo = $DB->pdo();
-        foreach (array_chunk($entries, 500) as $chunk) {
+        foreach (array_chunk($entries, 1000) as $chunk) {
             $rows = [];
-            $values = [];
             foreach ($chunk as $e) {
-                $rows[] = '(' . implode(',', array_fill(0, count(self::COLUMNS), '?')) . ')';
+                $row = [];
                 foreach (self::COLUMNS as $c) {
-                    $values[] = $c === 'other' ? json_encode($e['other']) : $e[$c];
+                    $row[$c] = $c === 'other' ? json_encode($e['other']) : $e[$c];
                 }
+                $rows[] = $row;
             }
-            $pdo->prepare('INSERT INTO mdl_logstore_standard_log (' . implode(',', self::COLUMNS) . ') VALUES '
-                . implode(',', $rows))->execute($values);
+            $DB->insert_records('logstore_standard_log', $rows);
         }
+    }
+
+    /**
+     * The site's real logstore_standard reader: the reference every answer of the tsdb reader is compared with.
+     *
+     * @return \logstore_standard\log\store
+     */
+    public static function standard_reader(): \logstore_standard\log\store {
+        return get_log_manager()->get_readers()['logstore_standard'];
     }
 
     /**
@@ -250,21 +250,27 @@ class log_dataset {
     }
 
     /**
-     * Drops the extension's table and its companions (native layout).
+     * Drops the extension's table and its companions (native layout) from the test PostgreSQL database of
+     * pg_settings() (not the site's database).
      *
      * @param string $table
      */
     public static function drop_tsdb_table(string $table): void {
-        global $DB;
-        foreach (['', '_ledger', '_schema', '_hourly', '_daily_users', '_daily_active_users', '_hourly_mat',
-                '_daily_users_mat', '_summary'] as $suffix) {
-            $name = $table . $suffix;
-            $kind = $DB->pdo()->query("SELECT relkind FROM pg_class WHERE relname = " . $DB->pdo()->quote($name))->fetchColumn();
-            if ($kind === 'v') {
-                $DB->pdo()->exec('DROP VIEW IF EXISTS "' . $name . '" CASCADE');
-            } else if ($kind !== false) {
-                $DB->pdo()->exec('DROP TABLE IF EXISTS "' . $name . '" CASCADE');
+        $db = \logstore_tsdb\local\pgdb::from_config(self::plugin_config(self::pg_settings($table)));
+        try {
+            foreach (['', '_ledger', '_schema', '_hourly', '_daily_users', '_daily_active_users', '_hourly_mat',
+                    '_daily_users_mat', '_summary'] as $suffix) {
+                $name = $table . $suffix;
+                $kind = $db->query('SELECT relkind FROM pg_class WHERE relname = ?', [$name]);
+                if (!$kind) {
+                    continue;
+                }
+                $what = in_array($kind[0]->relkind, ['v', 'm'], true) ? ($kind[0]->relkind === 'm' ? 'MATERIALIZED VIEW' : 'VIEW')
+                    : 'TABLE';
+                $db->execute("DROP $what IF EXISTS " . \logstore_tsdb\local\pgdb::quote_identifier($name) . ' CASCADE');
             }
+        } finally {
+            $db->close();
         }
     }
 

@@ -1,0 +1,246 @@
+<?php
+// This file is part of the logstore_tsdb tests (GPL v3 or later).
+
+/**
+ * InfluxDB 1.x (a real influxd 1.6.7) inside a real Moodle site: events fired through Moodle's event API reach
+ * InfluxDB through the extension, and everything the plugin itself asks InfluxDB (the reader, privacy, Test
+ * connection) works although Moodle's lib/setup.php set arg_separator.output to "&amp;" (issue 15: every request
+ * was `GET /query?db=...&amp;q=...` and InfluxDB answered 400 missing required parameter "q").
+ *
+ * @package    logstore_tsdb
+ * @copyright  2025 The logstore_tsdb authors
+ * @license    http://www.gnu.org/copyleft/gpl.html GNU GPL v3 or later
+ */
+
+require_once(__DIR__ . '/log_dataset.php');
+
+use core_privacy\local\request\approved_contextlist;
+use core_privacy\local\request\contextlist;
+use core_privacy\local\request\userlist;
+use logstore_tsdb\local\influx_client;
+use logstore_tsdb\local\pseudonym;
+use logstore_tsdb\privacy\provider;
+
+/**
+ * InfluxDB tests.
+ */
+class influx_test extends base_testcase {
+
+    /** @var string database of this test */
+    protected $database = '';
+
+    /**
+     * A database of the test's own on the InfluxDB without authentication; the store writes there.
+     */
+    protected function setUp(): void {
+        global $DB;
+        parent::setUp();
+        $url = $this->require_server('TSDB_TEST_INFLUX_URL');
+        // A name no earlier run can have left behind (the server outlives the test); dropped at the end.
+        $this->database = 'moodle_t' . getmypid() . '_' . bin2hex(random_bytes(4));
+        $DB->delete_records('logstore_tsdb_pseudonym');
+        pseudonym::reset_cache();
+        $this->configure(['backend' => 'influxdb1', 'url' => $url, 'database' => $this->database, 'pseudonymise' => 1,
+            'retry_max_elapsed_ms' => 3000]);
+        $this->client()->query('CREATE DATABASE ' . influx_client::quote_identifier($this->database), true);
+    }
+
+    /**
+     * Drops the test database.
+     */
+    protected function tearDown(): void {
+        parent::tearDown();
+        if ($this->database !== '') {
+            $this->client()->query('DROP DATABASE ' . influx_client::quote_identifier($this->database), true);
+        }
+    }
+
+    /**
+     * A client with the site's current configuration.
+     *
+     * @return influx_client
+     */
+    protected function client(): influx_client {
+        return new influx_client(\logstore_tsdb\log\store::read_plugin_config());
+    }
+
+    /**
+     * Forgets the events so far (the fixtures' user_created, course_created...) in the standard store and in InfluxDB.
+     */
+    protected function forget_influx_events_so_far(): void {
+        $this->forget_events_so_far();
+        $this->client()->query('DROP MEASUREMENT "moodle_events"', true);
+    }
+
+    /**
+     * Points in the test database.
+     *
+     * @return array[]
+     */
+    protected function points(): array {
+        return $this->client()->query('SELECT * FROM "moodle_events"');
+    }
+
+    /**
+     * Moodle's separator is in force here, as on every page and CLI script of the site, and the one place that
+     * encodes the plugin's parameters does not use it.
+     */
+    public function test_requests_ignore_moodles_arg_separator(): void {
+        $this->assertSame('&amp;', ini_get('arg_separator.output'), 'lib/setup.php of the site sets it');
+        $this->assertSame('db=a%20b&q=SELECT%20%2A%20FROM%20%22m%22&epoch=ns',
+            influx_client::encode_params(['db' => 'a b', 'q' => 'SELECT * FROM "m"', 'epoch' => 'ns']));
+        $names = array_column($this->client()->query('SHOW DATABASES'), 'name');
+        $this->assertContains($this->database, $names);
+        // The request of the issue (SHOW TAG KEYS, then a count) on an empty database: no events, no error.
+        $store = get_log_manager()->get_readers()['logstore_tsdb'];
+        $this->assertSame(0, $store->get_events_select_count('courseid = :c', ['c' => SITEID]));
+        $this->assertFalse($store->get_events_select_exists('', []));
+    }
+
+    /**
+     * Real events of two students into InfluxDB, pseudonymised; read back through the store's reader exactly as the
+     * standard store reads them; privacy finds and deletes them through InfluxQL (contextid is a tag); Test
+     * connection writes its marker and reads it back.
+     */
+    public function test_influx_end_to_end(): void {
+        $course = $this->gen()->create_course();
+        $page = $this->gen()->create_module('page', ['course' => $course->id]);
+        $a = $this->gen()->create_and_enrol($course, 'student');
+        $b = $this->gen()->create_and_enrol($course, 'student');
+        $this->forget_influx_events_so_far();
+        $ctxa = context_course::instance($course->id);
+        $ctxb = context_module::instance($page->cmid);
+        $before = tsdb_stats();
+        $this->set_user($a);
+        \core\event\course_viewed::create(['context' => $ctxa, 'other' => ['coursesectionnumber' => 1]])->trigger();
+        \core\event\user_profile_viewed::create(['objectid' => $b->id, 'relateduserid' => $b->id, 'context' => $ctxb,
+            'other' => ['courseid' => $course->id, 'courseshortname' => 'x', 'coursefullname' => 'y']])->trigger();
+        $this->set_user($b);
+        \core\event\course_viewed::create(['context' => $ctxa, 'other' => ['coursesectionnumber' => 2]])->trigger();
+        $this->set_user(null);
+        $this->new_request();
+        $this->assertSame(0, tsdb_flush(15000));
+        $stats = tsdb_stats();
+        $this->assertSame((int) $before['failed'], (int) $stats['failed'], 'influx sink: ' . $stats['last_error']);
+
+        $points = $this->points();
+        $this->assertCount(3, $points);
+        $p = pseudonym::existing([$a->id, $b->id]);
+        $this->assertCount(2, $p);
+        $this->assertEqualsCanonicalizing([$p[$a->id], $p[$a->id], $p[$b->id]], array_map('intval', array_column($points, 'userid')),
+            'InfluxDB holds pseudonyms, not user ids');
+
+        // The reader answers as the standard store does for the same events.
+        $standard = log_dataset::standard_reader();
+        $store = get_log_manager()->get_readers()['logstore_tsdb'];
+        foreach ([['', []], ['courseid = :c AND anonymous = 0', ['c' => $course->id]], ['userid = :u', ['u' => $a->id]],
+                ['relateduserid = :u', ['u' => $b->id]], ['userid = :u AND crud = :crud', ['u' => $b->id, 'crud' => 'r']]]
+                as [$where, $params]) {
+            $this->assertSame($standard->get_events_select_count($where, $params), $store->get_events_select_count($where, $params),
+                "count $where");
+            $this->assertSame($standard->get_events_select_exists($where, $params),
+                $store->get_events_select_exists($where, $params), "exists $where");
+            $this->assertSame(self::normalised($standard->get_events_select($where, $params, 'timecreated DESC', 0, 2)),
+                self::normalised($store->get_events_select($where, $params, 'timecreated DESC', 0, 2)), "first page $where");
+            $this->assertSame(self::normalised($standard->get_events_select_iterator($where, $params, 'timecreated ASC', 0, 0)),
+                self::normalised($store->get_events_select_iterator($where, $params, 'timecreated ASC', 0, 0)), "iterator $where");
+        }
+        $this->assertSame(3, $store->get_events_select_count('', []));
+
+        // Privacy: find.
+        $cl = new contextlist();
+        provider::add_contexts_for_userid($cl, $a->id);
+        $ids = $cl->get_contextids();
+        sort($ids);
+        $this->assertSame([(int) $ctxa->id, (int) $ctxb->id], array_map('intval', $ids));
+        $cl = new contextlist();
+        provider::add_contexts_for_userid($cl, $b->id);
+        $ids = array_map('intval', $cl->get_contextids());
+        sort($ids);
+        $this->assertSame([(int) $ctxa->id, (int) $ctxb->id], $ids, 'as the user and as the related user');
+        $ul = new userlist($ctxa, 'logstore_tsdb');
+        provider::add_userids_for_context($ul);
+        $ids = array_map('intval', $ul->get_userids());
+        sort($ids);
+        $this->assertSame([(int) $a->id, (int) $b->id], $ids, 'pseudonyms translated back to user ids');
+
+        // Delete a context: its point is gone (DELETE ... WHERE "contextid" = ...), the others stay.
+        provider::delete_data_for_all_users_in_context($ctxb);
+        $this->assertEqualsCanonicalizing([1, 2], array_map(function($pt) {
+            return json_decode($pt['other'], true)['coursesectionnumber'];
+        }, $this->points()));
+
+        // Delete a user: the pseudonym is forgotten, the points stay, unlinkable.
+        provider::delete_data_for_user(new approved_contextlist($a, 'logstore_tsdb', [$ctxa->id]));
+        $this->assertSame([], pseudonym::existing([$a->id]));
+        $cl = new contextlist();
+        provider::add_contexts_for_userid($cl, $a->id);
+        $this->assertSame([], $cl->get_contextids());
+        $this->assertCount(2, $this->points());
+        $this->assertSame(0, $store->get_events_select_count('userid = :u', ['u' => $a->id]));
+        $shown = array_map(function($e) {
+            return (int) $e->userid;
+        }, array_values($store->get_events_select('', [], 'timecreated ASC', 0, 0)));
+        $this->assertSame([0, (int) $b->id], $shown, "the forgotten user's event stays, shown as user 0");
+
+        // Test connection reads its marker back with InfluxQL.
+        $result = \logstore_tsdb\local\connection_tester::run(\logstore_tsdb\log\store::read_plugin_config());
+        $this->assertTrue($result['ok'], $result['message']);
+        $this->assertTrue($result['readback'], $result['message']);
+    }
+
+    /**
+     * The server with authentication: the plugin authenticates as the extension does (HTTP Basic, never u/p in the
+     * URL), reads back what was written, and a wrong password is named as such without being shown.
+     */
+    public function test_authenticated_server(): void {
+        $url = $this->require_server('TSDB_TEST_INFLUX_AUTH_URL');
+        $user = $this->require_server('TSDB_TEST_INFLUX_USER');
+        $password = $this->require_server('TSDB_TEST_INFLUX_PASSWORD');
+        $db = $this->database . '_auth';
+        $this->configure(['url' => $url, 'database' => $db, 'username' => $user, 'password' => $password]);
+        $this->client()->query('CREATE DATABASE ' . influx_client::quote_identifier($db), true);
+        try {
+            $course = $this->gen()->create_course();
+            $this->forget_influx_events_so_far();
+            for ($i = 0; $i < 5; $i++) {
+                \core\event\course_viewed::create(['context' => context_course::instance($course->id)])->trigger();
+            }
+            $this->new_request();
+            $this->assertSame(0, tsdb_flush(15000));
+            $store = get_log_manager()->get_readers()['logstore_tsdb'];
+            $this->assertSame(5, $store->get_events_select_count('courseid = :c', ['c' => $course->id]));
+            $this->assertSame(self::normalised(log_dataset::standard_reader()->get_events_select('', [], 'timecreated DESC', 0, 3)),
+                self::normalised($store->get_events_select('', [], 'timecreated DESC', 0, 3)));
+
+            $this->configure(['password' => 'wrong-' . $password]);
+            $store = get_log_manager()->get_readers()['logstore_tsdb'];
+            try {
+                $store->get_events_select_count('', []);
+                $this->fail('a wrong password was accepted');
+            } catch (moodle_exception $e) {
+                $this->assertSame('influxerror', $e->errorcode);
+                $this->assertStringContainsString("InfluxDB at $url answered 401 Unauthorized: authorization failed", $e->getMessage());
+                $this->assertStringContainsString('(logstore_tsdb | username), Password (logstore_tsdb | password)', $e->getMessage());
+                $this->assertStringNotContainsString($password, $e->getMessage() . $e->debuginfo);
+            }
+        } finally {
+            $this->configure(['password' => $password]);
+            $this->client()->query('DROP DATABASE ' . influx_client::quote_identifier($db), true);
+        }
+    }
+
+    /**
+     * Events, normalised for comparison, in order.
+     *
+     * @param iterable $events
+     * @return array[]
+     */
+    protected static function normalised(iterable $events): array {
+        $out = [];
+        foreach ($events as $e) {
+            $out[] = log_dataset::normalise_event($e);
+        }
+        return $out;
+    }
+}
