@@ -272,7 +272,7 @@ abstract class base_testcase extends TestCase {
      * @param string $variable e.g. TSDB_TEST_INFLUX_URL
      * @return string
      */
-    protected function require_server(string $variable): string {
+    protected function server_env(string $variable): string {
         $value = (string) getenv($variable);
         if ($value === '') {
             if (getenv('TSDB_TEST_REQUIRE_SERVERS')) {

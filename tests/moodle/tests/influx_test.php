@@ -35,7 +35,7 @@ class influx_test extends base_testcase {
     protected function setUp(): void {
         global $DB;
         parent::setUp();
-        $url = $this->require_server('TSDB_TEST_INFLUX_URL');
+        $url = $this->server_env('TSDB_TEST_INFLUX_URL');
         // A name no earlier run can have left behind (the server outlives the test); dropped at the end.
         $this->database = 'moodle_t' . getmypid() . '_' . bin2hex(random_bytes(4));
         $DB->delete_records('logstore_tsdb_pseudonym');
@@ -194,9 +194,9 @@ class influx_test extends base_testcase {
      * URL), reads back what was written, and a wrong password is named as such without being shown.
      */
     public function test_authenticated_server(): void {
-        $url = $this->require_server('TSDB_TEST_INFLUX_AUTH_URL');
-        $user = $this->require_server('TSDB_TEST_INFLUX_USER');
-        $password = $this->require_server('TSDB_TEST_INFLUX_PASSWORD');
+        $url = $this->server_env('TSDB_TEST_INFLUX_AUTH_URL');
+        $user = $this->server_env('TSDB_TEST_INFLUX_USER');
+        $password = $this->server_env('TSDB_TEST_INFLUX_PASSWORD');
         $db = $this->database . '_auth';
         $this->configure(['url' => $url, 'database' => $db, 'username' => $user, 'password' => $password]);
         $this->client()->query('CREATE DATABASE ' . influx_client::quote_identifier($db), true);
