@@ -1,16 +1,14 @@
 <?php
-// This file is part of the logstore_tsdb test harness (GPL v3 or later).
+// This file is part of the logstore_tsdb tests (GPL v3 or later).
 
 /**
- * The SQL fragment handling of the readers, without a database: tokens, placeholders, the timecreated range (which
+ * The SQL fragment handling of the readers, in the site's classes without a database: tokens, placeholders, the timecreated range (which
  * must never be wider than the fragment allows nor narrower) and the expression tree.
  *
  * @package    logstore_tsdb
  * @copyright  2025 The logstore_tsdb authors
  * @license    http://www.gnu.org/copyleft/gpl.html GNU GPL v3 or later
  */
-
-require_once(__DIR__ . '/base_testcase.php');
 
 use logstore_tsdb\local\reader\fragment;
 use logstore_tsdb\local\reader\unsupported_query;
