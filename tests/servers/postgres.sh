@@ -21,6 +21,7 @@
 #   TSDB_TEST_PG_TLS_CA_FILE               the CA that signed the server certificate (PEM)
 #   TSDB_TEST_PG_TLS_WRONG_CA_FILE         another CA, that signed nothing the server shows (PEM)
 # The TLS server accepts both TLS and plain connections (pg_hba `host`).
+# TSDB_PG_EXTRA_CONF, when set, is appended to each server's postgresql.conf (e.g. "shared_buffers = 2GB").
 # The servers run as the `postgres` OS user (initdb refuses root); their pids are appended to
 # RUNDIR/pids. The server logs are RUNDIR/pg*/server.log. Returns non-zero (and prints the log tail)
 # on failure.
@@ -105,6 +106,10 @@ timescaledb.telemetry_level = off
 max_worker_processes = 64
 timescaledb.max_background_workers = 48
 CONF
+    fi
+    if [ -n "${TSDB_PG_EXTRA_CONF:-}" ]; then
+        # Settings a caller adds (benchmarks: shared_buffers...); later lines of postgresql.conf win.
+        printf '%s\n' "$TSDB_PG_EXTRA_CONF" >>"$dir/data/postgresql.conf"
     fi
     if [ -n "$certs" ]; then
         cat >>"$dir/data/postgresql.conf" <<CONF
