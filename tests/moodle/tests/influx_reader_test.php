@@ -1,17 +1,17 @@
 <?php
-// This file is part of the logstore_tsdb test harness (GPL v3 or later).
+// This file is part of the logstore_tsdb tests (GPL v3 or later).
 
 /**
- * The store as \core\log\sql_reader on InfluxDB 1.x (real influxd): the events written through the store (user ids
- * pseudonymised) are read back with InfluxQL; every query the translation accepts must give exactly the events
- * logstore_standard_log gives for the same events, and every other query must be refused.
+ * The store as \core\log\sql_reader on InfluxDB 1.x (a real influxd 1.6.7) inside a real site: the dataset's events,
+ * their user ids pseudonymised as the store does it (pseudonym::get()), written through the extension, are read back
+ * with InfluxQL; every query the translation accepts must give exactly the events the site's real logstore_standard
+ * reader gives for the same events in logstore_standard_log, and every other query must be refused.
  *
  * @package    logstore_tsdb
  * @copyright  2025 The logstore_tsdb authors
  * @license    http://www.gnu.org/copyleft/gpl.html GNU GPL v3 or later
  */
 
-require_once(__DIR__ . '/base_testcase.php');
 require_once(__DIR__ . '/reader_comparison.php');
 
 use logstore_tsdb\local\influx_client;
@@ -37,46 +37,31 @@ class influx_reader_test extends base_testcase {
     protected static $pseudonyms = [];
 
     /**
-     * Writes the dataset through the store (as Moodle would: write() with $PAGE and the session), and into
-     * logstore_standard_log.
+     * Writes the dataset through the extension, pseudonymised as the store pseudonymises (the store's own write path is
+     * store_test's and influx_test's), and keeps the pseudonyms it made.
      */
     public static function setUpBeforeClass(): void {
-        global $DB, $PAGE;
-        if (!$DB || !getenv('TSDB_TEST_INFLUX_URL') || !function_exists('tsdb_log_event')) {
+        global $DB;
+        if (!getenv('TSDB_TEST_INFLUX_URL') || !function_exists('tsdb_log_event')) {
             return;
         }
-        harness::reset();
-        $DB->execute('DELETE FROM {logstore_tsdb_pseudonym}');
+        $DB->delete_records('logstore_tsdb_pseudonym');
         pseudonym::reset_cache();
         self::$database = 'reader_t' . getmypid();
-        foreach (log_dataset::influx_settings(self::$database) as $k => $v) {
-            set_config($k, $v, 'logstore_tsdb');
-        }
-        $client = new influx_client(\logstore_tsdb\log\store::read_plugin_config());
+        $client = new influx_client(log_dataset::plugin_config(log_dataset::influx_settings(self::$database)));
         $client->query('DROP DATABASE ' . influx_client::quote_identifier(self::$database), true);
         $client->query('CREATE DATABASE ' . influx_client::quote_identifier(self::$database), true);
         self::$entries = log_dataset::generate(self::N, 5, 11);
-        log_dataset::create_standard_table();
-        log_dataset::insert_standard(self::$entries);
-        \logstore_tsdb\local\extension::reset_for_tests();
-        $store = new \logstore_tsdb\log\store(get_log_manager());
-        $before = tsdb_stats();
+        $points = [];
         foreach (self::$entries as $e) {
-            $PAGE->harnessorigin = $e['origin'];
-            $PAGE->harnessip = $e['ip'];
-            if ($e['realuserid']) {
-                harness::login_as((int) $e['realuserid'], (int) $e['userid']);
-            } else {
-                harness::login((int) $e['userid']);
+            foreach (['userid', 'relateduserid', 'realuserid'] as $field) {
+                if (!empty($e[$field])) {
+                    $e[$field] = pseudonym::get((int) $e[$field]);
+                }
             }
-            $data = array_diff_key($e, ['origin' => 1, 'ip' => 1, 'realuserid' => 1]);
-            $store->write(\core\event\base::restore($data, []));
+            $points[] = $e;
         }
-        tsdb_flush(60000);
-        $stats = tsdb_stats();
-        if ((int) $stats['written'] - (int) $before['written'] !== self::N) {
-            throw new RuntimeException('InfluxDB write failed: ' . $stats['last_error']);
-        }
+        log_dataset::write_through_extension($points, log_dataset::influx_settings(self::$database));
         self::$pseudonyms = $DB->get_records('logstore_tsdb_pseudonym');
     }
 
@@ -91,18 +76,21 @@ class influx_reader_test extends base_testcase {
     }
 
     /**
-     * Needs InfluxDB; restores the pseudonyms of the dataset.
+     * Needs InfluxDB; the dataset's pseudonyms as they were after the writes (a test forgets one), and the same events
+     * in the site's logstore_standard_log (the base class empties it).
      */
     protected function setUp(): void {
         global $DB;
         parent::setUp();
-        if (self::$database === null) {
-            $this->skip_without_server('SKIPPED: no InfluxDB or PostgreSQL (set TSDB_TEST_INFLUX_URL / TSDB_TEST_PG_HOST)');
-        }
+        $this->server_env('TSDB_TEST_INFLUX_URL');
+        $this->assertNotNull(self::$database, 'the dataset was written');
+        $DB->delete_records('logstore_tsdb_pseudonym');
         foreach (self::$pseudonyms as $row) {
-            $DB->insert_record('logstore_tsdb_pseudonym', $row, false);
+            $DB->import_record('logstore_tsdb_pseudonym', $row);
         }
         pseudonym::reset_cache();
+        log_dataset::create_standard_table();
+        log_dataset::insert_standard(self::$entries);
     }
 
     /**
@@ -112,7 +100,7 @@ class influx_reader_test extends base_testcase {
      */
     protected function store(): \logstore_tsdb\log\store {
         $this->configure(log_dataset::influx_settings(self::$database));
-        return new \logstore_tsdb\log\store(get_log_manager());
+        return get_log_manager()->get_readers()['logstore_tsdb'];
     }
 
     /**
@@ -129,7 +117,7 @@ class influx_reader_test extends base_testcase {
      */
     public function test_loglive(): void {
         $store = $this->store();
-        $ref = new \logstore_standardref\reader();
+        $ref = log_dataset::standard_reader();
         $this->assert_loglive_matches($ref, $store, [0, 3, 8], [0, 2, 4], 9, 50);
     }
 
@@ -138,7 +126,7 @@ class influx_reader_test extends base_testcase {
      */
     public function test_report_log(): void {
         $store = $this->store();
-        $ref = new \logstore_standardref\reader();
+        $ref = log_dataset::standard_reader();
         $s = log_dataset::START;
         $filters = [
             'site' => [], 'course' => ['courseid' => 3], 'course + user' => ['courseid' => 3, 'userid' => 7],
@@ -157,11 +145,11 @@ class influx_reader_test extends base_testcase {
                 $this->assert_report_log_page($ref, $store, $f, $page, 25, $name);
             }
         }
-        $this->assert_same_events(harness_report_log::download($ref, ['courseid' => 2]),
-            harness_report_log::download($store, ['courseid' => 2]), 'download');
-        $this->assertCount(self::N, harness_report_log::download($store, ['viewanonymous' => 1], 'timecreated ASC'));
+        $this->assert_same_events(report_log_queries::download($ref, ['courseid' => 2]),
+            report_log_queries::download($store, ['courseid' => 2]), 'download');
+        $this->assertCount(self::N, report_log_queries::download($store, ['viewanonymous' => 1], 'timecreated ASC'));
         try {
-            harness_report_log::page($store, ['origin' => '---']);
+            report_log_queries::page($store, ['origin' => '---']);
             $this->fail('origin NOT IN answered');
         } catch (unsupported_query $e) {
             $this->assertStringContainsString('origin <> / NOT IN on a tag', $e->getMessage());
@@ -173,7 +161,7 @@ class influx_reader_test extends base_testcase {
      */
     public function test_translation_and_refusals(): void {
         $store = $this->store();
-        $ref = new \logstore_standardref\reader();
+        $ref = log_dataset::standard_reader();
         $t = log_dataset::START + 2 * 86400;
         $ok = [
             ['courseid IS NOT NULL AND contextlevel = 70 AND objectid > :o', ['o' => 45000]],
@@ -243,14 +231,14 @@ class influx_reader_test extends base_testcase {
      */
     public function test_forgotten_user(): void {
         $store = $this->store();
-        $ref = new \logstore_standardref\reader();
+        $ref = log_dataset::standard_reader();
         $mine = $ref->get_events_select_count('userid = :u', ['u' => 7]);
         $this->assertGreaterThan(0, $mine);
         $this->assertSame($mine, $store->get_events_select_count('userid = :u', ['u' => 7]));
         $zeros = $store->get_events_select_count('userid = 0', []);
         pseudonym::forget([7]);
         $this->assertSame(0, $store->get_events_select_count('userid = :u', ['u' => 7]));
-        $shown = array_filter(harness_report_log::download($store, ['viewanonymous' => 1]), function($e) {
+        $shown = array_filter(report_log_queries::download($store, ['viewanonymous' => 1]), function($e) {
             return (string) $e->userid === '0';
         });
         $this->assertCount($zeros + $mine, $shown, 'the forgotten user\'s events are shown as user 0');
@@ -269,7 +257,7 @@ class influx_reader_test extends base_testcase {
             log_dataset::write_through_extension([$entries[0]], $settings);
             log_dataset::write_through_extension([$entries[1]], $settings + ['tags' => 'eventname,component,action,crud']);
             $this->configure($settings);
-            $store = new \logstore_tsdb\log\store(get_log_manager());
+            $store = get_log_manager()->get_readers()['logstore_tsdb'];
             try {
                 $store->get_events_select_count('courseid = 3', []);
                 $this->fail('a column stored both ways was queried');
