@@ -166,7 +166,7 @@ final class tsdb_test_site {
 /**
  * A browser-like HTTP client of the site: cookies, a login with the login form's token, GET and POST.
  */
-final class tsdb_test_http {
+class tsdb_test_http {
     /** @var string cookie jar file */
     protected $cookies;
 
