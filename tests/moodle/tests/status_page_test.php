@@ -1,0 +1,190 @@
+<?php
+// This file is part of the logstore_tsdb tests (GPL v3 or later).
+
+/**
+ * The status page (status.php) and the System status check over HTTP, as the site's administrator sees them: served by
+ * the site's nginx and PHP-FPM pool with the extension, at DEBUG_DEVELOPER, without any PHP notice on the page or in
+ * the pool's log; Test connection writes and reads back its marker; only administrators get in, and the test only
+ * with the session key; the extension's warning is shown escaped and never the secret.
+ *
+ * @package    logstore_tsdb
+ * @copyright  2025 The logstore_tsdb authors
+ * @license    http://www.gnu.org/copyleft/gpl.html GNU GPL v3 or later
+ */
+
+require_once(__DIR__ . '/../lib/ops.php');
+
+/**
+ * Status page tests.
+ */
+class status_page_test extends base_testcase {
+    use tsdb_test_ops;
+
+    /**
+     * Notes where the site's PHP-FPM log ends.
+     */
+    protected function setUp(): void {
+        parent::setUp();
+        $this->mark_fpm_log();
+    }
+
+    /**
+     * The status page's path from the web root (the plugin's folder in this site).
+     *
+     * @return string
+     */
+    public static function status_path(): string {
+        $info = tsdb_test_site::$info;
+        return substr($info->plugindir, strlen($info->webroot)) . '/status.php';
+    }
+
+    /**
+     * The page as the logged-in admin: status, extension, counters, chart, the test button with the session key.
+     */
+    public function test_page_for_admin(): void {
+        $http = (new tsdb_test_http())->login_admin();
+        $html = $http->get(self::status_path());
+        $this->assertSame(200, $http->status);
+        $this->assert_no_php_notice($html, 'status page');
+        $this->assertStringContainsString('<h2>Time series database log store status</h2>', $html);
+        $this->assertMatchesRegularExpression('~<td[^>]*>Extension version</td>\s*<td[^>]*>' . preg_quote(tsdb_version(), '~')
+            . '</td>~', $html);
+        $this->assertMatchesRegularExpression('~<td[^>]*>Backend</td>\s*<td[^>]*>file</td>~', $html, 'the page\'s backend');
+        $this->assertMatchesRegularExpression('~<td[^>]*>Write mode</td>\s*<td[^>]*>async</td>~', $html);
+        $this->assertMatchesRegularExpression('~<td[^>]*>written</td>~', $html, 'the counters of the process');
+        $this->assertStringContainsString('Reporting processes', $html, 'the site-wide counters');
+        // Test connection: a POST form with the session key of this session.
+        $this->assertMatchesRegularExpression('~<form method="post" action="[^"]*' . preg_quote(self::status_path(), '~')
+            . '"\s*>\s*<input type="hidden" name="action" value="test">\s*<input type="hidden" name="sesskey" value="'
+            . preg_quote(tsdb_test_http::sesskey($html), '~') . '">~', $html);
+        // The chart: 60 minutes, written, failed and dropped.
+        $this->assertMatchesRegularExpression('~var data = (\{"type":"line".*?\}),\n~', $html);
+        preg_match('~var data = (\{"type":"line".*?\}),\n~', $html, $m);
+        $chart = json_decode($m[1], true);
+        $this->assertCount(60, $chart['labels']);
+        $this->assertSame(['Written', 'Failed', 'Dropped'], array_column($chart['series'], 'label'));
+        foreach ($chart['series'] as $series) {
+            $this->assertCount(60, $series['values']);
+        }
+        $this->assert_fpm_log_clean();
+    }
+
+    /**
+     * Test connection, through the page's own form: the marker is written by the web server's PHP into the sink and
+     * read back, and the page says so.
+     */
+    public function test_test_connection(): void {
+        $http = (new tsdb_test_http())->login_admin();
+        $html = $http->get(self::status_path());
+        $html = $http->post(self::status_path(), ['action' => 'test', 'sesskey' => tsdb_test_http::sesskey($html)]);
+        $this->assertSame(200, $http->status);
+        $this->assert_no_php_notice($html, 'status page after Test connection');
+        $this->assertMatchesRegularExpression('~alert-success.{0,400}Connection works~s', $html);
+        $this->assertMatchesRegularExpression('~\((tsdb-test-[0-9a-f]{16})\)~', $html);
+        preg_match('~\((tsdb-test-[0-9a-f]{16})\)~', $html, $m);
+        $markers = [];
+        foreach ($this->read_back() as $row) {
+            $other = json_decode((string) $row['other'], true);
+            if (isset($other['marker'])) {
+                $markers[] = $other['marker'];
+            }
+        }
+        $this->assertSame([$m[1]], $markers, 'the marker the page named, once, in the sink');
+        $this->assert_fpm_log_clean();
+    }
+
+    /**
+     * Without the session key Test connection is refused; a user who is not an administrator gets no status page;
+     * nothing is written either way.
+     */
+    public function test_access_control(): void {
+        $http = (new tsdb_test_http())->login_admin();
+        $html = $http->post(self::status_path(), ['action' => 'test', 'sesskey' => 'wrong']);
+        $this->assertStringNotContainsString('Connection works', $html);
+        $this->assertStringContainsString(get_string('invalidsesskey', 'error'), $html);
+
+        $student = $this->user_with_password();
+        $http = (new tsdb_test_http())->login($student->username, $student->clearpassword);
+        $html = $http->get(self::status_path());
+        $this->assertStringNotContainsString('<h2>Time series database log store status</h2>', $html);
+        $this->assertStringNotContainsString('Test connection', $html);
+        $this->assertStringContainsString(get_string('accessdenied', 'admin'), $html);
+        $html = $http->post(self::status_path(), ['action' => 'test', 'sesskey' => tsdb_test_http::sesskey($html)]);
+        $this->assertStringNotContainsString('Connection works', $html);
+        $rows = array_filter($this->read_back(), function($row) {
+            return isset(json_decode((string) $row['other'], true)['marker']);
+        });
+        $this->assertSame([], $rows, 'no marker was written');
+        $this->assert_fpm_log_clean();
+    }
+
+    /**
+     * The extension's warning (a token sent over http:// to a host off this machine) is on the status page, escaped,
+     * and in System status as a warning; the token is on neither. With https:// there is no warning and the check is
+     * OK.
+     */
+    public function test_extension_warning_is_shown_escaped(): void {
+        $token = 'status-token-' . bin2hex(random_bytes(8));
+        $this->configure(['backend' => 'influxdb2', 'url' => 'http://in<fl>ux&co.example.invalid:8086', 'org' => 'org',
+            'token' => $token, 'retry_max_elapsed_ms' => 0]);
+        $warning = 'url: the InfluxDB credentials cross the network in clear text (http:// to in<fl>ux&co.example.invalid); '
+            . 'use https://';
+        $http = (new tsdb_test_http())->login_admin();
+        $html = $http->get(self::status_path());
+        $this->assert_no_php_notice($html, 'status page');
+        $this->assertMatchesRegularExpression('~alert-warning.{0,400}' . preg_quote('The tsdb extension warns: '
+            . s($warning), '~') . '~s', $html);
+        $this->assertStringNotContainsString('in<fl>ux', $html, 'escaped everywhere');
+        $this->assertStringNotContainsString($token, $html);
+        $check = $this->system_status_check($http);
+        $this->assertSame('Warning', $check['status']);
+        $this->assertStringContainsString(s('The time series database log store works, but the tsdb extension warns: '
+            . $warning), $check['html']);
+        $this->assertStringNotContainsString($token, $check['page']);
+
+        // The same check in this process.
+        $this->new_request();
+        $result = (new \logstore_tsdb\check\extension_check())->get_result();
+        $this->assertSame($warning, tsdb_stats()['warning']);
+        $this->assertSame(\core\check\result::WARNING, $result->get_status());
+
+        $this->configure(['url' => 'https://influx.example.invalid:8086']);
+        $html = $http->get(self::status_path());
+        $this->assertStringNotContainsString('alert-warning', $html);
+        $this->assertStringNotContainsString('The tsdb extension warns', $html);
+        $check = $this->system_status_check($http);
+        $this->assertSame('OK', $check['status']);
+        $this->assertStringContainsString('The tsdb extension ' . tsdb_version() . ' is loaded and configured.', $check['html']);
+        $this->assert_fpm_log_clean();
+    }
+
+    /**
+     * System status (report/status/index.php) lists the plugin's check: OK with the extension and a working
+     * configuration, linking to the status page.
+     */
+    public function test_system_status_lists_the_check(): void {
+        $http = (new tsdb_test_http())->login_admin();
+        $check = $this->system_status_check($http);
+        $this->assertSame('OK', $check['status']);
+        $this->assertStringContainsString('The tsdb extension ' . tsdb_version() . ' is loaded and configured.', $check['html']);
+        $this->assertStringContainsString(self::status_path(), $check['html'], 'links to the status page');
+        $this->assert_no_php_notice($check['page'], 'System status');
+        $this->assert_fpm_log_clean();
+    }
+
+    /**
+     * The row of the plugin's check on System status.
+     *
+     * @param tsdb_test_http $http a logged-in admin
+     * @return array ['status' => the status badge's text, 'html' => the row, 'page' => the whole page]
+     */
+    public static function system_status_check(tsdb_test_http $http): array {
+        $page = $http->get('/report/status/index.php');
+        $name = get_string('check_extension', 'logstore_tsdb');
+        if (!preg_match('~<tr[^>]*>(?:(?!</tr>).)*' . preg_quote($name, '~') . '(?:(?!</tr>).)*</tr>~s', $page, $m)) {
+            throw new \RuntimeException("no row '$name' on System status (HTTP {$http->status})");
+        }
+        preg_match('~<span class="badge[^"]*">([^<]+)</span>~', $m[0], $badge);
+        return ['status' => trim($badge[1] ?? ''), 'html' => $m[0], 'page' => $page];
+    }
+}
