@@ -182,6 +182,22 @@ class log_dataset {
     }
 
     /**
+     * The documented queries of docs/analytics.md: every ```sql or ```influxql block that starts with
+     * `-- query: NAME` (pg.* for PostgreSQL), by name, with their {table}, {from}, {to}... placeholders.
+     *
+     * @return string[] name => query text
+     */
+    public static function doc_queries(): array {
+        $md = file_get_contents(__DIR__ . '/../../../docs/analytics.md');
+        preg_match_all('/```\w+\n-- query: ([\w.]+)\n(.*?)```/s', $md, $m, PREG_SET_ORDER);
+        $out = [];
+        foreach ($m as [, $name, $text]) {
+            $out[$name] = trim($text);
+        }
+        return $out;
+    }
+
+    /**
      * Plugin settings for the postgres backend on the test database.
      *
      * @param string $table

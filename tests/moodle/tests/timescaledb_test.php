@@ -1,0 +1,243 @@
+<?php
+// This file is part of the logstore_tsdb tests (GPL v3 or later).
+
+/**
+ * The reader and the documented queries on TimescaleDB (TSDB_TEST_TIMESCALE_DSN: a database with the timescaledb
+ * extension; the test PostgreSQL preloads it), inside a real site. The extension makes the table a hypertable with
+ * continuous aggregates `<table>_hourly` / `<table>_daily_users` / `<table>_daily_active_users`, refreshed here by
+ * TimescaleDB's own background scheduler running the refresh policies the extension added (as on a production site;
+ * not `CALL refresh_continuous_aggregate`). Every answer must be the one the site's real logstore_standard gives for
+ * the same events, and every documented PostgreSQL query the one the plain-PostgreSQL layout gives.
+ *
+ * @package    logstore_tsdb
+ * @copyright  2025 The logstore_tsdb authors
+ * @license    http://www.gnu.org/copyleft/gpl.html GNU GPL v3 or later
+ */
+
+require_once(__DIR__ . '/reader_comparison.php');
+
+use logstore_tsdb\local\pgdb;
+use logstore_tsdb\local\summary;
+
+/**
+ * TimescaleDB tests.
+ */
+class timescaledb_test extends base_testcase {
+    use reader_comparison;
+
+    /** @var int Events. */
+    const N = 3000;
+
+    /** @var array|null plugin settings of the hypertable */
+    protected static $settings = null;
+
+    /** @var array|null plugin settings of the plain PostgreSQL table holding the same events */
+    protected static $plain = null;
+
+    /** @var array[] the events */
+    protected static $entries = [];
+
+    /** @var int midnight UTC of the first day of the events (two days before today: inside the refresh window) */
+    protected static $start = 0;
+
+    /**
+     * Plugin settings from TSDB_TEST_TIMESCALE_DSN.
+     *
+     * @param string $dsn postgresql://user:password@host:port/db
+     * @param string $table
+     * @return array
+     */
+    protected static function settings(string $dsn, string $table): array {
+        $u = parse_url($dsn);
+        return ['backend' => 'postgres', 'host' => $u['host'] ?? '127.0.0.1', 'port' => $u['port'] ?? 5432,
+            'user' => urldecode($u['user'] ?? 'postgres'), 'password' => urldecode($u['pass'] ?? ''),
+            'dbname' => ltrim($u['path'] ?? '/postgres', '/'), 'schema' => 'public', 'table' => $table,
+            'retry_max_elapsed_ms' => 10000, 'mode' => 'async'];
+    }
+
+    /**
+     * The events, in the last two days (the continuous aggregates' refresh policies cover the last three), through
+     * the extension into a hypertable and into a plain PostgreSQL table; the plain table's summaries refreshed as its
+     * task does; the hypertable's refresh policies run by TimescaleDB's scheduler.
+     */
+    public static function setUpBeforeClass(): void {
+        $dsn = getenv('TSDB_TEST_TIMESCALE_DSN');
+        if (!$dsn || !getenv('TSDB_TEST_PG_HOST') || !function_exists('tsdb_log_event')) {
+            return;
+        }
+        self::$start = intdiv(time(), 86400) * 86400 - 2 * 86400;
+        self::$entries = log_dataset::generate(self::N, 2, 17, self::$start);
+        self::$settings = self::settings($dsn, 'ts_t' . getmypid());
+        self::$plain = log_dataset::pg_settings('tsplain_t' . getmypid());
+        self::drop_tables();
+        log_dataset::write_through_extension(self::$entries, self::$settings);
+        log_dataset::write_through_extension(self::$entries, self::$plain);
+        $db = pgdb::from_config(log_dataset::plugin_config(self::$plain));
+        try {
+            (new summary($db, log_dataset::plugin_config(self::$plain)))->refresh();
+        } finally {
+            $db->close();
+        }
+        self::run_refresh_policies();
+    }
+
+    /**
+     * Lets TimescaleDB's background scheduler run the refresh policy of each continuous aggregate of the hypertable
+     * now, and waits (at most two minutes) until each has succeeded once more.
+     */
+    protected static function run_refresh_policies(): void {
+        $db = pgdb::from_config(log_dataset::plugin_config(self::$settings));
+        try {
+            $jobs = $db->query("SELECT j.job_id, coalesce(s.total_successes, 0) AS ok FROM timescaledb_information.jobs j"
+                . " LEFT JOIN timescaledb_information.job_stats s ON s.job_id = j.job_id"
+                . " WHERE j.proc_name = 'policy_refresh_continuous_aggregate' AND j.hypertable_schema = ?"
+                . ' AND j.hypertable_name LIKE ?',
+                [self::$settings['schema'], self::$settings['table'] . '\\_%']);
+            if (count($jobs) !== 2) {
+                throw new RuntimeException('no refresh policy on the continuous aggregates of ' . self::$settings['table']);
+            }
+            foreach ($jobs as $job) {
+                $db->query('SELECT alter_job(?::int, next_start => now())', [$job->job_id]);
+            }
+            $deadline = time() + 120;
+            foreach ($jobs as $job) {
+                do {
+                    $s = $db->query('SELECT total_successes, total_failures, last_run_status FROM timescaledb_information.job_stats'
+                        . ' WHERE job_id = ?', [$job->job_id]);
+                    $done = $s && (int) $s[0]->total_successes > (int) $job->ok;
+                    if (!$done) {
+                        usleep(250000);
+                    }
+                } while (!$done && time() < $deadline);
+                if (!$done) {
+                    $errors = $db->query('SELECT err_message FROM timescaledb_information.job_errors WHERE job_id = ?',
+                        [$job->job_id]);
+                    throw new RuntimeException("refresh job {$job->job_id} did not succeed: " . json_encode($s) . ' '
+                        . json_encode($errors));
+                }
+            }
+        } finally {
+            $db->close();
+        }
+    }
+
+    /**
+     * Drops both tables and their companions.
+     */
+    protected static function drop_tables(): void {
+        $db = pgdb::from_config(log_dataset::plugin_config(self::$settings));
+        try {
+            $t = self::$settings['table'];
+            $db->execute('DROP TABLE IF EXISTS ' . pgdb::quote_identifier($t) . ', ' . pgdb::quote_identifier($t . '_ledger')
+                . ', ' . pgdb::quote_identifier($t . '_schema') . ' CASCADE');
+        } finally {
+            $db->close();
+        }
+        log_dataset::drop_tsdb_table(self::$plain['table']);
+    }
+
+    /**
+     * Drops the tables.
+     */
+    public static function tearDownAfterClass(): void {
+        if (self::$settings !== null) {
+            self::drop_tables();
+        }
+    }
+
+    /**
+     * Needs TimescaleDB; the same events in the site's logstore_standard_log.
+     */
+    protected function setUp(): void {
+        parent::setUp();
+        $this->server_env('TSDB_TEST_TIMESCALE_DSN');
+        $this->server_env('TSDB_TEST_PG_HOST');
+        $this->assertNotNull(self::$settings, 'the events were written');
+        log_dataset::create_standard_table();
+        log_dataset::insert_standard(self::$entries);
+    }
+
+    /**
+     * The extension made a hypertable with continuous aggregates, and the refresh policies ran without error.
+     */
+    public function test_layout(): void {
+        $db = pgdb::from_config(log_dataset::plugin_config(self::$settings));
+        try {
+            $this->assertNotNull($db->timescaledb_version());
+            $this->assertSame('timescaledb', (new summary($db, log_dataset::plugin_config(self::$settings)))->layout());
+            $this->assertSame(self::$settings['table'], $db->query('SELECT hypertable_name FROM timescaledb_information.hypertables'
+                . ' WHERE hypertable_name = ?', [self::$settings['table']])[0]->hypertable_name);
+            $views = array_column($db->query('SELECT view_name FROM timescaledb_information.continuous_aggregates'
+                . ' WHERE view_name LIKE ? ORDER BY view_name', [self::$settings['table'] . '\\_%']), 'view_name');
+            $this->assertSame([self::$settings['table'] . '_daily_users', self::$settings['table'] . '_hourly'], $views);
+            $this->assertSame(self::N, (int) $db->query('SELECT count(*) AS n FROM ' . $db->table())[0]->n);
+        } finally {
+            $db->close();
+        }
+    }
+
+    /**
+     * Moodle's reports through the reader on the hypertable equal the real standard store's.
+     */
+    public function test_reports(): void {
+        $this->configure(self::$settings);
+        $store = get_log_manager()->get_readers()['logstore_tsdb'];
+        $ref = log_dataset::standard_reader();
+        $day = self::$start + 86400;
+        foreach (['course' => ['courseid' => 3], 'course + user' => ['courseid' => 4, 'userid' => 9],
+                'date' => ['date' => $day], 'origin other' => ['origin' => '---'], 'site' => ['viewanonymous' => 1],
+                'activity + user' => ['courseid' => 4, 'modid' => 401, 'userid' => 12]] as $name => $f) {
+            foreach ([0, 1] as $page) {
+                $this->assert_report_log_page($ref, $store, $f, $page, 30, "timescaledb $name");
+            }
+        }
+        $this->assert_loglive_matches($ref, $store, [0, 3], [0, 1], 10, 50);
+        $this->assertCount(self::N, report_log_queries::download($store, ['viewanonymous' => 1], 'timecreated ASC'));
+        $this->assertSame($ref->get_events_select_exists('userid = :u AND courseid = :c', ['u' => 7, 'c' => 5]),
+            $store->get_events_select_exists('userid = :u AND courseid = :c', ['u' => 7, 'c' => 5]));
+        $this->assertNull((new \logstore_tsdb\task\summarise())->execute(), 'TimescaleDB refreshes its own aggregates');
+    }
+
+    /**
+     * Rows with every timestamp cut to the second: the events' `time` inside their second is the moment the extension
+     * captured them, which differs between the two writes of the same events.
+     *
+     * @param \stdClass[] $rows
+     * @return array[]
+     */
+    protected static function to_the_second(array $rows): array {
+        return array_map(function($row) {
+            return array_map(function($v) {
+                return is_string($v) ? preg_replace('/^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)\.\d+(\+00)$/', '$1$2', $v) : $v;
+            }, (array) $row);
+        }, $rows);
+    }
+
+    /**
+     * Every documented PostgreSQL query gives on the hypertable (and its continuous aggregates, as the scheduler
+     * refreshed them) what it gives on the plain layout (and its summary tables).
+     */
+    public function test_documented_queries_match_plain_layout(): void {
+        $tsdb = pgdb::from_config(log_dataset::plugin_config(self::$settings));
+        $plain = pgdb::from_config(log_dataset::plugin_config(self::$plain));
+        try {
+            $n = 0;
+            foreach (log_dataset::doc_queries() as $name => $sql) {
+                if (strpos($name, 'pg.') !== 0) {
+                    continue;
+                }
+                $vars = ['{from}' => gmdate('Y-m-d H:i:s+00', self::$start),
+                    '{to}' => gmdate('Y-m-d H:i:s+00', self::$start + 2 * 86400), '{user}' => '9'];
+                $a = $plain->query_native(rtrim(strtr($sql, $vars + ['{table}' => self::$plain['table']]), "; \n"));
+                $b = $tsdb->query_native(rtrim(strtr($sql, $vars + ['{table}' => self::$settings['table']]), "; \n"));
+                $this->assertNotEmpty($a, "$name gives rows");
+                $this->assertEquals(self::to_the_second($a), self::to_the_second($b), $name);
+                $n++;
+            }
+            $this->assertGreaterThanOrEqual(10, $n);
+        } finally {
+            $tsdb->close();
+            $plain->close();
+        }
+    }
+}
