@@ -55,6 +55,15 @@ class health {
         if (!extension::ensure_configured($cfg)) {
             return get_string('health_problem_config', 'logstore_tsdb', extension::config_error());
         }
+        if (strpos((string) $cfg->backend, 'influxdb') === 0) {
+            // What the reports, privacy and Test connection ask InfluxDB: a refused password, token, database or URL
+            // shows here with the server's own words and the setting to check, before any event fails.
+            try {
+                (new influx_client($cfg))->query('SHOW RETENTION POLICIES');
+            } catch (\moodle_exception $e) {
+                return get_string('health_problem_influx', 'logstore_tsdb', $e->getMessage());
+            }
+        }
         $sum = ['written' => 0, 'failed' => 0, 'dropped' => 0];
         $series = metrics::series((int) (self::WINDOW / 60), $now);
         foreach ($sum as $k => $unused) {

@@ -59,6 +59,11 @@ class retention extends \core\task\scheduled_task {
     public function execute(?int $now = null) {
         $cfg = \logstore_tsdb\log\store::read_plugin_config();
         $days = (int) $cfg->retention_days;
+        if (strpos((string) $cfg->backend, 'influxdb') === 0) {
+            mtrace('logstore_tsdb: InfluxDB removes old points itself, by the retention policy of the database or bucket'
+                . ' (retention_days applies to PostgreSQL only).');
+            return 0;
+        }
         if ($cfg->backend !== 'postgres' || $days <= 0) {
             mtrace('logstore_tsdb: retention not applicable (backend ' . $cfg->backend . ', retention_days ' . $days . ').');
             return 0;

@@ -238,6 +238,7 @@ $string['health_problem_extension'] = 'the tsdb extension is not loaded in the c
 $string['health_problem_failures'] = '{$a->failed} events failed and {$a->dropped} were dropped in the last check period, {$a->written} written';
 $string['health_problem_spool'] = '{$a->segments} spooled batches are waiting, the oldest for {$a->minutes} minutes: the time series database is not taking them ({$a->error})';
 $string['health_problem_config'] = 'configuration refused: {$a}';
+$string['health_problem_influx'] = 'the plugin cannot read from InfluxDB: {$a}';
 $string['health_problem_flush'] = 'the cron process could not write a test event: {$a}';
 
 // Status check (Site administration > Reports > System status).
