@@ -107,4 +107,32 @@ class influx_tasks_test extends base_testcase {
             . ' query: database not found: no_such_db_' . getmypid() . ' — check Database (1.x, 3.x) (logstore_tsdb | database)',
             $out);
     }
+
+    /**
+     * A privacy request while InfluxDB refuses the password: the privacy task's log (admin/cli/adhoc_task.php, as cron
+     * runs it) shows the server's error and the settings to check, not the password.
+     */
+    public function test_privacy_task_log_names_the_influxdb_error(): void {
+        global $DB;
+        $url = $this->server_env('TSDB_TEST_INFLUX_AUTH_URL');
+        $user = $this->gen()->create_user();
+        $this->configure(['backend' => 'influxdb1', 'url' => $url, 'database' => 'moodle',
+            'username' => $this->server_env('TSDB_TEST_INFLUX_USER'), 'password' => 'wrong-pw-secret']);
+        $task = '\\tool_dataprivacy\\task\\process_data_request_task';
+        $DB->delete_records('task_adhoc', ['classname' => $task]);
+        $this->set_user(get_admin());
+        $request = \tool_dataprivacy\api::create_data_request($user->id, \tool_dataprivacy\api::DATAREQUEST_TYPE_DELETE,
+            'test', \tool_dataprivacy\data_request::DATAREQUEST_CREATION_MANUAL, false);
+        \tool_dataprivacy\api::approve_data_request($request->get('id'));
+        $this->set_user(null);
+        try {
+            [, $out, $err] = tsdb_test_site::run_cli('admin/cli/adhoc_task.php', ['--execute', '--classname=' . $task]);
+            $this->assertStringContainsString("InfluxDB at $url answered 401 Unauthorized: authorization failed — check User name"
+                . ' (1.x) (logstore_tsdb | username), Password (logstore_tsdb | password)', $out . $err);
+            $this->assertStringNotContainsString('wrong-pw-secret', $out . $err);
+        } finally {
+            $DB->delete_records('task_adhoc', ['classname' => $task]);
+            $DB->delete_records('tool_dataprivacy_request', ['id' => $request->get('id')]);
+        }
+    }
 }
