@@ -4,7 +4,10 @@
 /**
  * The time series databases the import, analytics, dashboard and downsampling tests write to — plain PostgreSQL,
  * TimescaleDB (TSDB_TEST_TIMESCALE_DSN) and InfluxDB 1.x — and what they read back, normalised so that a row of the
- * site's logstore_standard_log and the same event in any of them compare equal.
+ * site's logstore_standard_log and the same event in any of them compare equal; real events for the site's
+ * logstore_standard_log; TimescaleDB's policy jobs run by its own scheduler; and the analytics data set: three weeks of
+ * events in the site's logstore_standard_log (real events and log_dataset rows), imported once per PHPUnit process
+ * into each backend by the plugin's importer, for the queries of docs/analytics.md and the panels of docs/grafana/.
  *
  * @package    logstore_tsdb
  * @copyright  2025 The logstore_tsdb authors
@@ -18,9 +21,27 @@ use logstore_tsdb\local\pgdb;
 use PHPUnit\Framework\Assert;
 
 /**
- * Targets and read-back.
+ * Targets, read-back, real events, TimescaleDB's scheduler and the analytics data set.
  */
 class analytics_fixture {
+
+    /** @var int Events of log_dataset in the analytics data set (besides the real events). */
+    const N = 15000;
+
+    /** @var int Days of the analytics data set, ending at the start of today (UTC). */
+    const DAYS = 21;
+
+    /** @var array[]|null The analytics data set: the rows of logstore_standard_log, typed (entries()). */
+    public static $entries = null;
+
+    /** @var string|null The table / InfluxDB database of the analytics data set in each backend. */
+    public static $name = null;
+
+    /** @var int First second of the analytics data set (midnight UTC). */
+    public static $from = 0;
+
+    /** @var int End of its time range: the end of the hour in which it was made. */
+    public static $to = 0;
 
     /** @var string[] The backends the import writes to: plain PostgreSQL, TimescaleDB, InfluxDB 1.x. */
     const BACKENDS = ['postgres', 'timescaledb', 'influxdb1'];
@@ -245,5 +266,260 @@ class analytics_fixture {
         })), 0, 3);
         Assert::fail("$msg: " . count($want) . ' rows expected, ' . count($got) . " found\nmissing: " . implode("\n", $missing)
             . "\nunexpected: " . implode("\n", $extra) . "\nmore than once: " . implode("\n", $dups));
+    }
+
+    /**
+     * Real events into the site's logstore_standard_log: a course with a page, a forum and three students made by
+     * Moodle's generator (whose own events are logged too), then each student logs in and views the course (nested
+     * and unicode `other`), the page, the forum and their profile; a failed login; an admin "logged in as" a student.
+     * Only the standard store is enabled meanwhile, as on a site before the TSDB store.
+     *
+     * @param testing_data_generator $gen
+     * @return array [course, students]
+     */
+    public static function fire_real_events(testing_data_generator $gen): array {
+        $stores = get_config('tool_log', 'enabled_stores');
+        set_config('enabled_stores', 'logstore_standard', 'tool_log');
+        get_log_manager()->dispose();
+        get_log_manager(true);
+        try {
+            $course = $gen->create_course(['fullname' => 'Ünïcödé "course" \\ 🎓']);
+            $page = $gen->create_module('page', ['course' => $course->id]);
+            $forum = $gen->create_module('forum', ['course' => $course->id]);
+            $students = [];
+            for ($i = 0; $i < 3; $i++) {
+                $students[] = $u = $gen->create_user();
+                $gen->enrol_user($u->id, $course->id, 'student');
+            }
+            $coursectx = context_course::instance($course->id);
+            foreach ($students as $u) {
+                \core\session\manager::set_user($u);
+                \core\event\user_loggedin::create(['userid' => $u->id, 'objectid' => $u->id,
+                    'other' => ['username' => $u->username]])->trigger();
+                \core\event\course_viewed::create(['context' => $coursectx, 'other' => ['coursesectionnumber' => 1,
+                    'nested' => ['a' => [1, 2.5, true, null, 'x"y\\z'], 'é' => 'ünïcödé 🎓']]])->trigger();
+                \mod_page\event\course_module_viewed::create(['objectid' => $page->id,
+                    'context' => context_module::instance($page->cmid)])->trigger();
+                \mod_forum\event\course_module_viewed::create(['objectid' => $forum->id,
+                    'context' => context_module::instance($forum->cmid)])->trigger();
+                \core\event\user_profile_viewed::create(['objectid' => $u->id, 'relateduserid' => $u->id,
+                    'context' => context_user::instance($u->id), 'other' => ['courseid' => $course->id,
+                    'courseshortname' => $course->shortname, 'coursefullname' => $course->fullname]])->trigger();
+            }
+            \core\session\manager::set_user((object) ['id' => 0, 'mnethostid' => 1]);
+            \core\event\user_login_failed::create(['other' => ['username' => "nobody's", 'reason' => 1]])->trigger();
+            \core\session\manager::set_user(get_admin());
+            \core\session\manager::loginas($students[0]->id, context_system::instance());
+            \core\event\course_viewed::create(['context' => $coursectx])->trigger();
+        } finally {
+            \core\session\manager::init_empty_session();
+            \core\session\manager::set_user((object) ['id' => 0, 'mnethostid' => 1]);
+            get_log_manager()->dispose();
+            set_config('enabled_stores', $stores, 'tool_log');
+            get_log_manager(true);
+        }
+        return [$course, $students];
+    }
+
+    /**
+     * Normalised rows with the integer columns as integers (for computing figures).
+     *
+     * @param array[] $rows normalise()d
+     * @return array[]
+     */
+    public static function entries(array $rows): array {
+        $ints = array_flip(base_testcase::INTS);
+        return array_map(function($r) use ($ints) {
+            foreach ($r as $c => $v) {
+                if (isset($ints[$c]) && $v !== null) {
+                    $r[$c] = (int) $v;
+                }
+            }
+            return $r;
+        }, $rows);
+    }
+
+    /**
+     * Lets TimescaleDB's own background scheduler run the policy jobs of a table (compression, retention, and the
+     * refresh of its continuous aggregates): each job is told to start now (alter_job), then job_stats must show a new
+     * successful run; a failed run fails with TimescaleDB's own error (job_errors). No run_job(), no manual refresh.
+     *
+     * @param string $name the table (TimescaleDB target)
+     * @param string[] $procs which jobs, by proc_name (policy_compression, policy_retention,
+     *        policy_refresh_continuous_aggregate)
+     * @return int[] job id => proc_name of the jobs that ran
+     */
+    public static function run_policies(string $name, array $procs): array {
+        $db = self::pg(self::settings('timescaledb', $name));
+        try {
+            $jobs = [];
+            // The jobs view names a continuous aggregate's refresh job by the aggregate's own name.
+            foreach ($db->query("SELECT job_id, proc_name FROM timescaledb_information.jobs"
+                    . " WHERE hypertable_schema = 'public' AND hypertable_name IN (?, ?, ?)", [$name,
+                    \logstore_tsdb\local\summary::derived($name, '_hourly'),
+                    \logstore_tsdb\local\summary::derived($name, '_daily_users')]) as $j) {
+                if (in_array($j->proc_name, $procs, true)) {
+                    $jobs[(int) $j->job_id] = $j->proc_name;
+                }
+            }
+            Assert::assertSame(count($procs), count(array_unique($jobs)), "policy jobs of $name: " . json_encode($jobs));
+            // Runs counted once finished (total_runs counts a run when it starts; its status comes at the end).
+            $runs = function(int $id) use ($db): array {
+                $r = $db->query('SELECT COALESCE(total_runs, 0) AS runs, last_run_status AS status, job_status'
+                    . ' FROM timescaledb_information.job_stats WHERE job_id = ?', [$id]);
+                if (!$r || $r[0]->job_status === 'Running' || (string) $r[0]->status === '') {
+                    return [$r ? (int) $r[0]->runs - 1 : 0, ''];
+                }
+                return [(int) $r[0]->runs, (string) $r[0]->status];
+            };
+            $before = [];
+            foreach (array_keys($jobs) as $id) {
+                $before[$id] = $runs($id)[0];
+                $db->query('SELECT alter_job(?, next_start => now())', [$id]);
+            }
+            $deadline = microtime(true) + 180;
+            foreach ($jobs as $id => $proc) {
+                while (($now = $runs($id))[0] <= $before[$id] && microtime(true) < $deadline) {
+                    usleep(200000);
+                }
+                Assert::assertGreaterThan($before[$id], $now[0], "the scheduler ran job $id ($proc) within 180 s");
+                if ($now[1] !== 'Success') {
+                    $errors = $db->query('SELECT sqlerrcode, err_message FROM timescaledb_information.job_errors'
+                        . ' WHERE job_id = ? ORDER BY finish_time DESC LIMIT 1', [$id]);
+                    Assert::fail("job $id ($proc) ended with {$now[1]}: " . json_encode($errors));
+                }
+            }
+            return $jobs;
+        } finally {
+            $db->close();
+        }
+    }
+
+    /**
+     * The shipped InfluxQL statements (moodle-plugin/downsampling/influxdb1_continuous_queries.influxql), as
+     * "name" => statement, with a database instead of "moodle".
+     *
+     * @param string $database
+     * @return array
+     */
+    public static function influxql_statements(string $database): array {
+        $text = file_get_contents(tsdb_test_site::$info->plugindir . '/downsampling/influxdb1_continuous_queries.influxql');
+        $out = [];
+        $name = null;
+        $buf = '';
+        foreach (explode("\n", $text) as $line) {
+            if (preg_match('/^-- name: (\w+)/', $line, $m)) {
+                $name = $m[1];
+                $buf = '';
+                continue;
+            }
+            if (strpos($line, '--') === 0 || $name === null) {
+                continue;
+            }
+            $buf .= ' ' . trim($line);
+            if (substr(rtrim($line), -1) === ';') {
+                $out[$name] = str_replace('"moodle"', '"' . $database . '"', trim(rtrim(trim($buf), ';')));
+                $name = null;
+            }
+        }
+        return $out;
+    }
+
+    /**
+     * RFC 3339 UTC.
+     *
+     * @param int $t
+     * @return string
+     */
+    public static function influx_time(int $t): string {
+        return gmdate('Y-m-d\TH:i:s\Z', $t);
+    }
+
+    /**
+     * The analytics data set, made once per PHPUnit process (the caller has checked that the servers exist):
+     *
+     * - the site's logstore_standard_log: real events, then N rows of log_dataset over DAYS days ending at the start of
+     *   today; its rows (typed) are kept in $entries, the reference of every figure;
+     * - imported by the plugin's importer into plain PostgreSQL (whose summary is then materialised up to day 14:
+     *   later buckets are read from the raw table), TimescaleDB (then, as docs/analytics.md says for imports, the
+     *   continuous aggregates refreshed over the imported range, and the compression and refresh policies run by
+     *   TimescaleDB's scheduler) and InfluxDB (user ids pseudonymised; the rollups backfilled with the shipped
+     *   statements).
+     *
+     * @param testing_data_generator $gen
+     */
+    public static function setup(testing_data_generator $gen): void {
+        global $DB;
+        if (self::$entries !== null) {
+            return;
+        }
+        $today = time() - time() % 86400;
+        self::$from = $today - self::DAYS * 86400;
+        get_log_manager()->dispose();
+        $DB->delete_records('logstore_standard_log');
+        self::fire_real_events($gen);
+        log_dataset::insert_standard(log_dataset::generate(self::N, self::DAYS, 51, self::$from));
+        $entries = self::entries(self::standard_rows());
+        self::$to = time() - time() % 3600 + 3600;
+        self::$name = 'an_t' . getmypid();
+        register_shutdown_function([self::class, 'teardown']);
+        foreach (self::BACKENDS as $backend) {
+            self::reset($backend, self::$name);
+            $cfg = log_dataset::plugin_config(self::settings($backend, self::$name));
+            $importer = new \logstore_tsdb\local\import\importer($cfg, new \logstore_tsdb\local\import\db_source(),
+                ['to' => null, 'chunk' => 5000]);
+            $importer->forget_state();
+            $report = $importer->run();
+            if (!$report['ok'] || $report['counts']['imported'] !== count($entries)) {
+                throw new RuntimeException("import into $backend: " . json_encode($report['counts'] + $report['checks']));
+            }
+        }
+        \logstore_tsdb\local\extension::reset_for_tests();
+
+        $cfg = log_dataset::plugin_config(self::settings('postgres', self::$name));
+        $db = pgdb::from_config($cfg);
+        (new \logstore_tsdb\local\summary($db, $cfg))->refresh(self::$from + 14 * 86400 + 5 * 3600);
+        $db->close();
+
+        $db = self::pg(self::settings('timescaledb', self::$name));
+        foreach (['_hourly', '_daily_users'] as $suffix) {
+            $db->execute('CALL refresh_continuous_aggregate(?::regclass, to_timestamp(?::bigint), to_timestamp(?::bigint))',
+                [pgdb::quote_identifier(\logstore_tsdb\local\summary::derived(self::$name, $suffix)), self::$from, $today]);
+        }
+        $db->close();
+        self::run_policies(self::$name, ['policy_compression', 'policy_refresh_continuous_aggregate']);
+
+        $client = self::influx(self::settings('influxdb1', self::$name));
+        $q = self::influxql_statements(self::$name);
+        $client->query($q['rollup_retention'], true);
+        foreach (['backfill_hourly', 'backfill_daily_users'] as $name) {
+            $client->query(str_replace(['FROM_TIME', 'TO_TIME'], [self::influx_time(self::$from), self::influx_time(self::$to)],
+                $q[$name]), true);
+        }
+        self::$entries = $entries;
+    }
+
+    /**
+     * Removes the data set's tables and database at the end of the process.
+     */
+    public static function teardown(): void {
+        if (self::$name) {
+            foreach (self::BACKENDS as $backend) {
+                self::reset($backend, self::$name, false);
+            }
+        }
+    }
+
+    /**
+     * Entries of the data set inside [from, to).
+     *
+     * @param int $from
+     * @param int $to
+     * @return array[]
+     */
+    public static function between(int $from, int $to): array {
+        return array_values(array_filter(self::$entries, function($e) use ($from, $to) {
+            return $e['timecreated'] >= $from && $e['timecreated'] < $to;
+        }));
     }
 }

@@ -48,17 +48,12 @@ class import_test extends base_testcase {
     protected function setUp(): void {
         parent::setUp();
         $jsonformat = get_config('logstore_standard', 'jsonformat');
-        set_config('enabled_stores', 'logstore_standard', 'tool_log');
+        analytics_fixture::fire_real_events($this->gen());
+        set_config('jsonformat', 0, 'logstore_standard');
         try {
-            $this->new_request();
-            $this->fire_real_events();
-            set_config('jsonformat', 0, 'logstore_standard');
-            $this->new_request();
-            $this->fire_real_events();
+            [$this->course, $this->students] = analytics_fixture::fire_real_events($this->gen());
         } finally {
             set_config('jsonformat', $jsonformat, 'logstore_standard');
-            set_config('enabled_stores', 'logstore_standard,logstore_tsdb', 'tool_log');
-            $this->set_user(null);
             $this->new_request();
         }
         log_dataset::insert_standard(log_dataset::generate(self::BULK, 6, 23));
@@ -75,46 +70,6 @@ class import_test extends base_testcase {
             @unlink($f);
         }
         parent::tearDown();
-    }
-
-    /**
-     * A course with students, a page and a forum (the generator's events land in logstore_standard_log too), then
-     * logins, views, a failed login, "log in as" and events with nested and unicode `other`.
-     */
-    protected function fire_real_events(): void {
-        $this->course = $this->gen()->create_course(['fullname' => 'Ünïcödé "course" \\ 🎓']);
-        $page = $this->gen()->create_module('page', ['course' => $this->course->id]);
-        $forum = $this->gen()->create_module('forum', ['course' => $this->course->id]);
-        $this->students = [];
-        for ($i = 0; $i < 3; $i++) {
-            $this->students[] = $u = $this->gen()->create_user();
-            $this->gen()->enrol_user($u->id, $this->course->id, 'student');
-        }
-        $coursectx = context_course::instance($this->course->id);
-        foreach ($this->students as $u) {
-            $this->set_user($u);
-            \core\event\user_loggedin::create(['userid' => $u->id, 'objectid' => $u->id,
-                'other' => ['username' => $u->username]])->trigger();
-            \core\event\course_viewed::create(['context' => $coursectx, 'other' => ['coursesectionnumber' => 1,
-                'nested' => ['a' => [1, 2.5, true, null, 'x"y\\z'], 'é' => 'ünïcödé 🎓']]])->trigger();
-            \mod_page\event\course_module_viewed::create(['objectid' => $page->id,
-                'context' => context_module::instance($page->cmid)])->trigger();
-            \mod_forum\event\course_module_viewed::create(['objectid' => $forum->id,
-                'context' => context_module::instance($forum->cmid)])->trigger();
-            \core\event\user_profile_viewed::create(['objectid' => $u->id, 'relateduserid' => $u->id,
-                'context' => context_user::instance($u->id), 'other' => ['courseid' => $this->course->id,
-                'courseshortname' => $this->course->shortname, 'coursefullname' => $this->course->fullname]])->trigger();
-        }
-        $this->set_user(null);
-        \core\event\user_login_failed::create(['other' => ['username' => "nobody's", 'reason' => 1]])->trigger();
-        $this->set_user(get_admin());
-        \core\session\manager::loginas($this->students[0]->id, context_system::instance());
-        try {
-            \core\event\course_viewed::create(['context' => $coursectx])->trigger();
-        } finally {
-            \core\session\manager::init_empty_session();
-        }
-        $this->new_request();
     }
 
     /**
