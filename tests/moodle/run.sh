@@ -32,12 +32,17 @@ for site in $TSDB_TEST_MOODLE_SITES; do
     coderoot=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["coderoot"])' "$site/site.json")
     release=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["release"])' "$site/site.json")
     # The working tree's plugin; an upgrade when its version.php moved on.
-    changed=0
+    changed=0 langchanged=0
     cmp -s "$repo/moodle-plugin/version.php" "$plugindir/version.php" || changed=1
+    cmp -s "$repo/moodle-plugin/lang/en/logstore_tsdb.php" "$plugindir/lang/en/logstore_tsdb.php" || langchanged=1
     rm -rf "$plugindir" && cp -r "$repo/moodle-plugin" "$plugindir"
     if ((changed)); then
         (cd "$coderoot" && php "${phpargs[@]}" admin/cli/upgrade.php --non-interactive >"$site/upgrade.log" 2>&1) ||
             { echo "run.sh: admin/cli/upgrade.php failed on Moodle $release:" >&2; tail -n 30 "$site/upgrade.log" >&2; exit 1; }
+    elif ((langchanged)); then
+        # Moodle caches the language strings until an upgrade or a purge: without one, the site keeps the old file's.
+        (cd "$coderoot" && php "${phpargs[@]}" admin/cli/purge_caches.php --lang) ||
+            { echo "run.sh: admin/cli/purge_caches.php --lang failed on Moodle $release" >&2; exit 1; }
     fi
     echo "== Moodle $release ($site)"
     ran=$((ran + 1))

@@ -142,9 +142,11 @@ class extension {
             self::$configerror = null;
             return true;
         } catch (\ValueError | \TypeError $e) {
+            // No debugging() here: the store pushes the configuration in every request that logs an event, so a
+            // refused one would print on every page of every user where debugging is displayed, and would turn
+            // Moodle's redirects (login, saving a form) into "Error output, so disabling automatic redirect" pages.
+            // The status page, the settings page, System status and the health check's notifications say it.
             self::$configerror = $e->getMessage();
-            debugging('logstore_tsdb: the tsdb extension refused the configuration: ' . $e->getMessage(),
-                DEBUG_NORMAL);
             return false;
         }
     }

@@ -24,27 +24,13 @@ trait tsdb_test_ops {
     protected $fpmlogstart = 0;
 
     /**
-     * Skips a test whose server is missing, or fails it when the run requires the servers.
-     *
-     * @param string $what what is missing
-     */
-    protected function require_server(string $what): void {
-        if (getenv('TSDB_TEST_REQUIRE_SERVERS')) {
-            $this->fail("servers required (TSDB_TEST_REQUIRE_SERVERS=1): $what");
-        }
-        $this->markTestSkipped("SKIPPED: $what");
-    }
-
-    /**
      * The plugin's settings for the postgres backend on the test PostgreSQL, with a table of this test's own.
      *
      * @param string $prefix start of the table name
      * @return array settings (the table name is $this->pgtables' last)
      */
     protected function pg_settings(string $prefix): array {
-        if (!getenv('TSDB_TEST_PG_HOST')) {
-            $this->require_server('no test PostgreSQL (TSDB_TEST_PG_HOST)');
-        }
+        $this->server_env('TSDB_TEST_PG_HOST');
         $table = $prefix . '_' . getmypid() . '_' . bin2hex(random_bytes(3));
         $this->pgtables[] = $table;
         return ['backend' => 'postgres', 'host' => getenv('TSDB_TEST_PG_HOST'), 'port' => getenv('TSDB_TEST_PG_PORT'),
@@ -188,6 +174,66 @@ trait tsdb_test_ops {
         $log = tsdb_test_site::$info->dir . '/fpm/fpm.log';
         $new = is_file($log) ? (string) file_get_contents($log, false, null, $this->fpmlogstart) : '';
         $this->assertSame([], tsdb_test_site::php_notices($new), "the site's PHP-FPM log has PHP errors:\n$new");
+    }
+
+    /**
+     * The fields a browser would submit with a form of a page, as the page fills them (hidden fields, text, the
+     * selected option, checked boxes, text areas; no buttons).
+     *
+     * @param string $html the page
+     * @param string $id the form's id
+     * @return array name => value, in document order
+     */
+    protected static function form_fields(string $html, string $id): array {
+        $doc = new \DOMDocument();
+        $previous = libxml_use_internal_errors(true);
+        $doc->loadHTML('<?xml encoding="UTF-8">' . $html);
+        libxml_clear_errors();
+        libxml_use_internal_errors($previous);
+        $xpath = new \DOMXPath($doc);
+        $form = $xpath->query("//form[@id='$id']")->item(0);
+        if (!$form) {
+            throw new \RuntimeException("no form #$id on the page");
+        }
+        $fields = [];
+        foreach ($xpath->query('.//input|.//select|.//textarea', $form) as $el) {
+            $name = $el->getAttribute('name');
+            if ($name === '' || $el->hasAttribute('disabled')) {
+                continue;
+            }
+            if ($el->nodeName === 'select') {
+                $options = $xpath->query('.//option', $el);
+                $value = $options->length ? $options->item(0)->getAttribute('value') : '';
+                foreach ($options as $option) {
+                    if ($option->hasAttribute('selected')) {
+                        $value = $option->getAttribute('value');
+                    }
+                }
+                $fields[$name] = $value;
+            } else if ($el->nodeName === 'textarea') {
+                $fields[$name] = $el->textContent;
+            } else {
+                $type = strtolower($el->getAttribute('type') ?: 'text');
+                if (in_array($type, ['submit', 'button', 'image', 'file', 'reset'], true)
+                        || (in_array($type, ['checkbox', 'radio'], true) && !$el->hasAttribute('checked'))) {
+                    continue;
+                }
+                $fields[$name] = $el->getAttribute('value');
+            }
+        }
+        return $fields;
+    }
+
+    /**
+     * A setting of the plugin as stored in the site's database now (another process may have saved it).
+     *
+     * @param string $name
+     * @return string|null null when not stored
+     */
+    protected static function stored(string $name): ?string {
+        global $DB;
+        $value = $DB->get_field('config_plugins', 'value', ['plugin' => 'logstore_tsdb', 'name' => $name]);
+        return $value === false ? null : (string) $value;
     }
 
     /**
