@@ -586,6 +586,9 @@ pub fn tsdb_stats() -> PhpResult<ZBox<ZendHashTable>> {
     ht.insert("warning", warnings.join("; "))?;
     ht.insert("last_error_at", s.last_error_at.load(Relaxed))?;
     ht.insert("last_success_at", s.last_success_at.load(Relaxed))?;
+    ht.insert("schema_recreated", s.schema_recreated.load(Relaxed) as i64)?;
+    ht.insert("schema_recreated_at", s.schema_recreated_at.load(Relaxed))?;
+    ht.insert("schema_recreated_message", s.schema_recreated_message())?;
     ht.insert("backend", config.backend())?;
     ht.insert("mode", config.mode())?;
     ht.insert("pid", i64::from(std::process::id()))?;

@@ -523,6 +523,15 @@ impl Worker {
             self.spool_or_fail(&b);
         }
         self.last_write = Instant::now();
+        self.note_recreated();
+    }
+
+    /// Counts what the sink created again (a dropped table or database) for `tsdb_stats()`.
+    fn note_recreated(&mut self) {
+        let Some(s) = self.sink.as_mut() else { return };
+        for msg in s.take_recreated() {
+            self.shared.stats.note_recreated(&self.config.redact(&msg));
+        }
     }
 
     /// A batch the backend could not take: into the spool when there is one, else counted as failed.
@@ -640,6 +649,7 @@ impl Worker {
                 return;
             }
         };
+        self.note_recreated();
         let stats = &self.shared.stats;
         stats.replayed.fetch_add(rep.written, Relaxed);
         stats.replay_rejected.fetch_add(rep.rejected, Relaxed);

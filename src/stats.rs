@@ -37,6 +37,11 @@ pub struct Stats {
     pub last_success_at: AtomicI64,
     pub last_error_at: AtomicI64,
     last_error: Mutex<String>,
+    /// Times the sink found what it writes into gone (the PostgreSQL events table, an InfluxDB database)
+    /// and created it again; when it last did, and its words.
+    pub schema_recreated: AtomicU64,
+    pub schema_recreated_at: AtomicI64,
+    schema_recreated_message: Mutex<String>,
 }
 
 pub fn now_unix() -> i64 {
@@ -54,6 +59,17 @@ impl Stats {
 
     pub fn last_error(&self) -> String {
         self.last_error.lock().clone()
+    }
+
+    /// A sink created its table or database again; `msg` must already be redacted.
+    pub fn note_recreated(&self, msg: &str) {
+        *self.schema_recreated_message.lock() = msg.to_string();
+        self.schema_recreated_at.store(now_unix(), Relaxed);
+        self.schema_recreated.fetch_add(1, Relaxed);
+    }
+
+    pub fn schema_recreated_message(&self) -> String {
+        self.schema_recreated_message.lock().clone()
     }
 
     /// Events accepted and not yet accounted for (written, failed, rejected or spooled).

@@ -92,11 +92,23 @@ fn count(t: &Target, schema: &str) -> i64 {
     t.count(schema)
 }
 
+/// The ledger's ranges, (first_seq, last_seq) in order.
+fn ledger(t: &Target, schema: &str) -> Vec<(i64, i64)> {
+    t.client()
+        .query(&format!("SELECT first_seq, last_seq FROM \"{schema}\".logstore_tsdb_log_ledger ORDER BY 1"), &[])
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect()
+}
+
 // ---------------------------------------------------------------------------------------------
 // Events
 
 #[path = "common/events.rs"]
 mod events;
+#[path = "common/pipeline.rs"]
+mod pipeline;
 
 use events::{fill, Ev};
 
@@ -105,7 +117,12 @@ fn now_ns() -> i64 {
 }
 
 fn plain(i: i64) -> Ev {
-    let t = now_ns() / 1_000_000_000 - 60;
+    plain_ago(i, 60)
+}
+
+/// `plain(i)`, `secs` seconds ago.
+fn plain_ago(i: i64, secs: i64) -> Ev {
+    let t = now_ns() / 1_000_000_000 - secs;
     let mut e = Ev::default();
     e.strs[StrField::EventName as usize] = Some(b"\\core\\event\\course_viewed".to_vec());
     e.strs[StrField::Component as usize] = Some(b"core".to_vec());
@@ -201,6 +218,16 @@ const TEXT_COLS: [(StrField, &str, usize); 8] = [
 
 /// Reads every column of every row and compares with what `evs` should have become.
 fn assert_rows(t: &Target, schema: &str, producer: u64, first_seq: u64, evs: &[Ev]) {
+    compare_rows(t, schema, producer, first_seq, evs, true)
+}
+
+/// `assert_rows` for events logged through a pipeline, which stamps their time itself: `time` is only
+/// checked to lie inside the event's `timecreated` second.
+fn assert_logged_rows(t: &Target, schema: &str, producer: u64, evs: &[Ev]) {
+    compare_rows(t, schema, producer, 1, evs, false)
+}
+
+fn compare_rows(t: &Target, schema: &str, producer: u64, first_seq: u64, evs: &[Ev], exact_time: bool) {
     let mut c = t.client();
     let rows = c
         .query(
@@ -242,7 +269,12 @@ fn assert_rows(t: &Target, schema: &str, producer: u64, first_seq: u64, evs: &[E
         }
         let tc = e.ints[IntField::TimeCreated as usize].unwrap_or(e.time_ns.div_euclid(1_000_000_000));
         assert_eq!(r.get::<_, i64>("timecreated"), tc, "event {k} timecreated");
-        assert_eq!(r.get::<_, i64>(22), e.time_ns.div_euclid(1000), "event {k} time");
+        let time_us = r.get::<_, i64>(22);
+        if exact_time {
+            assert_eq!(time_us, e.time_ns.div_euclid(1000), "event {k} time");
+        } else {
+            assert_eq!(time_us.div_euclid(1_000_000), tc, "event {k} time inside its timecreated second");
+        }
         let other: Option<String> = r.get("other");
         let want = e.strs[StrField::Other as usize].as_deref().map(expect_other).map(numbers_as_f64);
         let got = other.map(|s| numbers_as_f64(serde_json::from_str::<Value>(&s).unwrap()));
@@ -395,14 +427,7 @@ fn recut_and_overlapping_batches_never_duplicate() {
         assert_eq!(count(t, s), 300);
         assert_rows(t, s, producer, 1, &evs);
         // Adjacent ranges were merged: the ledger holds one range for the producer.
-        let ledger: Vec<(i64, i64)> = t
-            .client()
-            .query(&format!("SELECT first_seq, last_seq FROM \"{s}\".logstore_tsdb_log_ledger ORDER BY 1"), &[])
-            .unwrap()
-            .iter()
-            .map(|r| (r.get(0), r.get(1)))
-            .collect();
-        assert_eq!(ledger, vec![(1, 300)]);
+        assert_eq!(ledger(t, s), vec![(1, 300)]);
         // Producer ids are u64: the top bit set still works (stored as a negative bigint).
         let big = u64::MAX - 3;
         sink.write(&batch(big, i64::MAX as u64 - 5, &evs[..3])).unwrap();
@@ -792,7 +817,7 @@ fn schema_is_idempotent_versioned_and_has_only_the_report_indexes() {
 }
 
 #[test]
-fn a_dropped_partition_is_recreated_on_retry() {
+fn a_dropped_partition_is_made_again_by_the_next_write() {
     let Some(t) = pg() else { return };
     let s = t.schema("dropped");
     let mut sink = t.sink(&s, &[]);
@@ -801,13 +826,10 @@ fn a_dropped_partition_is_recreated_on_retry() {
     for p in partitions(&t, &s) {
         t.client().batch_execute(&format!("DROP TABLE \"{s}\".\"{p}\"")).unwrap();
     }
-    let b = batch(2, 1, &[plain(2)]);
-    match sink.write(&b) {
-        Err(SinkError::Retry { .. }) => {}
-        other => panic!("expected Retry, got {other:?}"),
-    }
-    assert_eq!(sink.write(&b).unwrap().written, 1);
+    let e = plain(2);
+    assert_eq!(sink.write(&batch(2, 1, std::slice::from_ref(&e))).unwrap().written, 1);
     assert_eq!(count(&t, &s), 1);
+    assert_rows(&t, &s, 2, 1, &[e]);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -917,4 +939,425 @@ fn timescale_hypertable_compression_policies_and_aggregates() {
     let w = sink.write(&batch(1, 1, &evs)).unwrap();
     assert_eq!(w.written, 100);
     assert_eq!(count(&t, &s), 102);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The table dropped or changed under the sink
+
+/// The sink's record of its table: layout, and when the table was created (epoch µs).
+fn record_of(t: &Target, s: &str) -> (String, i64) {
+    let r = t
+        .client()
+        .query_one(
+            &format!(
+                "SELECT layout, (extract(epoch FROM created_at) * 1000000)::bigint FROM \"{s}\".logstore_tsdb_log_schema"
+            ),
+            &[],
+        )
+        .unwrap();
+    (r.get(0), r.get(1))
+}
+
+/// TimescaleDB objects of the table in `s`: whether it is a hypertable, the policies on it, its
+/// continuous aggregates with their refresh policies (by name).
+fn timescale_objects(t: &Target, s: &str) -> (bool, Vec<String>, Vec<String>) {
+    let mut c = t.client();
+    let hypertable: bool = c
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM timescaledb_information.hypertables WHERE hypertable_schema = $1 \
+             AND hypertable_name = 'logstore_tsdb_log')",
+            &[&s],
+        )
+        .unwrap()
+        .get(0);
+    let names = |rows: Vec<postgres::Row>| rows.iter().map(|r| r.get::<_, String>(0)).collect::<Vec<_>>();
+    let jobs = names(
+        c.query(
+            "SELECT proc_name::text || ' ' || coalesce(config->>'drop_after', config->>'compress_after', '') \
+             FROM timescaledb_information.jobs WHERE hypertable_schema = $1 AND hypertable_name = 'logstore_tsdb_log' \
+             ORDER BY 1",
+            &[&s],
+        )
+        .unwrap(),
+    );
+    let caggs = names(
+        c.query(
+            "SELECT a.view_name::text || ' ' || coalesce(j.config->>'start_offset', 'no policy') \
+             FROM timescaledb_information.continuous_aggregates a LEFT JOIN timescaledb_information.jobs j \
+             ON (j.hypertable_schema, j.hypertable_name) IN ((a.materialization_hypertable_schema, \
+             a.materialization_hypertable_name), (a.view_schema, a.view_name)) WHERE a.view_schema = $1 ORDER BY 1",
+            &[&s],
+        )
+        .unwrap(),
+    );
+    (hypertable, jobs, caggs)
+}
+
+/// The ids of the policy jobs of the table in `s` and of its continuous aggregates.
+fn job_ids(t: &Target, s: &str) -> Vec<i32> {
+    t.client()
+        .query(
+            "SELECT job_id FROM timescaledb_information.jobs WHERE hypertable_schema = $1 \
+             AND hypertable_name = 'logstore_tsdb_log' \
+             UNION SELECT j.job_id FROM timescaledb_information.jobs j \
+             JOIN timescaledb_information.continuous_aggregates a \
+             ON (j.hypertable_schema, j.hypertable_name) IN ((a.materialization_hypertable_schema, \
+             a.materialization_hypertable_name), (a.view_schema, a.view_name)) WHERE a.view_schema = $1 ORDER BY 1",
+            &[&s],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
+/// Has TimescaleDB's background scheduler run every policy of the table in `s` (compression, retention,
+/// aggregate refreshes) now, as on a production site, and waits until each has succeeded since.
+fn run_jobs_by_scheduler(t: &Target, s: &str) {
+    let mut c = t.client();
+    let ids = job_ids(t, s);
+    assert_eq!(ids.len(), 4, "compression, retention and two refresh policies");
+    // (New policies run once as soon as they are made: only runs started after this count.)
+    let since: std::time::SystemTime = c.query_one("SELECT now()", &[]).unwrap().get(0);
+    for id in &ids {
+        c.execute("SELECT FROM alter_job($1, next_start => now())", &[id]).unwrap();
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let rows = c
+            .query(
+                "SELECT job_id, last_successful_finish > $2, total_failures FROM timescaledb_information.job_stats \
+                 WHERE job_id = ANY($1)",
+                &[&ids, &since],
+            )
+            .unwrap();
+        let failed: Vec<i32> = rows.iter().filter(|r| r.get::<_, i64>(2) > 0).map(|r| r.get(0)).collect();
+        if !failed.is_empty() {
+            let errors: Vec<String> = c
+                .query(
+                    "SELECT job_id || ': ' || coalesce(err_message, '') FROM timescaledb_information.job_errors \
+                     WHERE job_id = ANY($1)",
+                    &[&failed],
+                )
+                .unwrap()
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
+            panic!("policy jobs failed: {errors:?}");
+        }
+        if rows.len() == ids.len() && rows.iter().all(|r| r.get::<_, Option<bool>>(1) == Some(true)) {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "the scheduler did not run jobs {ids:?} in 2 minutes");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn a_dropped_table_is_made_again_by_the_next_write_and_its_ledger_starts_afresh() {
+    both("droptable", |t, s| {
+        let (n, m) = (300, 200);
+        // A third of the events 8 days old (a chunk the compression policy takes), a third 2 hours old (inside
+        // the aggregates' refresh window), a third a minute old.
+        let ago = |i: usize| [8 * DAY_SECS, 7_200, 60][i % 3];
+        let evs: Vec<Ev> = (0..n + m).map(|i| plain_ago(i as i64, ago(i))).collect();
+        let producer = 0x16;
+        let config = [("retention_days", "30")];
+        let mut sink = t.sink(s, &config);
+        sink.write(&batch(producer, 1, &evs[..n])).unwrap();
+        assert!(sink.take_recreated().is_empty());
+        let (layout, created) = record_of(t, s);
+        let objects = t.timescale.then(|| timescale_objects(t, s));
+        let jobs = t.timescale.then(|| job_ids(t, s));
+        // Another process, connected before the drop.
+        let mut other = t.sink(s, &config);
+        other.maintain().unwrap();
+        assert_eq!(t.timescale.then(|| job_ids(t, s)), jobs, "connecting leaves the policies as they are");
+        t.client().batch_execute(&format!("DROP TABLE \"{s}\".logstore_tsdb_log CASCADE")).unwrap();
+
+        // The M events after the drop: the next write makes the table again, and is written.
+        let w = other.write(&batch(producer, n as u64 + 1, &evs[n..])).unwrap();
+        assert_eq!((w.written, w.rejected), (m, 0));
+        let notes = other.take_recreated();
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        let table = format!("\"{s}\".\"logstore_tsdb_log\"");
+        assert!(notes[0].contains(&format!("{table} was missing")) && notes[0].contains("1 range(s)"), "{}", notes[0]);
+        assert_eq!(count(t, s), m as i64);
+        let (layout_again, created_again) = record_of(t, s);
+        assert_eq!(layout_again, layout);
+        assert!(created_again > created, "the record says when the table was made again");
+        // The N events sent again (a spool replay, a retry after a lost acknowledgement) through the first
+        // process's connection: the old ledger said "written" (into the dropped table): they are written.
+        sink.write(&batch(producer, 1, &evs[..n])).unwrap();
+        assert!(sink.take_recreated().is_empty(), "made once");
+        assert_eq!(count(t, s), (n + m) as i64);
+        assert_eq!(ledger(t, s), vec![(1, (n + m) as i64)]);
+        // Exactly once from here on: everything again, from both.
+        sink.write(&batch(producer, 1, &evs)).unwrap();
+        other.write(&batch(producer, 1, &evs)).unwrap();
+        assert_rows(t, s, producer, 1, &evs);
+        let Some(objects) = objects else { return };
+        assert_eq!(timescale_objects(t, s), objects, "hypertable, policies and aggregates are back");
+        run_jobs_by_scheduler(t, s);
+        let mut c = t.client();
+        let compressed: i64 = c
+            .query_one(
+                "SELECT count(*) FROM timescaledb_information.chunks WHERE hypertable_schema = $1 \
+                 AND hypertable_name = 'logstore_tsdb_log' AND is_compressed",
+                &[&s],
+            )
+            .unwrap()
+            .get(0);
+        assert_eq!(compressed, 1, "the 8-day-old chunk");
+        // Refreshed: the 2-hour-old events are materialised; the real-time part adds the newest; the
+        // 8-day-old ones lie before the refresh window (as on a site whose events arrive in time).
+        let of_age = |secs: i64| (0..n + m).filter(|&i| ago(i) == secs).count() as i64;
+        let hourly: i64 = c
+            .query_one(&format!("SELECT coalesce(sum(events), 0)::bigint FROM \"{s}\".logstore_tsdb_log_hourly"), &[])
+            .unwrap()
+            .get(0);
+        assert_eq!(hourly, of_age(7_200) + of_age(60));
+        // Replays into the compressed chunk still write nothing twice.
+        sink.write(&batch(producer, 1, &evs)).unwrap();
+        assert_rows(t, s, producer, 1, &evs);
+    });
+}
+
+/// N events written through a pipeline with a spool; the table changed by `break_sql`; M events logged,
+/// which must wait in the spool while `last_error` says what changed (each of `expect`); `fix_sql`; then
+/// the N + M read back exactly once, the N as `kept` says the change left them.
+#[allow(clippy::too_many_arguments)]
+fn changed_table_case(
+    t: &Target,
+    s: &str,
+    extra: &[(&str, &str)],
+    break_sql: &str,
+    fix_sql: &str,
+    expect: &[&str],
+    kept: impl Fn(Ev) -> Ev,
+) {
+    let (n, m) = (250, 150);
+    let evs: Vec<Ev> = (0..n + m).map(|i| plain(i as i64)).collect();
+    let spool = tempfile::tempdir().unwrap();
+    let spool_dir = spool.path().to_str().unwrap().to_string();
+    let mut config = vec![
+        ("batch_size", "100"),
+        ("flush_interval_ms", "50"),
+        ("retry_max_elapsed_ms", "0"),
+        ("breaker_open_ms", "200"),
+        ("spool_dir", spool_dir.as_str()),
+    ];
+    config.extend_from_slice(extra);
+    let p = Pipeline::start(t.config(s, &config)).unwrap();
+    for e in &evs[..n] {
+        pipeline::log(&p, e);
+    }
+    pipeline::wait_for(&p, "N written", |st| st.written.load(Ordering::SeqCst) == n as u64);
+    t.client().batch_execute(break_sql).unwrap();
+    for e in &evs[n..] {
+        pipeline::log(&p, e);
+    }
+    pipeline::wait_for(&p, "M spooled", |st| st.spooled.load(Ordering::SeqCst) == m as u64);
+    let st = p.stats();
+    let err = st.last_error();
+    for want in expect {
+        assert!(err.contains(want), "{want:?} is not in last_error: {err}");
+    }
+    assert_eq!(count(t, s), n as i64);
+    t.client().batch_execute(fix_sql).unwrap();
+    pipeline::wait_for(&p, "M replayed", |st| st.replayed.load(Ordering::SeqCst) == m as u64);
+    p.shutdown(Duration::from_secs(10));
+    let counts = |st: &tsdb::stats::Stats| {
+        [&st.written, &st.spooled, &st.replayed, &st.failed, &st.rejected, &st.schema_recreated]
+            .map(|c| c.load(Ordering::SeqCst) as usize)
+    };
+    assert_eq!(counts(st), [n, m, m, 0, 0, 0], "{}", pipeline::show(st));
+    assert!(std::fs::read_dir(&spool_dir).unwrap().all(|f| !f
+        .unwrap()
+        .file_name()
+        .to_string_lossy()
+        .ends_with(".seg")));
+    let want: Vec<Ev> = evs[..n].iter().cloned().map(kept).chain(evs[n..].iter().cloned()).collect();
+    assert_logged_rows(t, s, p.producer(), &want);
+}
+
+#[test]
+fn a_dropped_column_is_one_error_naming_it_and_the_events_wait_until_it_is_back() {
+    both("dropcol", |t, s| {
+        let table = format!("\"{s}\".\"logstore_tsdb_log\"");
+        changed_table_case(
+            t,
+            s,
+            &[],
+            &format!("ALTER TABLE {table} DROP COLUMN ip"),
+            &format!("ALTER TABLE {table} ADD COLUMN ip varchar(45)"),
+            &[&format!("table: {table} cannot take events: column \"ip\" is missing (ALTER TABLE {table} ADD COLUMN \"ip\" varchar(45))")],
+            // Dropping the column dropped the values the N events had in it.
+            |mut e| {
+                e.strs[StrField::Ip as usize] = None;
+                e
+            },
+        );
+    });
+}
+
+#[test]
+fn a_column_of_another_type_is_one_error_not_every_event_refused() {
+    // (TimescaleDB refuses type changes on a hypertable with compression, so PostgreSQL only.)
+    let Some(t) = pg() else { return };
+    let s = t.schema("coltype");
+    let table = format!("\"{s}\".\"logstore_tsdb_log\"");
+    // bigint → integer: the binary COPY of a bigint no longer fits ("incorrect binary data format", a
+    // value error that would otherwise split the batch down to every single event and refuse each).
+    changed_table_case(
+        &t,
+        &s,
+        &[],
+        &format!("ALTER TABLE {table} ALTER COLUMN userid TYPE integer"),
+        &format!("ALTER TABLE {table} ALTER COLUMN userid TYPE bigint"),
+        &[&format!(
+            "table: {table} cannot take events: column \"userid\" is integer, the sink writes bigint (ALTER TABLE \
+             {table} ALTER COLUMN \"userid\" TYPE bigint)"
+        )],
+        |e| e,
+    );
+}
+
+/// A schema whose objects the owner (the test's user) made, and a login role `role` (password `role`-pw)
+/// granted what a writer needs; None after saying SKIPPED. Returns the server, the schema, the table.
+fn with_writer(schema: &str, role: &str) -> Option<(Target, String, String)> {
+    let t = pg()?;
+    make_role(role)?;
+    let s = t.schema(schema);
+    t.sink(&s, &[]).maintain().unwrap(); // the owner makes the objects (and today's partitions)
+    grant_writer(&t, &s, role);
+    let table = format!("\"{s}\".\"logstore_tsdb_log\"");
+    Some((t, s, table))
+}
+
+/// A login role with no rights (made by the superuser of the test server), password NAME-pw, or None
+/// after saying SKIPPED.
+fn make_role(name: &str) -> Option<()> {
+    let Some(dsn) = std::env::var("TSDB_TEST_PG_SUPERUSER_DSN").ok() else {
+        assert!(!pg::require(), "TSDB_TEST_REQUIRE_SERVERS=1 but TSDB_TEST_PG_SUPERUSER_DSN is not set");
+        eprintln!("SKIPPED (roles): TSDB_TEST_PG_SUPERUSER_DSN not set");
+        return None;
+    };
+    let mut su = postgres::Client::connect(&dsn, NoTls).unwrap();
+    su.batch_execute(&format!(
+        "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{name}') THEN \
+         CREATE ROLE {name}; END IF; END $$; ALTER ROLE {name} LOGIN PASSWORD '{name}-pw'"
+    ))
+    .unwrap();
+    Some(())
+}
+
+/// What docs/postgres.md tells an owner to grant a role that only writes.
+fn grant_writer(t: &Target, s: &str, role: &str) {
+    let q = |o: &str| format!("\"{s}\".\"{o}\"");
+    t.client()
+        .batch_execute(&format!(
+            "GRANT USAGE ON SCHEMA \"{s}\" TO {role}; GRANT INSERT, SELECT ON {} TO {role}; \
+             GRANT USAGE ON SEQUENCE {} TO {role}; GRANT SELECT, INSERT, UPDATE, DELETE ON {} TO {role}; \
+             GRANT SELECT ON {} TO {role}",
+            q("logstore_tsdb_log"),
+            q("logstore_tsdb_log_id_seq"),
+            q("logstore_tsdb_log_ledger"),
+            q("logstore_tsdb_log_schema")
+        ))
+        .unwrap();
+}
+
+#[test]
+fn a_revoked_right_is_one_error_naming_it_and_the_events_wait_until_it_is_granted() {
+    let Some((t, s, table)) = with_writer("revoked", "tsdb_it_writer") else { return };
+    changed_table_case(
+        &t,
+        &s,
+        &[("user", "tsdb_it_writer"), ("password", "tsdb_it_writer-pw")],
+        &format!("REVOKE INSERT ON {table} FROM tsdb_it_writer"),
+        &format!("GRANT INSERT ON {table} TO tsdb_it_writer"),
+        &[&format!(
+            "user: \"tsdb_it_writer\" may not write events into {table}: it lacks INSERT on {table}; as the owner \
+             run: GRANT INSERT ON {table} TO \"tsdb_it_writer\""
+        )],
+        |e| e,
+    );
+}
+
+#[test]
+fn a_writer_that_may_not_create_the_dropped_table_says_so_then_what_to_grant() {
+    let Some((t, s, table)) = with_writer("writerdrop", "tsdb_it_writer2") else { return };
+    let mut writer = t.sink(&s, &[("user", "tsdb_it_writer2"), ("password", "tsdb_it_writer2-pw")]);
+    let evs: Vec<Ev> = (0..20).map(plain).collect();
+    writer.write(&batch(5, 1, &evs[..10])).unwrap();
+    t.client().batch_execute(&format!("DROP TABLE {table} CASCADE")).unwrap();
+    let b = batch(5, 11, &evs[10..]);
+    match writer.write(&b) {
+        Err(SinkError::Config(msg)) => assert_eq!(
+            msg,
+            format!(
+                "user: \"tsdb_it_writer2\" may not create {table}, which does not exist (never made, dropped, or \
+                 restored without it) (permission denied for schema {s} (SQLSTATE 42501)); create it as the owner \
+                 (run the extension once with the owner's credentials, docs/postgres.md) or GRANT CREATE ON SCHEMA \
+                 \"{s}\" TO \"tsdb_it_writer2\""
+            )
+        ),
+        other => panic!("expected a Config error, got {other:?}"),
+    }
+    // The owner runs the extension once: the table is made again, with none of the rights the old one had.
+    let mut owner = t.sink(&s, &[]);
+    owner.maintain().unwrap();
+    assert_eq!(owner.take_recreated().len(), 1);
+    match writer.write(&b) {
+        Err(SinkError::Config(msg)) => assert_eq!(
+            msg,
+            format!(
+                "user: \"tsdb_it_writer2\" may not write events into {table}: it lacks INSERT, SELECT on {table}, USAGE \
+                 on sequence {s}.logstore_tsdb_log_id_seq; as the owner run: GRANT INSERT, SELECT ON {table} TO \
+                 \"tsdb_it_writer2\"; GRANT USAGE ON SEQUENCE {s}.logstore_tsdb_log_id_seq TO \"tsdb_it_writer2\""
+            )
+        ),
+        other => panic!("expected a Config error, got {other:?}"),
+    }
+    grant_writer(&t, &s, "tsdb_it_writer2");
+    assert_eq!(writer.write(&b).unwrap().written, 10);
+    // The ten written before the drop went with it; sent again, they are written again.
+    writer.write(&batch(5, 1, &evs[..10])).unwrap();
+    assert_rows(&t, &s, 5, 1, &evs);
+}
+
+#[test]
+fn a_hypertable_turned_back_into_a_plain_table_is_one_error_until_it_is_one_again() {
+    let Some(t) = timescale() else { return };
+    let s = t.schema("plain_again");
+    let table = format!("\"{s}\".\"logstore_tsdb_log\"");
+    let seq = format!("\"{s}\".logstore_tsdb_log_id_seq");
+    t.sink(&s, &[("retention_days", "30")]).maintain().unwrap();
+    let objects = timescale_objects(&t, &s);
+    let fix = format!(
+        "SELECT create_hypertable('{table}', by_range('time', INTERVAL '24 hours'), create_default_indexes => false, \
+         migrate_data => true)"
+    );
+    // As a restore without TimescaleDB's catalog leaves it: the same rows in a plain table.
+    let make_plain = format!(
+        "ALTER SEQUENCE {seq} OWNED BY NONE; \
+         CREATE TABLE \"{s}\".plain (LIKE {table} INCLUDING DEFAULTS INCLUDING INDEXES); \
+         INSERT INTO \"{s}\".plain SELECT * FROM {table}; \
+         DROP TABLE {table} CASCADE; \
+         ALTER TABLE \"{s}\".plain RENAME TO logstore_tsdb_log; \
+         ALTER SEQUENCE {seq} OWNED BY {table}.id"
+    );
+    changed_table_case(
+        &t,
+        &s,
+        // A new connection for every write: the check runs on connecting (a writer that stays connected keeps
+        // writing into the plain table until it reconnects: nothing is lost either way).
+        &[("retention_days", "30"), ("idle_close_ms", "1")],
+        &make_plain,
+        &fix,
+        &[&format!("table: {table} is not a TimescaleDB hypertable any more"), &fix],
+        |e| e,
+    );
+    assert_eq!(timescale_objects(&t, &s), objects, "compression, policies and aggregates are back");
 }

@@ -206,6 +206,13 @@ pub trait Sink: Send {
 
     /// Called when the writer has been idle for a while: close what a sink keeps open.
     fn idle(&mut self) {}
+
+    /// What the sink created again since it was last asked, one message each: the PostgreSQL events table
+    /// found missing (dropped, or a restore without it), an InfluxDB database or retention policy (with
+    /// `create_database`). Counted in `tsdb_stats()['schema_recreated']`.
+    fn take_recreated(&mut self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// Opens the sink a configuration names. Connections are made lazily, on the first write.

@@ -8,6 +8,10 @@
 //!   covered, record the new ranges in the ledger, commit. A batch retried after a timeout, a lost
 //!   commit acknowledgement or a crash, or re-cut differently by a replay, is therefore never
 //!   inserted twice. See docs/postgres.md.
+//! - The catalog is believed over the sink's own record: a table that went away (dropped, a restore
+//!   without it) is created again by the next write, its ledger emptied (`schema`), and reported through
+//!   `Sink::take_recreated`. A table changed so that the sink cannot write into it (a column dropped or of
+//!   another type, a right revoked, a hypertable turned plain) is one `Config` error naming it (`check`).
 //! - Errors: network, timeouts, server restarts → `Retry`; authentication, missing database or
 //!   privilege, incompatible table → `Config` (naming the setting, never the password); a value a
 //!   column refuses (SQLSTATE classes 22, 23, 54) → `Split`, so the pipeline isolates the event.
@@ -16,6 +20,7 @@
 //!   and the host name against the certificate. A certificate that does not verify, or a server
 //!   without TLS, is a `Config` error naming `sslmode`/`ca_file`.
 
+mod check;
 mod copy;
 mod schema;
 
@@ -112,6 +117,8 @@ pub struct PostgresSink {
     /// system's CA store takes milliseconds. Dropped after a `Config` error, so a fixed `ca_file` or
     /// system store is read again.
     tls: Option<MakeRustlsConnect>,
+    /// What `schema::ensure` created again since `take_recreated` was last called.
+    recreated: Vec<String>,
 }
 
 /// One encoded row: its sequence number and its bytes in the COPY buffer.
@@ -157,6 +164,7 @@ impl PostgresSink {
             buf: Vec::new(),
             last_maintenance: Maintenance::default(),
             tls: None,
+            recreated: Vec::new(),
         })
     }
 
@@ -251,7 +259,9 @@ impl PostgresSink {
             self.pg_config().connect(NoTls)?
         };
         let pid: i32 = client.query_one("SELECT pg_backend_pid()", &[])?.get(0);
-        let layout = schema::ensure(&mut client, &self.names, &self.settings)?;
+        let ensured = schema::ensure(&mut client, &self.names, &self.settings)?;
+        self.recreated.extend(ensured.recreated);
+        let layout = ensured.layout;
         let n = &self.names;
         let ledger = n.q(&n.ledger());
         let covered = client.prepare(&format!(
@@ -417,6 +427,10 @@ impl PostgresSink {
 
     /// Turns an error into the pipeline's vocabulary; drops the connection unless it is still usable.
     fn fail(&mut self, e: Error) -> SinkError {
+        if let Some(problem) = self.changed_table(&e) {
+            self.conn = None;
+            return SinkError::Config(self.config.redact(&problem));
+        }
         let (err, keep) = classify(&e, &self.conn_settings, &self.names);
         if !keep {
             self.conn = None;
@@ -430,6 +444,46 @@ impl PostgresSink {
             SinkError::Config(msg) => SinkError::Config(self.config.redact(&msg)),
         }
     }
+
+    /// After a write refused as a whole for a reason the table's shape or rights could explain (SQLSTATE
+    /// classes 42, 0A, 22, and a NOT NULL violation): what the catalog says is wrong with the table, if
+    /// anything. Without this a column changed to another type would make every event "refused" one by
+    /// one, and a dropped column or a revoked right would show only PostgreSQL's words.
+    fn changed_table(&mut self, e: &Error) -> Option<String> {
+        let code = db_error(e)?.code().code();
+        if !(["42", "0A", "22"].contains(&&code[..2]) || code == "23502") {
+            return None;
+        }
+        if let Some(c) = self.conn.as_mut() {
+            if let Ok(found) = check::table(&mut c.client, &self.names, &c.layout, self.settings.chunk_hours) {
+                return found;
+            }
+        }
+        // A COPY refused at its start leaves the connection unusable (tokio-postgres): a new one runs the
+        // same check while connecting (`schema::ensure`).
+        self.conn = None;
+        match self.connect() {
+            Err(Error::Sink(SinkError::Config(problem))) => Some(problem),
+            _ => None,
+        }
+    }
+}
+
+/// The server's error inside `e`, also when it ended a COPY.
+fn db_error(e: &Error) -> Option<&::postgres::error::DbError> {
+    match e {
+        Error::Pg(pg) => pg.as_db_error(),
+        Error::Io(io) => io.get_ref()?.downcast_ref::<::postgres::Error>()?.as_db_error(),
+        Error::Sink(_) => None,
+    }
+}
+
+/// A relation the write needs is gone: the table or the ledger (42P01), or the day's partition (23514
+/// without a constraint: "no partition of relation found for row").
+fn relation_missing(e: &Error) -> bool {
+    db_error(e).is_some_and(|d| {
+        *d.code() == SqlState::UNDEFINED_TABLE || (*d.code() == SqlState::CHECK_VIOLATION && d.constraint().is_none())
+    })
 }
 
 /// One batch's transaction. Returns the number of rows copied (0 when the ledger covered them all).
@@ -648,14 +702,24 @@ fn classify_db(pg: &::postgres::Error, cs: &ConnSettings, names: &Names) -> (Sin
 
 impl Sink for PostgresSink {
     fn write(&mut self, batch: &Batch) -> Result<Written, SinkError> {
-        match self.write_inner(batch) {
-            Ok(w) => Ok(w),
-            Err(e) => Err(self.fail(e)),
-        }
+        let r = match self.write_inner(batch) {
+            // Dropped under this connection: a new one asks the catalog and creates what is missing
+            // (`schema::ensure`), and the batch goes again at once.
+            Err(e) if relation_missing(&e) => {
+                self.conn = None;
+                self.write_inner(batch)
+            }
+            r => r,
+        };
+        r.map_err(|e| self.fail(e))
     }
 
     fn idle(&mut self) {
         self.conn = None;
+    }
+
+    fn take_recreated(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.recreated)
     }
 }
 

@@ -8,7 +8,7 @@
 //! computes itself (partition bounds, which DDL cannot take as parameters).
 
 use super::copy::COLUMNS;
-use super::Error;
+use super::{check, Error};
 use crate::sink::SinkError;
 use ::postgres::Client;
 use std::collections::BTreeSet;
@@ -214,13 +214,20 @@ pub fn in_tx<T>(
     }
 }
 
-fn regclass_exists(c: &mut Client, qualified: &str) -> Result<bool, Error> {
-    let row = c.query_one("SELECT to_regclass($1) IS NOT NULL", &[&qualified])?;
+/// Whether relation `name` of the configured schema exists. A scan of the catalog rather than
+/// `to_regclass()`: reading pg_class makes the session take in other sessions' committed DDL (its cached
+/// "no such schema/relation" entries would otherwise outlive a wait for the DDL lock).
+pub fn relation_exists(c: &mut Client, n: &Names, name: &str) -> Result<bool, Error> {
+    let row = c.query_one(
+        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace s ON s.oid = c.relnamespace \
+         WHERE s.nspname = $1 AND c.relname = $2)",
+        &[&n.schema, &name],
+    )?;
     Ok(row.get(0))
 }
 
 fn read_meta(c: &mut Client, n: &Names) -> Result<Option<(i32, String)>, Error> {
-    if !regclass_exists(c, &n.q(&n.meta()))? {
+    if !relation_exists(c, n, &n.meta())? {
         return Ok(None);
     }
     let row = c.query_opt(&format!("SELECT version, layout FROM {}", n.q(&n.meta())), &[])?;
@@ -236,22 +243,35 @@ pub fn detect(c: &mut Client) -> Result<Option<Layout>, Error> {
     Ok(Some(Layout::Timescale { version, tsl: license.as_deref() == Some("timescale") }))
 }
 
-/// Creates or upgrades every object; returns the table's layout. Cheap when all is in place (a few
-/// catalog reads): no DDL runs then, so a role with only INSERT/SELECT rights works once an owner
-/// has created the objects.
-pub fn ensure(c: &mut Client, n: &Names, s: &Settings) -> Result<Layout, Error> {
+/// What `ensure` found and did.
+#[derive(Debug)]
+pub struct Ensured {
+    pub layout: Layout,
+    /// The events table was missing although the sink's record or ledger said it had been made (dropped, or
+    /// a restore without it) and was created again: what happened, in words for `tsdb_stats()`.
+    pub recreated: Option<String>,
+}
+
+/// Creates or upgrades every object, checks that the events table can take events (`check`), and returns
+/// its layout. The catalog is asked, not only the sink's record: a missing table or ledger is created
+/// again. Cheap when all is in place (a few catalog reads): no DDL runs then, so a role with only
+/// INSERT/SELECT rights works once an owner has created the objects.
+pub fn ensure(c: &mut Client, n: &Names, s: &Settings) -> Result<Ensured, Error> {
     let timescale = detect(c)?;
     let current = read_meta(c, n)?;
-    let layout_word = match &current {
-        Some((v, _)) if *v > VERSION => {
+    if let Some((v, _)) = &current {
+        if *v > VERSION {
             return Err(SinkError::Config(format!(
                 "table: {} has schema version {v}, newer than this extension's {VERSION}; upgrade the extension",
                 n.main()
             ))
-            .into())
+            .into());
         }
-        Some((v, word)) if *v == VERSION => word.clone(),
-        _ => in_tx(c, s, (n.lock_class("ddl"), 0), false, |c| create_or_upgrade(c, n, s, timescale.as_ref()))?,
+    }
+    let (layout_word, recreated) = match current {
+        Some((v, word)) if v == VERSION && objects_exist(c, n)? => (word, None),
+        _ => in_tx(c, s, (n.lock_class("ddl"), 0), false, |c| create_or_upgrade(c, n, s, timescale.as_ref()))
+            .map_err(|e| check::cannot_create(c, n, e))?,
     };
     let layout = match (layout_word.as_str(), timescale) {
         ("native", _) => Layout::Native,
@@ -268,10 +288,18 @@ pub fn ensure(c: &mut Client, n: &Names, s: &Settings) -> Result<Layout, Error> 
             return Err(SinkError::Config(format!("table: {} has an unknown layout {other:?}", n.meta())).into())
         }
     };
+    if let Some(problem) = check::table(c, n, &layout, s.chunk_hours)? {
+        return Err(SinkError::Config(problem).into());
+    }
     if let Layout::Timescale { tsl, .. } = &layout {
         reconcile_timescale(c, n, s, *tsl)?;
     }
-    Ok(layout)
+    Ok(Ensured { layout, recreated })
+}
+
+/// Whether the events table and the ledger both exist (the catalog, not the sink's record, says).
+fn objects_exist(c: &mut Client, n: &Names) -> Result<bool, Error> {
+    Ok(relation_exists(c, n, &n.table)? && relation_exists(c, n, &n.ledger())?)
 }
 
 /// The `CREATE TABLE` column list.
@@ -281,35 +309,57 @@ pub fn column_ddl() -> String {
     cols.join(",\n  ")
 }
 
-fn create_or_upgrade(c: &mut Client, n: &Names, s: &Settings, timescale: Option<&Layout>) -> Result<String, Error> {
-    // Another process may have finished while this one waited for the lock.
-    if let Some((v, word)) = read_meta(c, n)? {
-        if v == VERSION {
-            return Ok(word);
+/// Under the DDL lock: creates what is missing and records the version and layout. Returns the layout
+/// word and, when the events table was made again, what happened.
+///
+/// A ledger says which events are in the table. When this creates the table, any ledger rows left from
+/// before describe a table that is gone ("already written" into it): they are deleted in the same
+/// transaction, so that every event sent from now on (a retry, a spool replay) is written, never skipped.
+/// The unique `(event_id, time)` index still stops duplicates whatever the ledger says.
+fn create_or_upgrade(
+    c: &mut Client,
+    n: &Names,
+    s: &Settings,
+    timescale: Option<&Layout>,
+) -> Result<(String, Option<String>), Error> {
+    let meta = read_meta(c, n)?;
+    if let Some((v, _)) = &meta {
+        if *v < VERSION {
+            upgrade(c, n, *v)?;
         }
-        upgrade(c, n, v)?;
-        return Ok(word);
     }
-    let schema_exists: bool = c.query_one("SELECT to_regnamespace($1) IS NOT NULL", &[&quote_ident(&n.schema)])?.get(0);
+    let main = n.main();
+    let ledger = n.q(&n.ledger());
+    let main_exists = relation_exists(c, n, &n.table)?;
+    let ledger_exists = relation_exists(c, n, &n.ledger())?;
+    // Another process may have finished while this one waited for the lock.
+    if let (Some((_, word)), true, true) = (&meta, main_exists, ledger_exists) {
+        return Ok((word.clone(), None));
+    }
+    let schema_exists: bool =
+        c.query_one("SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = $1)", &[&n.schema])?.get(0);
     if !schema_exists {
         c.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {}", quote_ident(&n.schema)))?;
     }
-    let main = n.main();
-    let main_exists = regclass_exists(c, &main)?;
-    let word = if main_exists {
-        // Created by hand (docs/postgres.md shows the DDL): keep what is there.
-        let partitioned: bool =
-            c.query_one("SELECT relkind = 'p' FROM pg_class WHERE oid = $1::text::regclass", &[&main])?.get(0);
-        if partitioned || timescale.is_none() {
-            "native"
-        } else {
-            "timescaledb"
+    let word = match (&meta, main_exists) {
+        (Some((_, word)), true) => word.clone(),
+        // Created by hand (this file's DDL is in docs/postgres.md): keep what is there.
+        (None, true) => {
+            let partitioned: bool =
+                c.query_one("SELECT relkind = 'p' FROM pg_class WHERE oid = $1::text::regclass", &[&main])?.get(0);
+            if partitioned || timescale.is_none() { "native" } else { "timescaledb" }.to_string()
         }
-    } else if timescale.is_some() {
-        "timescaledb"
-    } else {
-        "native"
+        // A new table takes the layout the database offers now.
+        (_, false) if timescale.is_some() => "timescaledb".to_string(),
+        (_, false) => "native".to_string(),
     };
+    let mut discarded = 0;
+    if !main_exists && ledger_exists {
+        // The exclusive lock waits for writers that read the old ledger; their COPY finds no table and
+        // rolls back, and their retry reads the emptied ledger.
+        c.batch_execute(&format!("LOCK TABLE {ledger} IN ACCESS EXCLUSIVE MODE"))?;
+        discarded = c.execute(&format!("DELETE FROM {ledger}"), &[])?;
+    }
     let mut ddl = format!(
         "CREATE TABLE IF NOT EXISTS {meta} (\n  singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),\n  \
          version integer NOT NULL,\n  layout text NOT NULL,\n  created_at timestamptz NOT NULL DEFAULT now(),\n  \
@@ -341,17 +391,32 @@ fn create_or_upgrade(c: &mut Client, n: &Names, s: &Settings, timescale: Option<
          CREATE TABLE IF NOT EXISTS {ledger} (\n  producer bigint NOT NULL,\n  first_seq bigint NOT NULL,\n  \
          last_seq bigint NOT NULL CHECK (last_seq >= first_seq),\n  \
          committed_at timestamptz NOT NULL DEFAULT now(),\n  PRIMARY KEY (producer, first_seq)\n);",
-        ledger = n.q(&n.ledger()),
     ))?;
-    c.execute(
-        &format!(
-            "INSERT INTO {} (version, layout) VALUES ($1, $2) ON CONFLICT (singleton) \
-             DO UPDATE SET version = EXCLUDED.version, upgraded_at = now()",
-            n.q(&n.meta())
-        ),
-        &[&VERSION, &word],
-    )?;
-    Ok(word.to_string())
+    if meta.is_none() || !main_exists {
+        // A table made again is a new table: its record says so (created_at) and names its layout.
+        c.execute(
+            &format!(
+                "INSERT INTO {} (version, layout) VALUES ($1, $2) ON CONFLICT (singleton) \
+                 DO UPDATE SET version = EXCLUDED.version, layout = EXCLUDED.layout, created_at = now(), \
+                 upgraded_at = now()",
+                n.q(&n.meta())
+            ),
+            &[&VERSION, &word],
+        )?;
+    }
+    let recreated = (!main_exists && (meta.is_some() || ledger_exists)).then(|| {
+        let how = if word == "native" {
+            "partitioned by day"
+        } else {
+            "as a TimescaleDB hypertable, with its compression, retention and continuous aggregates"
+        };
+        format!(
+            "table: {main} was missing (dropped, or restored without it) and was created again {how}; the ledger's \
+             {discarded} range(s), which described the dropped table, were cleared so that every event sent from now \
+             on is written"
+        )
+    });
+    Ok((word, recreated))
 }
 
 /// Steps from older schema versions. Version 1 is the first: nothing to do yet.
@@ -399,9 +464,16 @@ fn reconcile_timescale(c: &mut Client, n: &Names, s: &Settings, tsl: bool) -> Re
     } else {
         true
     };
+    let compression_policy: bool = !tsl
+        || c.query_one(
+            "SELECT EXISTS (SELECT 1 FROM timescaledb_information.jobs WHERE proc_name = 'policy_compression' \
+             AND hypertable_schema = $1 AND hypertable_name = $2)",
+            &[&schema, &table],
+        )?
+        .get(0);
     let retention_ok = !tsl || retention_policy_matches(c, schema, table, s.retention_days)?;
     let caggs_ok = !tsl || caggs_match(c, n, s)?;
-    if chunk_ok == Some(true) && compression && retention_ok && caggs_ok {
+    if chunk_ok == Some(true) && compression && compression_policy && retention_ok && caggs_ok {
         return Ok(());
     }
     in_tx(c, s, (n.lock_class("ddl"), 0), false, |c| {
@@ -496,8 +568,8 @@ fn cagg_policy_hours(c: &mut Client, schema: &str, view: &str) -> Result<Option<
     let row = c.query_opt(
         "SELECT (extract(epoch FROM (j.config->>'start_offset')::interval) / 3600)::float8 \
          FROM timescaledb_information.jobs j JOIN timescaledb_information.continuous_aggregates a \
-         ON a.materialization_hypertable_schema = j.hypertable_schema \
-         AND a.materialization_hypertable_name = j.hypertable_name \
+         ON (j.hypertable_schema, j.hypertable_name) IN ((a.materialization_hypertable_schema, \
+         a.materialization_hypertable_name), (a.view_schema, a.view_name)) \
          WHERE j.proc_name = 'policy_refresh_continuous_aggregate' AND a.view_schema = $1 AND a.view_name = $2",
         &[&schema, &view],
     )?;
@@ -513,7 +585,7 @@ fn caggs_match(c: &mut Client, n: &Names, s: &Settings) -> Result<bool, Error> {
             Some(_) => {}
         }
     }
-    regclass_exists(c, &n.q(&n.daily_active_users()))
+    relation_exists(c, n, &n.daily_active_users())
 }
 
 fn create_caggs(c: &mut Client, n: &Names, s: &Settings) -> Result<(), Error> {
