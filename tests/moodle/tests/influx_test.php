@@ -170,18 +170,18 @@ class influx_test extends base_testcase {
             return json_decode($pt['other'], true)['coursesectionnumber'];
         }, $this->points()));
 
-        // Delete a user: the pseudonym is forgotten, the points stay, unlinkable.
+        // Delete a user: their point is deleted (series and time), then their pseudonym, which nothing refers to any more.
         provider::delete_data_for_user(new approved_contextlist($a, 'logstore_tsdb', [$ctxa->id]));
         $this->assertSame([], pseudonym::existing([$a->id]));
         $cl = new contextlist();
         provider::add_contexts_for_userid($cl, $a->id);
         $this->assertSame([], $cl->get_contextids());
-        $this->assertCount(2, $this->points());
+        $this->assertCount(1, $this->points());
         $this->assertSame(0, $store->get_events_select_count('userid = :u', ['u' => $a->id]));
         $shown = array_map(function($e) {
             return (int) $e->userid;
         }, array_values($store->get_events_select('', [], 'timecreated ASC', 0, 0)));
-        $this->assertSame([0, (int) $b->id], $shown, "the forgotten user's event stays, shown as user 0");
+        $this->assertSame([(int) $b->id], $shown, "the other user's event stays");
 
         // Test connection reads its marker back with InfluxQL.
         $result = \logstore_tsdb\local\connection_tester::run(\logstore_tsdb\log\store::read_plugin_config());
@@ -210,8 +210,13 @@ class influx_test extends base_testcase {
             $this->assertSame(0, tsdb_flush(15000));
             $store = get_log_manager()->get_readers()['logstore_tsdb'];
             $this->assertSame(5, $store->get_events_select_count('courseid = :c', ['c' => $course->id]));
-            $this->assertSame(self::normalised(log_dataset::standard_reader()->get_events_select('', [], 'timecreated DESC', 0, 3)),
+            $standard = log_dataset::standard_reader();
+            $this->assertSame(self::normalised($standard->get_events_select('', [], 'timecreated DESC', 0, 3)),
                 self::normalised($store->get_events_select('', [], 'timecreated DESC', 0, 3)));
+            $this->assertSame(self::normalised($standard->get_events_select_iterator('', [], 'timecreated ASC', 0, 0)),
+                self::normalised($store->get_events_select_iterator('', [], 'timecreated ASC', 0, 0)));
+            $this->assertTrue($store->get_events_select_exists('courseid = :c', ['c' => $course->id]));
+            $this->assertFalse($store->get_events_select_exists('courseid = :c', ['c' => $course->id + 1000]));
 
             $this->configure(['password' => 'wrong-' . $password]);
             $store = get_log_manager()->get_readers()['logstore_tsdb'];
