@@ -21,6 +21,42 @@ use logstore_tsdb\local\pgdb;
 use PHPUnit\Framework\Assert;
 
 /**
+ * Targets of a test case: made empty and configured as the store's backend by target(), removed after the test.
+ */
+trait analytics_targets {
+
+    /** @var array[] [backend, name] of the targets of this test */
+    protected $targets = [];
+
+    /**
+     * An empty target of this test (a table or an InfluxDB database named after the test class and this process),
+     * and the plugin configured to write to it.
+     *
+     * @param string $backend one of analytics_fixture::BACKENDS
+     * @param array $settings more plugin settings
+     * @return string its table or database name
+     */
+    protected function target(string $backend, array $settings = []): string {
+        $this->server_env(analytics_fixture::SERVERS[$backend]);
+        $name = substr(static::class, 0, 2) . '_t' . getmypid() . '_' . count($this->targets);
+        $this->targets[] = [$backend, $name];
+        analytics_fixture::reset($backend, $name);
+        $this->configure(analytics_fixture::settings($backend, $name) + $settings);
+        return $name;
+    }
+
+    /**
+     * Removes the targets of this test.
+     */
+    protected function tearDown(): void {
+        foreach ($this->targets as [$backend, $name]) {
+            analytics_fixture::reset($backend, $name, false);
+        }
+        parent::tearDown();
+    }
+}
+
+/**
  * Targets, read-back, real events, TimescaleDB's scheduler and the analytics data set.
  */
 class analytics_fixture {
@@ -363,14 +399,15 @@ class analytics_fixture {
                 }
             }
             Assert::assertSame(count($procs), count(array_unique($jobs)), "policy jobs of $name: " . json_encode($jobs));
-            // Runs counted once finished (total_runs counts a run when it starts; its status comes at the end).
+            // Finished runs and the status of the last one (total_runs counts a run from its start).
             $runs = function(int $id) use ($db): array {
                 $r = $db->query('SELECT COALESCE(total_runs, 0) AS runs, last_run_status AS status, job_status'
                     . ' FROM timescaledb_information.job_stats WHERE job_id = ?', [$id]);
-                if (!$r || $r[0]->job_status === 'Running' || (string) $r[0]->status === '') {
-                    return [$r ? (int) $r[0]->runs - 1 : 0, ''];
+                if (!$r) {
+                    return [0, ''];
                 }
-                return [(int) $r[0]->runs, (string) $r[0]->status];
+                $running = $r[0]->job_status === 'Running';
+                return [(int) $r[0]->runs - ($running ? 1 : 0), $running ? '' : (string) $r[0]->status];
             };
             $before = [];
             foreach (array_keys($jobs) as $id) {

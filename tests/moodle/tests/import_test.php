@@ -25,15 +25,10 @@ use logstore_tsdb\local\import\progress;
  * Import tests.
  */
 class import_test extends base_testcase {
+    use analytics_targets;
 
     /** @var int Rows inserted with $DB besides the real events. */
     const BULK = 12000;
-
-    /** @var array[] [backend, name] of the targets of this test, removed after it */
-    protected $targets = [];
-
-    /** @var string[] Files to delete. */
-    protected $files = [];
 
     /** @var \stdClass a course of the real events */
     protected $course;
@@ -57,35 +52,6 @@ class import_test extends base_testcase {
             $this->new_request();
         }
         log_dataset::insert_standard(log_dataset::generate(self::BULK, 6, 23));
-    }
-
-    /**
-     * Removes the targets and files.
-     */
-    protected function tearDown(): void {
-        foreach ($this->targets as [$backend, $name]) {
-            analytics_fixture::reset($backend, $name, false);
-        }
-        foreach ($this->files as $f) {
-            @unlink($f);
-        }
-        parent::tearDown();
-    }
-
-    /**
-     * An empty target of this test, and the plugin configured to write to it.
-     *
-     * @param string $backend one of analytics_fixture::BACKENDS
-     * @param array $settings more plugin settings
-     * @return string its table or database name
-     */
-    protected function target(string $backend, array $settings = []): string {
-        $this->server_env(analytics_fixture::SERVERS[$backend]);
-        $name = 'import_t' . getmypid() . '_' . count($this->targets);
-        $this->targets[] = [$backend, $name];
-        analytics_fixture::reset($backend, $name);
-        $this->configure(analytics_fixture::settings($backend, $name) + $settings);
-        return $name;
     }
 
     /**
