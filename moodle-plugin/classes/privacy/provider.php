@@ -31,24 +31,31 @@ use core_privacy\local\metadata\collection;
 use core_privacy\local\request\approved_contextlist;
 use core_privacy\local\request\approved_userlist;
 use core_privacy\local\request\contextlist;
-use core_privacy\local\request\transform;
 use core_privacy\local\request\userlist;
 use core_privacy\local\request\writer;
 use logstore_tsdb\local\influx_client;
 use logstore_tsdb\local\pgdb;
 use logstore_tsdb\local\pseudonym;
+use logstore_tsdb\local\reader\influx_reader;
+use logstore_tsdb\local\reader\pg_reader;
 use logstore_tsdb\log\store;
 
 /**
- * Finds, exports and deletes a user's events in the time series database.
+ * Finds, exports and deletes a user's events in the time series database, by the standard store's rules: a user's
+ * events are those where they are userid, relateduserid or realuserid; deleting a user deletes the events they are
+ * the author (userid) of in the approved contexts; deleting a context deletes all its events. The export is the
+ * standard store's, word for word (tool_log's helper transforms each row).
  *
- * - postgres: SQL on the log table (same columns as logstore_standard_log), same rules as the standard store:
- *   export where the user is userid, relateduserid or realuserid; delete by contextid, or by userid AND contextid.
- * - influxdb1/2/3: user ids are pseudonymised (see \logstore_tsdb\local\pseudonym). Finding and exporting run
- *   InfluxQL queries; deleting a user removes their pseudonym, which anonymises all their points (every context,
- *   not only the approved ones: InfluxDB cannot delete by field); deleting a context deletes the points whose
- *   `contextid` tag matches (InfluxDB 1.x and 2.x; 3.x cannot delete points and throws).
- * - file: reads and rewrites the JSON lines file (a test and debugging sink).
+ * - postgres (and TimescaleDB, compressed chunks included): SQL on the log table, read through the store's reader.
+ * - influxdb1: InfluxQL through the store's reader (user ids matched through their pseudonyms); a user's points are
+ *   deleted one by one (a point is its series' tags and its time), a context by its `contextid` tag; a pseudonym
+ *   nothing refers to any more is deleted.
+ * - influxdb2/3: finding and exporting as 1.x; deleting a user deletes their pseudonym (their points stay, anonymised:
+ *   these servers cannot delete single points through InfluxQL); deleting a context by tag on 2.x, refused on 3.x.
+ * - file: reads and rewrites the JSON lines file (a test and debugging sink); the line protocol format cannot be read.
+ *
+ * A backend that fails (unreachable, refusing, unreadable) fails the request with an exception that names the backend
+ * and its settings: tool_dataprivacy then notifies the privacy officers instead of reporting the request as done.
  *
  * @package    logstore_tsdb
  * @copyright  2025 The logstore_tsdb authors
@@ -64,6 +71,21 @@ class provider implements
         'contextid', 'contextlevel', 'contextinstanceid', 'userid', 'courseid', 'relateduserid', 'anonymous', 'other',
         'timecreated', 'origin', 'ip', 'realuserid'];
 
+    /** @var string The standard store's condition "the user is in the event". */
+    const INVOLVES = '(userid = :u1 OR relateduserid = :u2 OR realuserid = :u3)';
+
+    /** @var string[] Settings to check when a backend fails, by backend. */
+    const SETTINGS = [
+        'postgres' => 'host, port, dbname, user, password, sslmode, ca_file, schema, table',
+        'influxdb1' => 'url, database, retention_policy, username, password, tls_verify, ca_file',
+        'influxdb2' => 'url, org, bucket, token, tls_verify, ca_file',
+        'influxdb3' => 'url, database, token, tls_verify, ca_file',
+        'file' => 'path, format',
+    ];
+
+    /** @var int InfluxDB 1.x: points read, then deleted, per round; DELETE statements per request. */
+    const INFLUX_PAGE = 1000;
+
     /**
      * Describes the personal data this plugin sends out of Moodle and keeps inside it.
      *
@@ -72,8 +94,7 @@ class provider implements
      */
     public static function get_metadata(collection $collection): collection {
         $fields = [];
-        foreach (['eventname', 'userid', 'relateduserid', 'realuserid', 'anonymous', 'contextid', 'courseid',
-                'other', 'timecreated', 'origin', 'ip'] as $field) {
+        foreach (self::COLUMNS as $field) {
             $fields[$field] = 'privacy:metadata:tsdb:' . $field;
         }
         $collection->add_external_location_link('tsdb', $fields, 'privacy:metadata:tsdb');
@@ -86,15 +107,6 @@ class provider implements
     }
 
     /**
-     * The plugin configuration.
-     *
-     * @return \stdClass
-     */
-    protected static function config(): \stdClass {
-        return store::read_plugin_config();
-    }
-
-    /**
      * Adds the contexts where the user has events.
      *
      * @param contextlist $contextlist
@@ -102,7 +114,9 @@ class provider implements
      */
     public static function add_contexts_for_userid(contextlist $contextlist, $userid) {
         global $DB;
-        $contextids = self::contextids_for_user((int) $userid);
+        $contextids = self::guarded(__FUNCTION__, function(\stdClass $cfg) use ($userid) {
+            return self::distinct($cfg, 'contextid', self::INVOLVES, self::user_params((int) $userid));
+        });
         foreach (array_chunk($contextids, 1000) as $chunk) {
             [$insql, $params] = $DB->get_in_or_equal($chunk, SQL_PARAMS_NAMED);
             $contextlist->add_from_sql("SELECT id FROM {context} WHERE id $insql", $params);
@@ -115,31 +129,43 @@ class provider implements
      * @param userlist $userlist
      */
     public static function add_userids_for_context(userlist $userlist) {
-        $userids = self::userids_in_context((int) $userlist->get_context()->id);
+        $contextid = (int) $userlist->get_context()->id;
+        $userids = self::guarded(__FUNCTION__, function(\stdClass $cfg) use ($contextid) {
+            $ids = [];
+            foreach (['userid', 'relateduserid', 'realuserid'] as $column) {
+                $ids = array_merge($ids, self::distinct($cfg, $column, 'contextid = :contextid', ['contextid' => $contextid]));
+            }
+            return array_values(array_unique($ids));
+        });
         if ($userids) {
             $userlist->add_users($userids);
         }
     }
 
     /**
-     * Exports the user's events in the approved contexts.
+     * Exports the user's events in the approved contexts, as logstore_standard exports its own.
      *
      * @param approved_contextlist $contextlist
      */
     public static function export_user_data(approved_contextlist $contextlist) {
         $userid = (int) $contextlist->get_user()->id;
-        $contextids = array_map('intval', $contextlist->get_contextids());
-        if (!$contextids) {
-            return;
-        }
-        $path = [get_string('privacy:path:logs', 'logstore_tsdb'), get_string('pluginname', 'logstore_tsdb')];
-        foreach (self::rows_for_user($userid, $contextids) as $contextid => $rows) {
+        $path = [get_string('privacy:path:logs', 'tool_log'), get_string('pluginname', 'logstore_tsdb')];
+        self::guarded(__FUNCTION__, function(\stdClass $cfg) use ($contextlist, $userid, $path) {
+            // As the standard store: the rows of one context at a time, written when the next context starts.
+            $contextid = null;
             $data = [];
-            foreach ($rows as $row) {
-                $data[] = self::transform_row($row, $userid);
+            foreach (self::user_rows($cfg, $userid, array_map('intval', $contextlist->get_contextids())) as $row) {
+                if ($contextid !== null && $contextid !== (int) $row->contextid) {
+                    writer::with_context(context::instance_by_id($contextid))->export_data($path, (object) ['logs' => $data]);
+                    $data = [];
+                }
+                $contextid = (int) $row->contextid;
+                $data[] = \tool_log\local\privacy\helper::transform_standard_log_record_for_userid($row, $userid);
             }
-            writer::with_context(context::instance_by_id($contextid))->export_data($path, (object) ['logs' => $data]);
-        }
+            if ($contextid !== null) {
+                writer::with_context(context::instance_by_id($contextid))->export_data($path, (object) ['logs' => $data]);
+            }
+        });
     }
 
     /**
@@ -148,7 +174,7 @@ class provider implements
      * @param context $context
      */
     public static function delete_data_for_all_users_in_context(context $context) {
-        self::delete_events([(int) $context->id], null);
+        self::delete_events(__FUNCTION__, [(int) $context->id], null);
     }
 
     /**
@@ -157,10 +183,9 @@ class provider implements
      * @param approved_contextlist $contextlist
      */
     public static function delete_data_for_user(approved_contextlist $contextlist) {
-        $userid = (int) $contextlist->get_user()->id;
         $contextids = array_map('intval', $contextlist->get_contextids());
         if ($contextids) {
-            self::delete_events($contextids, [$userid]);
+            self::delete_events(__FUNCTION__, $contextids, [(int) $contextlist->get_user()->id]);
         }
     }
 
@@ -172,296 +197,378 @@ class provider implements
     public static function delete_data_for_userlist(approved_userlist $userlist) {
         $userids = array_map('intval', $userlist->get_userids());
         if ($userids) {
-            self::delete_events([(int) $userlist->get_context()->id], $userids);
+            self::delete_events(__FUNCTION__, [(int) $userlist->get_context()->id], $userids);
         }
     }
 
     /**
-     * Which storage the configured backend is: postgres, influx or file.
+     * Runs a step of a privacy request against the configured backend. Whatever fails becomes an exception naming the
+     * backend, where it is and the settings to check (never a secret): a request must not look done with data left.
+     *
+     * @param string $step the provider method
+     * @param callable $work function(\stdClass $cfg)
+     * @return mixed what $work returns
+     * @throws \moodle_exception privacybackendfailed
+     */
+    protected static function guarded(string $step, callable $work) {
+        $cfg = store::read_plugin_config();
+        try {
+            return $work($cfg);
+        } catch (\Throwable $e) {
+            $backend = (string) $cfg->backend;
+            $where = (string) $cfg->path;
+            if ($backend === 'postgres') {
+                $where = "{$cfg->host}:{$cfg->port}/{$cfg->dbname} {$cfg->schema}.{$cfg->table}";
+            } else if (strpos($backend, 'influxdb') === 0) {
+                $where = (new influx_client($cfg))->shown_url() . ' ' . ($backend === 'influxdb2' ? $cfg->bucket : $cfg->database);
+            }
+            $error = $e->getMessage();
+            foreach ([(string) $cfg->password, (string) $cfg->token] as $secret) {
+                if (strlen($secret) >= 3) {
+                    $error = str_replace([$secret, rawurlencode($secret)], '********', $error);
+                }
+            }
+            throw new \moodle_exception('privacybackendfailed', 'logstore_tsdb', '', (object) [
+                'backend' => $backend, 'where' => $where, 'step' => $step, 'error' => $error,
+                'settings' => 'logstore_tsdb | ' . (self::SETTINGS[$backend] ?? 'backend')]);
+        }
+    }
+
+    /**
+     * Named parameters of INVOLVES.
+     *
+     * @param int $userid
+     * @return array
+     */
+    protected static function user_params(int $userid): array {
+        return ['u1' => $userid, 'u2' => $userid, 'u3' => $userid];
+    }
+
+    /**
+     * The store's reader of the backend (the PostgreSQL or InfluxDB one), or null for the file backend.
      *
      * @param \stdClass $cfg
-     * @return string
+     * @return pg_reader|influx_reader|null
      */
-    protected static function kind(#[\SensitiveParameter] \stdClass $cfg): string {
+    protected static function reader(#[\SensitiveParameter] \stdClass $cfg) {
         if ($cfg->backend === 'postgres') {
-            return 'postgres';
+            return new pg_reader($cfg);
         }
-        if (strpos((string) $cfg->backend, 'influxdb') === 0) {
-            return 'influx';
-        }
-        return 'file';
+        return strpos((string) $cfg->backend, 'influxdb') === 0 ? new influx_reader($cfg) : null;
     }
 
     /**
-     * Deletes the events of some contexts: all of them, or only those whose author (userid) is one of the users
-     * (the standard store's rules: by contextid, or by userid AND contextid).
+     * Distinct non-zero values of an integer column in the events matching a condition.
      *
+     * @param \stdClass $cfg
+     * @param string $column contextid, userid, relateduserid or realuserid
+     * @param string $where condition over the standard columns, named parameters
+     * @param array $params
+     * @return int[] sorted
+     */
+    protected static function distinct(#[\SensitiveParameter] \stdClass $cfg, string $column, string $where,
+            array $params): array {
+        $reader = self::reader($cfg);
+        $ids = [];
+        if ($reader instanceof pg_reader) {
+            $db = $reader->db();
+            if ($db->table_exists()) {
+                [$sql, $values] = pg_reader::where($db, $where, $params);
+                foreach ($db->query_native("SELECT DISTINCT $column AS v FROM " . $db->table() . $sql, $values) as $r) {
+                    $ids[] = (int) $r->v;
+                }
+            }
+            $reader->close();
+        } else if ($reader instanceof influx_reader) {
+            $sql = $reader->where($where, $params);
+            if ($sql !== null) {
+                $client = new influx_client($cfg);
+                $q = influx_client::quote_identifier($column);
+                $tag = ($reader->kinds()[$column] ?? 'field') === 'tag';
+                $query = $tag ? 'SELECT count(*) FROM ' . $client->measurement() . $sql . " GROUP BY $q"
+                    : "SELECT DISTINCT($q) AS v FROM " . $client->measurement() . $sql;
+                $raw = array_map('intval', array_column($client->query($query), $tag ? $column : 'v'));
+                // Pseudonyms back to user ids (a forgotten pseudonym is nobody); raw ids stay.
+                $users = pseudonym::users(array_filter($raw, function($v) {
+                    return $v >= pseudonym::MIN;
+                }));
+                foreach ($raw as $v) {
+                    $ids[] = $v >= pseudonym::MIN ? ($users[$v] ?? 0) : $v;
+                }
+            }
+        } else {
+            foreach (self::rows($cfg, $where, $params) as $row) {
+                $ids[] = (int) $row->$column;
+            }
+        }
+        $ids = array_values(array_unique(array_filter($ids)));
+        sort($ids);
+        return $ids;
+    }
+
+    /**
+     * The user's events in some contexts, context by context, oldest first: PostgreSQL sorts them as the standard store
+     * does (contextid, timecreated, id) in one query per 1000 contexts; InfluxDB (which sorts by time only) and the file
+     * are read context by context.
+     *
+     * @param \stdClass $cfg
+     * @param int $userid
+     * @param int[] $contextids
+     * @return \Generator of \stdClass
+     */
+    protected static function user_rows(#[\SensitiveParameter] \stdClass $cfg, int $userid, array $contextids): \Generator {
+        if ($cfg->backend === 'postgres') {
+            foreach (array_chunk($contextids, 1000) as $chunk) {
+                [$insql, $params] = self::in_params('contextid', $chunk);
+                yield from self::rows($cfg, self::INVOLVES . " AND $insql", self::user_params($userid) + $params,
+                    'contextid ASC, timecreated ASC');
+            }
+            return;
+        }
+        foreach ($contextids as $contextid) {
+            yield from self::rows($cfg, self::INVOLVES . ' AND contextid = :contextid',
+                self::user_params($userid) + ['contextid' => $contextid]);
+        }
+    }
+
+    /**
+     * The events matching a condition, oldest first, as logstore_standard_log records (the columns and an id).
+     *
+     * @param \stdClass $cfg
+     * @param string $where INVOLVES and/or contextid = :contextid (the file backend knows only these)
+     * @param array $params
+     * @param string $sort
+     * @return \Generator of \stdClass
+     */
+    protected static function rows(#[\SensitiveParameter] \stdClass $cfg, string $where, array $params,
+            string $sort = 'timecreated ASC'): \Generator {
+        $reader = self::reader($cfg);
+        if ($reader) {
+            try {
+                foreach ($reader->iterate_rows($where, $params, $sort, 0, 0) as $row) {
+                    yield self::standard_record($row);
+                }
+            } finally {
+                if ($reader instanceof pg_reader) {
+                    $reader->close();
+                }
+            }
+            return;
+        }
+        foreach (self::file_rows($cfg) as $i => $row) {
+            $row = self::standard_record((object) ($row + ['id' => $i + 1]));
+            if (self::matches($row, $params)) {
+                yield $row;
+            }
+        }
+    }
+
+    /**
+     * Does a row match the parameters of INVOLVES and/or contextid = :contextid (file backend)?
+     *
+     * @param \stdClass $row
+     * @param array $params
+     * @return bool
+     */
+    protected static function matches(\stdClass $row, array $params): bool {
+        if (isset($params['contextid']) && (int) $row->contextid !== (int) $params['contextid']) {
+            return false;
+        }
+        return !isset($params['u1']) || in_array((int) $params['u1'],
+            [(int) $row->userid, (int) $row->relateduserid, (int) $row->realuserid], true);
+    }
+
+    /**
+     * A row with exactly the fields of a logstore_standard_log record (what tool_log's helper restores events from).
+     *
+     * @param \stdClass $row
+     * @return \stdClass
+     */
+    protected static function standard_record(\stdClass $row): \stdClass {
+        $record = (object) ['id' => $row->id ?? 0];
+        foreach (self::COLUMNS as $column) {
+            $record->$column = $row->$column ?? null;
+        }
+        return $record;
+    }
+
+    /**
+     * Deletes the events of some contexts: all of them, or only those whose author (userid) is one of the users.
+     *
+     * @param string $step the provider method
      * @param int[] $contextids
      * @param int[]|null $userids null: every user
      */
-    protected static function delete_events(array $contextids, ?array $userids): void {
-        $cfg = self::config();
-        switch (self::kind($cfg)) {
-            case 'postgres':
-                $db = pgdb::from_config($cfg);
-                $table = $db->table();
-                $affected = $userids ?? [];
-                foreach (array_chunk($contextids, 1000) as $chunk) {
-                    $where = 'contextid = ANY(?::bigint[])';
-                    $params = [pgdb::int_array($chunk)];
-                    if ($userids !== null) {
-                        $where .= ' AND userid = ANY(?::bigint[])';
-                        $params[] = pgdb::int_array($userids);
-                    } else {
-                        foreach ($db->query("SELECT DISTINCT userid FROM $table WHERE $where AND userid > 0", $params) as $r) {
-                            $affected[] = (int) $r->userid;
-                        }
-                    }
-                    $db->execute("DELETE FROM $table WHERE $where", $params);
-                }
-                if ($affected) {
-                    // The per-user daily summary must not keep what was deleted.
-                    (new \logstore_tsdb\local\summary($db, $cfg))->users_deleted(array_values(array_unique($affected)));
-                }
-                $db->close();
-                return;
-            case 'influx':
+    protected static function delete_events(string $step, array $contextids, ?array $userids): void {
+        self::guarded($step, function(\stdClass $cfg) use ($contextids, $userids) {
+            if ($cfg->backend === 'postgres') {
+                self::pg_delete($cfg, $contextids, $userids);
+            } else if ($cfg->backend === 'influxdb1') {
+                self::influx_delete($cfg, $contextids, $userids);
+            } else if (strpos((string) $cfg->backend, 'influxdb') === 0) {
+                $client = new influx_client($cfg);
                 if ($userids !== null && !empty($cfg->pseudonymise)) {
-                    // Unlink: the points stay, nobody can tell whose they are (in every context).
                     pseudonym::forget($userids);
                     return;
                 }
-                $client = new influx_client($cfg);
                 foreach ($contextids as $c) {
                     foreach ($userids ?? [null] as $u) {
                         $client->delete_where_tags(['contextid' => (string) $c] + ($u === null ? [] : ['userid' => (string) $u]));
                     }
                 }
-                return;
-            case 'file':
+            } else {
                 $contexts = array_flip($contextids);
                 $users = $userids === null ? null : array_flip($userids);
                 self::file_rewrite($cfg, function(array $row) use ($users, $contexts) {
                     return !(isset($contexts[(int) $row['contextid']]) && ($users === null || isset($users[(int) $row['userid']])));
                 });
-                return;
-        }
+            }
+        });
     }
 
     /**
-     * Context ids where the user is userid, relateduserid or realuserid.
-     *
-     * @param int $userid
-     * @return int[]
-     */
-    public static function contextids_for_user(int $userid): array {
-        $cfg = self::config();
-        $ids = [];
-        switch (self::kind($cfg)) {
-            case 'postgres':
-                $db = pgdb::from_config($cfg);
-                foreach ($db->query('SELECT DISTINCT contextid FROM ' . $db->table()
-                        . ' WHERE userid = ? OR relateduserid = ? OR realuserid = ?', [$userid, $userid, $userid]) as $r) {
-                    $ids[] = (int) $r->contextid;
-                }
-                $db->close();
-                break;
-            case 'influx':
-                $client = new influx_client($cfg);
-                $where = self::influx_user_where($cfg, $userid);
-                if ($where === null) {
-                    break;
-                }
-                if (in_array('contextid', $client->tags(), true)) {
-                    $rows = $client->query('SELECT count("userid") FROM ' . $client->measurement() . " WHERE $where GROUP BY \"contextid\"");
-                } else {
-                    $rows = $client->query('SELECT "contextid" FROM ' . $client->measurement() . " WHERE $where");
-                }
-                foreach ($rows as $r) {
-                    $ids[] = (int) $r['contextid'];
-                }
-                break;
-            case 'file':
-                foreach (self::file_rows($cfg) as $r) {
-                    if (self::involves($r, $userid)) {
-                        $ids[] = (int) $r['contextid'];
-                    }
-                }
-                break;
-        }
-        $ids = array_values(array_unique(array_filter($ids)));
-        sort($ids);
-        return $ids;
-    }
-
-    /**
-     * Users with events in a context (as userid, relateduserid or realuserid).
-     *
-     * @param int $contextid
-     * @return int[]
-     */
-    public static function userids_in_context(int $contextid): array {
-        $cfg = self::config();
-        $ids = [];
-        switch (self::kind($cfg)) {
-            case 'postgres':
-                $db = pgdb::from_config($cfg);
-                $t = $db->table();
-                $rows = $db->query("SELECT userid AS u FROM $t WHERE contextid = ? UNION SELECT relateduserid FROM $t WHERE contextid = ?"
-                    . " UNION SELECT realuserid FROM $t WHERE contextid = ?", [$contextid, $contextid, $contextid]);
-                foreach ($rows as $r) {
-                    $ids[] = (int) $r->u;
-                }
-                $db->close();
-                break;
-            case 'influx':
-                $client = new influx_client($cfg);
-                $where = in_array('contextid', $client->tags(), true) ? '"contextid" = ' . influx_client::quote_string((string) $contextid)
-                    : '"contextid" = ' . $contextid;
-                $keys = [];
-                foreach ($client->query('SELECT "userid", "relateduserid", "realuserid" FROM ' . $client->measurement() . " WHERE $where") as $r) {
-                    foreach (['userid', 'relateduserid', 'realuserid'] as $f) {
-                        if (!empty($r[$f])) {
-                            $keys[] = (int) $r[$f];
-                        }
-                    }
-                }
-                $ids = !empty($cfg->pseudonymise) ? array_values(pseudonym::users($keys)) : $keys;
-                break;
-            case 'file':
-                foreach (self::file_rows($cfg) as $r) {
-                    if ((int) $r['contextid'] === $contextid) {
-                        $ids[] = (int) $r['userid'];
-                        $ids[] = (int) $r['relateduserid'];
-                        $ids[] = (int) $r['realuserid'];
-                    }
-                }
-                break;
-        }
-        $ids = array_values(array_unique(array_filter($ids)));
-        sort($ids);
-        return $ids;
-    }
-
-    /**
-     * The user's rows in some contexts, grouped by context and ordered by time.
-     *
-     * @param int $userid
-     * @param int[] $contextids
-     * @return array contextid => \stdClass[] (columns of logstore_standard_log)
-     */
-    public static function rows_for_user(int $userid, array $contextids): array {
-        $cfg = self::config();
-        $out = [];
-        switch (self::kind($cfg)) {
-            case 'postgres':
-                $db = pgdb::from_config($cfg);
-                $cols = implode(', ', array_merge(['id'], self::COLUMNS));
-                foreach (array_chunk($contextids, 1000) as $chunk) {
-                    $rows = $db->query("SELECT $cols FROM " . $db->table()
-                        . ' WHERE (userid = ? OR relateduserid = ? OR realuserid = ?) AND contextid = ANY(?::bigint[])'
-                        . ' ORDER BY contextid, timecreated, id', [$userid, $userid, $userid, pgdb::int_array($chunk)]);
-                    foreach ($rows as $r) {
-                        $out[(int) $r->contextid][] = $r;
-                    }
-                }
-                $db->close();
-                break;
-            case 'influx':
-                $client = new influx_client($cfg);
-                $where = self::influx_user_where($cfg, $userid);
-                if ($where === null) {
-                    break;
-                }
-                $map = [];
-                foreach ($client->query('SELECT * FROM ' . $client->measurement() . " WHERE $where") as $r) {
-                    $row = (object) array_intersect_key($r + array_fill_keys(self::COLUMNS, null), array_flip(self::COLUMNS));
-                    if (!in_array((int) $row->contextid, $contextids, true)) {
-                        continue;
-                    }
-                    foreach (['userid', 'relateduserid', 'realuserid'] as $f) {
-                        if (!empty($row->$f) && !empty($cfg->pseudonymise)) {
-                            $map[(int) $row->$f] = true;
-                        }
-                    }
-                    $out[(int) $row->contextid][] = $row;
-                }
-                if (!empty($cfg->pseudonymise)) {
-                    $users = pseudonym::users(array_keys($map));
-                    foreach ($out as $rows) {
-                        foreach ($rows as $row) {
-                            foreach (['userid', 'relateduserid', 'realuserid'] as $f) {
-                                if (!empty($row->$f)) {
-                                    $row->$f = $users[(int) $row->$f] ?? 0;
-                                }
-                            }
-                        }
-                    }
-                }
-                break;
-            case 'file':
-                $wanted = array_flip($contextids);
-                foreach (self::file_rows($cfg) as $r) {
-                    if (self::involves($r, $userid) && isset($wanted[(int) $r['contextid']])) {
-                        $out[(int) $r['contextid']][] = (object) $r;
-                    }
-                }
-                break;
-        }
-        foreach ($out as &$rows) {
-            usort($rows, function($a, $b) {
-                return [(int) $a->timecreated, (int) ($a->id ?? 0)] <=> [(int) $b->timecreated, (int) ($b->id ?? 0)];
-            });
-        }
-        ksort($out);
-        return $out;
-    }
-
-    /**
-     * InfluxQL condition "the user is userid, relateduserid or realuserid", on the id their points carry (their
-     * pseudonym when pseudonymised), or null when they have no pseudonym (so no points).
+     * PostgreSQL / TimescaleDB: DELETE by contextid, or by userid AND contextid. On TimescaleDB, rows in compressed
+     * chunks are decompressed to be deleted: the per-transaction cap on decompressed rows (100 000 by default, a day of a
+     * busy site) is lifted for this transaction. The per-user daily summary then follows.
      *
      * @param \stdClass $cfg
-     * @param int $userid
-     * @return string|null
+     * @param int[] $contextids
+     * @param int[]|null $userids
      */
-    protected static function influx_user_where(#[\SensitiveParameter] \stdClass $cfg, int $userid): ?string {
-        $key = $userid;
-        if (!empty($cfg->pseudonymise)) {
-            $key = pseudonym::existing([$userid])[$userid] ?? null;
-            if ($key === null) {
-                return null;
+    protected static function pg_delete(#[\SensitiveParameter] \stdClass $cfg, array $contextids, ?array $userids): void {
+        $db = pgdb::from_config($cfg);
+        try {
+            if (!$db->table_exists()) {
+                return;
+            }
+            $table = $db->table();
+            $where = 'contextid = ANY(?::bigint[])';
+            $params = [pgdb::int_array($contextids)];
+            if ($userids !== null) {
+                $where .= ' AND userid = ANY(?::bigint[])';
+                $params[] = pgdb::int_array($userids);
+            }
+            $db->execute('BEGIN');
+            try {
+                $db->execute('SET LOCAL timescaledb.max_tuples_decompressed_per_dml_transaction = 0');
+                $affected = $userids ?? array_map(function($r) {
+                    return (int) $r->userid;
+                }, $db->query("SELECT DISTINCT userid FROM $table WHERE $where AND userid > 0", $params));
+                $db->execute("DELETE FROM $table WHERE $where", $params);
+                $db->execute('COMMIT');
+            } catch (\Throwable $e) {
+                $db->execute('ROLLBACK');
+                throw $e;
+            }
+            if ($affected) {
+                (new \logstore_tsdb\local\summary($db, $cfg))->users_deleted($affected);
+            }
+        } finally {
+            $db->close();
+        }
+    }
+
+    /**
+     * InfluxDB 1.x: a context's points by its `contextid` tag in one statement; otherwise point by point: InfluxDB keeps
+     * one point per series (measurement and tag values) and time, so `DELETE ... WHERE` every tag of the point `AND time
+     * = t` deletes that point and no other. Then the pseudonyms of deleted users that no point refers to any more go.
+     *
+     * @param \stdClass $cfg
+     * @param int[] $contextids
+     * @param int[]|null $userids
+     */
+    protected static function influx_delete(#[\SensitiveParameter] \stdClass $cfg, array $contextids, ?array $userids): void {
+        $client = new influx_client($cfg);
+        $reader = new influx_reader($cfg, $client);
+        $m = $client->measurement();
+        if ($userids === null && ($reader->kinds()['contextid'] ?? '') === 'tag') {
+            foreach (array_chunk($contextids, 100) as $chunk) {
+                $client->query(implode('; ', array_map(function($c) use ($m) {
+                    return "DELETE FROM $m WHERE \"contextid\" = " . influx_client::quote_string((string) $c);
+                }, $chunk)), true);
+            }
+            return;
+        }
+        $tags = array_column($client->query("SHOW TAG KEYS FROM $m"), 'tagKey');
+        foreach (array_chunk($contextids, 200) as $chunk) {
+            [$insql, $params] = self::in_params('contextid', $chunk);
+            if ($userids !== null) {
+                [$usersql, $userparams] = self::in_params('userid', $userids);
+                $insql .= " AND $usersql";
+                $params += $userparams;
+            }
+            $where = $reader->where($insql, $params);
+            $previous = [];
+            while ($where !== null && ($points = $client->query("SELECT * FROM $m$where LIMIT " . self::INFLUX_PAGE))) {
+                $statements = [];
+                foreach ($points as $point) {
+                    $key = [];
+                    foreach ($tags as $tag) {
+                        $key[] = influx_client::quote_identifier($tag) . ' = '
+                            . influx_client::quote_string((string) ($point[$tag] ?? ''));
+                    }
+                    $key[] = 'time = ' . (int) $point['time'];
+                    $statement = "DELETE FROM $m WHERE " . implode(' AND ', $key);
+                    if (isset($previous[$statement])) {
+                        // Deleted in the last round, still there: never loop, never report it gone.
+                        throw new \moodle_exception('privacyinfluxnotdeleted', 'logstore_tsdb', '', $statement);
+                    }
+                    $statements[$statement] = true;
+                }
+                foreach (array_chunk(array_keys($statements), 100) as $batch) {
+                    $client->query(implode('; ', $batch), true);
+                }
+                $previous = $statements;
             }
         }
-        $key = (int) $key;
-        return "(\"userid\" = $key OR \"relateduserid\" = $key OR \"realuserid\" = $key)";
+        if ($userids !== null && !empty($cfg->pseudonymise)) {
+            foreach ($userids as $userid) {
+                if (!$reader->exists(self::INVOLVES, self::user_params($userid))) {
+                    pseudonym::forget([$userid]);
+                }
+            }
+        }
     }
 
     /**
-     * Is the user the author, the related user or the real user of a row?
+     * "column IN (...)" with named parameters of its own.
      *
-     * @param array $row
-     * @param int $userid
-     * @return bool
+     * @param string $column
+     * @param int[] $values
+     * @return array [sql, params]
      */
-    protected static function involves(array $row, int $userid): bool {
-        return (int) $row['userid'] === $userid || (int) $row['relateduserid'] === $userid
-            || (int) $row['realuserid'] === $userid;
+    protected static function in_params(string $column, array $values): array {
+        $names = [];
+        $params = [];
+        foreach (array_values($values) as $i => $v) {
+            $names[] = ":{$column}{$i}";
+            $params["{$column}{$i}"] = (int) $v;
+        }
+        return ["$column IN (" . implode(', ', $names) . ')', $params];
     }
 
     /**
-     * Rows of the file sink (JSON lines format only).
+     * Rows of the file sink. Only the JSON lines format can be read back: a line protocol file that exists holds events
+     * this provider can neither find nor delete, which must not pass for "no data".
      *
      * @param \stdClass $cfg
      * @return array[]
+     * @throws \moodle_exception privacyfileformat
      */
     protected static function file_rows(#[\SensitiveParameter] \stdClass $cfg): array {
         $path = (string) $cfg->path;
-        if ($cfg->format !== 'json' || !is_readable($path)) {
+        clearstatcache(true, $path);
+        if (!is_file($path)) {
             return [];
         }
-        $rows = [];
+        if ($cfg->format !== 'json') {
+            throw new \moodle_exception('privacyfileformat', 'logstore_tsdb', '', $path);
+        }
         $fh = fopen($path, 'r');
+        if (!$fh) {
+            throw new \moodle_exception('privacyfileunreadable', 'logstore_tsdb', '', $path);
+        }
+        $rows = [];
         while (($line = fgets($fh)) !== false) {
             $row = json_decode($line, true);
             if (is_array($row)) {
@@ -473,18 +580,20 @@ class provider implements
     }
 
     /**
-     * Rewrites the JSON lines file in place, keeping the rows for which $keep returns true.
+     * Rewrites the JSON lines file in place under the lock the extension appends under, keeping the rows for which
+     * $keep returns true.
      *
      * @param \stdClass $cfg
      * @param callable $keep
      */
     protected static function file_rewrite(#[\SensitiveParameter] \stdClass $cfg, callable $keep): void {
-        $path = (string) $cfg->path;
-        if ($cfg->format !== 'json' || !is_file($path)) {
+        if (!self::file_rows($cfg)) {
             return;
         }
-        $fh = fopen($path, 'c+');
-        flock($fh, LOCK_EX);
+        $fh = fopen((string) $cfg->path, 'c+');
+        if (!$fh || !flock($fh, LOCK_EX)) {
+            throw new \moodle_exception('privacyfileunreadable', 'logstore_tsdb', '', (string) $cfg->path);
+        }
         $kept = '';
         while (($line = fgets($fh)) !== false) {
             $row = json_decode($line, true);
@@ -498,54 +607,5 @@ class provider implements
         fflush($fh);
         flock($fh, LOCK_UN);
         fclose($fh);
-    }
-
-    /**
-     * Turns one stored row into what the user gets in their export (same choices as tool_log's helper).
-     *
-     * @param \stdClass $row
-     * @param int $userid
-     * @return array
-     */
-    public static function transform_row(\stdClass $row, int $userid): array {
-        $other = $row->other ?? null;
-        if (is_string($other)) {
-            $decoded = json_decode($other, true);
-            $other = $decoded === null && $other !== 'null' ? $other : $decoded;
-        }
-        $isauthor = (int) $row->userid === $userid;
-        $isanonymous = !empty($row->anonymous);
-        $realuserid = $row->realuserid === null || $row->realuserid === '' ? null : (int) $row->realuserid;
-        $data = [
-            'eventname' => (string) $row->eventname,
-            'component' => (string) $row->component,
-            'action' => (string) $row->action,
-            'target' => (string) $row->target,
-            'crud' => (string) $row->crud,
-            'edulevel' => (int) $row->edulevel,
-            'timecreated' => transform::datetime((int) $row->timecreated),
-            'origin' => (string) $row->origin,
-            'ip' => (string) $row->ip,
-            'other' => $other ? $other : [],
-        ];
-        if ($isanonymous) {
-            $data['action_was_done_anonymously'] = transform::yesno(true);
-        }
-        if ($isauthor || !$isanonymous) {
-            $data['authorid'] = transform::user((int) $row->userid);
-            $data['author_of_the_action_was_you'] = transform::yesno($isauthor);
-        }
-        if (!empty($row->relateduserid)) {
-            $data['relateduserid'] = transform::user((int) $row->relateduserid);
-            $data['related_user_was_you'] = transform::yesno((int) $row->relateduserid === $userid);
-        }
-        if ($realuserid !== null && $realuserid !== (int) $row->userid) {
-            $data['author_of_the_action_was_masqueraded'] = transform::yesno(true);
-            if ($realuserid === $userid || !$isanonymous) {
-                $data['masqueradinguserid'] = transform::user($realuserid);
-                $data['masquerading_user_was_you'] = transform::yesno($realuserid === $userid);
-            }
-        }
-        return $data;
     }
 }

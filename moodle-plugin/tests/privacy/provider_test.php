@@ -43,7 +43,7 @@ final class provider_test extends \core_privacy\tests\provider_testcase {
         $this->assertCount(2, $items);
         $this->assertInstanceOf(\core_privacy\local\metadata\types\external_location::class, $items[0]);
         $this->assertSame('tsdb', $items[0]->get_name());
-        foreach (['userid', 'relateduserid', 'realuserid', 'ip', 'other'] as $field) {
+        foreach (['eventname', 'component', 'userid', 'relateduserid', 'realuserid', 'contextid', 'ip', 'other'] as $field) {
             $this->assertArrayHasKey($field, $items[0]->get_privacy_fields());
         }
         $this->assertInstanceOf(\core_privacy\local\metadata\types\database_table::class, $items[1]);
@@ -163,11 +163,11 @@ final class provider_test extends \core_privacy\tests\provider_testcase {
         $this->assertSame(self::ids($u1->id, $u4->id, $admin->id), $this->userids_in($c2));
 
         // Export: only the approved contexts, only the user's own events.
-        $path = [get_string('privacy:path:logs', 'logstore_tsdb'), get_string('pluginname', 'logstore_tsdb')];
+        $path = [get_string('privacy:path:logs', 'tool_log'), get_string('pluginname', 'logstore_tsdb')];
         provider::export_user_data(new approved_contextlist($u1, 'logstore_tsdb', [$c1->id]));
         $data = writer::with_context($c1)->get_data($path);
         $this->assertCount(1, $data->logs);
-        $this->assertSame('\core\event\course_viewed', $data->logs[0]['eventname']);
+        $this->assertSame(\core\event\course_viewed::get_name(), $data->logs[0]['name']);
         $this->assertEquals(transform::yesno(true), $data->logs[0]['author_of_the_action_was_you']);
         $this->assertEmpty(writer::with_context($c2)->get_data($path), 'course 2 was not approved');
 
