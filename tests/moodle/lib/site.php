@@ -269,6 +269,8 @@ class tsdb_test_http {
             CURLOPT_COOKIEJAR => $this->cookies,
             CURLOPT_COOKIEFILE => $this->cookies,
             CURLOPT_TIMEOUT => 300,
+            // As a browser: Moodle reads the user agent unchecked in places (a failed login, for one).
+            CURLOPT_USERAGENT => 'Mozilla/5.0 (X11; Linux x86_64) logstore_tsdb tests',
         ]);
         if ($body !== null) {
             curl_setopt($ch, CURLOPT_POST, true);
