@@ -57,6 +57,31 @@ trait analytics_targets {
 }
 
 /**
+ * Test cases on the analytics data set: it is made (once per process) before each test, whose time range is its range.
+ */
+trait analytics_data_set {
+
+    /** @var int Start of the time range. */
+    protected $from;
+
+    /** @var int End of the time range. */
+    protected $to;
+
+    /**
+     * The data set in every backend (every server required).
+     */
+    protected function setUp(): void {
+        parent::setUp();
+        foreach (analytics_fixture::SERVERS as $variable) {
+            $this->server_env($variable);
+        }
+        analytics_fixture::setup($this->gen());
+        $this->from = analytics_fixture::$from;
+        $this->to = analytics_fixture::$to;
+    }
+}
+
+/**
  * Targets, read-back, real events, TimescaleDB's scheduler and the analytics data set.
  */
 class analytics_fixture {

@@ -18,31 +18,14 @@ require_once(__DIR__ . '/analytics_fixture.php');
  * docs/analytics.md tests.
  */
 class analytics_test extends base_testcase {
+    use analytics_data_set;
+
 
     /** @var string[] PostgreSQL backends every SQL query runs on. */
     const PG = ['postgres', 'timescaledb'];
 
     /** @var string[] Documented queries run so far in this process. */
     protected static $ran = [];
-
-    /** @var int */
-    protected $from;
-
-    /** @var int */
-    protected $to;
-
-    /**
-     * The data set.
-     */
-    protected function setUp(): void {
-        parent::setUp();
-        foreach (analytics_fixture::SERVERS as $variable) {
-            $this->server_env($variable);
-        }
-        analytics_fixture::setup($this->gen());
-        $this->from = analytics_fixture::$from;
-        $this->to = analytics_fixture::$to;
-    }
 
     /**
      * The named queries of docs/analytics.md.
