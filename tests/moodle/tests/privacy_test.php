@@ -215,6 +215,60 @@ class privacy_test extends base_testcase {
     }
 
     /**
+     * The data privacy tool end to end, on PostgreSQL: an export request and a deletion request, approved by the admin,
+     * run by cron's CLI (admin/cli/adhoc_task.php, another PHP process). The export file tool_dataprivacy stores holds
+     * the TSDB store's logs as the standard store's; the deletion leaves both stores without the user's events.
+     */
+    public function test_data_privacy_tool_requests(): void {
+        global $DB;
+        $this->use_backend('postgres');
+        $this->fire_scenario(1);
+        $task = '\\tool_dataprivacy\\task\\process_data_request_task';
+        $DB->delete_records('task_adhoc', ['classname' => $task]);
+        $requests = [];
+        try {
+            foreach (['s1' => \tool_dataprivacy\api::DATAREQUEST_TYPE_EXPORT, 's2' => \tool_dataprivacy\api::DATAREQUEST_TYPE_DELETE]
+                    as $who => $type) {
+                $this->set_user(get_admin());
+                $request = \tool_dataprivacy\api::create_data_request($this->users[$who]->id, $type, 'logstore_tsdb test',
+                    \tool_dataprivacy\data_request::DATAREQUEST_CREATION_MANUAL, false);
+                $requests[] = $request->get('id');
+                \tool_dataprivacy\api::approve_data_request($request->get('id'));
+                $this->set_user(null);
+                $this->new_request();
+                [$rc, $out, $err] = tsdb_test_site::run_cli('admin/cli/adhoc_task.php', ['--execute', '--classname=' . $task]);
+                $this->assertSame(0, $rc, $out . $err);
+                $this->assertStringContainsString('The processing of the user data request has been completed', $out . $err);
+                $this->assertStringNotContainsString('Exception', $out . $err);
+                $this->assertStringNotContainsString('Debugging', $out . $err);
+            }
+            $this->assertSame(\tool_dataprivacy\api::DATAREQUEST_STATUS_DOWNLOAD_READY,
+                (int) $DB->get_field('tool_dataprivacy_request', 'status', ['id' => $requests[0]]));
+            $files = get_file_storage()->get_area_files(context_user::instance($this->users['s1']->id)->id, 'tool_dataprivacy',
+                'export', $requests[0], 'id', false);
+            $this->assertCount(1, $files);
+            $zip = $this->dir . '/export.zip';
+            reset($files)->copy_content_to($zip);
+            $this->assert_exports_match('s1', $this->zip_logs($zip));
+
+            $this->assertSame(\tool_dataprivacy\api::DATAREQUEST_STATUS_DELETED,
+                (int) $DB->get_field('tool_dataprivacy_request', 'status', ['id' => $requests[1]]));
+            $s2 = (int) $this->users['s2']->id;
+            $this->assertSame(0, $DB->count_records('logstore_standard_log', ['userid' => $s2]));
+            $this->assertSame([], self::pg_query('SELECT id FROM public."' . $this->target . '" WHERE userid = ?', [$s2]),
+                "s2's events are gone from the TSDB");
+            // Everything else (and what the requests themselves logged) is in both stores alike.
+            $this->assertSame($this->standard_keys(), $this->backend_keys());
+            $this->assertGreaterThanOrEqual(6, count($this->standard_keys()), 'the 6 events of the other users stay');
+        } finally {
+            $DB->delete_records('task_adhoc', ['classname' => $task]);
+            foreach ($requests as $id) {
+                $DB->delete_records('tool_dataprivacy_request', ['id' => $id]);
+            }
+        }
+    }
+
+    /**
      * A backend that cannot be reached during a deletion request fails the request loudly: tool_log's provider throws,
      * the manager reports it to its observer, and with tool_dataprivacy's own observer (as its request task sets it)
      * every privacy officer gets a notification naming the backend, where it is and the settings to check — never the
