@@ -124,6 +124,26 @@ trait tsdb_test_ops {
     }
 
     /**
+     * Sorts log rows by their columns (PHP-FPM workers write in parallel, each in its own order).
+     *
+     * @param array[] $rows
+     * @return array[]
+     */
+    protected static function sorted_rows(array $rows): array {
+        $key = function(array $r): string {
+            $out = [];
+            foreach (self::COLUMNS as $col) {
+                $out[] = $col === 'other' ? json_encode(self::canonical(json_decode((string) $r[$col], true))) : (string) $r[$col];
+            }
+            return implode("\x1f", $out);
+        };
+        usort($rows, function($a, $b) use ($key) {
+            return strcmp($key($a), $key($b));
+        });
+        return $rows;
+    }
+
+    /**
      * Drops the tables (with their companions) this test created in the test PostgreSQL.
      */
     protected function drop_pg_tables(): void {
@@ -234,6 +254,30 @@ trait tsdb_test_ops {
         global $DB;
         $value = $DB->get_field('config_plugins', 'value', ['plugin' => 'logstore_tsdb', 'name' => $name]);
         return $value === false ? null : (string) $value;
+    }
+
+    /**
+     * A page of the site made of $code (run after the site's config.php, as any page of the plugin does), for a
+     * request to read what only the serving PHP knows (its tsdb_stats(), its configuration). It is written into the
+     * plugin's folder of the site and removed by remove_steps() (run.sh replaces that folder anyway).
+     *
+     * @param string $code PHP code without <?php
+     * @return string its path from the web root
+     */
+    protected function site_step(string $code): string {
+        $info = tsdb_test_site::$info;
+        $name = 'teststep_' . getmypid() . '_' . bin2hex(random_bytes(4)) . '.php';
+        file_put_contents("$info->plugindir/$name", "<?php\nrequire(__DIR__ . '/../../../../../config.php');\n$code\n");
+        return substr($info->plugindir, strlen($info->webroot)) . "/$name";
+    }
+
+    /**
+     * Removes the pages site_step() wrote.
+     */
+    protected function remove_steps(): void {
+        foreach (glob(tsdb_test_site::$info->plugindir . '/teststep_' . getmypid() . '_*.php') as $file) {
+            unlink($file);
+        }
     }
 
     /**

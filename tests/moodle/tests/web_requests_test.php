@@ -63,26 +63,6 @@ class web_requests_test extends base_testcase {
     }
 
     /**
-     * Sorts rows by their columns (the workers write in parallel, each in its own order).
-     *
-     * @param array[] $rows
-     * @return array[]
-     */
-    protected static function sorted(array $rows): array {
-        $key = function(array $r): string {
-            $out = [];
-            foreach (self::COLUMNS as $col) {
-                $out[] = $col === 'other' ? json_encode(self::canonical(json_decode((string) $r[$col], true))) : (string) $r[$col];
-            }
-            return implode("\x1f", $out);
-        };
-        usort($rows, function($a, $b) use ($key) {
-            return strcmp($key($a), $key($b));
-        });
-        return $rows;
-    }
-
-    /**
      * Asserts that the sink holds exactly what logstore_standard holds, row for row.
      *
      * @param array[] $standard
@@ -90,8 +70,8 @@ class web_requests_test extends base_testcase {
      */
     protected function assert_same_events(array $standard, array $rows): void {
         $this->assertCount(count($standard), $rows, 'once each: ' . implode(', ', array_column($rows, 'eventname')));
-        $standard = self::sorted($standard);
-        $rows = self::sorted($rows);
+        $standard = self::sorted_rows($standard);
+        $rows = self::sorted_rows($rows);
         foreach ($standard as $i => $ref) {
             $this->assert_row_matches_standard($ref, $rows[$i], "event $i ({$ref['eventname']})");
         }
