@@ -89,6 +89,7 @@ pub const SPECS: &[Spec] = &[
     Spec { key: "connect_timeout_ms", kind: Kind::Int(100, 600_000), default: "3000", doc: "Connect timeout (InfluxDB and PostgreSQL)." },
     Spec { key: "tls_verify", kind: Kind::Bool, default: "1", doc: "Verify TLS certificates. Turn off only for testing." },
     Spec { key: "ca_file", kind: Kind::Text, default: "", doc: "PEM file of CA certificates. InfluxDB https trusts them in addition to the system roots; PostgreSQL `verify-full` trusts only them (like libpq's `sslrootcert`; empty: the system store)." },
+    Spec { key: "proxy", kind: Kind::Secret, default: "", doc: "Proxy for every InfluxDB request: `http://[user:password@]host:port` (HTTP proxy; https URLs go through it with CONNECT) or `socks5://[user:password@]host:port`. Empty: connect directly. Proxy environment variables (`HTTP_PROXY`, `HTTPS_PROXY`, `ALL_PROXY`, `NO_PROXY`) are never used. The Moodle plugin sets it from Moodle's web proxy settings, `proxybypass` applied to `url`." },
     Spec { key: "host", kind: Kind::Text, default: "127.0.0.1", doc: "PostgreSQL host (or a Unix socket directory)." },
     Spec { key: "port", kind: Kind::Int(1, 65_535), default: "5432", doc: "PostgreSQL port." },
     Spec { key: "dbname", kind: Kind::Text, default: "moodle", doc: "PostgreSQL database." },
@@ -306,6 +307,11 @@ impl Config {
         }
         if self.get("measurement").starts_with('_') {
             e.push("measurement: names starting with _ are reserved by InfluxDB".into());
+        }
+        let proxy = self.get("proxy").trim();
+        let scheme = proxy.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
+        if !proxy.is_empty() && !matches!(scheme.as_deref(), Some("http" | "https" | "socks5" | "socks5h")) {
+            e.push("proxy: must be an http://, https://, socks5:// or socks5h:// URL, or empty".into());
         }
         if self.int("retry_max_ms") < self.int("retry_base_ms") {
             e.push("retry_max_ms: must not be smaller than retry_base_ms".into());

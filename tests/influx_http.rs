@@ -32,6 +32,8 @@ struct Req {
     raw: Vec<u8>,
     /// The body, decompressed.
     body: Vec<u8>,
+    /// `host:port` of a request in absolute form: what a client sends to a web proxy.
+    proxied_to: Option<String>,
 }
 
 impl Req {
@@ -174,7 +176,10 @@ fn serve(
         } else {
             raw.clone()
         };
-        let parsed = reqwest::Url::parse(&format!("http://x{target}")).unwrap();
+        let absolute = target.starts_with("http://");
+        let parsed = reqwest::Url::parse(&if absolute { target.clone() } else { format!("http://x{target}") }).unwrap();
+        let proxied_to = absolute
+            .then(|| format!("{}:{}", parsed.host_str().unwrap_or(""), parsed.port_or_known_default().unwrap_or(0)));
         let req = Req {
             method,
             path: parsed.path().to_string(),
@@ -182,6 +187,7 @@ fn serve(
             headers,
             raw,
             body,
+            proxied_to,
         };
         let answer = if req.path == "/ping" {
             ping_answer(pretend)
@@ -704,4 +710,108 @@ fn a_closed_port_is_a_network_error_to_retry() {
         }
         other => panic!("{other:?}"),
     }
+}
+
+// ---------------------------------------------------------------- proxy
+
+/// A SOCKS5 proxy without authentication (RFC 1928, CONNECT only) on 127.0.0.1:0 that relays every connection to
+/// `target` whatever address the client asks for, and records the addresses asked for.
+fn socks5_proxy(target: String) -> (String, Arc<Mutex<Vec<String>>>) {
+    let sock = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("socks5://{}", sock.local_addr().unwrap());
+    let asked: Arc<Mutex<Vec<String>>> = Arc::default();
+    let asked2 = asked.clone();
+    std::thread::spawn(move || {
+        for conn in sock.incoming() {
+            let Ok(mut c) = conn else { continue };
+            let (asked, target) = (asked2.clone(), target.clone());
+            std::thread::spawn(move || {
+                let mut b = [0u8; 262];
+                c.read_exact(&mut b[..2]).unwrap();
+                let methods = b[1] as usize;
+                c.read_exact(&mut b[..methods]).unwrap();
+                c.write_all(&[5, 0]).unwrap();
+                c.read_exact(&mut b[..4]).unwrap();
+                let host = match b[3] {
+                    1 => {
+                        c.read_exact(&mut b[..4]).unwrap();
+                        std::net::Ipv4Addr::new(b[0], b[1], b[2], b[3]).to_string()
+                    }
+                    3 => {
+                        c.read_exact(&mut b[..1]).unwrap();
+                        let n = b[0] as usize;
+                        c.read_exact(&mut b[..n]).unwrap();
+                        String::from_utf8_lossy(&b[..n]).into_owned()
+                    }
+                    _ => return,
+                };
+                c.read_exact(&mut b[..2]).unwrap();
+                asked.lock().unwrap().push(format!("{host}:{}", u16::from_be_bytes([b[0], b[1]])));
+                c.write_all(&[5, 0, 0, 1, 0, 0, 0, 0, 0, 0]).unwrap();
+                let up = TcpStream::connect(target.trim_start_matches("http://")).unwrap();
+                let (mut c2, mut up2) = (c.try_clone().unwrap(), up.try_clone().unwrap());
+                std::thread::spawn(move || std::io::copy(&mut c2, &mut up2));
+                let (mut up, mut c) = (up, c);
+                let _ = std::io::copy(&mut up, &mut c);
+            });
+        }
+    });
+    (url, asked)
+}
+
+#[test]
+fn the_proxy_key_sends_every_request_through_the_proxy_and_only_then() {
+    // The listener stands for an HTTP proxy; the InfluxDB host does not resolve: only the proxy can reach it.
+    let proxy = listen(Pretend::Influx1, |_, _| reply(204, ""));
+    let addr = proxy.url.trim_start_matches("http://").to_string();
+    let mut s = sink(&[
+        ("backend", "influxdb1"),
+        ("url", "http://influxdb.invalid:8086"),
+        ("username", "writer"),
+        ("password", "pw"),
+        ("proxy", &format!("http://pu:p%40ss@{addr}")),
+    ]);
+    assert_eq!(s.write(&batch(1, 2)).unwrap().written, 2);
+    let reqs = proxy.requests();
+    assert_eq!(reqs.iter().map(|(r, _)| r.path.as_str()).collect::<Vec<_>>(), ["/ping", "/write"]);
+    for (r, _) in &reqs {
+        assert_eq!(r.proxied_to.as_deref(), Some("influxdb.invalid:8086"), "absolute form, to the proxy");
+        assert_eq!(r.header("proxy-authorization"), Some("Basic cHU6cEBzcw=="), "pu:p@ss");
+        assert_eq!(r.header("authorization"), Some("Basic d3JpdGVyOnB3"), "writer:pw, for InfluxDB");
+    }
+    assert_eq!(proxy.writes()[0].0.lines().len(), 2);
+
+    // Without the key (what the plugin hands over for a host in Moodle's proxybypass): straight to the server.
+    let direct = listen(Pretend::Influx1, |_, _| reply(204, ""));
+    let mut s = sink(&[("backend", "influxdb1"), ("url", &direct.url), ("proxy", "")]);
+    assert_eq!(s.write(&batch(3, 1)).unwrap().written, 1);
+    assert!(direct.requests().iter().all(|(r, _)| r.proxied_to.is_none()));
+    assert_eq!(direct.writes().len(), 1);
+    assert_eq!(proxy.requests().len(), 2, "the proxy saw nothing more");
+
+    // A SOCKS5 proxy (Moodle's other proxy type; names resolved here, as Moodle's curl does): asked for the InfluxDB
+    // address, where nothing listens, and relaying to the test's server.
+    let server = listen(Pretend::Influx2, |_, _| reply(204, ""));
+    let (socks, asked) = socks5_proxy(server.url.clone());
+    let mut s = sink(&[
+        ("backend", "influxdb2"),
+        ("url", "http://127.0.0.1:9"),
+        ("org", "o"),
+        ("token", "tok"),
+        ("proxy", &socks),
+    ]);
+    assert_eq!(s.write(&batch(4, 3)).unwrap().written, 3);
+    assert_eq!(server.writes().len(), 1);
+    assert!(server.requests().iter().all(|(r, _)| r.proxied_to.is_none()), "SOCKS carries origin-form requests");
+    assert!(!asked.lock().unwrap().is_empty());
+    assert!(asked.lock().unwrap().iter().all(|a| a == "127.0.0.1:9"), "{:?}", asked.lock().unwrap());
+}
+
+#[test]
+fn a_bad_proxy_is_refused_with_the_configuration_without_its_password() {
+    let e =
+        Config::from_pairs([("backend", "influxdb1"), ("proxy", "ftp://u:proxy-secret@x:1")]).unwrap_err().to_string();
+    assert!(e.contains("proxy: must be an http://, https://, socks5:// or socks5h:// URL"), "{e}");
+    assert!(!e.contains("proxy-secret"), "{e}");
+    assert!(Config::from_pairs([("proxy", "socks5h://u:p@proxy:1080")]).is_ok());
 }

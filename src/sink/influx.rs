@@ -67,6 +67,8 @@ pub struct InfluxSink {
     connect_timeout: Duration,
     tls_verify: bool,
     ca_file: String,
+    /// `proxy`: every request goes through it (empty: directly; proxy environment variables are never used).
+    proxy: String,
     retry_cap: Duration,
     database: String,
     bucket: String,
@@ -175,6 +177,9 @@ impl InfluxSink {
             Api::V2 => return Err("token: required for backend influxdb2".into()),
             Api::V3 => Auth::None,
         };
+        if let Some(pw) = Url::parse(config.get("proxy")).ok().as_ref().and_then(Url::password) {
+            secrets.push(pw.to_string());
+        }
         secrets.retain(|s| !s.is_empty());
         let gzip = match config.get("gzip") {
             "auto" => !crate::config::url_is_loopback(config.get("url")),
@@ -191,6 +196,7 @@ impl InfluxSink {
             connect_timeout: config.ms("connect_timeout_ms"),
             tls_verify: config.flag("tls_verify"),
             ca_file: config.get("ca_file").to_string(),
+            proxy: config.get("proxy").to_string(),
             retry_cap: config.ms("retry_max_ms"),
             database,
             bucket,
@@ -289,6 +295,11 @@ impl InfluxSink {
             .user_agent(concat!("logstore_tsdb/", env!("CARGO_PKG_VERSION")));
         if !self.tls_verify {
             b = b.danger_accept_invalid_certs(true);
+        }
+        if !self.proxy.is_empty() {
+            let p = reqwest::Proxy::all(self.proxy.as_str())
+                .map_err(|e| SinkError::Config(format!("proxy: not a usable proxy URL: {}", self.clean(&chain(&e)))))?;
+            b = b.proxy(p);
         }
         if !self.ca_file.is_empty() {
             let pem = std::fs::read(&self.ca_file)

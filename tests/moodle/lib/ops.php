@@ -164,11 +164,13 @@ trait tsdb_test_ops {
      *
      * @param string $name task class name without namespace, e.g. replay_spool
      * @param bool $extension the CLI's PHP loads the tsdb extension
+     * @param array $ini php.ini directives of the CLI's PHP (name => value)
      * @return string what the task printed
      */
-    protected function run_task(string $name, bool $extension = true): string {
-        [$rc, $out, $err] = tsdb_test_site::run_cli('admin/cli/scheduled_task.php',
-            ['--execute=\\logstore_tsdb\\task\\' . $name], [], $extension);
+    protected function run_task(string $name, bool $extension = true, array $ini = []): string {
+        [$rc, $out, $err] = tsdb_test_site::run(array_merge([PHP_BINARY], tsdb_test_site::php_args($extension),
+            tsdb_test_site::ini_args($ini), ['admin/cli/scheduled_task.php', '--execute=\\logstore_tsdb\\task\\' . $name]),
+            [], tsdb_test_site::$info->coderoot);
         $all = $out . $err;
         $this->assertSame(0, $rc, "scheduled_task.php --execute=$name: $all");
         $this->assertStringContainsString("Scheduled task complete: ", $all, "task $name: $all");
