@@ -428,8 +428,9 @@ class provider implements
 
     /**
      * PostgreSQL / TimescaleDB: DELETE by contextid, or by userid AND contextid. On TimescaleDB, rows in compressed
-     * chunks are decompressed to be deleted: the per-transaction cap on decompressed rows (100 000 by default, a day of a
-     * busy site) is lifted for this transaction. The per-user daily summary then follows.
+     * chunks are decompressed to be deleted: only the batches that can hold them are (by course and time span), and the
+     * per-transaction cap on decompressed rows (100 000 by default, a day of a busy site) is lifted for this
+     * transaction. The per-user daily summary then follows.
      *
      * @param \stdClass $cfg
      * @param int[] $contextids
@@ -454,7 +455,15 @@ class provider implements
                 $affected = $userids ?? array_map(function($r) {
                     return (int) $r->userid;
                 }, $db->query("SELECT DISTINCT userid FROM $table WHERE $where AND userid > 0", $params));
-                $db->execute("DELETE FROM $table WHERE $where", $params);
+                // One DELETE per course, within the time span of its rows: TimescaleDB then decompresses only the
+                // batches of those courses (segmentby) and times (orderby metadata), not every batch of the table;
+                // the native layout prunes partitions by time.
+                foreach ($db->query("SELECT courseid, min(\"time\") AS lo, max(\"time\") AS hi FROM $table WHERE $where"
+                        . ' GROUP BY courseid', $params) as $span) {
+                    $course = $span->courseid === null ? 'courseid IS NULL' : 'courseid = ' . (int) $span->courseid;
+                    $db->execute("DELETE FROM $table WHERE $where AND $course AND \"time\" >= ?::timestamptz"
+                        . ' AND "time" <= ?::timestamptz', array_merge($params, [$span->lo, $span->hi]));
+                }
                 $db->execute('COMMIT');
             } catch (\Throwable $e) {
                 $db->execute('ROLLBACK');

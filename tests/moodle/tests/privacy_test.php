@@ -227,8 +227,9 @@ class privacy_test extends base_testcase {
         $DB->delete_records('task_adhoc', ['classname' => $task]);
         $requests = [];
         try {
-            foreach (['s1' => \tool_dataprivacy\api::DATAREQUEST_TYPE_EXPORT, 's2' => \tool_dataprivacy\api::DATAREQUEST_TYPE_DELETE]
-                    as $who => $type) {
+            $types = ['s1' => \tool_dataprivacy\api::DATAREQUEST_TYPE_EXPORT,
+                's2' => \tool_dataprivacy\api::DATAREQUEST_TYPE_DELETE];
+            foreach ($types as $who => $type) {
                 $this->set_user(get_admin());
                 $request = \tool_dataprivacy\api::create_data_request($this->users[$who]->id, $type, 'logstore_tsdb test',
                     \tool_dataprivacy\data_request::DATAREQUEST_CREATION_MANUAL, false);
