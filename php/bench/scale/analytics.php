@@ -1,0 +1,228 @@
+<?php
+// The analytics the project ships, timed on the sink's schema against the same answer from logstore_standard_log:
+//  - every PostgreSQL query of docs/analytics.md (the `-- query: pg.NAME` blocks; {table}, {from}, {to}, {user}
+//    filled in);
+//  - every panel and variable query of docs/grafana/dashboards/postgres/*.json, with Grafana's macros and template
+//    variables expanded as Grafana expands them ($__timeFilter, $__timeGroupAlias..., a multi-value $course as a
+//    quoted list), except the dashboards that read no event (system-health: the plugin's metrics tables in Moodle's
+//    database), which are listed as such.
+// The time range is the whole generated window. The standard answer is the same SQL with every relation of the sink
+// replaced by its definition over logstore_standard_log (read from the catalog: the events table becomes
+// logstore_standard_log with `time` = to_timestamp(timecreated) and `other` as jsonb (the standard store's 'null' text
+// as SQL NULL, as the sink keeps it), restricted to the range; a
+// continuous aggregate or view becomes its own SELECT over that, time_bucket() as date_bin() with TimescaleDB's
+// origin), so it needs no hand-written twin and follows schema changes. Each side: one warm-up, then the median of 5
+// (3 when one run takes over a minute). Answers must agree (timestamps to the second: the sink's `time` holds a
+// sub-second offset); a query with LIMIT whose cut falls in a tie is checked against both sides' full answers.
+//   php analytics.php OUT.json
+
+require_once(__DIR__ . '/lib/common.php');
+
+$out = $argv[1];
+$root = dirname(__DIR__, 3);
+$load = scale_read(dirname($out) . '/load.json');
+$reports = scale_read(dirname($out) . '/reports.json');
+[$start, $end] = $load['window'];
+$picks = $reports['picks'] ?? null;
+$table = explode('.', $load['tsdb_table'] ?? 'public.logstore_tsdb_log')[1];
+$ts = scale_pg(scale_ts_dbname());
+$std = scale_pg(scale_site()['dbname']);
+$failures = [];
+
+// ---- the queries ----------------------------------------------------------------------------------------------------
+$queries = [];
+$md = (string) file_get_contents("$root/docs/analytics.md");
+preg_match_all('/```sql\n-- query: (pg\.\w+)\n(.*?)```/s', $md, $m, PREG_SET_ORDER);
+foreach ($m as [, $name, $sql]) {
+    $sql = strtr($sql, ['{table}' => $table, '{from}' => gmdate('Y-m-d H:i:s+00', $start),
+        '{to}' => gmdate('Y-m-d H:i:s+00', $end), '{user}' => (string) ($picks['user_site'] ?? 2)]);
+    $queries[] = ['source' => 'docs/analytics.md', 'name' => $name, 'sql' => trim(rtrim(trim($sql), ';'))];
+}
+
+/** Grafana's SQL macros for the range (grafana-postgresql-datasource). */
+function scale_grafana_macros(string $sql, int $from, int $to): string {
+    $iso = fn(int $t) => gmdate('Y-m-d\TH:i:s\Z', $t);
+    $seconds = function(string $interval): int {
+        if (!preg_match('/^(\d+)(s|m|h|d|w)$/', trim($interval, " '"), $m)) {
+            throw new RuntimeException("interval $interval");
+        }
+        return (int) $m[1] * ['s' => 1, 'm' => 60, 'h' => 3600, 'd' => 86400, 'w' => 604800][$m[2]];
+    };
+    return preg_replace_callback('/\$__(\w+)\(([^()]*(?:\([^()]*\)[^()]*)*)\)/', function($m) use ($from, $to, $iso, $seconds) {
+        $args = array_map('trim', $m[2] === '' ? [] : explode(',', $m[2]));
+        switch ($m[1]) {
+            case 'time':
+                return "{$args[0]} AS \"time\"";
+            case 'timeFilter':
+                return "{$args[0]} BETWEEN '{$iso($from)}' AND '{$iso($to)}'";
+            case 'timeFrom':
+                return "'{$iso($from)}'";
+            case 'timeTo':
+                return "'{$iso($to)}'";
+            case 'timeGroup':
+            case 'timeGroupAlias':
+                $s = $seconds($args[1]);
+                return "floor(extract(epoch from {$args[0]})/$s)*$s" . ($m[1] === 'timeGroupAlias' ? ' AS "time"' : '');
+            case 'unixEpochFilter':
+                return "{$args[0]} >= $from AND {$args[0]} <= $to";
+        }
+        throw new RuntimeException('unknown Grafana macro ' . $m[0]);
+    }, $sql);
+}
+
+/** Grafana's template variables: $name, ${name}, [[name]]; a multi-value variable as a quoted SQL list. */
+function scale_grafana_vars(string $sql, array $vars): string {
+    return preg_replace_callback('/\$\{(\w+)\}|\$(\w+)|\[\[(\w+)\]\]/', function($m) use ($vars) {
+        $name = $m[1] !== '' ? $m[1] : ($m[2] !== '' ? $m[2] : $m[3]);
+        if (!array_key_exists($name, $vars)) {
+            return $m[0];
+        }
+        $v = $vars[$name];
+        return is_array($v) ? implode(',', array_map(fn($x) => "'" . str_replace("'", "''", (string) $x) . "'", $v))
+            : str_replace("'", "''", (string) $v);
+    }, $sql);
+}
+
+$vars = ['table' => $table, 'course' => [$picks['course_big'] ?? 2, $picks['course_median'] ?? 3],
+    'user' => $picks['user_site'] ?? 2];
+$excluded = [];
+foreach (glob("$root/docs/grafana/dashboards/postgres/*.json") as $file) {
+    $board = json_decode((string) file_get_contents($file), true);
+    $items = [];
+    foreach ($board['templating']['list'] ?? [] as $v) {
+        if (($v['type'] ?? '') === 'query') {
+            $items[] = ["variable \${$v['name']}", is_array($v['query']) ? ($v['query']['query'] ?? '') : $v['query']];
+        }
+    }
+    foreach ($board['panels'] ?? [] as $p) {
+        foreach ($p['targets'] ?? [] as $t) {
+            $items[] = ["panel \"{$p['title']}\"", $t['rawSql'] ?? ''];
+        }
+    }
+    $bytable = array_filter($items, fn($i) => strpos($i[1], '${table}') !== false || strpos($i[1], '$table') !== false);
+    if (!$bytable) {
+        $excluded[] = basename($file) . ': ' . count($items) . ' queries on Moodle\'s own tables (no event of the log)';
+        continue;
+    }
+    foreach ($items as [$what, $sql]) {
+        $queries[] = ['source' => 'grafana ' . basename($file), 'name' => $what,
+            'sql' => scale_grafana_macros(scale_grafana_vars($sql, $vars), $start, $end)];
+    }
+}
+
+// ---- the standard twin of a query -----------------------------------------------------------------------------------
+/** The SELECT defining a relation of the sink (continuous aggregate or view), or null for the events table. */
+function scale_definition($ts, string $rel, string $table): ?string {
+    if ($rel === $table) {
+        return null;
+    }
+    $def = scale_value($ts, 'SELECT view_definition FROM timescaledb_information.continuous_aggregates
+        WHERE view_name = $1', [$rel]) ?? scale_value($ts, 'SELECT pg_get_viewdef(to_regclass($1))', [$rel]);
+    if ($def === null) {
+        throw new RuntimeException("no definition of $rel to compute it from logstore_standard_log");
+    }
+    return rtrim(trim($def), ';');
+}
+
+/** The query with every relation of the sink in FROM / JOIN replaced by its standard twin (recursively). */
+function scale_standard_twin($ts, string $sql, string $table, int $from, int $to, int $depth = 0): string {
+    if ($depth > 5) {
+        throw new RuntimeException('relations nested too deep');
+    }
+    $sql = preg_replace_callback('/\b(FROM|JOIN)\s+(?:public\.)?"?(' . $table . '\w*)"?(?=[\s;)]|$)/i',
+        function($m) use ($ts, $table, $from, $to, $depth) {
+            $def = scale_definition($ts, $m[2], $table);
+            if ($def === null) {
+                $cols = "id, eventname, component, action, target, objecttable, objectid, crud, edulevel, contextid,
+                    contextlevel, contextinstanceid, userid, courseid, relateduserid, anonymous, NULLIF(other, 'null')::jsonb AS other,
+                    timecreated, origin, ip, realuserid, to_timestamp(timecreated) AS \"time\"";
+                // The range of the question, widened by a day so that every bucket starting in it is whole.
+                $inner = "SELECT $cols FROM mdl_logstore_standard_log WHERE timecreated >= $from AND timecreated < " .
+                    ($to + 86400);
+            } else {
+                $inner = scale_standard_twin($ts, $def, $table, $from, $to, $depth + 1);
+            }
+            return "{$m[1]} ($inner) {$m[2]}";
+        }, $sql);
+    // time_bucket(width, ts) is date_bin(width, ts, origin) with TimescaleDB's default origin (a Monday, 2000-01-03).
+    return preg_replace('/\btime_bucket\(((?:[^(),]|\([^()]*\))+),((?:[^()]|\([^()]*\))+)\)/',
+        "date_bin($1,$2, '2000-01-03 00:00:00+00'::timestamptz)", $sql);
+}
+
+// ---- running and comparing ------------------------------------------------------------------------------------------
+/** Runs a query warm: one warm-up, then 5 timed runs (3 when one run takes over a minute). */
+function scale_time_query($db, string $sql): array {
+    $t = hrtime(true);
+    $rows = scale_rows($db, $sql);
+    $first = scale_ms($t);
+    $runs = $first > 60000 ? 3 : 5;
+    $samples = [];
+    for ($i = 0; $i < $runs; $i++) {
+        $t = hrtime(true);
+        scale_rows($db, $sql);
+        $samples[] = scale_ms($t);
+    }
+    return [$rows, scale_median($samples), $samples, $first];
+}
+
+/** Rows as a sorted list of canonical rows: numbers as numbers, timestamps to the second. */
+function scale_canonical_rows(array $rows): array {
+    $out = [];
+    foreach ($rows as $row) {
+        $r = [];
+        foreach ($row as $v) {
+            if ($v !== null && preg_match('/^(\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d)\.\d+(.*)$/', $v, $m)) {
+                $v = $m[1] . $m[2];
+            } else if ($v !== null && is_numeric($v)) {
+                $v = (string) ((float) $v == (int) $v ? (int) $v : round((float) $v, 6));
+            }
+            $r[] = $v;
+        }
+        $out[] = json_encode($r);
+    }
+    sort($out);
+    return $out;
+}
+
+$results = [];
+foreach ($queries as $q) {
+    $r = ['source' => $q['source'], 'name' => $q['name'], 'tsdb_sql' => $q['sql']];
+    try {
+        $r['standard_sql'] = scale_standard_twin($ts, $q['sql'], $table, $start, $end);
+        [$trows, $r['tsdb_ms'], $r['tsdb_samples'], $r['tsdb_first_ms']] = scale_time_query($ts, $q['sql']);
+        [$srows, $r['standard_ms'], $r['standard_samples'], $r['standard_first_ms']] = scale_time_query($std, $r['standard_sql']);
+        $r['rows'] = count($trows);
+        $a = scale_canonical_rows($srows);
+        $b = scale_canonical_rows($trows);
+        $r['same_answer'] = $a === $b ? 'match' : 'mismatch';
+        if ($a !== $b && preg_match('/\bLIMIT\s+\d+\s*$/i', $q['sql'])) {
+            // A LIMIT cutting through equal sort keys: the full answers must agree and each cut come from them.
+            $strip = fn(string $s) => preg_replace('/\bLIMIT\s+\d+\s*$/i', '', $s);
+            $fa = scale_canonical_rows(scale_rows($std, $strip($r['standard_sql'])));
+            $fb = scale_canonical_rows(scale_rows($ts, $strip($q['sql'])));
+            if ($fa === $fb && !array_diff($a, $fa) && !array_diff($b, $fb) && count($a) === count($b)) {
+                $r['same_answer'] = 'tie';
+            }
+        }
+        if ($r['same_answer'] === 'mismatch') {
+            $diff = array_values(array_diff($a, $b));
+            $r['difference'] = ['standard_rows' => count($a), 'tsdb_rows' => count($b),
+                'first_standard_only' => array_slice($diff, 0, 3), 'first_tsdb_only' => array_slice(array_values(array_diff($b, $a)), 0, 3)];
+            $failures[] = "analytics {$q['source']} {$q['name']}: the answers differ ({$r['difference']['standard_rows']} " .
+                "standard rows, {$r['difference']['tsdb_rows']} tsdb rows; e.g. standard " .
+                json_encode($r['difference']['first_standard_only'][0] ?? null) . ', tsdb ' .
+                json_encode($r['difference']['first_tsdb_only'][0] ?? null) . ')';
+        }
+        $r['speedup'] = $r['tsdb_ms'] > 0 ? round($r['standard_ms'] / $r['tsdb_ms'], 2) : null;
+        scale_say(sprintf('%-40s standard %9.1f ms  tsdb %9.1f ms  %6.1fx  %s', substr("{$q['name']}", 0, 40),
+            $r['standard_ms'], $r['tsdb_ms'], $r['speedup'], $r['same_answer']));
+    } catch (\Throwable $e) {
+        $r['error'] = $e->getMessage();
+        $failures[] = "analytics {$q['source']} {$q['name']}: " . $e->getMessage();
+        scale_say("{$q['name']}: ERROR " . $e->getMessage());
+    }
+    $results[] = $r;
+}
+scale_write($out, ['range' => [$start, $end], 'variables' => $vars, 'queries' => $results, 'excluded' => $excluded,
+    'failures' => $failures]);
+exit($failures ? 1 : 0);
