@@ -47,7 +47,8 @@ function tsdb_flush(int $timeout_ms = 5000): int {}
  * This process's counters: accepted, written, failed, rejected, dropped, truncated, retried, batches, pending,
  * queued_bytes, spooled, replayed, replay_rejected, spool_dropped, spool_bytes, spool_segments, quarantined,
  * oldest_unsent_age_s, breaker (open/closed), last_error (secrets redacted), last_error_at, last_success_at
- * (unix seconds), warning (what is allowed but unsafe: credentials or events in clear text off this machine),
+ * (unix seconds), schema_recreated (times the sink found its table or database gone and made it again),
+ * schema_recreated_at (unix seconds, 0: never), schema_recreated_message (what it made again), warning (what is allowed but unsafe: credentials or events in clear text off this machine),
  * backend, mode, pid, version. accepted = written + failed + rejected + spooled + pending.
  *
  * @return array

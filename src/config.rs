@@ -79,6 +79,7 @@ pub const SPECS: &[Spec] = &[
     Spec { key: "token", kind: Kind::Secret, default: "", doc: "InfluxDB 2.x/3.x API token (`Authorization: Token`)." },
     Spec { key: "database", kind: Kind::Text, default: "moodle", doc: "InfluxDB 1.x and 3.x database." },
     Spec { key: "retention_policy", kind: Kind::Text, default: "", doc: "InfluxDB 1.x retention policy (empty: the database default)." },
+    Spec { key: "create_database", kind: Kind::Bool, default: "0", doc: "InfluxDB 1.x: when `database` (or `retention_policy`) does not exist, for instance after it was dropped, create it and write on: `CREATE DATABASE`, and a missing retention policy `DURATION INF` (adjust it with `ALTER RETENTION POLICY`). With authentication this needs an admin user. Off: a missing database is a configuration error, and the events wait (in the spool) until an admin creates it." },
     Spec { key: "username", kind: Kind::Text, default: "", doc: "InfluxDB 1.x user (HTTP Basic auth; empty: no auth)." },
     Spec { key: "password", kind: Kind::Secret, default: "", doc: "InfluxDB 1.x or PostgreSQL password." },
     Spec { key: "measurement", kind: Kind::Text, default: "moodle_events", doc: "InfluxDB measurement." },

@@ -43,6 +43,12 @@ fn server(var: &str, test: &str) -> Option<String> {
     }
 }
 
+/// The InfluxDB 1.x server with authentication: its URL, an admin user and the password.
+fn auth_server(test: &str) -> Option<(String, String, String)> {
+    let url = server("TSDB_TEST_INFLUX_AUTH_URL", test)?;
+    Some((url, server("TSDB_TEST_INFLUX_USER", test)?, server("TSDB_TEST_INFLUX_PASSWORD", test)?))
+}
+
 fn unique(prefix: &str) -> String {
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
     format!("{prefix}_{}_{}", std::process::id(), nanos % 1_000_000_000_000)
@@ -91,6 +97,8 @@ fn shown(v: &Value) -> BTreeSet<String> {
 
 #[path = "common/events.rs"]
 mod events;
+#[path = "common/pipeline.rs"]
+mod pipeline;
 
 use events::{fill, Ev};
 
@@ -389,6 +397,35 @@ fn verify_influx1_from(url: &str, db: &str, measurement: &str, evs: &[Ev], tags:
     }
 }
 
+/// Every point of `from` (a measurement, maybe `"rp"."measurement"`) is one of `evs` with the values the
+/// documented rules give, and every event is one point. For events whose time the pipeline stamped
+/// (`tsdb_log_event()`'s way): matched by `timecreated` second and `userid`, which each event must have.
+fn assert_points(url: &str, db: &str, from: &str, evs: &[Ev], config: &Config) {
+    let got = rows(&influxql(url, db, &format!("SELECT * FROM {from}"), None));
+    assert_eq!(got.len(), evs.len(), "N in, N out");
+    let tags = config.tags();
+    let enc = Encoder::new(config);
+    // Candidates by (second, userid) so that matching stays linear.
+    let mut buckets: HashMap<(i64, Option<i64>), Vec<&Row>> = HashMap::new();
+    for r in &got {
+        let key = (r["time"].as_i64().unwrap().div_euclid(1_000_000_000), r.get("userid").and_then(Value::as_i64));
+        buckets.entry(key).or_default().push(r);
+    }
+    for e in evs {
+        let w = want(e, &tags, enc.dialect(), enc.tag_cap());
+        let key = (e.ints[IntField::TimeCreated as usize].unwrap(), e.ints[IntField::UserId as usize]);
+        let candidates = buckets.get_mut(&key).unwrap_or_else(|| panic!("no stored point for event {e:?}"));
+        let at = candidates.iter().position(|r| w.iter().all(|(c, w)| check(c, r.get(*c), w).is_ok()));
+        match at {
+            Some(i) => {
+                candidates.swap_remove(i);
+            }
+            None => panic!("no stored point matches event {e:?}"),
+        }
+    }
+    assert!(buckets.values().all(Vec::is_empty));
+}
+
 fn influx1_config<'a>(url: &'a str, db: &'a str, extra: &[(&'a str, &'a str)]) -> Config {
     let mut pairs = vec![("backend", "influxdb1"), ("url", url), ("database", db)];
     pairs.extend_from_slice(extra);
@@ -506,14 +543,7 @@ fn influxdb1_a_retried_batch_does_not_duplicate() {
 
 #[test]
 fn influxdb1_auth_on() {
-    let test = "influxdb1_auth_on";
-    let (Some(url), Some(user), Some(pw)) = (
-        server("TSDB_TEST_INFLUX_AUTH_URL", test),
-        server("TSDB_TEST_INFLUX_USER", test),
-        server("TSDB_TEST_INFLUX_PASSWORD", test),
-    ) else {
-        return;
-    };
+    let Some((url, user, pw)) = auth_server("influxdb1_auth_on") else { return };
     let db = unique("tsdb_auth");
     create_db(&url, &db, Some((&user, &pw)));
     let evs = nasty_events(1_700_000_200_000_000_000);
@@ -671,13 +701,7 @@ fn influxdb1_end_to_end_through_the_pipeline() {
         );
     }
     for e in &evs {
-        let logged = p
-            .log(|w: &mut RecordWriter<'_>, _c: &Config| {
-                fill(w, e, 16 << 20);
-                Ok::<(), ()>(())
-            })
-            .unwrap();
-        assert!(logged);
+        pipeline::log(&p, e);
     }
     let deadline = Instant::now() + Duration::from_secs(120);
     while p.flush(Duration::from_secs(10)) > 0 && Instant::now() < deadline {}
@@ -685,34 +709,199 @@ fn influxdb1_end_to_end_through_the_pipeline() {
     let s = p.stats();
     assert_eq!(s.written.load(Ordering::SeqCst), evs.len() as u64, "last error: {}", s.last_error());
     assert_eq!(s.failed.load(Ordering::SeqCst) + s.rejected.load(Ordering::SeqCst), 0);
-    // The pipeline stamps times itself: match stored points to events by userid + eventname + ip
-    // would be ambiguous, so compare the multiset of rows instead of by time.
-    let got = rows(&influxql(&url, &db, "SELECT * FROM moodle_events", None));
-    assert_eq!(got.len(), evs.len(), "N in, N out");
-    let tags = config.tags();
-    let enc = Encoder::new(&config);
-    // Candidates by (second, userid) so that matching stays linear.
-    let mut buckets: HashMap<(i64, Option<i64>), Vec<&Row>> = HashMap::new();
-    for r in &got {
-        let key = (r["time"].as_i64().unwrap().div_euclid(1_000_000_000), r.get("userid").and_then(Value::as_i64));
-        buckets.entry(key).or_default().push(r);
-    }
-    for e in &evs {
-        let w = want(e, &tags, enc.dialect(), enc.tag_cap());
-        let key = (e.ints[IntField::TimeCreated as usize].unwrap(), e.ints[IntField::UserId as usize]);
-        let candidates = buckets.get_mut(&key).unwrap_or_else(|| panic!("no stored point for event {e:?}"));
-        let at = candidates.iter().position(|r| w.iter().all(|(c, w)| check(c, r.get(*c), w).is_ok()));
-        match at {
-            Some(i) => {
-                candidates.swap_remove(i);
-            }
-            None => panic!("no stored point matches event {e:?}"),
-        }
-    }
-    assert!(buckets.values().all(Vec::is_empty));
+    assert_points(&url, &db, "moodle_events", &evs, &config);
     let where_ = "WHERE courseid = '9' AND time >= 1700000500000000000 AND time < 1700000501000000000";
     assert_eq!(count(&url, &db, &format!("SELECT count(userid) FROM moodle_events {where_}"), None), 3000);
     influxql(&url, "", &format!("DROP DATABASE \"{db}\""), None);
+}
+
+// ---------------------------------------------------------------- a database or retention policy dropped
+
+/// What an admin drops under the sink.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Dropped {
+    Database,
+    RetentionPolicy,
+}
+
+/// N events written (by a sink, as any process writes them), `what` dropped (the N with it), M events logged
+/// through a pipeline with a spool. Without `create_database` the error names what is missing and the M
+/// wait in the spool until the admin (the test) makes it again; with it the sink makes it again and the M
+/// are written at once. Then the N are sent again, as a spool replay or a retried batch would send them:
+/// N + M read back exactly once, with their values.
+fn dropped_case(test: &str, what: Dropped, create: bool) {
+    let Some(url) = server("TSDB_TEST_INFLUX_URL", test) else { return };
+    let db = unique("tsdb_dropped");
+    create_db(&url, &db, None);
+    let rp = "tsdb_rp";
+    let make_rp = format!("CREATE RETENTION POLICY \"{rp}\" ON \"{db}\" DURATION 520w REPLICATION 1");
+    let (rp_setting, from, drop) = match what {
+        Dropped::Database => ("", "moodle_events".to_string(), format!("DROP DATABASE \"{db}\"")),
+        Dropped::RetentionPolicy => {
+            influxql(&url, &db, &make_rp, None);
+            (rp, format!("\"{rp}\".moodle_events"), format!("DROP RETENTION POLICY \"{rp}\" ON \"{db}\""))
+        }
+    };
+    let spool = tempfile::tempdir().unwrap();
+    let spool_dir = spool.path().to_str().unwrap().to_string();
+    let config = influx1_config(
+        &url,
+        &db,
+        &[
+            ("retention_policy", rp_setting),
+            ("create_database", if create { "1" } else { "0" }),
+            ("batch_size", "100"),
+            ("flush_interval_ms", "50"),
+            ("retry_max_elapsed_ms", "0"),
+            ("breaker_open_ms", "200"),
+            ("spool_dir", &spool_dir),
+        ],
+    );
+    let (n, m) = (250, 150);
+    let now_s = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let evs: Vec<Ev> = (0..n + m)
+        .map(|i| {
+            // The N and the M in different seconds: the pipeline stamps the M's nanoseconds itself.
+            let tc = now_s - if i < n { 600 } else { 300 } + i as i64 / 100;
+            Ev::new(tc * 1_000_000_000 + (i as i64 % 1000) * 1_000_000 + 1)
+                .int(IntField::TimeCreated, tc)
+                .int(IntField::UserId, 5000 + i as i64)
+                .int(IntField::CourseId, i as i64 % 7)
+                .str(StrField::EventName, b"\\core\\event\\course_viewed")
+                .str(StrField::Ip, format!("10.0.{}.{}", i / 256, i % 256).as_bytes())
+                .str(StrField::Other, format!("{{\"i\":{i}}}").as_bytes())
+        })
+        .collect();
+    let mut sink = InfluxSink::new(&config).unwrap();
+    let first = batches(&evs[..n], 0x61, 100);
+    for b in &first {
+        assert_eq!(sink.write(b).unwrap().written, b.len());
+    }
+    influxql(&url, "", &drop, None);
+
+    let p = Pipeline::start(config.clone()).unwrap();
+    for e in &evs[n..] {
+        pipeline::log(&p, e);
+    }
+    let st = p.stats();
+    let load = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::SeqCst) as usize;
+    if create {
+        pipeline::wait_for(&p, "M written", |st| load(&st.written) == m);
+        let made = match what {
+            Dropped::Database => format!("database: database \"{db}\" was missing (dropped?) and was created again"),
+            Dropped::RetentionPolicy => format!(
+                "retention_policy: retention policy \"{rp}\" of database \"{db}\" was missing (dropped?) and was \
+                 created again with DURATION INF (set yours with ALTER RETENTION POLICY)"
+            ),
+        };
+        assert_eq!(st.schema_recreated_message(), format!("{made} (create_database = 1)"));
+        assert_eq!((load(&st.schema_recreated), load(&st.spooled)), (1, 0), "{}", pipeline::show(st));
+    } else {
+        pipeline::wait_for(&p, "M spooled", |st| load(&st.spooled) == m);
+        let missing = match what {
+            Dropped::Database => format!("database: database \"{db}\" does not exist (dropped?); CREATE DATABASE it"),
+            Dropped::RetentionPolicy => {
+                format!("retention_policy: retention policy \"{rp}\" does not exist in database \"{db}\" (dropped?)")
+            }
+        };
+        let err = st.last_error();
+        assert!(err.contains(&missing) && err.contains("or set create_database = 1"), "{err}");
+        assert_eq!((load(&st.written), load(&st.failed)), (0, 0), "{}", pipeline::show(st));
+        // The admin makes it again: the M are replayed from the spool.
+        influxql(
+            &url,
+            "",
+            &if what == Dropped::Database { format!("CREATE DATABASE \"{db}\"") } else { make_rp },
+            None,
+        );
+        pipeline::wait_for(&p, "M replayed", |st| load(&st.replayed) == m);
+        assert_eq!(load(&st.schema_recreated), 0);
+    }
+    p.shutdown(Duration::from_secs(10));
+    assert_eq!((load(&st.failed), load(&st.rejected)), (0, 0), "{}", pipeline::show(st));
+    for b in &first {
+        assert_eq!(sink.write(b).unwrap().written, b.len());
+    }
+    assert_points(&url, &db, &from, &evs, &config);
+    influxql(&url, "", &format!("DROP DATABASE \"{db}\""), None);
+}
+
+#[test]
+fn influxdb1_a_dropped_database_is_named_and_its_events_wait_in_the_spool() {
+    dropped_case("influxdb1_a_dropped_database_is_named_and_its_events_wait_in_the_spool", Dropped::Database, false);
+}
+
+#[test]
+fn influxdb1_a_dropped_retention_policy_is_named_and_its_events_wait_in_the_spool() {
+    dropped_case(
+        "influxdb1_a_dropped_retention_policy_is_named_and_its_events_wait_in_the_spool",
+        Dropped::RetentionPolicy,
+        false,
+    );
+}
+
+#[test]
+fn influxdb1_create_database_makes_a_dropped_database_again() {
+    dropped_case("influxdb1_create_database_makes_a_dropped_database_again", Dropped::Database, true);
+}
+
+#[test]
+fn influxdb1_create_database_makes_a_dropped_retention_policy_again() {
+    dropped_case("influxdb1_create_database_makes_a_dropped_retention_policy_again", Dropped::RetentionPolicy, true);
+}
+
+#[test]
+fn influxdb1_with_authentication_only_an_admin_makes_a_dropped_database_again() {
+    let test = "influxdb1_with_authentication_only_an_admin_makes_a_dropped_database_again";
+    let Some((url, admin, admin_pw)) = auth_server(test) else { return };
+    let auth = Some((admin.as_str(), admin_pw.as_str()));
+    let db = unique("tsdb_authdrop");
+    let user = unique("tsdb_writer");
+    let user_pw = format!("{user}-pw");
+    create_db(&url, &db, auth);
+    influxql(&url, "", &format!("CREATE USER \"{user}\" WITH PASSWORD '{user_pw}'"), auth);
+    let grant = format!("GRANT WRITE ON \"{db}\" TO \"{user}\"");
+    influxql(&url, "", &grant, auth);
+    let evs = nasty_events(1_700_000_800_000_000_000);
+    let bs = batches(&evs, 47, 1000);
+    let writer_config =
+        influx1_config(&url, &db, &[("username", &user), ("password", &user_pw), ("create_database", "1")]);
+    let mut writer = InfluxSink::new(&writer_config).unwrap();
+    assert_eq!(writer.write(&bs[0]).unwrap().written, bs[0].len());
+    influxql(&url, "", &format!("DROP DATABASE \"{db}\""), auth);
+    // A user that is not an admin may not create it.
+    match writer.write(&bs[0]) {
+        Err(SinkError::Config(m)) => {
+            let want = format!(
+                "database: database \"{db}\" does not exist and could not be created by user \"{user}\" (it needs \
+                 admin rights for that) (create_database = 1; HTTP 403: "
+            );
+            assert!(m.starts_with(&want) && m.ends_with("); create it as an InfluxDB admin"), "{m}");
+            assert!(!m.contains(&user_pw), "{m}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(writer.take_recreated().is_empty());
+    // An admin with create_database makes it again, and writes.
+    let admin_config =
+        influx1_config(&url, &db, &[("username", &admin), ("password", &admin_pw), ("create_database", "1")]);
+    let mut sink = InfluxSink::new(&admin_config).unwrap();
+    assert_eq!(sink.write(&bs[0]).unwrap().written, bs[0].len());
+    assert_eq!(sink.take_recreated().len(), 1);
+    // Dropping the database dropped the user's grant on it.
+    match writer.write(&bs[0]) {
+        Err(SinkError::Config(m)) => {
+            assert!(m.starts_with(&format!("username: user \"{user}\" may not write to database \"{db}\"")), "{m}");
+            assert!(m.contains("dropping a database drops its grants"), "{m}");
+        }
+        other => panic!("{other:?}"),
+    }
+    influxql(&url, "", &grant, auth);
+    assert_eq!(writer.write(&bs[0]).unwrap().written, bs[0].len());
+    let n = rows(&influxql(&url, &db, "SELECT * FROM moodle_events", auth)).len();
+    assert_eq!(n, evs.len(), "written three times, stored once");
+    influxql(&url, "", &format!("DROP DATABASE \"{db}\""), auth);
+    influxql(&url, "", &format!("DROP USER \"{user}\""), auth);
 }
 
 // ---------------------------------------------------------------- VictoriaMetrics

@@ -14,7 +14,8 @@
 //!   v2 endpoint) refuse the whole request on one bad line; when the reply does not tell how many were
 //!   stored, the batch is split and resent in halves until the bad event stands alone.
 //! - 401 / 403 / 404 (and 1.x's 500 for an unknown retention policy): configuration errors naming the
-//!   setting to fix.
+//!   setting to fix. With `create_database` (1.x), a missing database or retention policy is created
+//!   (`/query`) and the batch written at once; the creation is reported through `Sink::take_recreated`.
 //! - 413: split. 429 / 503: retry after `Retry-After`. Other 5xx, timeouts, network errors: retry.
 //! - An https certificate that does not verify: a configuration error naming `ca_file/tls_verify`.
 //!
@@ -59,6 +60,9 @@ pub struct InfluxSink {
     api: Api,
     url: Url,
     ping_url: Url,
+    /// `/query` (1.x): where `create_database` creates a missing database or retention policy.
+    query_url: Url,
+    create_database: bool,
     auth: Auth,
     gzip: bool,
     /// Request body cap: `max_batch_bytes`, halved by each 413.
@@ -71,6 +75,7 @@ pub struct InfluxSink {
     proxy: String,
     retry_cap: Duration,
     database: String,
+    retention_policy: String,
     bucket: String,
     org: String,
     username: String,
@@ -84,6 +89,17 @@ pub struct InfluxSink {
     body: Vec<u8>,
     /// The next batch, encoded and compressed while the previous request was in flight.
     ahead: Option<Ahead>,
+    /// What the last reply said does not exist (1.x), for `create_database`.
+    missing: Option<Missing>,
+    /// What `create_database` created since `take_recreated` was last called.
+    recreated: Vec<String>,
+}
+
+/// What an InfluxDB 1.x reply says is missing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Missing {
+    Database,
+    RetentionPolicy,
 }
 
 /// A batch prepared ahead of its turn: one request's payload.
@@ -126,6 +142,7 @@ impl InfluxSink {
         };
         let mut url = Url::parse(&format!("{base}{path}")).map_err(|e| format!("url: not a valid URL: {e}"))?;
         let ping_url = Url::parse(&format!("{base}/ping")).map_err(|e| format!("url: not a valid URL: {e}"))?;
+        let query_url = Url::parse(&format!("{base}/query")).map_err(|e| format!("url: not a valid URL: {e}"))?;
         if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
             return Err("url: must be an http:// or https:// URL with a host".into());
         }
@@ -189,6 +206,8 @@ impl InfluxSink {
             api,
             url,
             ping_url,
+            query_url,
+            create_database: config.flag("create_database"),
             auth,
             gzip,
             body_cap: config.int("max_batch_bytes").max(1024) as usize,
@@ -199,6 +218,7 @@ impl InfluxSink {
             proxy: config.get("proxy").to_string(),
             retry_cap: config.ms("retry_max_ms"),
             database,
+            retention_policy: config.get("retention_policy").to_string(),
             bucket,
             org,
             username,
@@ -209,6 +229,8 @@ impl InfluxSink {
             client: None,
             body: Vec::new(),
             ahead: None,
+            missing: None,
+            recreated: Vec::new(),
         })
     }
 
@@ -406,7 +428,8 @@ impl InfluxSink {
                     printable(&self.username)
                 )),
                 Api::V1 => said(&format!(
-                    "username: user \"{}\" may not write to database \"{}\"",
+                    "username: user \"{}\" may not write to database \"{}\" (no WRITE grant on it; dropping a \
+                     database drops its grants, so one created again needs GRANT WRITE again)",
                     printable(&self.username),
                     printable(&self.database)
                 )),
@@ -422,10 +445,14 @@ impl InfluxSink {
                 }
             })),
             404 => Err(SinkError::Config(match self.api {
-                Api::V1 if body.contains("database not found") => said(&format!(
-                    "database: database \"{}\" does not exist (CREATE DATABASE it)",
-                    printable(&self.database)
-                )),
+                Api::V1 if body.contains("database not found") => {
+                    self.missing = Some(Missing::Database);
+                    said(&format!(
+                        "database: database \"{}\" does not exist (dropped?); CREATE DATABASE it as an InfluxDB \
+                         admin, or set create_database = 1 to have the extension create it",
+                        printable(&self.database)
+                    ))
+                }
                 Api::V1 => said("url: no InfluxDB 1.x write endpoint at this URL"),
                 Api::V2 => said(&format!(
                     "org/bucket: org \"{}\" or bucket \"{}\" not found (or url is not InfluxDB 2.x)",
@@ -444,7 +471,14 @@ impl InfluxSink {
             }
             429 | 503 => Err(SinkError::Retry { msg: said("server busy"), after: retry_after }),
             500 if self.api == Api::V1 && body.contains("retention policy not found") => {
-                Err(SinkError::Config(said("retention_policy: no such retention policy in the database")))
+                self.missing = Some(Missing::RetentionPolicy);
+                Err(SinkError::Config(said(&format!(
+                    "retention_policy: retention policy \"{}\" does not exist in database \"{}\" (dropped?); CREATE \
+                     RETENTION POLICY it as an InfluxDB admin, or set create_database = 1 to have the extension create \
+                     it (DURATION INF)",
+                    printable(&self.retention_policy),
+                    printable(&self.database)
+                ))))
             }
             500..=599 => Err(SinkError::Retry { msg: said("server error"), after: retry_after }),
             300..=399 => Err(SinkError::Config(said("url: the server redirects; set url to the final address"))),
@@ -614,7 +648,16 @@ impl Sink for InfluxSink {
     fn write_ahead(&mut self, batch: &Batch, next: Option<&Batch>) -> Result<Written, SinkError> {
         let mut body = std::mem::take(&mut self.body);
         body.clear();
-        let result = self.write_batch(batch, next, &mut body);
+        self.missing = None;
+        let mut result = self.write_batch(batch, next, &mut body);
+        // With create_database: the database, then its retention policy, may each be missing once.
+        for _ in 0..2 {
+            let Some(what) = self.missing.take().filter(|_| self.create_database && result.is_err()) else { break };
+            result = self.create(what).and_then(|()| {
+                body.clear();
+                self.write_batch(batch, next, &mut body)
+            });
+        }
         if body.capacity() <= 32 << 20 {
             self.body = body;
         }
@@ -627,6 +670,73 @@ impl Sink for InfluxSink {
         self.ahead = None;
         self.body = Vec::new();
     }
+
+    fn take_recreated(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.recreated)
+    }
+}
+
+impl InfluxSink {
+    /// `create_database`: creates the database or retention policy the server said is missing (InfluxDB
+    /// 1.x `/query`, so an admin user is needed when authentication is on). A retention policy is made
+    /// `DURATION INF`: nothing is ever dropped by a guess; an admin sets the duration.
+    fn create(&mut self, what: Missing) -> Result<(), SinkError> {
+        let db = influxql_ident(&self.database);
+        let (key, object, statement) = match what {
+            Missing::Database => {
+                ("database", format!("database \"{}\"", printable(&self.database)), format!("CREATE DATABASE {db}"))
+            }
+            Missing::RetentionPolicy => (
+                "retention_policy",
+                format!(
+                    "retention policy \"{}\" of database \"{}\"",
+                    printable(&self.retention_policy),
+                    printable(&self.database)
+                ),
+                format!(
+                    "CREATE RETENTION POLICY {} ON {db} DURATION INF REPLICATION 1",
+                    influxql_ident(&self.retention_policy)
+                ),
+            ),
+        };
+        let client = self.client()?;
+        let mut url = self.query_url.clone();
+        url.query_pairs_mut().append_pair("q", &statement);
+        let resp = self.with_auth(client.post(url)).send().map_err(|e| self.transport_error(&e))?;
+        let status = resp.status();
+        let body = read_body(resp);
+        // InfluxQL answers 200 with an error per statement, or 401/403 with one error.
+        let refused = serde_json::from_str::<serde_json::Value>(&body).ok().and_then(|v| {
+            v.pointer("/results/0/error").or_else(|| v.get("error")).and_then(|e| e.as_str()).map(str::to_string)
+        });
+        if status.is_success() && refused.is_none() {
+            let how = if what == Missing::Database {
+                ""
+            } else {
+                " with DURATION INF (set yours with ALTER RETENTION POLICY)"
+            };
+            self.recreated.push(format!(
+                "{key}: {object} was missing (dropped?) and was created again{how} (create_database = 1)"
+            ));
+            return Ok(());
+        }
+        let server = self.clean(&refused.unwrap_or_else(|| server_message(&body)));
+        let who = if self.username.is_empty() {
+            String::new()
+        } else {
+            format!(" by user \"{}\" (it needs admin rights for that)", printable(&self.username))
+        };
+        Err(SinkError::Config(format!(
+            "{key}: {object} does not exist and could not be created{who} (create_database = 1; HTTP {}: {server}); \
+             create it as an InfluxDB admin",
+            status.as_u16()
+        )))
+    }
+}
+
+/// An InfluxQL identifier in double quotes (backslash and quote escaped).
+fn influxql_ident(s: &str) -> String {
+    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
 impl InfluxSink {
