@@ -898,9 +898,15 @@ fn timescale_hypertable_compression_policies_and_aggregates() {
         .map(|r| r.get(0))
         .collect();
     assert_eq!(caggs, ["logstore_tsdb_log_daily_users", "logstore_tsdb_log_hourly"]);
-    // One statement per call: a refresh cannot run inside a (multi-statement) transaction block.
+    // One statement per call: a refresh cannot run inside a (multi-statement) transaction block. The
+    // scheduler runs a new refresh policy at once: a refresh of ours meanwhile is refused, and tried again.
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
     for view in ["logstore_tsdb_log_hourly", "logstore_tsdb_log_daily_users"] {
-        c.batch_execute(&format!("CALL refresh_continuous_aggregate('\"{s}\".{view}', NULL, NULL)")).unwrap();
+        while let Err(e) = c.batch_execute(&format!("CALL refresh_continuous_aggregate('\"{s}\".{view}', NULL, NULL)"))
+        {
+            assert!(e.to_string().contains("concurrent refresh") && std::time::Instant::now() < deadline, "{e}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
     }
     let events: i64 =
         c.query_one(&format!("SELECT sum(events)::bigint FROM \"{s}\".logstore_tsdb_log_hourly"), &[]).unwrap().get(0);

@@ -451,13 +451,13 @@ impl PostgresSink {
     /// one, and a dropped column or a revoked right would show only PostgreSQL's words.
     fn changed_table(&mut self, e: &Error) -> Option<String> {
         let code = db_error(e)?.code().code();
-        if !(["42", "0A", "22"].contains(&&code[..2]) || code == "23502") {
+        if !(["42", "0A", "22"].contains(&code.get(..2).unwrap_or(code)) || code == "23502") {
             return None;
         }
-        if let Some(c) = self.conn.as_mut() {
-            if let Ok(found) = check::table(&mut c.client, &self.names, &c.layout, self.settings.chunk_hours) {
-                return found;
-            }
+        // Without a connection the error came from connecting, which checks the table itself.
+        let c = self.conn.as_mut()?;
+        if let Ok(found) = check::table(&mut c.client, &self.names, &c.layout, self.settings.chunk_hours) {
+            return found;
         }
         // A COPY refused at its start leaves the connection unusable (tokio-postgres): a new one runs the
         // same check while connecting (`schema::ensure`).
