@@ -5,11 +5,13 @@ queries return on real data. Not a Grafana screenshot (there is no Grafana here)
     /usr/bin/python3 docs/grafana/render.py [--so target/release/libtsdb.so] [--days 7] [--events 20000]
                                             [--seconds 180] [--no-influxdb] [--out docs/grafana/img] [--json FILE]
 
-1. Starts a throwaway PostgreSQL (tests/servers/postgres.sh) and InfluxDB 1.x (tests/servers/influxdb.sh).
+1. Starts a throwaway PostgreSQL (tests/servers/postgres.sh), InfluxDB 1.x (tests/servers/influxdb.sh) and a real
+   Moodle site with the plugin (tests/servers/moodle.sh, the newest Moodle tree of ../shared/moodle).
 2. Writes DAYS simulated Moodle days (php/demo/moodle_day.php: EVENTS per weekday, a third on Saturday and Sunday,
    ending yesterday UTC) through the tsdb extension into the table logstore_tsdb_log and the InfluxDB database
-   `moodle`, one PHP process per backend in parallel, paced over SECONDS; each process reports its counters to the
-   plugin's tables (logstore_tsdb_workers / _metrics) as the plugin does, which is what the health board reads.
+   `moodle`, one PHP process of the site per backend in parallel, paced over SECONDS; each process reports its
+   counters to the site's tables (logstore_tsdb_workers / _metrics) through the plugin, which is what the health board
+   reads.
 3. Refreshes the plugin's summary (PostgreSQL) and backfills the shipped InfluxDB rollups, then runs every panel
    query of every dashboard, expanded by the test suite's code (render_data.php, render_probe.php).
 4. Stops the servers and draws one PNG per dashboard (matplotlib: Debian's python3-matplotlib).
@@ -19,8 +21,6 @@ import datetime as dt
 import json
 import os
 import re
-import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -40,43 +40,34 @@ UNIT = 0.42  # inches per Grafana grid row (30 px)
 
 
 # ------------------------------------------------------------------------------------------------ data
-def start_servers(run, influx):
-    """Sources the project's server helpers; returns the TSDB_TEST_* variables they export."""
-    script = 'source tests/servers/postgres.sh && start_postgres "$1/pg" >&2 || exit 1\n'
+def start_servers(run, influx, so):
+    """Sources the project's server helpers; returns the TSDB_TEST_* variables they export (the site's directory in
+    TSDB_TEST_MOODLE_SITES)."""
+    script = 'source tests/moodle/servers.sh && start_postgres "$1" >&2 || exit 1\n'
     if influx:
-        script += 'source tests/servers/influxdb.sh && start_influxdb "$1/influx" >&2 || exit 1\n'
-    script += "env -0\n"
-    out = subprocess.run(["bash", "-c", script, "bash", run], cwd=REPO, stdout=subprocess.PIPE, check=True).stdout
+        script += 'start_influxdb "$1" >&2 || exit 1\n'
+    script += 'start_moodle "$1" "$(moodle_versions | head -n 1)" >&2 || exit 1\nenv -0\n'
+    out = subprocess.run(["bash", "-c", script, "bash", run], cwd=REPO, stdout=subprocess.PIPE, check=True,
+                         env=dict(os.environ, TSDB_SO=so)).stdout
     env = dict(kv.split("=", 1) for kv in out.decode().split("\0") if "=" in kv)
     return {k: v for k, v in env.items() if k.startswith("TSDB_TEST_")}
 
 
 def stop_servers(run):
-    pids = []
-    for sub in ("pg", "influx"):
-        path = os.path.join(run, sub, "pids")
-        if os.path.exists(path):
-            pids += [int(p) for p in open(path).read().split()]
-    for pid in pids:
-        try:
-            os.kill(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-    for _ in range(100):
-        if not any(os.path.exists(f"/proc/{p}") for p in pids):
-            break
-        time.sleep(0.1)
-    shutil.rmtree(run, ignore_errors=True)
+    subprocess.run(["bash", "-c", 'source tests/moodle/servers.sh && tsdb_moodle_stop_servers "$1"', "bash", run],
+                   cwd=REPO, check=False)
 
 
 def collect(args):
     """Runs the servers, the load and the queries; returns render_data.php's JSON."""
-    php = ["php", "-d", "extension=" + os.path.abspath(args.so), os.path.join(HERE, "render_data.php")]
     run = tempfile.mkdtemp(prefix="tsdb-grafana-render-")
     os.chmod(run, 0o755)  # PostgreSQL runs as the postgres user
     try:
-        env = dict(os.environ, **start_servers(run, args.influxdb))
+        env = dict(os.environ, **start_servers(run, args.influxdb, os.path.abspath(args.so)))
         env.pop("TSDB_TEST_REQUIRE_SERVERS", None)
+        env["MOODLE_SITE"] = env["TSDB_TEST_MOODLE_SITES"].split()[0]
+        site = json.load(open(os.path.join(env["MOODLE_SITE"], "site.json")))
+        php = ["php"] + site["phpargs"] + [os.path.join(HERE, "render_data.php")]
         subprocess.run(php + ["install"], env=env, check=True)
         first = (int(time.time()) // 86400 - args.days) * 86400
         t0 = int(time.time())

@@ -1,38 +1,29 @@
 <?php
-// The data side of docs/grafana/render.py (run by it, not by hand): fills the throwaway databases with the simulated
-// Moodle days of php/demo/moodle_day.php through the tsdb extension, as ./build.sh demo does, and runs every panel
-// query of the dashboards with the test suite's own expansion of Grafana's macros and variables
-// (tests/moodle/tests/grafana_test.php), printing the results as JSON.
+// The data side of docs/grafana/render.py (run by it, not by hand), inside a real Moodle site (tests/servers/moodle.sh):
+// fills the throwaway databases with the simulated Moodle days of php/demo/moodle_day.php through the tsdb extension,
+// as ./build.sh demo does, reporting the writers' counters into the site's own tables through the plugin's
+// metrics::record(), and runs every panel query of the dashboards with the test suite's own expansion of Grafana's
+// macros and variables (tests/moodle/tests/grafana_test.php), printing the results as JSON.
 //
-// php -d extension=libtsdb.so render_data.php install
-// php -d extension=libtsdb.so render_data.php fill postgres|influxdb FIRSTDAY DAYS EVENTS_PER_DAY SECONDS
-// php -d extension=libtsdb.so render_data.php query FROM TO HEALTH_FROM HEALTH_TO > results.json
+// MOODLE_SITE=DIR php PHPARGS render_data.php install
+// MOODLE_SITE=DIR php PHPARGS render_data.php fill postgres|influxdb FIRSTDAY DAYS EVENTS_PER_DAY SECONDS
+// MOODLE_SITE=DIR php PHPARGS render_data.php query FROM TO HEALTH_FROM HEALTH_TO > results.json
 //
-// Environment: TSDB_TEST_PG_* (Moodle's database of the test harness, which also holds the log table) and, for the
-// InfluxDB boards, TSDB_TEST_INFLUX_URL, as tests/servers/*.sh export them.
+// DIR: the site (its site.json; PHPARGS: its phpargs, the extension among them). Environment: TSDB_TEST_PG_* (the
+// server that holds the log table) and, for the InfluxDB boards, TSDB_TEST_INFLUX_URL, as tests/servers/*.sh export
+// them.
 
 $repo = dirname(__DIR__, 2);
 $mode = $argv[1] ?? '';
-if ($mode !== 'install') {
-    putenv('HARNESS_NO_INSTALL=1'); // The plugin's tables made by "install"; the fill workers share them.
-}
+require_once('PHPUnit/Autoload.php'); // The test bootstrap loads the test case classes (Debian's phpunit package).
 require_once($repo . '/tests/moodle/bootstrap.php');
-require_once($repo . '/tests/moodle/tests/log_dataset.php');
+require_once($repo . '/tests/moodle/tests/analytics_fixture.php');
 require_once($repo . '/php/demo/moodle_day.php');
 
 /** The log table: the dashboards' default. */
 const RENDER_TABLE = 'logstore_tsdb_log';
 /** The InfluxDB database. */
 const RENDER_INFLUX_DB = 'moodle';
-
-/**
- * The test suite's Grafana test class and what it loads (PHPUnit from Debian's phpunit package).
- */
-function render_load_tests(): void {
-    global $repo;
-    require_once('PHPUnit/Autoload.php');
-    require_once($repo . '/tests/moodle/tests/grafana_test.php');
-}
 
 /**
  * The extension's settings for a backend, as the plugin gives them (log_dataset's, with the demo's batching).
@@ -96,20 +87,21 @@ function render_fill(string $backend, int $firstday, int $days, int $perday, int
 
 switch ($mode) {
     case 'install':
-        // The bootstrap installed the plugin's tables in Moodle's database; the InfluxDB database and its rollup
+        // The site's counters tables hold only what the fill processes report; the InfluxDB database and its rollup
         // retention policy as docs/grafana/README.md asks.
+        $DB->delete_records('logstore_tsdb_workers');
+        $DB->delete_records('logstore_tsdb_metrics');
         if (getenv('TSDB_TEST_INFLUX_URL')) {
-            render_load_tests();
             $client = new \logstore_tsdb\local\influx_client(render_config('influxdb'));
             $client->query('CREATE DATABASE ' . RENDER_INFLUX_DB, true);
-            $client->query(downsampling_test::influxql_statements(RENDER_INFLUX_DB)['rollup_retention'], true);
+            $client->query(analytics_fixture::influxql_statements(RENDER_INFLUX_DB)['rollup_retention'], true);
         }
         break;
     case 'fill':
         render_fill($argv[2], (int) $argv[3], (int) $argv[4], (int) $argv[5], (int) $argv[6]);
         break;
     case 'query':
-        render_load_tests();
+        require_once($repo . '/tests/moodle/tests/grafana_test.php');
         require_once(__DIR__ . '/render_probe.php');
         echo json_encode(render_probe::all_panels((int) $argv[2], (int) $argv[3], (int) $argv[4], (int) $argv[5]),
             JSON_PRETTY_PRINT | JSON_UNESCAPED_SLASHES), "\n";

@@ -20,8 +20,7 @@ class render_probe extends grafana_test {
      * @return array boards with their panels, expanded queries and results
      */
     public static function all_panels(int $from, int $to, int $healthfrom, int $healthto): array {
-        analytics_fixture::$table = RENDER_TABLE;
-        analytics_fixture::$database = RENDER_INFLUX_DB;
+        analytics_fixture::$name = RENDER_TABLE;
         $probe = new self('render');
         $out = [];
         $backends = ['postgres'];
@@ -39,7 +38,7 @@ class render_probe extends grafana_test {
                 foreach ($board['panels'] as $panel) {
                     $targets = [];
                     foreach ($panel['targets'] as $target) {
-                        $targets[] = $probe->run_target($backend, $target, $vars);
+                        $targets[] = $probe->run_target($health ? 'moodle' : $backend, $target, $vars);
                     }
                     $panels[] = ['title' => $panel['title'], 'type' => $panel['type'], 'gridPos' => $panel['gridPos'],
                         'targets' => $targets];
@@ -68,7 +67,7 @@ class render_probe extends grafana_test {
             $db->close();
             return;
         }
-        $q = downsampling_test::influxql_statements(RENDER_INFLUX_DB);
+        $q = analytics_fixture::influxql_statements(RENDER_INFLUX_DB);
         foreach (['backfill_hourly', 'backfill_daily_users'] as $name) {
             self::run_influxql(str_replace(['FROM_TIME', 'TO_TIME'],
                 [analytics_fixture::influx_time($from), analytics_fixture::influx_time($to)], $q[$name]));
@@ -84,26 +83,43 @@ class render_probe extends grafana_test {
     protected function render_vars(string $backend): array {
         $courses = array_column(array_map('get_object_vars', self::run_sql('SELECT courseid::text AS c FROM ' . RENDER_TABLE
             . ' WHERE courseid > 1 GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 2')), 'c');
-        $user = (int) self::run_sql('SELECT userid FROM ' . RENDER_TABLE . ' WHERE userid IN (SELECT relateduserid FROM '
-            . RENDER_TABLE . ') GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 1')[0]->userid;
+        // The busiest user of those others acted on; on little data, the busiest user.
+        $user = (int) self::run_sql('SELECT userid FROM ' . RENDER_TABLE . ' WHERE userid > 0 GROUP BY 1'
+            . ' ORDER BY bool_or(userid IN (SELECT relateduserid FROM ' . RENDER_TABLE . ' WHERE relateduserid IS NOT NULL))'
+            . ' DESC, count(*) DESC, 1 LIMIT 1')[0]->userid;
         sort($courses);
-        return ['table' => RENDER_TABLE, 'prefix' => 'mdl_', 'course' => $courses, 'user' => $user,
+        return ['table' => RENDER_TABLE, 'prefix' => $GLOBALS['CFG']->prefix, 'course' => $courses, 'user' => $user,
             'userkey' => (string) $user, 'rollup' => 'rollup_5y', '__interval' => '1h', '__interval_ms' => '3600000'];
+    }
+
+    /**
+     * Runs InfluxQL on the render database.
+     *
+     * @param string $q
+     * @return array[] series
+     */
+    protected static function run_influxql(string $q): array {
+        analytics_fixture::$name = RENDER_INFLUX_DB;
+        try {
+            return parent::run_influxql($q);
+        } finally {
+            analytics_fixture::$name = RENDER_TABLE;
+        }
     }
 
     /**
      * One query, expanded and run.
      *
-     * @param string $backend
+     * @param string $db postgres (the log table), moodle (the site's database: the health board) or influxdb
      * @param array $target
      * @param array $vars
      * @return array query, format, and rows (PostgreSQL: objects as arrays) or series (InfluxDB)
      */
-    protected function run_target(string $backend, array $target, array $vars): array {
-        if ($backend === 'postgres') {
+    protected function run_target(string $db, array $target, array $vars): array {
+        if ($db !== 'influxdb') {
             $sql = $this->expand_sql_macros(self::expand_vars($target['rawSql'], $vars, 'postgres'));
             return ['query' => $sql, 'format' => $target['format'],
-                'rows' => array_map('get_object_vars', self::run_sql($sql))];
+                'rows' => array_map('get_object_vars', self::run_sql($sql, $db))];
         }
         $q = str_replace('$timeFilter', 'time >= ' . $this->from . '000ms and time <= ' . $this->to . '000ms',
             self::expand_vars($target['query'], $vars, 'influxdb'));
