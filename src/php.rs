@@ -607,6 +607,11 @@ pub fn tsdb_replay_spool(max_ms: i64) -> PhpResult<ZBox<ZendHashTable>> {
     };
     let rep = crate::spool::replay_with(&config, Duration::from_millis(max_ms.max(0) as u64))
         .map_err(|e| Problem::Value(config.redact(&e)))?;
+    if let Some(p) = process::get() {
+        for msg in &rep.recreated {
+            p.stats().note_recreated(&config.redact(msg));
+        }
+    }
     let (usage, quarantined) = crate::spool::usage_of(&config);
     let mut ht = ZendHashTable::new();
     ht.insert("segments", rep.segments as i64)?;

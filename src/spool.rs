@@ -219,6 +219,8 @@ pub struct Replay {
     pub error: Option<String>,
     /// Whether the deadline cut the pass short.
     pub timed_out: bool,
+    /// `replay_with`: what its sink created again (`Sink::take_recreated`), for the process's stats.
+    pub recreated: Vec<String>,
 }
 
 impl Spool {
@@ -315,7 +317,9 @@ pub fn replay_with(config: &crate::config::Config, budget: std::time::Duration) 
     let sp = Spool::open(Path::new(dir), config.int("spool_limit_bytes") as u64, config.flag("spool_fsync"))
         .map_err(|e| format!("spool_dir: cannot use {dir}: {e}"))?;
     let mut sink = crate::sink::open(config)?;
-    Ok(sp.replay(sink.as_mut(), config.batch_size(), Instant::now() + budget))
+    let mut rep = sp.replay(sink.as_mut(), config.batch_size(), Instant::now() + budget);
+    rep.recreated = sink.take_recreated();
+    Ok(rep)
 }
 
 /// Usage of the spool a configuration names, without creating it.

@@ -1129,6 +1129,30 @@ fn a_dropped_table_is_made_again_by_the_next_write_and_its_ledger_starts_afresh(
     });
 }
 
+#[test]
+fn a_spool_replayed_by_another_process_makes_the_dropped_table_again() {
+    both("replaytask", |t, s| {
+        let evs: Vec<Ev> = (0..300).map(plain).collect();
+        let dir = tempfile::tempdir().unwrap();
+        let config = t.config(s, &[("spool_dir", dir.path().to_str().unwrap()), ("batch_size", "100")]);
+        // A worker wrote 100 events, then could not reach the database and spooled 200 more; the segment of the
+        // 100 is still there too (the worker died between the commit and deleting it).
+        PostgresSink::new(&config).unwrap().write(&batch(9, 1, &evs[..100])).unwrap();
+        let spool = tsdb::spool::Spool::open(dir.path(), 1 << 30, false).unwrap();
+        for first in [1, 101, 201] {
+            let k = first as usize - 1;
+            spool.write(&records(9, first, &evs[k..k + 100]), 9, first).unwrap();
+        }
+        t.client().batch_execute(&format!("DROP TABLE \"{s}\".logstore_tsdb_log CASCADE")).unwrap();
+        // The plugin's task (tsdb_replay_spool() in another process) replays: the table is made again and
+        // every spooled event is written once, the 100 included (the old ledger's "written" was cleared).
+        let rep = tsdb::spool::replay_with(&config, Duration::from_secs(120)).unwrap();
+        assert_eq!((rep.segments, rep.written, rep.rejected, rep.error), (3, 300, 0, None));
+        assert_eq!(rep.recreated.len(), 1, "{:?}", rep.recreated);
+        assert_rows(t, s, 9, 1, &evs);
+    });
+}
+
 /// N events written through a pipeline with a spool; the table changed by `break_sql`; M events logged,
 /// which must wait in the spool while `last_error` says what changed (each of `expect`); `fix_sql`; then
 /// the N + M read back exactly once, the N as `kept` says the change left them.
