@@ -74,7 +74,7 @@ Options:
   --status           Show the position and totals, and exit.
   -h, --help         This help.
 
-Examples:
+Examples (from Moodle's root; Moodle 5.1: public/admin/...):
   php admin/tool/log/store/tsdb/cli/import_standard_log.php --dry-run
   php admin/tool/log/store/tsdb/cli/import_standard_log.php --from=2024-09-01
   php admin/tool/log/store/tsdb/cli/import_standard_log.php --file=/tmp/log.jsonl

@@ -353,6 +353,24 @@ class import_test extends base_testcase {
     }
 
     /**
+     * InfluxDB (points carry no event id): a chunk written, then a crash before the state says so; the next run finds
+     * every event of that chunk among the points by content and imports none of them again.
+     */
+    public function test_interrupted_chunk_found_by_content_in_influxdb(): void {
+        global $DB;
+        $name = $this->target('influxdb1');
+        $n = $DB->count_records('logstore_standard_log');
+        $this->run_crashing($this->importer(['chunk' => 2000]), 2);
+        $this->assertSame(4000, analytics_fixture::count('influxdb1', $name), 'two chunks are in InfluxDB');
+        $r = $this->importer(['chunk' => 2000])->run();
+        $this->assertTrue($r['ok'], json_encode($r['checks']));
+        $this->assertSame(2000, $r['recovered']['present'], 'the interrupted chunk was found by content');
+        $this->assertSame(0, $r['recovered']['imported']);
+        $this->assertSame($n - 4000, $r['counts']['imported']);
+        $this->assert_target_is_source('influxdb1', $name, 'after the crash');
+    }
+
+    /**
      * Runs an importer that crashes at the worst moment: its k-th chunk is written, then an exception comes before the
      * state records it (after $lose, which can make rows of that chunk disappear as if their batch never committed).
      *
