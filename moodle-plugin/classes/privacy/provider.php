@@ -83,6 +83,9 @@ class provider implements
         'file' => 'path, format',
     ];
 
+    /** @var int TimescaleDB: attempts to refresh the per-user daily aggregate, a second apart. */
+    const REFRESH_ATTEMPTS = 60;
+
     /** @var int InfluxDB 1.x: points read, then deleted, per round; DELETE statements per request. */
     const INFLUX_PAGE = 1000;
 
@@ -469,8 +472,18 @@ class provider implements
                 $db->execute('ROLLBACK');
                 throw $e;
             }
-            if ($affected) {
-                (new \logstore_tsdb\local\summary($db, $cfg))->users_deleted($affected);
+            // TimescaleDB refuses to refresh the continuous aggregate while its refresh policy job does (every 30
+            // minutes): wait for it rather than fail a deletion whose rows are gone.
+            for ($attempt = 1; $affected; $attempt++) {
+                try {
+                    (new \logstore_tsdb\local\summary($db, $cfg))->users_deleted($affected);
+                    break;
+                } catch (\Throwable $e) {
+                    if ($attempt >= self::REFRESH_ATTEMPTS || strpos($e->getMessage(), 'due to a concurrent refresh') === false) {
+                        throw $e;
+                    }
+                    sleep(1);
+                }
             }
         } finally {
             $db->close();

@@ -126,6 +126,44 @@ class privacy_test extends base_testcase {
     }
 
     /**
+     * TimescaleDB refuses to refresh a continuous aggregate while another session refreshes an overlapping window (its
+     * refresh policy job, every 30 minutes): a deletion at that moment waits for it instead of failing after its rows
+     * are gone with the per-user aggregate left stale. The other refresh is registered, as TimescaleDB registers its
+     * own, by a superuser session for a few seconds.
+     */
+    public function test_timescaledb_deletion_waits_for_a_concurrent_refresh(): void {
+        $superuser = $this->server_env('TSDB_TEST_PG_SUPERUSER_DSN');
+        $this->use_backend('timescaledb');
+        $this->fire_scenario(1);
+        $this->prepare_backend_for_requests();
+        $matid = (int) $this->ts_query('SELECT mat_hypertable_id AS id FROM _timescaledb_catalog.continuous_agg'
+            . ' WHERE user_view_name = ?', [$this->target . '_daily_users'])[0]['id'];
+        $ranges = '_timescaledb_catalog.continuous_aggs_jobs_refresh_ranges';
+        $dsn = preg_replace('/\bdbname=\S+/', 'dbname=' . trim($this->ts_dbname(), '"'), $superuser);
+        $proc = proc_open(['psql', $dsn, '-v', 'ON_ERROR_STOP=1', '-c', "INSERT INTO $ranges VALUES ($matid,"
+            . ' -9223372036854775808, 9223372036854775807, pg_backend_pid(), 0, now())', '-c', 'SELECT pg_sleep(6)',
+            '-c', "DELETE FROM $ranges WHERE pid = pg_backend_pid()"], [1 => ['pipe', 'w'], 2 => ['pipe', 'w']], $pipes);
+        try {
+            for ($i = 0; $i < 100 && !$this->ts_query("SELECT 1 FROM $ranges WHERE materialization_id = ?", [$matid]); $i++) {
+                usleep(50000);
+            }
+            try {
+                $this->ts_query("CALL refresh_continuous_aggregate('public.\"{$this->target}_daily_users\"', NULL, NULL)");
+                $this->fail('a refresh while another one is registered');
+            } catch (\PDOException $e) {
+                $this->assertStringContainsString('due to a concurrent refresh', $e->getMessage());
+            }
+            $this->manager_delete_user($this->users['s1'], [$this->contexts['course1'], $this->contexts['page']]);
+            $this->assert_no_failures('s1 deleted during a concurrent refresh');
+            $this->assert_stores_agree(6, 's1 deleted during a concurrent refresh');
+            $this->assert_summary_follows(1);
+        } finally {
+            $out = stream_get_contents($pipes[1]) . stream_get_contents($pipes[2]);
+            $this->assertSame(0, proc_close($proc), "psql: $out");
+        }
+    }
+
+    /**
      * InfluxDB 1.6.7 with pseudonymised user ids (the default).
      */
     public function test_privacy_on_influxdb1_pseudonymised(): void {
@@ -211,6 +249,25 @@ class privacy_test extends base_testcase {
         $this->assertSame([], $this->tsdb_userids($ctx['course2']));
         $this->assertSame(self::ids([$ctx['system']]), $this->tsdb_contextids($this->users['s3']));
         $this->assertSame(self::ids([$ctx['system']]), $this->tsdb_contextids(get_admin()));
+
+        // The rest of s1's events (their views of s2's profile): nothing of s1 is left. With pseudonyms, s1's goes
+        // with them, and their old pseudonym leads to nobody; the others' stay.
+        $pseudonyms = pseudonym::existing(array_column($this->users, 'id'));
+        $this->manager_delete_user($this->users['s1'], [$ctx['s2user']]);
+        $this->assert_no_failures('the rest of s1 deleted');
+        $this->assert_stores_agree(6, 'the rest of s1 deleted');
+        $this->assertSame([], $this->tsdb_contextids($this->users['s1']));
+        if ($this->backend === 'influxdb1' && get_config('logstore_tsdb', 'pseudonymise')) {
+            $s1 = (int) $this->users['s1']->id;
+            $this->assertCount(4, array_unique($pseudonyms), 's1, s2, s3 and the admin each have their own pseudonym');
+            foreach ($pseudonyms as $p) {
+                $this->assertGreaterThanOrEqual(pseudonym::MIN, $p);
+            }
+            $left = $pseudonyms;
+            unset($left[$s1]);
+            $this->assertSame($left, pseudonym::existing(array_column($this->users, 'id')));
+            $this->assertSame([], pseudonym::users([$pseudonyms[$s1]]));
+        }
         $this->assert_no_failures('the whole cycle');
     }
 
