@@ -172,11 +172,16 @@ class privacy_test extends base_testcase {
     }
 
     /**
-     * InfluxDB 1.6.7 with user ids as they are (pseudonymisation off, userid a field as by default).
+     * InfluxDB 1.6.7 with user ids as they are (pseudonymisation off, userid a field as by default), and contextid a
+     * field too (an admin's tag set without it): contexts are found with DISTINCT and deleted point by point.
      */
     public function test_privacy_on_influxdb1_not_pseudonymised(): void {
-        $this->use_backend('influxdb1', ['pseudonymise' => 0]);
+        $this->use_backend('influxdb1', ['pseudonymise' => 0,
+            'tags' => 'eventname,component,action,target,crud,edulevel,contextlevel,origin,courseid']);
         $this->run_privacy_cycle();
+        $tags = array_column($this->influx()->query('SHOW TAG KEYS FROM "moodle_events"'), 'tagKey');
+        $this->assertContains('courseid', $tags);
+        $this->assertNotContains('contextid', $tags);
     }
 
     /**
