@@ -160,6 +160,23 @@ trait tsdb_test_ops {
     }
 
     /**
+     * Runs PHP code as a CLI script of the site in a new process; fails on an error or a PHP notice; returns what the
+     * code printed as JSON (after anything Moodle printed first).
+     *
+     * @param string $code PHP code without <?php, run after config.php
+     * @param array $ini php.ini directives of that PHP (name => value)
+     * @return array
+     */
+    protected function run_json(string $code, array $ini = []): array {
+        [$rc, $out, $err] = tsdb_test_site::run_code($code, [], $ini);
+        $this->assertSame(0, $rc, "stdout: $out\nstderr: $err");
+        $this->assert_no_php_notice($out . $err, 'the script');
+        $r = json_decode(substr($out, (int) strpos($out, '{')), true);
+        $this->assertIsArray($r, $out);
+        return $r;
+    }
+
+    /**
      * Runs one of the plugin's scheduled tasks as an administrator does: admin/cli/scheduled_task.php --execute.
      *
      * @param string $name task class name without namespace, e.g. replay_spool

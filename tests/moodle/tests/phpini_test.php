@@ -42,22 +42,6 @@ class phpini_test extends base_testcase {
     }
 
     /**
-     * Runs PHP code as a CLI script of the site with the php.ini directives; fails on any error or notice.
-     *
-     * @param string $code
-     * @param array $ini
-     * @return array what the code printed as JSON
-     */
-    protected function step(string $code, array $ini): array {
-        [$rc, $out, $err] = tsdb_test_site::run_code($code, [], $ini);
-        $this->assertSame(0, $rc, "stdout: $out\nstderr: $err");
-        $this->assert_no_php_notice($out . $err, 'the step');
-        $r = json_decode(substr($out, (int) strpos($out, '{')), true);
-        $this->assertIsArray($r, $out);
-        return $r;
-    }
-
-    /**
      * Logging, report reader, status page and Test connection, privacy deletion, retention and summary tasks: all
      * on the php.ini table; N in, N read back, every deletion seen in the table.
      */
@@ -82,7 +66,7 @@ class phpini_test extends base_testcase {
 
         // 1. A request that logs N events (two users, two courses) and three events 40 days old; half-way the settings
         // page's probe of durable mode runs, which must leave the php.ini configuration in place.
-        $r = $this->step($ids . '$cfg = \logstore_tsdb\log\store::read_plugin_config();
+        $r = $this->run_json($ids . '$cfg = \logstore_tsdb\log\store::read_plugin_config();
 $r = ["cfg" => [$cfg->backend, $cfg->table, (int) $cfg->port]];
 for ($i = 1; $i <= ' . self::N . '; $i++) {
     \core\session\manager::set_user(\core_user::get_user($i % 2 ? $u0 : $u1));
@@ -118,7 +102,7 @@ echo json_encode($r);', $ini);
         $this->assertSame([], $this->read_back(), 'nothing went to the page\'s file sink');
 
         // 2. Moodle's log report: the sql_reader answers from the same table.
-        $r = $this->step($ids . '$store = get_log_manager()->get_readers()["logstore_tsdb"];
+        $r = $this->run_json($ids . '$store = get_log_manager()->get_readers()["logstore_tsdb"];
 echo json_encode(["count" => $store->get_events_select_count("courseid = ? AND timecreated > ?", [$c0, time() - 86400]),
     "u0" => array_values(array_map(function($e) {
         return $e->other["i"];
@@ -149,7 +133,7 @@ echo json_encode(["count" => $store->get_events_select_count("courseid = ? AND t
         $this->assertSame([], $this->pool->php_errors());
 
         // 4. Privacy: user 0's contexts, then user 0's events in course 0 and every event of course 1 deleted.
-        $r = $this->step($ids . 'use core_privacy\local\request\approved_contextlist;
+        $r = $this->run_json($ids . 'use core_privacy\local\request\approved_contextlist;
 use logstore_tsdb\privacy\provider;
 $cl = new \core_privacy\local\request\contextlist();
 provider::add_contexts_for_userid($cl, $u0);

@@ -185,21 +185,6 @@ echo json_encode(["pending" => $pending, "written" => $s["written"], "failed" =>
     }
 
     /**
-     * Runs PHP code in the site; fails on an error or a PHP notice; returns the JSON it printed.
-     *
-     * @param string $code
-     * @return array
-     */
-    protected function request(string $code): array {
-        [$rc, $out, $err] = tsdb_test_site::run_code($code);
-        $this->assertSame(0, $rc, "$out\n$err");
-        $this->assert_no_php_notice($out . $err, 'the request');
-        $r = json_decode(substr($out, (int) strpos($out, '{')), true);
-        $this->assertIsArray($r, $out);
-        return $r;
-    }
-
-    /**
      * admin/cli/upgrade.php from 2025070100 with data in place: settings converted by the steps (the empty spool_dir
      * that meant the default directory becomes that directory, the old gzip default becomes Automatic), every other
      * setting kept, the events of the table kept, the spooled batches delivered after the upgrade by the replay task,
@@ -232,7 +217,7 @@ echo json_encode(["pending" => $pending, "written" => $s["written"], "failed" =>
         self::reset_plugin_config();
         set_config('version', self::PREVIOUS, 'logstore_tsdb');
         self::cli('admin/cli/purge_caches.php');
-        $r = $this->request('require_once($CFG->libdir . "/adminlib.php");
+        $r = $this->run_json('require_once($CFG->libdir . "/adminlib.php");
 \core\session\manager::set_user(get_admin());
 set_config("allversionshash", core_component::get_all_versions_hash());
 $ADMIN = new admin_root(true);
@@ -260,12 +245,12 @@ echo json_encode(["needsupgrade" => moodle_needs_upgrading(), "new" => any_new_a
         }
 
         // The previous version at work: 9 events written, then 6 while PostgreSQL is down, kept in the spool.
-        $r = $this->request(self::logging_code($users, $course->id, 9, 0));
+        $r = $this->run_json(self::logging_code($users, $course->id, 9, 0));
         $this->assertSame(['pending' => 0, 'written' => 9, 'failed' => 0, 'mode' => 'durable'],
             array_intersect_key($r, array_flip(['pending', 'written', 'failed', 'mode'])), $r['last_error']);
         $this->assertCount(9, $this->pg_log_rows($table));
         set_config('port', tsdb_test_site_pool::free_port(), 'logstore_tsdb');
-        $r = $this->request(self::logging_code($users, $course->id, 6, 9));
+        $r = $this->run_json(self::logging_code($users, $course->id, 6, 9));
         $this->assertSame(0, $r['written']);
         $this->assertSame(0, $r['failed'], $r['last_error']);
         $this->assertGreaterThan(0, $r['spool_segments'], 'waiting in the spool');
