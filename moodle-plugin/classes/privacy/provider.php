@@ -117,7 +117,7 @@ class provider implements
      */
     public static function add_contexts_for_userid(contextlist $contextlist, $userid) {
         global $DB;
-        $contextids = self::guarded(__FUNCTION__, function(\stdClass $cfg) use ($userid) {
+        $contextids = self::guarded(__FUNCTION__, function(#[\SensitiveParameter] \stdClass $cfg) use ($userid) {
             return self::distinct($cfg, 'contextid', self::INVOLVES, self::user_params((int) $userid));
         });
         foreach (array_chunk($contextids, 1000) as $chunk) {
@@ -133,7 +133,7 @@ class provider implements
      */
     public static function add_userids_for_context(userlist $userlist) {
         $contextid = (int) $userlist->get_context()->id;
-        $userids = self::guarded(__FUNCTION__, function(\stdClass $cfg) use ($contextid) {
+        $userids = self::guarded(__FUNCTION__, function(#[\SensitiveParameter] \stdClass $cfg) use ($contextid) {
             $ids = [];
             foreach (['userid', 'relateduserid', 'realuserid'] as $column) {
                 $ids = array_merge($ids, self::distinct($cfg, $column, 'contextid = :contextid', ['contextid' => $contextid]));
@@ -153,7 +153,7 @@ class provider implements
     public static function export_user_data(approved_contextlist $contextlist) {
         $userid = (int) $contextlist->get_user()->id;
         $path = [get_string('privacy:path:logs', 'tool_log'), get_string('pluginname', 'logstore_tsdb')];
-        self::guarded(__FUNCTION__, function(\stdClass $cfg) use ($contextlist, $userid, $path) {
+        self::guarded(__FUNCTION__, function(#[\SensitiveParameter] \stdClass $cfg) use ($contextlist, $userid, $path) {
             // As the standard store: the rows of one context at a time, written when the next context starts.
             $contextid = null;
             $data = [];
@@ -209,7 +209,7 @@ class provider implements
      * backend, where it is and the settings to check (never a secret): a request must not look done with data left.
      *
      * @param string $step the provider method
-     * @param callable $work function(\stdClass $cfg)
+     * @param callable $work function(\stdClass $cfg), its parameter #[\SensitiveParameter]
      * @return mixed what $work returns
      * @throws \moodle_exception privacybackendfailed
      */
@@ -403,7 +403,7 @@ class provider implements
      * @param int[]|null $userids null: every user
      */
     protected static function delete_events(string $step, array $contextids, ?array $userids): void {
-        self::guarded($step, function(\stdClass $cfg) use ($contextids, $userids) {
+        self::guarded($step, function(#[\SensitiveParameter] \stdClass $cfg) use ($contextids, $userids) {
             if ($cfg->backend === 'postgres') {
                 self::pg_delete($cfg, $contextids, $userids);
             } else if ($cfg->backend === 'influxdb1') {
