@@ -6,8 +6,10 @@
 //    variables expanded as Grafana expands them ($__timeFilter, $__timeGroupAlias..., a multi-value $course as a
 //    quoted list), except the dashboards that read no event (system-health: the plugin's metrics tables in Moodle's
 //    database), which are listed as such.
-// The time range is the whole generated window. The standard answer is the same SQL with every relation of the sink
-// replaced by its definition over logstore_standard_log (read from the catalog: the events table becomes
+// The time range is the whole generated window. The standard answer is plain SQL over logstore_standard_log: for a
+// query that only sums the counts of one continuous aggregate, the same query over the events (scale_flat_twin()),
+// else the same SQL with every relation of the sink replaced by its definition (read from the catalog: the events
+// table becomes
 // logstore_standard_log with `time` = to_timestamp(timecreated) and `other` as jsonb (the standard store's 'null' text
 // as SQL NULL, as the sink keeps it), restricted to the range; a
 // continuous aggregate or view becomes its own SELECT over that, time_bucket() as date_bin() with TimescaleDB's
@@ -149,6 +151,49 @@ function scale_standard_twin($ts, string $sql, string $table, int $from, int $to
         "date_bin($1,$2, '2000-01-03 00:00:00+00'::timestamptz)", $sql);
 }
 
+/**
+ * The plain SQL a DBA would write instead of reading a continuous aggregate of counts, when that is the same question:
+ * the query reads one aggregate defined as `SELECT time_bucket(W, time) AS B, col..., count(*) AS C FROM events
+ * [WHERE P] GROUP BY ...`, groups or deduplicates its rows, and uses C only as sum(C) (its other aggregates are
+ * count(DISTINCT), min or max): then it is the same query over the events themselves, with sum(C) as count(*) and B
+ * as the bucket of each event. Null when the query is not of that shape (it then reads the aggregate's definition).
+ */
+function scale_flat_twin($ts, string $sql, string $table, int $from, int $to): ?string {
+    preg_match_all('/\b(?:FROM|JOIN)\s+(?:public\.)?"?(' . $table . '\w*)"?/i', $sql, $rels);
+    if (count($rels[1]) !== 1 || $rels[1][0] === $table) {
+        return null;
+    }
+    $rel = $rels[1][0];
+    $def = scale_value($ts, 'SELECT view_definition FROM timescaledb_information.continuous_aggregates WHERE view_name = $1',
+        [$rel]);
+    $col = '(?:\w+\.)?"?\w+"?';
+    if ($def === null || !preg_match('/^\s*SELECT\s+time_bucket\(([^,]+),\s*' . $col . '\)\s+AS\s+(\w+),((?:\s*' . $col .
+            '\s*,)*)\s*count\(\*\)\s+AS\s+(\w+)\s+FROM\s+(?:public\.)?' . $table . '\s+(?:WHERE\s+(.*?)\s+)?GROUP BY/is',
+            $def, $m)) {
+        return null;
+    }
+    [, $width, $bucket, , $count] = $m;
+    $where = isset($m[5]) && $m[5] !== '' ? preg_replace('/\b' . $table . '\./', '', $m[5]) : 'true';
+    // Every use of C is sum(C): nothing named C is left once the sums, string literals and quoted names are taken out.
+    $bare = preg_replace(['/\bsum\(\s*"?' . $count . '"?\s*\)/i', "/'(?:[^']|'')*'/", '/"[^"]*"/'], ['', "''", '""'], $sql);
+    $grouped = preg_match('/\bGROUP BY\b|\bDISTINCT\b|\b(sum|min|max)\s*\(/i', $sql);
+    if (!$grouped || preg_match('/\b' . $count . '\b/', $bare) || preg_match('/\bcount\s*\(\s*(?!DISTINCT\b)|\bavg\s*\(/i', $sql)) {
+        return null;
+    }
+    $sql = preg_replace('/\bsum\(\s*"?' . $count . '"?\s*\)/i', 'count(*)', $sql);
+    // The bucket column, outside string literals.
+    $parts = preg_split("/('(?:[^']|'')*')/", $sql, -1, PREG_SPLIT_DELIM_CAPTURE);
+    foreach ($parts as $i => $part) {
+        if ($i % 2 === 0) {
+            $parts[$i] = preg_replace('/\b' . $bucket . '\b/', "date_bin($width, \"time\", '2000-01-03 00:00:00+00'::timestamptz)", $part);
+        }
+    }
+    $sql = implode('', $parts);
+    $raw = scale_standard_twin($ts, "SELECT * FROM $table", $table, $from, $to);
+    return preg_replace('/\b(FROM|JOIN)\s+(?:public\.)?"?' . $rel . '"?(?=[\s;)]|$)/i',
+        "$1 (SELECT * FROM ($raw) e WHERE $where) $rel", $sql);
+}
+
 // ---- running and comparing ------------------------------------------------------------------------------------------
 /** Runs a query warm: one warm-up, then 5 timed runs (3 when one run takes over a minute). */
 function scale_time_query($db, string $sql): array {
@@ -188,7 +233,10 @@ $results = [];
 foreach ($queries as $q) {
     $r = ['source' => $q['source'], 'name' => $q['name'], 'tsdb_sql' => $q['sql']];
     try {
-        $r['standard_sql'] = scale_standard_twin($ts, $q['sql'], $table, $start, $end);
+        $flat = scale_flat_twin($ts, $q['sql'], $table, $start, $end);
+        preg_match_all('/\\b(?:FROM|JOIN)\\s+(?:public\\.)?"?(' . $table . '\\w*)"?/i', $q['sql'], $rels);
+        $r['standard_twin'] = $flat !== null ? 'flat' : (array_unique($rels[1]) === [$table] ? 'events' : 'definition');
+        $r['standard_sql'] = $flat ?? scale_standard_twin($ts, $q['sql'], $table, $start, $end);
         [$trows, $r['tsdb_ms'], $r['tsdb_samples'], $r['tsdb_first_ms']] = scale_time_query($ts, $q['sql']);
         [$srows, $r['standard_ms'], $r['standard_samples'], $r['standard_first_ms']] = scale_time_query($std, $r['standard_sql']);
         $r['rows'] = count($trows);

@@ -10,7 +10,7 @@ require_once(__DIR__ . '/lib/common.php');
 $previous = isset($argv[4]) ? json_decode((string) file_get_contents($argv[4]), true) : null;
 $phases = ['machine', 'load', 'policies', 'reports', 'storage', 'analytics', 'influx', 'import'];
 $run = ['params' => scale_params(), 'finished' => gmdate('Y-m-d H:i') . ' UTC',
-    'loadavg_at_end' => trim((string) @file_get_contents('/proc/loadavg'))];
+    'loadavg_at_end' => implode(' ', array_slice(explode(' ', (string) @file_get_contents('/proc/loadavg')), 0, 3))];
 foreach ($phases as $p) {
     $run[$p] = scale_read("$dir/$p.json");
 }
@@ -97,7 +97,7 @@ if ($an = $run['analytics']) {
     $wrong = array_filter($an['queries'], fn($q) => ($q['same_answer'] ?? '') === 'mismatch' || isset($q['error']));
     $min = $ok ? min(array_column($ok, 'speedup')) : null;
     $md[] = sprintf('| the analytics (docs/analytics.md, every Grafana panel) at least 50× faster than from logstore_standard_log, same answers | %d of %d queries 50× or more with the same answer; slowest %s×; %d wrong or failed | %s |',
-        count($fast), count($an['queries']), $min === null ? '–' : number_format($min, 1), count($wrong),
+        count($fast), count($an['queries']), $min === null ? '–' : number_format($min, $min < 1 ? 2 : 1), count($wrong),
         $yes($an['queries'] ? count($fast) === count($an['queries']) : null));
 }
 if ($im = $run['import']) {
@@ -124,7 +124,7 @@ $md[] = '| | |';
 $md[] = '|---|---|';
 $rows = [
     'machine' => sprintf('%s cores (%s), %s GiB RAM, Debian %s', $m['nproc'] ?? '?', $m['cpu'] ?? '?', $m['ram_gib'] ?? '?', $m['os'] ?? '?'),
-    'load average (1, 5, 15 min) at start / end' => ($m['loadavg_at_start'] ?? '?') . ' / ' . $run['loadavg_at_end'] .
+    'load average (1, 5, 15 min) at start / end' => implode(' ', array_slice(explode(' ', $m['loadavg_at_start'] ?? '?'), 0, 3)) . ' / ' . $run['loadavg_at_end'] .
         ' (the machine is shared: other work inflates both stores\' times alike)',
     'versions' => sprintf('PHP %s, PostgreSQL %s, TimescaleDB %s, InfluxDB %s, Moodle %s, logstore_tsdb %s, extension %s',
         $m['php'] ?? '?', $m['postgresql'] ?? '?', $m['timescaledb'] ?? '?', $m['influxdb'] ?? '?', $m['moodle'] ?? '?',
@@ -203,6 +203,10 @@ $shapetable = function(array $res, string $label) use ($ms, $ratio): array {
             $tsw = $tsf = 'refused';
             $r1 = $r2 = '';
             $same = 'refused: ' . $b['refused'];
+        } else if (isset($b['timeout'])) {
+            $tsw = $tsf = 'no answer';
+            $r1 = $r2 = '';
+            $same = 'timed out (the InfluxDB client waits max(30 s, timeout_ms))';
         } else if (isset($b['error'])) {
             $tsw = $tsf = 'ERROR';
             $r1 = $r2 = '';
@@ -311,18 +315,25 @@ if ($an = $run['analytics']) {
         'dashboards (macros expanded as Grafana does, course variable = %s, user = %s), over the whole window (%s to %s), on ' .
         'the sink\'s schema; against the same question asked of `logstore_standard_log` in plain SQL (each relation of the ' .
         'sink replaced by its own definition over the standard table, read from the catalog). Milliseconds, median of 5 ' .
-        'after a warm-up; **×** = standard ÷ tsdb (how many times faster the tsdb answer is).',
+        'after a warm-up; **×** = standard ÷ tsdb (how many times faster the tsdb answer is). **standard SQL**: "the same" ' .
+        '(the query reads only the events: the same SQL on logstore_standard_log), "over the events" (it only sums the ' .
+        'counts of one continuous aggregate: the same query over the events, `sum(count)` as `count(*)`, as one would ' .
+        'write it for the standard table), "the aggregate\'s definition" (the aggregate computed from its own SELECT, ' .
+        'then the query on it).',
         json_encode($an['variables']['course']), $an['variables']['user'], $days($an['range'][0]), $days($an['range'][1] - 86400));
     $md[] = '';
-    $md[] = '| source | query | rows | standard ms | tsdb ms | × | same answer |';
-    $md[] = '|---|---|---:|---:|---:|---:|---|';
+    $md[] = '| source | query | standard SQL | rows | standard ms | tsdb ms | × | same answer |';
+    $md[] = '|---|---|---|---:|---:|---:|---:|---|';
+    $twin = ['events' => 'the same', 'flat' => 'over the events', 'definition' => 'the aggregate\'s definition'];
     foreach ($an['queries'] as $q) {
         $same = $q['error'] ?? ($q['same_answer'] . ($q['same_answer'] === 'tie' ? ' (LIMIT cuts through equal values)' : ''));
         if (($q['same_answer'] ?? '') === 'mismatch') {
             $same = sprintf('**NO**: standard %d rows, tsdb %d rows', $q['difference']['standard_rows'], $q['difference']['tsdb_rows']);
         }
-        $md[] = sprintf('| %s | %s | %s | %s | %s | %s | %s |', $q['source'], str_replace('|', '\|', $q['name']), $q['rows'] ?? '–',
-            $ms($q['standard_ms'] ?? null), $ms($q['tsdb_ms'] ?? null), isset($q['speedup']) ? number_format($q['speedup'], 1) : '–',
+        $md[] = sprintf('| %s | %s | %s | %s | %s | %s | %s | %s |', $q['source'], str_replace('|', '\|', $q['name']),
+            $twin[$q['standard_twin'] ?? ''] ?? '–', $q['rows'] ?? '–',
+            $ms($q['standard_ms'] ?? null), $ms($q['tsdb_ms'] ?? null),
+            isset($q['speedup']) ? number_format($q['speedup'], $q['speedup'] < 1 ? 2 : 1) : '–',
             str_replace('|', '\|', $same));
     }
     $md[] = '';

@@ -70,10 +70,13 @@ checkpoint_timeout = 30min"}
 RUN=""
 stop_all() {
   [[ -n "$RUN" && -d "$RUN" ]] || return 0
-  tsdb_moodle_stop_servers "$RUN"
+  # Without errexit: its last `kill -9` of servers already gone fails, which would end it before it removes RUN.
+  (set +e; tsdb_moodle_stop_servers "$RUN")
   sleep 1
   if pgrep -f -- "$RUN/" >/dev/null; then
     echo "WARNING: processes of $RUN are still running: $(pgrep -f -- "$RUN/" | tr '\n' ' ')" >&2
+  else
+    rm -rf "$RUN"
   fi
 }
 

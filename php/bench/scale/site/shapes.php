@@ -175,7 +175,7 @@ function scale_call(string $store, $reader, array $call) {
                 $ids = $DB->get_fieldset_sql('SELECT DISTINCT l.contextid FROM {logstore_standard_log} l
                     WHERE l.userid = :userid1 OR l.relateduserid = :userid2 OR l.realuserid = :userid3',
                     ['userid1' => $call['userid'], 'userid2' => $call['userid'], 'userid3' => $call['userid']]);
-            } else if (method_exists('\\logstore_tsdb\\privacy\\provider', 'contextids_for_user')) {
+            } else if (method_exists('logstore_tsdb\\privacy\\provider', 'contextids_for_user')) {
                 $ids = \logstore_tsdb\privacy\provider::contextids_for_user((int) $call['userid']);
             } else {
                 throw new coding_exception('logstore_tsdb\\privacy\\provider has no contextids_for_user() any more: ' .
