@@ -49,15 +49,21 @@ class pgdb {
     /** @var string Quoted "schema"."table". */
     protected $table;
 
+    /** @var bool The connection outlives the request (pg_pconnect): close() leaves it open. */
+    protected $persistent = false;
+
     /**
      * Opens a connection with the plugin settings.
      *
      * @param \stdClass $cfg plugin config (store::read_plugin_config())
      * @param string $appname application_name of this connection
+     * @param bool $persistent keep the connection open for the next request of this PHP process (the reports' reader:
+     *      a new connection costs the authentication and a server process with cold caches on every page)
      * @return self
      * @throws \moodle_exception when no driver is available or the connection fails
      */
-    public static function from_config(#[\SensitiveParameter] \stdClass $cfg, string $appname = 'logstore_tsdb_moodle'): self {
+    public static function from_config(#[\SensitiveParameter] \stdClass $cfg, string $appname = 'logstore_tsdb_moodle',
+            bool $persistent = false): self {
         $params = [
             'host' => (string) ($cfg->host ?: '127.0.0.1'),
             'port' => (string) ((int) ($cfg->port ?: 5432)),
@@ -71,7 +77,8 @@ class pgdb {
         if (!empty($cfg->ca_file)) {
             $params['sslrootcert'] = (string) $cfg->ca_file;
         }
-        return new self($params, (string) ($cfg->schema ?: 'public'), (string) ($cfg->table ?: 'logstore_tsdb_log'));
+        return new self($params, (string) ($cfg->schema ?: 'public'), (string) ($cfg->table ?: 'logstore_tsdb_log'),
+            $persistent);
     }
 
     /**
@@ -80,16 +87,19 @@ class pgdb {
      * @param array $params libpq connection parameters
      * @param string $schema
      * @param string $table
+     * @param bool $persistent pg_pconnect() / PDO::ATTR_PERSISTENT: PHP rolls back what a request left open
      */
-    public function __construct(#[\SensitiveParameter] array $params, string $schema, string $table) {
+    public function __construct(#[\SensitiveParameter] array $params, string $schema, string $table,
+            bool $persistent = false) {
         $this->table = self::quote_identifier($schema) . '.' . self::quote_identifier($table);
+        $this->persistent = $persistent;
         $conninfo = [];
         foreach ($params as $k => $v) {
             $conninfo[] = $k . "='" . str_replace(['\\', "'"], ['\\\\', "\\'"], $v) . "'";
         }
         $conninfo = implode(' ', $conninfo);
         if (function_exists('pg_connect') && !self::$forcepdo) {
-            $conn = @pg_connect($conninfo, PGSQL_CONNECT_FORCE_NEW);
+            $conn = $persistent ? @pg_pconnect($conninfo) : @pg_connect($conninfo, PGSQL_CONNECT_FORCE_NEW);
             if (!$conn) {
                 $error = error_get_last();
                 throw new \moodle_exception('pgconnectfailed', 'logstore_tsdb', '', $error['message'] ?? 'pg_connect');
@@ -97,7 +107,8 @@ class pgdb {
             $this->conn = $conn;
         } else if (class_exists('PDO') && in_array('pgsql', \PDO::getAvailableDrivers(), true)) {
             try {
-                $this->pdo = new \PDO('pgsql:' . $conninfo, null, null, [\PDO::ATTR_ERRMODE => \PDO::ERRMODE_EXCEPTION]);
+                $this->pdo = new \PDO('pgsql:' . $conninfo, null, null, [\PDO::ATTR_ERRMODE => \PDO::ERRMODE_EXCEPTION,
+                    \PDO::ATTR_PERSISTENT => $persistent]);
             } catch (\PDOException $e) {
                 throw new \moodle_exception('pgconnectfailed', 'logstore_tsdb', '', $e->getMessage());
             }
@@ -138,7 +149,7 @@ class pgdb {
             $st->execute(array_values($params));
             return $st->fetchAll(\PDO::FETCH_OBJ);
         }
-        $result = @pg_query_params($this->conn, self::numbered($sql), self::values($params));
+        $result = $this->pg_query(self::numbered($sql), self::values($params));
         if ($result === false) {
             throw new \moodle_exception('pgqueryfailed', 'logstore_tsdb', '', pg_last_error($this->conn));
         }
@@ -163,7 +174,7 @@ class pgdb {
             $st->execute(array_values($params));
             return $st->rowCount();
         }
-        $result = @pg_query_params($this->conn, self::numbered($sql), self::values($params));
+        $result = $this->pg_query(self::numbered($sql), self::values($params));
         if ($result === false) {
             throw new \moodle_exception('pgqueryfailed', 'logstore_tsdb', '', pg_last_error($this->conn));
         }
@@ -210,7 +221,7 @@ class pgdb {
             }
             return $rows;
         }
-        $result = @pg_query_params($this->conn, $sql, $params);
+        $result = $this->pg_query($sql, $params);
         if ($result === false) {
             throw new \moodle_exception('pgqueryfailed', 'logstore_tsdb', '', pg_last_error($this->conn));
         }
@@ -230,6 +241,23 @@ class pgdb {
      */
     public static function int_array(array $ids): string {
         return '{' . implode(',', array_map('intval', $ids)) . '}';
+    }
+
+    /**
+     * pg_query_params() on this connection. A persistent connection whose server went away since the last request
+     * (a restart) fails once and is then broken: it is reset and the statement sent again, once.
+     *
+     * @param string $sql with $n placeholders
+     * @param array $params
+     * @return resource|\PgSql\Result|false
+     */
+    protected function pg_query(string $sql, array $params) {
+        $result = @pg_query_params($this->conn, $sql, $params);
+        if ($result === false && $this->persistent && pg_connection_status($this->conn) === PGSQL_CONNECTION_BAD
+                && @pg_connection_reset($this->conn)) {
+            $result = @pg_query_params($this->conn, $sql, $params);
+        }
+        return $result;
     }
 
     /**
@@ -283,10 +311,10 @@ class pgdb {
      * Closes the connection.
      */
     public function close(): void {
-        if ($this->conn) {
+        if ($this->conn && !$this->persistent) {
             pg_close($this->conn);
-            $this->conn = null;
         }
+        $this->conn = null;
         $this->pdo = null;
     }
 }

@@ -472,6 +472,48 @@ class fragment {
     }
 
     /**
+     * The fragment as equalities on some columns, when that is all it says besides a `timecreated` range: e.g.
+     * `courseid = :c AND anonymous = 0` gives ['courseid' => 3, 'anonymous' => 0]. Such a fragment can be answered
+     * from a table keyed by those columns (the daily aggregate), with timecreated_range() for the time.
+     *
+     * @param string[] $columns the columns that may appear in equalities
+     * @return array|null column => integer value, or null when the fragment says anything else
+     */
+    public function equalities(array $columns): ?array {
+        try {
+            $node = $this->tree();
+        } catch (unsupported_query $e) {
+            return null;
+        }
+        $nodes = $node === null ? [] : [$node];
+        for ($i = 0; $i < count($nodes); $i++) {
+            if ($nodes[$i][0] === 'and') {
+                array_push($nodes, ...$nodes[$i][1]);
+                $nodes[$i] = ['const', true];
+            }
+        }
+        $equal = [];
+        foreach ($nodes as $n) {
+            if ($n === ['const', true]) {
+                continue;
+            }
+            if (($n[0] === 'cmp' || $n[0] === 'between') && $n[1] === 'timecreated' && ($n[0] === 'cmp'
+                    ? $n[2] !== '<>' : !$n[4])) {
+                continue;
+            }
+            if ($n[0] !== 'cmp' || $n[2] !== '=' || !in_array($n[1], $columns, true) || !is_numeric($n[3])
+                    || (string) (int) $n[3] !== trim((string) $n[3])) {
+                return null;
+            }
+            if (array_key_exists($n[1], $equal) && $equal[$n[1]] !== (int) $n[3]) {
+                return null;
+            }
+            $equal[$n[1]] = (int) $n[3];
+        }
+        return $equal;
+    }
+
+    /**
      * Parses the fragment into an expression tree (for the InfluxQL translation).
      *
      * Nodes: ['and', [nodes]], ['or', [nodes]], ['not', node], ['cmp', column, op, value], ['in', column, [values], negated],

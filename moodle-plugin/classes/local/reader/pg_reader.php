@@ -27,6 +27,7 @@ namespace logstore_tsdb\local\reader;
 defined('MOODLE_INTERNAL') || die();
 
 use logstore_tsdb\local\pgdb;
+use logstore_tsdb\local\summary;
 
 /**
  * Runs Moodle's reader queries (a WHERE fragment over the columns of logstore_standard_log, a sort, a page) against
@@ -57,6 +58,12 @@ class pg_reader {
 
     /** @var int Iterators with no limit or a larger one read through a server-side cursor in pages of this size. */
     const PAGE = 2000;
+
+    /** @var int[] Days of the successive time windows of a page (then no window): see get_rows(). */
+    const WINDOW_DAYS = [1, 4, 16, 64, 256];
+
+    /** @var string[] The columns the daily aggregate `<table>_daily` is keyed by (besides the day). */
+    const DAILY_KEYS = ['courseid', 'userid', 'anonymous'];
 
     /** @var \stdClass plugin config */
     protected $cfg;
@@ -92,7 +99,7 @@ class pg_reader {
      */
     public function db(): pgdb {
         if ($this->db === null) {
-            $this->db = pgdb::from_config($this->cfg, 'logstore_tsdb_reader');
+            $this->db = pgdb::from_config($this->cfg, 'logstore_tsdb_reader', true);
         }
         return $this->db;
     }
@@ -130,18 +137,37 @@ class pg_reader {
      * @return array [sql (starting with " WHERE " or empty), values]
      */
     public static function where(pgdb $db, string $selectwhere, array $params): array {
-        $fragment = fragment::parse($selectwhere, $params);
-        if ($fragment->is_empty()) {
-            return ['', []];
-        }
+        return self::where_of($db, fragment::parse($selectwhere, $params));
+    }
+
+    /**
+     * WHERE clause of a parsed fragment, with the time range it implies on `time`, narrowed to a window if given.
+     *
+     * @param pgdb $db
+     * @param fragment $fragment
+     * @param array $window [lower, upper] unix seconds (null: open) that every row of the answer lies in
+     * @return array [sql (starting with " WHERE " or empty), values]
+     */
+    protected static function where_of(pgdb $db, fragment $fragment, array $window = [null, null]): array {
         $dollar = !$db->uses_pdo();
-        [$sql, $values] = $fragment->to_sql($dollar, 1);
-        $where = ' WHERE (' . $sql . ')';
+        $where = '';
+        $values = [];
+        if (!$fragment->is_empty()) {
+            [$sql, $values] = $fragment->to_sql($dollar, 1);
+            $where = ' WHERE (' . $sql . ')';
+        }
         [$lower, $upper] = $fragment->timecreated_range();
+        if ($window[0] !== null) {
+            $lower = $lower === null ? $window[0] : max($lower, $window[0]);
+        }
+        if ($window[1] !== null) {
+            $upper = $upper === null ? $window[1] : min($upper, $window[1]);
+        }
         foreach ([[$lower, '>='], [$upper, '<']] as [$bound, $op]) {
             if ($bound !== null) {
                 $values[] = $bound;
-                $where .= ' AND "time" ' . $op . ' to_timestamp(' . ($dollar ? '$' . count($values) : '?') . '::bigint)';
+                $where .= ($where === '' ? ' WHERE ' : ' AND ') . '"time" ' . $op . ' to_timestamp('
+                    . ($dollar ? '$' . count($values) : '?') . '::bigint)';
             }
         }
         return [$where, $values];
@@ -193,8 +219,88 @@ class pg_reader {
      */
     public function get_rows(string $selectwhere, array $params, string $sort, int $limitfrom, int $limitnum): array {
         $db = $this->db();
-        [$sql, $values] = $this->select_sql($db, $selectwhere, $params, $sort, $limitfrom, $limitnum);
-        return $this->run($db, $sql, $values);
+        $fragment = fragment::parse($selectwhere, $params);
+        foreach ($this->windows($db, $fragment, $sort, $limitnum) as $window) {
+            [$sql, $values] = $this->select_sql_of($db, $fragment, $sort, $limitfrom, $limitnum, $window);
+            $rows = $this->run($db, $sql, $values);
+            if (count($rows) === $limitnum || $window === [null, null]) {
+                return $rows;
+            }
+        }
+        return [];
+    }
+
+    /**
+     * The time windows a page is looked for in, newest (or oldest) first, ending with no window.
+     *
+     * A report's first page without a time range ("course Logs, all days", newest first) would otherwise be planned
+     * over every chunk of the table. A page is looked for among the events of the last day before the newest data,
+     * then 4, 16... days: when a window holds a full page (limitfrom + limitnum rows), no row outside it can be on
+     * the page, so the answer is exact; otherwise the next, wider window is tried, the last one being the whole range.
+     * Only for pages sorted by timecreated first; the fragment's own range always applies too.
+     *
+     * @param pgdb $db
+     * @param fragment $fragment
+     * @param string $sort
+     * @param int $limitnum 0: every row (no window helps)
+     * @return array[] [lower, upper] unix seconds, null for open
+     */
+    protected function windows(pgdb $db, fragment $fragment, string $sort, int $limitnum): array {
+        if ($limitnum <= 0 || !preg_match('/^\s*"?timecreated"?\s*(ASC|DESC)?\s*(,|$)/i', $sort, $m)) {
+            return [[null, null]];
+        }
+        $desc = strtoupper($m[1] ?? 'ASC') === 'DESC';
+        [$lower, $upper] = $fragment->timecreated_range();
+        $span = $this->data_span($db);
+        if ($span === null) {
+            return [[null, null]];
+        }
+        // Where the data ends (or starts) inside the fragment's range: the anchor of the windows.
+        $anchor = $desc ? ($upper === null ? $span[1] : min($upper, $span[1])) : ($lower === null ? $span[0] : max($lower,
+            $span[0]));
+        $windows = [];
+        foreach (self::WINDOW_DAYS as $days) {
+            $edge = $desc ? $anchor - $days * DAYSECS : $anchor + $days * DAYSECS;
+            if ($desc ? ($edge <= ($lower ?? $span[0])) : ($edge >= ($upper ?? $span[1]))) {
+                break;
+            }
+            $windows[] = $desc ? [$edge, null] : [null, $edge];
+        }
+        $windows[] = [null, null];
+        return $windows;
+    }
+
+    /**
+     * The time span the table's storage covers, [first second, after the last second], or null when unknown (the
+     * TimescaleDB catalog's chunk ranges: no scan of the data; plain PostgreSQL: its daily partitions' names).
+     *
+     * @param pgdb $db
+     * @return int[]|null
+     */
+    protected function data_span(pgdb $db): ?array {
+        $table = (string) ($this->cfg->table ?: 'logstore_tsdb_log');
+        $schema = (string) ($this->cfg->schema ?: 'public');
+        $rows = [];
+        if ($db->timescaledb_version() !== null) {
+            $rows = $db->query('SELECT floor(extract(epoch FROM min(range_start)))::bigint AS lo, '
+                . 'ceil(extract(epoch FROM max(range_end)))::bigint AS hi FROM timescaledb_information.chunks '
+                . 'WHERE hypertable_schema = ? AND hypertable_name = ?', [$schema, $table]);
+        }
+        if (!$rows || $rows[0]->lo === null) {
+            // Not a hypertable: the native layout's partitions are named by day.
+            $rows = $db->query("SELECT min(to_date(right(c.relname, 8), 'YYYYMMDD')) AS lo, "
+                . "max(to_date(right(c.relname, 8), 'YYYYMMDD')) AS hi FROM pg_inherits i "
+                . 'JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = to_regclass(?) '
+                . "AND c.relname ~ '_p[0-9]{8}$'", [$db->table()]);
+            if ($rows && $rows[0]->lo !== null) {
+                $rows[0]->lo = strtotime($rows[0]->lo . ' UTC');
+                $rows[0]->hi = strtotime($rows[0]->hi . ' UTC') + DAYSECS;
+            }
+        }
+        if (!$rows || $rows[0]->lo === null) {
+            return null;
+        }
+        return [(int) $rows[0]->lo, (int) $rows[0]->hi];
     }
 
     /**
@@ -210,7 +316,23 @@ class pg_reader {
      */
     protected function select_sql(pgdb $db, string $selectwhere, array $params, string $sort, int $limitfrom,
             int $limitnum): array {
-        [$where, $values] = self::where($db, $selectwhere, $params);
+        return $this->select_sql_of($db, fragment::parse($selectwhere, $params), $sort, $limitfrom, $limitnum);
+    }
+
+    /**
+     * The SELECT statement of a page of a parsed fragment, within a time window.
+     *
+     * @param pgdb $db
+     * @param fragment $fragment
+     * @param string $sort
+     * @param int $limitfrom
+     * @param int $limitnum
+     * @param array $window [lower, upper] unix seconds, null for open
+     * @return array [sql, values]
+     */
+    protected function select_sql_of(pgdb $db, fragment $fragment, string $sort, int $limitfrom, int $limitnum,
+            array $window = [null, null]): array {
+        [$where, $values] = self::where_of($db, $fragment, $window);
         $sql = 'SELECT ' . implode(', ', self::COLUMNS) . ' FROM ' . self::source($db) . $where . self::order_by($sort);
         if ($limitnum > 0) {
             $sql .= ' LIMIT ' . max(0, (int) $limitnum);
@@ -230,9 +352,81 @@ class pg_reader {
      */
     public function count(string $selectwhere, array $params): int {
         $db = $this->db();
-        [$where, $values] = self::where($db, $selectwhere, $params);
+        $fragment = fragment::parse($selectwhere, $params);
+        $n = $this->count_from_daily($db, $fragment);
+        if ($n !== null) {
+            return $n;
+        }
+        [$where, $values] = self::where_of($db, $fragment);
         $rows = $this->run($db, 'SELECT count(*) AS n FROM ' . self::source($db) . $where, $values);
         return (int) $rows[0]->n;
+    }
+
+    /**
+     * The count from the daily aggregate `<table>_daily` (day, courseid, userid, events, anonymous_events), when the
+     * fragment is only equalities on those keys and a range of whole UTC days, and the aggregate is exact now.
+     *
+     * The aggregate is TimescaleDB's real-time continuous aggregate: its materialised days plus the raw rows after its
+     * watermark. It is exact unless rows below the watermark changed since its last refresh (a late event, an import, a
+     * deletion): TimescaleDB logs such changes in its invalidation logs, and while any is there the count is taken from
+     * the events themselves. The check and the sum are one statement (one snapshot).
+     *
+     * @param pgdb $db
+     * @param fragment $fragment
+     * @return int|null null when the aggregate cannot answer exactly
+     */
+    protected function count_from_daily(pgdb $db, fragment $fragment): ?int {
+        $keys = $fragment->equalities(self::DAILY_KEYS);
+        [$lower, $upper] = $fragment->timecreated_range();
+        if ($keys === null || ($lower !== null && $lower % DAYSECS) || ($upper !== null && $upper % DAYSECS)
+                || (isset($keys['anonymous']) && !in_array($keys['anonymous'], [0, 1], true))) {
+            return null;
+        }
+        $table = (string) ($this->cfg->table ?: 'logstore_tsdb_log');
+        $schema = (string) ($this->cfg->schema ?: 'public');
+        $view = summary::derived($table, '_daily');
+        $sum = !isset($keys['anonymous']) ? 'events' : ($keys['anonymous'] ? 'anonymous_events'
+            : 'events - anonymous_events');
+        unset($keys['anonymous']);
+        if (!$keys) {
+            // The whole site: a sum over every day of every course and user is no cheaper than the count.
+            return null;
+        }
+        $dollar = !$db->uses_pdo();
+        $values = [$schema, $view];
+        $where = [];
+        foreach ($keys as $column => $value) {
+            $values[] = $value;
+            $where[] = "$column = " . ($dollar ? '$' . count($values) : '?') . '::bigint';
+        }
+        foreach ([[$lower, '>='], [$upper, '<']] as [$bound, $op]) {
+            if ($bound !== null) {
+                $values[] = $bound;
+                $where[] = "day $op to_timestamp(" . ($dollar ? '$' . count($values) : '?') . '::bigint)';
+            }
+        }
+        $p = function(int $i) use ($dollar) {
+            return $dollar ? '$' . $i : '?';
+        };
+        $sql = 'WITH agg AS (SELECT ca.mat_hypertable_id AS mat, ca.raw_hypertable_id AS raw, '
+            . '_timescaledb_functions.cagg_watermark(ca.mat_hypertable_id) AS watermark '
+            . 'FROM _timescaledb_catalog.continuous_agg ca WHERE ca.user_view_schema = ' . $p(1) . ' AND ca.user_view_name = '
+            . $p(2) . ' AND NOT ca.materialized_only) '
+            . 'SELECT CASE WHEN EXISTS (SELECT 1 FROM _timescaledb_catalog.continuous_aggs_hypertable_invalidation_log l '
+            . 'WHERE l.hypertable_id = agg.raw AND l.lowest_modified_value < agg.watermark) OR EXISTS (SELECT 1 FROM '
+            . '_timescaledb_catalog.continuous_aggs_materialization_invalidation_log l WHERE l.materialization_id = agg.mat '
+            . 'AND l.lowest_modified_value < agg.watermark) THEN NULL ELSE (SELECT coalesce(sum(' . $sum . '), 0) FROM '
+            . pgdb::quote_identifier($schema) . '.' . pgdb::quote_identifier($view)
+            . ($where ? ' WHERE ' . implode(' AND ', $where) : '') . ') END AS n FROM agg';
+        try {
+            $rows = $db->query_native($sql, $values);
+        } catch (\moodle_exception $e) {
+            // No such aggregate (plain PostgreSQL, an older table), or TimescaleDB's catalog changed: count the events.
+            return null;
+        }
+        $this->lastsql = $sql;
+        $this->lastparams = $values;
+        return ($rows && $rows[0]->n !== null) ? (int) $rows[0]->n : null;
     }
 
     /**
@@ -243,10 +437,7 @@ class pg_reader {
      * @return bool
      */
     public function exists(string $selectwhere, array $params): bool {
-        $db = $this->db();
-        [$where, $values] = self::where($db, $selectwhere, $params);
-        $rows = $this->run($db, 'SELECT 1 AS one FROM ' . self::source($db) . $where . ' LIMIT 1', $values);
-        return !empty($rows);
+        return !empty($this->get_rows($selectwhere, $params, 'timecreated DESC', 0, 1));
     }
 
     /**
