@@ -180,9 +180,21 @@ class analytics_fixture {
                 $rel = \logstore_tsdb\local\summary::derived($name, $suffix);
                 $kind = $db->query("SELECT c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
                     . " WHERE n.nspname = 'public' AND c.relname = ?", [$rel]);
-                if ($kind) {
-                    $what = $kind[0]->relkind === 'v' ? 'VIEW' : ($kind[0]->relkind === 'm' ? 'MATERIALIZED VIEW' : 'TABLE');
-                    $db->execute("DROP $what IF EXISTS public." . pgdb::quote_identifier($rel) . ' CASCADE');
+                if (!$kind) {
+                    continue;
+                }
+                $what = $kind[0]->relkind === 'v' ? 'VIEW' : ($kind[0]->relkind === 'm' ? 'MATERIALIZED VIEW' : 'TABLE');
+                // A policy job of TimescaleDB working on the table meanwhile can make the drop a deadlock's victim.
+                for ($try = 1;; $try++) {
+                    try {
+                        $db->execute("DROP $what IF EXISTS public." . pgdb::quote_identifier($rel) . ' CASCADE');
+                        break;
+                    } catch (\moodle_exception $e) {
+                        if ($try === 5) {
+                            throw $e;
+                        }
+                        sleep(1);
+                    }
                 }
             }
         } finally {
