@@ -133,8 +133,9 @@ class spool_test extends base_testcase {
         }
         $after = tsdb_stats();
         $this->assertSame(0, $after['spool_segments'], 'the spool is empty');
-        $this->assertSame(self::N, $replayed + ($after['replayed'] - $before['replayed']),
-            'every spooled event delivered once, by the task or this process\'s flush thread');
+        // The task's own process pushes the configuration, so its flush thread may deliver a segment too, as may this
+        // process's: what counts is the table (every event once, below).
+        $this->assertLessThanOrEqual(self::N, $replayed + ($after['replayed'] - $before['replayed']));
         $this->assertSame(0, $after['failed'] - $before['failed']);
         // In the order of the events: the task and the flush thread may each have taken a segment.
         $rows = $this->pg_log_rows($table);

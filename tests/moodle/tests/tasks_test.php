@@ -116,7 +116,9 @@ class tasks_test extends base_testcase {
         $result = json_decode($m[1] ?? 'null', true);
         $this->assertIsArray($result, $out);
         $this->assertSame('', $result['error']);
-        $this->assertSame($n, $result['written']);
+        // The task's process pushes the configuration first, so its flush thread may deliver segments itself: the
+        // table shows what the run delivered (below).
+        $this->assertLessThanOrEqual($n, $result['written']);
         $this->assertSame(0, $result['remaining_segments']);
         $this->assertSame([], glob("$spool/*.seg") ?: [], 'the spool is empty');
         $this->assert_pg_rows_match_standard($standard, $this->pg_log_rows($settings['table']), 'replayed');
