@@ -40,6 +40,9 @@ class influx_client {
     /** @var \stdClass plugin config */
     protected $cfg;
 
+    /** @var \CurlHandle|null The handle of this client's requests (keeps its connection alive between them). */
+    protected $curl = null;
+
     /**
      * Constructor.
      *
@@ -108,7 +111,19 @@ class influx_client {
      * @throws \moodle_exception influxerror, naming the server's error and the setting to check
      */
     public function query(string $influxql, bool $write = false): array {
-        $params = ['db' => $this->database(), 'q' => $influxql, 'epoch' => 'ns'];
+        return array_merge([], ...$this->statements([$influxql], $write));
+    }
+
+    /**
+     * Runs several InfluxQL statements in one request (one round trip) and returns the rows of each.
+     *
+     * @param string[] $statements
+     * @param bool $write true for statements that modify data (sent as POST)
+     * @return array[][] per statement (in order): its rows, the rows of every series merged (column => value)
+     * @throws \moodle_exception influxerror, naming the server's error and the setting to check
+     */
+    public function statements(array $statements, bool $write = false): array {
+        $params = ['db' => $this->database(), 'q' => implode('; ', $statements), 'epoch' => 'ns'];
         if ($this->cfg->backend === 'influxdb1' && (string) $this->cfg->retention_policy !== '') {
             $params['rp'] = (string) $this->cfg->retention_policy;
         }
@@ -117,23 +132,24 @@ class influx_client {
         if (!is_array($json)) {
             throw $this->failure('influx_notjson', self::server_error($body), ['url']);
         }
-        $rows = [];
-        foreach ($json['results'] ?? [] as $result) {
+        $out = array_fill(0, count($statements), []);
+        foreach ($json['results'] ?? [] as $i => $result) {
             if (isset($result['error'])) {
                 throw $this->failure('influx_queryerror', (string) $result['error'], $this->checks_for_query_error(
                     (string) $result['error']));
             }
+            $index = (int) ($result['statement_id'] ?? $i);
             foreach ($result['series'] ?? [] as $series) {
                 foreach ($series['values'] ?? [] as $values) {
                     $row = array_combine($series['columns'], $values);
                     foreach ($series['tags'] ?? [] as $k => $v) {
                         $row[$k] = $v;
                     }
-                    $rows[] = $row;
+                    $out[$index][] = $row;
                 }
             }
         }
-        return $rows;
+        return $out;
     }
 
     /**
@@ -261,7 +277,10 @@ class influx_client {
         if ($this->cfg->backend !== 'influxdb1' && (string) $this->cfg->token !== '') {
             $headers[] = 'Authorization: Token ' . $this->cfg->token;
         }
-        $ch = curl_init();
+        // One handle per client, reset for each request: its connection stays open for the next request (a report page
+        // asks several queries), while no option of a previous request carries over.
+        $ch = $this->curl = $this->curl ?? curl_init();
+        curl_reset($ch);
         if ($method === 'POST') {
             if (is_array($body)) {
                 curl_setopt($ch, CURLOPT_POSTFIELDS, self::encode_params($body));
@@ -304,7 +323,6 @@ class influx_client {
         $status = (int) curl_getinfo($ch, CURLINFO_HTTP_CODE);
         $errno = curl_errno($ch);
         $error = curl_error($ch);
-        curl_close($ch);
         if ($response === false) {
             $checks = ['url', 'connect_timeout_ms', 'proxy'];
             if (in_array($errno, [35, 51, 53, 54, 58, 59, 60, 64, 66, 77, 80, 82, 83, 90, 91], true)) {

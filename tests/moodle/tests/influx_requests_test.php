@@ -17,6 +17,7 @@ require_once(__DIR__ . '/influx_capture.php');
 
 use logstore_tsdb\local\connection_tester;
 use logstore_tsdb\local\influx_client;
+use logstore_tsdb\local\reader\influx_reader;
 
 /**
  * Request shapes and failures.
@@ -52,7 +53,7 @@ class influx_requests_test extends base_testcase {
             'token' => 'tok-secret-2', 'retry_max_elapsed_ms' => 2000]);
         $this->assertSame(0, $this->store()->get_events_select_count('courseid = :c', ['c' => 3]));
         $queries = $this->captured($cap, '/query');
-        $this->assertCount(3, $queries, 'SHOW TAG KEYS, SHOW FIELD KEYS, the count');
+        $this->assertCount(2, $queries, 'SHOW TAG KEYS and SHOW FIELD KEYS in one request, the count');
         foreach ($queries as $r) {
             $this->assertSame('GET', $r['method']);
             $this->assertStringNotContainsString('&amp;', $r['uri']);
@@ -61,8 +62,8 @@ class influx_requests_test extends base_testcase {
             $this->assertSame('Token tok-secret-2', $r['authorization']);
         }
         $this->assertSame(['db', 'q', 'epoch'], array_keys($queries[0]['params']));
-        $this->assertSame('SHOW TAG KEYS FROM "moodle_events"', $queries[0]['params']['q']);
-        $this->assertSame('SELECT count("anonymous") FROM "moodle_events" WHERE "courseid" = \'3\'', $queries[2]['params']['q']);
+        $this->assertSame('SHOW TAG KEYS FROM "moodle_events"; SHOW FIELD KEYS FROM "moodle_events"', $queries[0]['params']['q']);
+        $this->assertSame('SELECT count("anonymous") FROM "moodle_events" WHERE "courseid" = \'3\'', $queries[1]['params']['q']);
 
         (new influx_client(\logstore_tsdb\log\store::read_plugin_config()))->delete_where_tags(['contextid' => 'c"5']);
         $deletes = $this->captured($cap, '/api/v2/delete');
@@ -94,7 +95,13 @@ class influx_requests_test extends base_testcase {
             'token' => 'apiv3_tok-secret']);
         $this->assertFalse($this->store()->get_events_select_exists('userid = :u', ['u' => 0]));
         $queries = $this->captured($cap, '/query');
-        $this->assertCount(3, $queries);
+        // SHOW TAG KEYS and FIELD KEYS, then a point looked for newest first in every window of the reader (the server
+        // has none), the last one open to the beginning.
+        $this->assertCount(2 + influx_reader::WINDOWS, $queries);
+        $this->assertSame('SELECT "anonymous" FROM "moodle_events" WHERE "userid" = 0 AND time >= '
+            . self::window_start($queries[1]['params']['q']) . ' ORDER BY time DESC LIMIT 1', $queries[1]['params']['q']);
+        $this->assertMatchesRegularExpression('/^SELECT "anonymous" FROM "moodle_events" WHERE "userid" = 0 AND time < \d+ '
+            . 'ORDER BY time DESC LIMIT 1$/', $queries[count($queries) - 1]['params']['q']);
         foreach ($queries as $r) {
             $this->assertSame('db 3', $r['params']['db']);
             $this->assertSame('Token apiv3_tok-secret', $r['authorization']);
@@ -106,7 +113,7 @@ class influx_requests_test extends base_testcase {
         } catch (moodle_exception $e) {
             $this->assertSame('influxdeleteunsupported', $e->errorcode);
         }
-        $this->assertCount(3, $this->captured($cap, ''), 'no request for the refused delete');
+        $this->assertCount(2 + influx_reader::WINDOWS, $this->captured($cap, ''), 'no request for the refused delete');
     }
 
     /**
@@ -121,7 +128,8 @@ class influx_requests_test extends base_testcase {
         $client = new influx_client(\logstore_tsdb\log\store::read_plugin_config());
         $client->delete_where_tags(['courseid' => 7]);
         $all = $this->captured($cap, '/query');
-        $this->assertCount(2, $all, 'the page (no condition: no SHOW TAG KEYS) and the delete');
+        $this->assertCount(3 + influx_reader::WINDOWS, $all, 'SHOW..., the page in every window (the server has no point), '
+            . 'the delete');
         $basic = 'Basic ' . base64_encode('reader:pa:ss wörd');
         foreach ($all as $r) {
             $this->assertSame($basic, $r['authorization']);
@@ -129,13 +137,34 @@ class influx_requests_test extends base_testcase {
             $this->assertArrayNotHasKey('p', $r['params'] + $r['form']);
             $this->assertStringNotContainsString('ss w', $r['uri'] . $r['body']);
         }
-        $this->assertSame(['db' => 'moodle', 'q' => 'SELECT * FROM "moodle_events" ORDER BY time DESC LIMIT 10', 'epoch' => 'ns',
-            'rp' => 'one year'], $all[0]['params']);
-        $this->assertSame('POST', $all[1]['method']);
-        $this->assertSame([], $all[1]['params']);
-        $this->assertSame('application/x-www-form-urlencoded', $all[1]['contenttype']);
-        $this->assertSame('DELETE FROM "moodle_events" WHERE "courseid" = \'7\'', $all[1]['form']['q']);
-        $this->assertSame('moodle', $all[1]['form']['db']);
+        $this->assertSame(['db' => 'moodle', 'q' => 'SHOW TAG KEYS FROM "moodle_events"; SHOW FIELD KEYS FROM "moodle_events"; '
+            . 'SHOW RETENTION POLICIES ON "moodle"', 'epoch' => 'ns', 'rp' => 'one year'], $all[0]['params']);
+        // The newest window: from the start of the 7-day shard group of now (Mondays, as InfluxDB aligns them).
+        $start = self::window_start($all[1]['params']['q']);
+        $this->assertSame('1', gmdate('N', intdiv($start, 1000000000)));
+        $this->assertLessThanOrEqual(time(), intdiv($start, 1000000000));
+        $this->assertGreaterThan(time() - 7 * 86400, intdiv($start, 1000000000));
+        $this->assertSame(['db' => 'moodle', 'q' => "SELECT * FROM \"moodle_events\" WHERE time >= $start ORDER BY time DESC LIMIT 10",
+            'epoch' => 'ns', 'rp' => 'one year'], $all[1]['params']);
+        $delete = $all[count($all) - 1];
+        $this->assertSame('POST', $delete['method']);
+        $this->assertSame([], $delete['params']);
+        $this->assertSame('application/x-www-form-urlencoded', $delete['contenttype']);
+        $this->assertSame('DELETE FROM "moodle_events" WHERE "courseid" = \'7\'', $delete['form']['q']);
+        $this->assertSame('moodle', $delete['form']['db']);
+    }
+
+    /**
+     * The start (ns) of the first window of a page query.
+     *
+     * @param string $q
+     * @return int
+     */
+    protected static function window_start(string $q): int {
+        if (!preg_match('/time (?:>=|<) (-?\d+)/', $q, $m)) {
+            throw new \coding_exception("no window in $q");
+        }
+        return (int) $m[1];
     }
 
     /**

@@ -222,6 +222,23 @@ class log_dataset {
     }
 
     /**
+     * Entries with their user ids replaced by pseudonyms as the store replaces them for InfluxDB (pseudonym::get()).
+     *
+     * @param array[] $entries
+     * @return array[]
+     */
+    public static function pseudonymise(array $entries): array {
+        foreach ($entries as $i => $e) {
+            foreach (['userid', 'relateduserid', 'realuserid'] as $field) {
+                if (!empty($e[$field])) {
+                    $entries[$i][$field] = \logstore_tsdb\local\pseudonym::get((int) $e[$field]);
+                }
+            }
+        }
+        return $entries;
+    }
+
+    /**
      * Writes entries through the extension with a plugin configuration and checks every one was written.
      *
      * @param array[] $entries

@@ -68,6 +68,12 @@ class influx_reader {
     /** @var int Rows per request when iterating. */
     const PAGE = 5000;
 
+    /** @var int Seconds of a shard group when the retention policy does not say (InfluxDB 1.x's for an infinite one). */
+    const SHARD_GROUP = 604800;
+
+    /** @var int Windows before the last, which reaches the end of the range (1 + 1 + 2 + ... + 64 = 128 shard groups). */
+    const WINDOWS = 8;
+
     /** @var \stdClass plugin config */
     protected $cfg;
 
@@ -83,6 +89,15 @@ class influx_reader {
     /** @var string|null The last InfluxQL statement (tests, debugging). */
     public $lastquery = null;
 
+    /** @var array[] The time windows [lower ns or null, upper ns or null] the last page was read in (tests). */
+    public $windows = [];
+
+    /** @var int Rows per request when iterating (tests make it small). */
+    public $pagesize = self::PAGE;
+
+    /** @var int|null Seconds of a shard group of the retention policy written to (read with kinds()). */
+    protected $shardgroup = null;
+
     /**
      * Constructor.
      *
@@ -96,7 +111,9 @@ class influx_reader {
 
     /**
      * Tag or field, per column: what the measurement holds (SHOW TAG KEYS / SHOW FIELD KEYS), completed with the
-     * configured tag set for columns not written yet.
+     * configured tag set for columns not written yet. A column that is a tag in some points and a field in others
+     * (the tag set was changed while the site was writing) is 'both': conditions on it test the tag or the field.
+     * The same round trip reads the shard group duration of the retention policy (InfluxDB 1.x).
      *
      * @return array column => 'tag' | 'field' | 'both'
      */
@@ -110,8 +127,14 @@ class influx_reader {
             $kinds[$col] = in_array($col, $configured, true) ? 'tag' : 'field';
         }
         $m = $this->client->measurement();
-        $tags = array_column($this->client->query('SHOW TAG KEYS FROM ' . $m), 'tagKey');
-        $fields = array_column($this->client->query('SHOW FIELD KEYS FROM ' . $m), 'fieldKey');
+        $statements = ['SHOW TAG KEYS FROM ' . $m, 'SHOW FIELD KEYS FROM ' . $m];
+        $v1 = $this->cfg->backend === 'influxdb1';
+        if ($v1) {
+            $statements[] = 'SHOW RETENTION POLICIES ON ' . influx_client::quote_identifier($this->client->database());
+        }
+        $answers = $this->client->statements($statements);
+        $tags = array_column($answers[0], 'tagKey');
+        $fields = array_column($answers[1], 'fieldKey');
         foreach (array_keys($kinds) as $col) {
             $istag = in_array($col, $tags, true);
             $isfield = in_array($col, $fields, true);
@@ -123,7 +146,27 @@ class influx_reader {
                 $kinds[$col] = 'field';
             }
         }
+        $this->shardgroup = self::SHARD_GROUP;
+        foreach ($v1 ? $answers[2] : [] as $rp) {
+            $wanted = (string) $this->cfg->retention_policy;
+            if ($wanted === '' ? !empty($rp['default']) : ($rp['name'] ?? '') === $wanted) {
+                $this->shardgroup = self::duration_seconds((string) ($rp['shardGroupDuration'] ?? '')) ?: self::SHARD_GROUP;
+            }
+        }
         return $this->kinds = $kinds;
+    }
+
+    /**
+     * Seconds of an InfluxDB duration as SHOW RETENTION POLICIES prints it (`168h0m0s`).
+     *
+     * @param string $duration
+     * @return int 0 when it cannot be read
+     */
+    protected static function duration_seconds(string $duration): int {
+        if (!preg_match('/^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$/', $duration, $m) || $duration === '') {
+            return 0;
+        }
+        return (int) ($m[1] ?? 0) * 3600 + (int) ($m[2] ?? 0) * 60 + (int) ($m[3] ?? 0);
     }
 
     /**
@@ -144,6 +187,19 @@ class influx_reader {
      * @return string|null " WHERE ..." (or '') to append, null when no row can match
      */
     public function where(string $selectwhere, array $params): ?string {
+        $t = $this->translate($selectwhere, $params);
+        return $t === null ? null : self::where_clause($t[0], $t[1], $t[2]);
+    }
+
+    /**
+     * A fragment as InfluxQL conditions without the time range, and the time range apart (the reader narrows it).
+     *
+     * @param string $selectwhere
+     * @param array $params
+     * @return array|null [conditions (string[], joined by AND), lower bound ns (inclusive) or null, upper bound ns
+     *     (exclusive) or null], null when no row can match
+     */
+    protected function translate(string $selectwhere, array $params): ?array {
         $this->pseudocache = [];
         $fragment = fragment::parse($selectwhere, $params);
         try {
@@ -199,24 +255,35 @@ class influx_reader {
         if ($lower !== null && $upper !== null && $lower >= $upper) {
             return null;
         }
+        return [$parts, $lower === null ? null : self::ns($lower), $upper === null ? null : self::ns($upper)];
+    }
+
+    /**
+     * " WHERE ..." of conditions and a time range (or '' when there is neither).
+     *
+     * @param string[] $parts
+     * @param int|null $lower ns, inclusive
+     * @param int|null $upper ns, exclusive
+     * @return string
+     */
+    protected static function where_clause(array $parts, ?int $lower, ?int $upper): string {
         if ($lower !== null) {
-            $parts[] = 'time >= ' . self::ns($lower);
+            $parts[] = 'time >= ' . $lower;
         }
         if ($upper !== null) {
-            $parts[] = 'time < ' . self::ns($upper);
+            $parts[] = 'time < ' . $upper;
         }
         return $parts ? ' WHERE ' . implode(' AND ', $parts) : '';
     }
 
     /**
-     * Seconds as an InfluxQL nanosecond literal.
+     * Seconds as nanoseconds (InfluxDB's time), within the range InfluxDB accepts.
      *
      * @param int $seconds
-     * @return string
+     * @return int
      */
-    protected static function ns(int $seconds): string {
-        $seconds = max(-9223372036, min(9223372035, $seconds));
-        return $seconds === 0 ? '0' : $seconds . '000000000';
+    protected static function ns(int $seconds): int {
+        return max(-9223372036, min(9223372035, $seconds)) * 1000000000;
     }
 
     /**
@@ -273,6 +340,7 @@ class influx_reader {
             case 'isnull':
                 $kind = $this->kind($node[1]);
                 if ($kind !== 'tag' || !in_array($node[1], self::INTS, true)) {
+                    // A field that is absent fails every comparison, so IS NULL on a field cannot be written.
                     $this->refuse($node[1] . ' IS ' . ($node[2] ? 'NOT ' : '') . 'NULL (only integer tags can be tested)');
                 }
                 return influx_client::quote_identifier($node[1]) . ($node[2] ? " != ''" : " = ''");
@@ -297,9 +365,6 @@ class influx_reader {
         $kinds = $this->kinds();
         if (!isset($kinds[$col])) {
             $this->refuse('unknown column ' . $col);
-        }
-        if ($kinds[$col] === 'both') {
-            $this->refuse($col . ' is stored as a tag in some points and as a field in others (the tag set was changed)');
         }
         return $kinds[$col];
     }
@@ -344,22 +409,20 @@ class influx_reader {
                     }
                 }
             }
-            $out = [];
-            foreach ($candidates as $c) {
-                if ($kind === 'tag') {
-                    if (!in_array($op, ['=', '<>'], true)) {
-                        $this->refuse($col . ' ' . $op . ' (a tag compares as text)');
-                    }
-                    $out[] = $q . ' ' . $iop . ' ' . influx_client::quote_string((string) $c);
-                } else {
-                    $out[] = $q . ' ' . $iop . ' ' . $c;
-                }
-            }
-            if ($kind === 'tag' && $op === '<>') {
-                $out[] = $q . " != ''"; // A missing tag is NULL: never different from anything in SQL.
+            if ($kind !== 'field' && !in_array($op, ['=', '<>'], true)) {
+                $this->refuse($col . ' ' . $op . ' (a tag compares as text)');
             }
             $glue = $op === '<>' ? ' AND ' : ' OR ';
-            return count($out) === 1 ? $out[0] : '(' . implode($glue, $out) . ')';
+            $tag = [];
+            $field = [];
+            foreach ($candidates as $c) {
+                $tag[] = $iop . ' ' . influx_client::quote_string((string) $c);
+                $field[] = $iop . ' ' . $c;
+            }
+            if ($op === '<>') {
+                $tag[] = "!= ''"; // A missing tag is NULL: never different from anything in SQL.
+            }
+            return self::tag_or_field($kind, $q, $tag, $field, $glue);
         }
         if (!is_scalar($value)) {
             $this->refuse($col . ' compared with a value that is not a scalar');
@@ -368,11 +431,36 @@ class influx_reader {
         if (!in_array($op, ['=', '<>'], true)) {
             $this->refuse($col . ' ' . $op . ' (strings are compared with = and <> only)');
         }
-        if ($kind === 'tag' && ($op === '<>' || $value === '')) {
+        if ($kind !== 'field' && ($op === '<>' || $value === '')) {
             $this->refuse($col . ($op === '<>' ? ' <> / NOT IN' : " = ''")
                 . ' on a tag (InfluxDB does not tell an empty tag from a missing one)');
         }
-        return $q . ' ' . $iop . ' ' . influx_client::quote_string($value);
+        $v = $iop . ' ' . influx_client::quote_string($value);
+        return self::tag_or_field($kind, $q, [$v], [$v], '');
+    }
+
+    /**
+     * The condition on a column by its kind: on the tag, on the field, or, for a column stored both ways (the tag set
+     * was changed), on either (a point has one of the two; an absent field fails every comparison, an absent tag is '').
+     *
+     * @param string $kind tag, field or both
+     * @param string $q the quoted column
+     * @param string[] $tag conditions on the tag ("= '5'"), joined by $glue
+     * @param string[] $field conditions on the field ("= 5"), joined by $glue
+     * @param string $glue ' AND ' / ' OR ' ('' for a single condition)
+     * @return string
+     */
+    protected static function tag_or_field(string $kind, string $q, array $tag, array $field, string $glue): string {
+        $join = function(string $ref, array $conds) use ($glue): string {
+            $conds = array_map(function($c) use ($ref) {
+                return $ref . ' ' . $c;
+            }, $conds);
+            return count($conds) === 1 ? $conds[0] : '(' . implode($glue, $conds) . ')';
+        };
+        if ($kind !== 'both') {
+            return $join($q, $kind === 'tag' ? $tag : $field);
+        }
+        return '(' . $join($q . '::tag', $tag) . ' OR ' . $join($q . '::field', $field) . ')';
     }
 
     /**
@@ -404,14 +492,15 @@ class influx_reader {
     }
 
     /**
-     * ORDER BY of a Moodle sort.
+     * The direction of a Moodle sort: InfluxDB orders by time only, so `timecreated [ASC|DESC]`, optionally followed by
+     * `id` (points are unique per event and time, so time order is the event order).
      *
      * @param string $sort
-     * @return string
+     * @return bool true for newest first
      */
-    public function order_by(string $sort): string {
+    public function descending(string $sort): bool {
         $dir = null;
-        foreach (array_filter(array_map('trim', explode(',', $sort)), 'strlen') as $i => $item) {
+        foreach (array_filter(array_map('trim', explode(',', $sort)), 'strlen') as $item) {
             if (!preg_match('/^(timecreated|id)(?:\s+(ASC|DESC))?$/i', $item, $m)) {
                 $this->refuse('sort "' . $sort . '" (InfluxDB orders by time only)');
             }
@@ -425,7 +514,7 @@ class influx_reader {
                 $this->refuse('sort "' . $sort . '" (InfluxDB points have no id)');
             }
         }
-        return ' ORDER BY time ' . ($dir ?? 'ASC');
+        return $dir === 'DESC';
     }
 
     /**
@@ -439,24 +528,17 @@ class influx_reader {
      * @return \stdClass[]
      */
     public function get_rows(string $selectwhere, array $params, string $sort, int $limitfrom, int $limitnum): array {
-        $where = $this->where($selectwhere, $params);
-        $order = $this->order_by($sort);
-        if ($where === null) {
+        $t = $this->translate($selectwhere, $params);
+        $desc = $this->descending($sort);
+        if ($t === null) {
             return [];
         }
-        $q = 'SELECT * FROM ' . $this->client->measurement() . $where . $order;
-        if ($limitnum > 0) {
-            $q .= ' LIMIT ' . (int) $limitnum;
-        }
-        if ($limitfrom > 0) {
-            $q .= ' OFFSET ' . (int) $limitfrom;
-        }
-        $this->lastquery = $q;
-        return $this->rows($this->client->query($q));
+        return $this->rows($this->points($t[0], $t[1], $t[2], $desc, max(0, $limitfrom), max(0, $limitnum)));
     }
 
     /**
-     * Rows one by one, in pages.
+     * Rows one by one, in pages: each page continues from the time of the last point of the one before (never an
+     * OFFSET that InfluxDB would have to read through).
      *
      * @param string $selectwhere
      * @param array $params
@@ -466,19 +548,122 @@ class influx_reader {
      * @return \Generator
      */
     public function iterate_rows(string $selectwhere, array $params, string $sort, int $limitfrom, int $limitnum): \Generator {
+        $t = $this->translate($selectwhere, $params);
+        $desc = $this->descending($sort);
+        if ($t === null) {
+            return;
+        }
+        [$conds, $lower, $upper] = $t;
         $left = $limitnum > 0 ? $limitnum : PHP_INT_MAX;
-        $offset = max(0, $limitfrom);
+        $skip = max(0, $limitfrom);
         while ($left > 0) {
-            $n = min(self::PAGE, $left);
-            $rows = $this->get_rows($selectwhere, $params, $sort, $offset, $n);
-            foreach ($rows as $row) {
+            $n = min($this->pagesize, $left);
+            $points = $this->points($conds, $lower, $upper, $desc, $skip, $n);
+            foreach ($this->rows($points) as $row) {
                 yield $row;
             }
-            if (count($rows) < $n) {
+            if (count($points) < $n) {
                 return;
             }
-            $offset += $n;
             $left -= $n;
+            // The next page: up to (or from) the last point's time, inclusive, skipping the points of that very
+            // nanosecond already given (two events of different series can share it).
+            $last = (int) $points[count($points) - 1]['time'];
+            $skip = 0;
+            foreach ($points as $p) {
+                $skip += (int) ((int) $p['time'] === $last);
+            }
+            if ($desc) {
+                $upper = $last + 1;
+            } else {
+                $lower = $last;
+            }
+        }
+    }
+
+    /**
+     * The points matching conditions in a time range, in time order, after skipping some.
+     *
+     * With a limit, newest first (or oldest first from a lower bound), the range is read in windows: the shard group
+     * the range ends in, then the one before it, then 2, 4, 8... shard groups further back, the last window reaching to
+     * the end of the range, until the page is complete. InfluxDB opens every shard a query's range covers and a
+     * cursor for each matching series in each: a window of the shard groups that hold the page keeps a report page
+     * from touching a year of shards. The windows are disjoint and adjacent, so the page is exactly the one a
+     * single query would give. Points skipped (a later page) are counted per window and whole windows are passed over.
+     *
+     * @param string[] $conds
+     * @param int|null $lower ns, inclusive
+     * @param int|null $upper ns, exclusive
+     * @param bool $desc newest first
+     * @param int $skip points to pass over
+     * @param int $need points wanted (0: all)
+     * @param string $select what to select (default every column)
+     * @return array[] points (column => value, `time` in ns)
+     */
+    protected function points(array $conds, ?int $lower, ?int $upper, bool $desc, int $skip, int $need,
+            string $select = '*'): array {
+        $m = $this->client->measurement();
+        $order = ' ORDER BY time ' . ($desc ? 'DESC' : 'ASC');
+        $limit = function(int $n, int $offset): string {
+            return ($n > 0 ? ' LIMIT ' . $n : '') . ($offset > 0 ? ' OFFSET ' . $offset : '');
+        };
+        $this->kinds(); // The shard group duration.
+        if ($need === 0 || (!$desc && $lower === null)) {
+            // All points, or oldest first from the beginning: one query.
+            $this->lastquery = "SELECT $select FROM $m" . self::where_clause($conds, $lower, $upper) . $order
+                . $limit($need, $skip);
+            return $this->client->query($this->lastquery);
+        }
+        $group = $this->shardgroup * 1000000000;
+        // Shard groups start at multiples of their duration counted from Go's zero time (0001-01-01 UTC).
+        $offset = ((-62135596800 % $this->shardgroup) + $this->shardgroup) % $this->shardgroup * 1000000000;
+        $start = function(int $ns) use ($group, $offset): int {
+            return $ns - ((($ns - $offset) % $group + $group) % $group);
+        };
+        if ($desc) {
+            $hi = $upper;
+            $lo = $start(($upper ?? time() * 1000000000) - 1);
+        } else {
+            $lo = $lower;
+            $hi = $start($lower) + $group;
+        }
+        $points = [];
+        $this->windows = [];
+        for ($k = 0, $span = 1; ; $k++) {
+            $last = $k >= self::WINDOWS;
+            if ($desc && ($last || ($lower !== null && $lo <= $lower))) {
+                [$lo, $last] = [$lower, true];
+            } else if (!$desc && ($last || ($upper !== null && $hi >= $upper))) {
+                [$hi, $last] = [$upper, true];
+            }
+            $where = self::where_clause($conds, $lo, $hi);
+            $this->windows[] = [$lo, $hi];
+            $passed = false;
+            if ($skip > 0) {
+                $field = influx_client::quote_identifier($this->count_field());
+                $rows = $this->client->query("SELECT count($field) FROM $m$where");
+                $n = $rows ? (int) $rows[0]['count'] : 0;
+                if ($n <= $skip) {
+                    $skip -= $n;
+                    $passed = true;
+                }
+            }
+            if (!$passed) {
+                $this->lastquery = "SELECT $select FROM $m$where$order" . $limit($need - count($points), $skip);
+                $skip = 0;
+                array_push($points, ...$this->client->query($this->lastquery));
+            }
+            if (count($points) >= $need || $last) {
+                return $points;
+            }
+            if ($k > 0) {
+                $span *= 2;
+            }
+            if ($desc) {
+                [$hi, $lo] = [$lo, $lo - $span * $group];
+            } else {
+                [$lo, $hi] = [$hi, $hi + $span * $group];
+            }
         }
     }
 
@@ -493,7 +678,8 @@ class influx_reader {
                 return $col;
             }
         }
-        $this->refuse('count (no field that every event has: ' . implode(', ', self::ALWAYS) . ' are all tags)');
+        $this->refuse('count (none of the columns every event has is a field in every point: ' . implode(', ', self::ALWAYS)
+            . ')');
         return '';
     }
 
@@ -505,31 +691,31 @@ class influx_reader {
      * @return int
      */
     public function count(string $selectwhere, array $params): int {
-        $where = $this->where($selectwhere, $params);
-        if ($where === null) {
+        $t = $this->translate($selectwhere, $params);
+        if ($t === null) {
             return 0;
         }
         $field = influx_client::quote_identifier($this->count_field());
-        $this->lastquery = 'SELECT count(' . $field . ') FROM ' . $this->client->measurement() . $where;
+        $this->lastquery = 'SELECT count(' . $field . ') FROM ' . $this->client->measurement()
+            . self::where_clause($t[0], $t[1], $t[2]);
         $rows = $this->client->query($this->lastquery);
         return $rows ? (int) $rows[0]['count'] : 0;
     }
 
     /**
-     * Is there a matching event?
+     * Is there a matching event? Looked for newest first, in windows (see points()).
      *
      * @param string $selectwhere
      * @param array $params
      * @return bool
      */
     public function exists(string $selectwhere, array $params): bool {
-        $where = $this->where($selectwhere, $params);
-        if ($where === null) {
+        $t = $this->translate($selectwhere, $params);
+        if ($t === null) {
             return false;
         }
         $field = influx_client::quote_identifier($this->count_field());
-        $this->lastquery = 'SELECT ' . $field . ' FROM ' . $this->client->measurement() . $where . ' LIMIT 1';
-        return !empty($this->client->query($this->lastquery));
+        return (bool) $this->points($t[0], $t[1], $t[2], true, 0, 1, $field);
     }
 
     /**
@@ -539,11 +725,17 @@ class influx_reader {
      * @return \stdClass[]
      */
     protected function rows(array $points): array {
+        $kinds = $this->kinds();
+        // A column stored both ways: SELECT * names the field `col` and the tag `col_1`.
+        $value = function(array $p, string $col) use ($kinds) {
+            return $p[$col] ?? ($kinds[$col] === 'both' ? $p[$col . '_1'] ?? null : null);
+        };
         $pseudo = [];
         foreach ($points as $p) {
             foreach (self::USERCOLS as $col) {
-                if (isset($p[$col]) && is_numeric($p[$col]) && (int) $p[$col] >= pseudonym::MIN) {
-                    $pseudo[(int) $p[$col]] = true;
+                $v = $value($p, $col);
+                if (is_numeric($v) && (int) $v >= pseudonym::MIN) {
+                    $pseudo[(int) $v] = true;
                 }
             }
         }
@@ -562,12 +754,9 @@ class influx_reader {
                         1000000000);
                     continue;
                 }
-                $v = $p[$col] ?? null;
-                if ($v === '' && in_array($col, self::INTS, true)) {
-                    $v = null;
-                }
-                if ($v === '' && ($this->kinds()[$col] ?? '') === 'tag') {
-                    $v = null;
+                $v = $value($p, $col);
+                if ($v === '' && (in_array($col, self::INTS, true) || $kinds[$col] !== 'field')) {
+                    $v = null; // An absent tag.
                 }
                 if ($v !== null && in_array($col, self::USERCOLS, true) && (int) $v >= pseudonym::MIN) {
                     $v = $users[(int) $v] ?? 0;
