@@ -158,8 +158,9 @@ fn batch(producer: u64, first_seq: u64, evs: &[Ev]) -> Batch {
     Batch::new(records(producer, first_seq, evs)).unwrap()
 }
 
-fn uuid(producer: u64, seq: u64) -> String {
-    EventId { producer, seq }.to_uuid_string()
+/// An event's identity as the table stores it: `producer` and `seq`, the u64s as bigint.
+fn key(producer: u64, seq: u64) -> (i64, i64) {
+    (producer as i64, seq as i64)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -232,21 +233,22 @@ fn compare_rows(t: &Target, schema: &str, producer: u64, first_seq: u64, evs: &[
     let rows = c
         .query(
             &format!(
-                "SELECT event_id::text, id, eventname, component, action, target, objecttable, objectid, crud, \
+                "SELECT producer, seq, id, eventname, component, action, target, objecttable, objectid, crud, \
                  edulevel, contextid, contextlevel, contextinstanceid, userid, courseid, relateduserid, anonymous, \
                  other::text, timecreated, origin, ip, realuserid, \
                  (extract(epoch FROM \"time\") * 1000000)::bigint \
-                 FROM \"{schema}\".logstore_tsdb_log ORDER BY event_id"
+                 FROM \"{schema}\".logstore_tsdb_log ORDER BY producer, seq"
             ),
             &[],
         )
         .unwrap();
-    let by_id: BTreeMap<String, &postgres::Row> = rows.iter().map(|r| (r.get::<_, String>(0), r)).collect();
-    assert_eq!(by_id.len(), rows.len(), "duplicate event_id");
+    let by_id: BTreeMap<(i64, i64), &postgres::Row> =
+        rows.iter().map(|r| ((r.get::<_, i64>(0), r.get::<_, i64>(1)), r)).collect();
+    assert_eq!(by_id.len(), rows.len(), "an event (producer, seq) written twice");
     assert_eq!(rows.len(), evs.len(), "row count");
     for (k, e) in evs.iter().enumerate() {
-        let id = uuid(producer, first_seq + k as u64);
-        let r = by_id.get(&id).unwrap_or_else(|| panic!("event {k} ({id}) missing"));
+        let id = key(producer, first_seq + k as u64);
+        let r = by_id.get(&id).unwrap_or_else(|| panic!("event {k} ({id:?}) missing"));
         assert!(r.get::<_, i64>("id") > 0);
         for (f, col, max) in TEXT_COLS {
             let want = e.strs[f as usize].as_deref().map(|v| expect_text(v, max));
@@ -269,7 +271,7 @@ fn compare_rows(t: &Target, schema: &str, producer: u64, first_seq: u64, evs: &[
         }
         let tc = e.ints[IntField::TimeCreated as usize].unwrap_or(e.time_ns.div_euclid(1_000_000_000));
         assert_eq!(r.get::<_, i64>("timecreated"), tc, "event {k} timecreated");
-        let time_us = r.get::<_, i64>(22);
+        let time_us = r.get::<_, i64>(23);
         if exact_time {
             assert_eq!(time_us, e.time_ns.div_euclid(1000), "event {k} time");
         } else {
@@ -437,16 +439,58 @@ fn recut_and_overlapping_batches_never_duplicate() {
 }
 
 #[test]
-fn a_lost_ledger_is_caught_by_the_unique_event_id() {
-    both("ledgerloss", |t, s| {
-        let evs: Vec<Ev> = (0..50).map(plain).collect();
+fn sequence_numbers_with_gaps_are_written_once_and_leave_no_hole_in_the_ledger() {
+    both("gaps", |t, s| {
+        // An import's sequence numbers are its source's ids: far apart, and the first one huge.
+        let seqs = [10u64, 20, 21, 1_000_000, 9_000_000_000];
+        let evs: Vec<Ev> = (0..seqs.len() as i64).map(plain).collect();
+        let mut buf = Vec::new();
+        for (e, &seq) in evs.iter().zip(&seqs) {
+            let mut w = RecordWriter::begin(&mut buf);
+            fill(&mut w, e, 64 << 20);
+            w.finish(EventId { producer: 77, seq }, e.time_ns);
+        }
+        let b = Batch::new(buf).unwrap();
+        assert_eq!((b.id.first_seq, b.id.last_seq), (10, 9_000_000_000));
         let mut sink = t.sink(s, &[]);
-        sink.write(&batch(9, 1, &evs[..30])).unwrap();
-        t.client().batch_execute(&format!("DELETE FROM \"{s}\".logstore_tsdb_log_ledger")).unwrap();
-        let w = sink.write(&batch(9, 1, &evs)).unwrap();
-        assert_eq!(w.written, 50);
-        assert_eq!(count(t, s), 50);
-        assert_rows(t, s, 9, 1, &evs);
+        assert_eq!(sink.write(&b).unwrap().written, 5);
+        assert_eq!(ledger(t, s), vec![(10, 9_000_000_000)]);
+        // Sent again (a retry, a resumed import): nothing new.
+        assert_eq!(count(t, s), 5);
+        sink.write(&b).unwrap();
+        assert_eq!(count(t, s), 5);
+        let keys: Vec<(i64, i64)> = t
+            .client()
+            .query(&format!("SELECT producer, seq FROM \"{s}\".logstore_tsdb_log ORDER BY seq"), &[])
+            .unwrap()
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect();
+        assert_eq!(keys, seqs.iter().map(|&q| key(77, q)).collect::<Vec<_>>());
+    });
+}
+
+#[test]
+fn the_ledger_is_kept_without_retention_and_pruned_only_after_it() {
+    both("ledgerkeep", |t, s| {
+        let evs: Vec<Ev> = (0..20).map(plain).collect();
+        let mut sink = t.sink(s, &[]);
+        sink.write(&batch(9, 1, &evs[..10])).unwrap();
+        // A very old ledger row: without retention it is what keeps a late copy of its batch out.
+        t.client()
+            .batch_execute(&format!(
+                "UPDATE \"{s}\".logstore_tsdb_log_ledger SET committed_at = now() - INTERVAL '10 years'"
+            ))
+            .unwrap();
+        assert_eq!(sink.maintain().unwrap().ledger_pruned, 0);
+        sink.write(&batch(9, 1, &evs[..10])).unwrap();
+        assert_eq!(count(t, s), 10);
+        // With retention its events would be dropped anyway: pruned once older than retention + margin.
+        drop(sink);
+        let mut sink = t.sink(s, &[("retention_days", "365")]);
+        assert_eq!(sink.maintain().unwrap().ledger_pruned, 1);
+        sink.write(&batch(9, 11, &evs[10..])).unwrap();
+        assert_eq!(ledger(t, s), vec![(11, 20)]);
     });
 }
 
@@ -506,17 +550,17 @@ fn partitions_are_made_ahead_and_on_demand_across_midnight() {
     ];
     let w = sink.write(&batch(5, 1, &evs)).unwrap();
     assert_eq!((w.written, w.rejected), (6, 0));
-    let placed: Vec<(String, String)> = t
+    let placed: Vec<(String, (i64, i64))> = t
         .client()
         .query(
             &format!(
-                "SELECT tableoid::regclass::text, event_id::text FROM \"{s}\".logstore_tsdb_log ORDER BY event_id"
+                "SELECT tableoid::regclass::text, producer, seq FROM \"{s}\".logstore_tsdb_log ORDER BY producer, seq"
             ),
             &[],
         )
         .unwrap()
         .iter()
-        .map(|r| (r.get(0), r.get(1)))
+        .map(|r| (r.get(0), (r.get(1), r.get(2))))
         .collect();
     let want = [
         "logstore_tsdb_log_p20240226",
@@ -527,7 +571,7 @@ fn partitions_are_made_ahead_and_on_demand_across_midnight() {
         "logstore_tsdb_log_p19700101",
     ];
     for (k, w) in want.iter().enumerate() {
-        assert_eq!(placed[k], (format!("{s}.{w}"), uuid(5, 1 + k as u64)), "event {k}");
+        assert_eq!(placed[k], (format!("{s}.{w}"), key(5, 1 + k as u64)), "event {k}");
     }
     assert_rows(&t, &s, 5, 1, &evs);
     // Midnight passes: the next write premakes the new day's horizon.
@@ -754,7 +798,7 @@ fn schema_is_idempotent_versioned_and_has_only_the_report_indexes() {
         let r = c.query_one(&format!("SELECT version, layout FROM \"{s}\".logstore_tsdb_log_schema"), &[]).unwrap();
         (r.get(0), r.get(1))
     };
-    assert_eq!((v, layout.as_str()), (1, "native"));
+    assert_eq!((v, layout.as_str()), (2, "native"));
     let idx: Vec<String> = c
         .query(
             "SELECT indexdef FROM pg_indexes WHERE schemaname = $1 AND tablename = 'logstore_tsdb_log' ORDER BY 1",
@@ -764,10 +808,12 @@ fn schema_is_idempotent_versioned_and_has_only_the_report_indexes() {
         .iter()
         .map(|r| r.get(0))
         .collect();
+    // No unique index: the ledger keeps writes exactly-once.
     assert_eq!(idx.len(), 3, "{idx:?}");
-    assert!(idx.iter().any(|d| d.contains("UNIQUE") && d.contains("(event_id, \"time\")")), "{idx:?}");
-    assert!(idx.iter().any(|d| d.contains("(courseid, \"time\")")), "{idx:?}");
-    assert!(idx.iter().any(|d| d.contains("(userid, \"time\")")), "{idx:?}");
+    assert!(idx.iter().all(|d| !d.contains("UNIQUE")), "{idx:?}");
+    assert!(idx.iter().any(|d| d.contains("(courseid, \"time\" DESC)")), "{idx:?}");
+    assert!(idx.iter().any(|d| d.contains("(userid, \"time\" DESC)")), "{idx:?}");
+    assert!(idx.iter().any(|d| d.contains("(\"time\" DESC)")), "{idx:?}");
     // Column names and types are logstore_standard_log's.
     let cols: Vec<(String, String)> = c
         .query(
@@ -805,7 +851,8 @@ fn schema_is_idempotent_versioned_and_has_only_the_report_indexes() {
             "ip",
             "realuserid",
             "time",
-            "event_id"
+            "producer",
+            "seq"
         ]
     );
     // A newer schema than this code knows is a configuration error, not a silent downgrade.
@@ -877,40 +924,61 @@ fn timescale_hypertable_compression_policies_and_aggregates() {
         .collect();
     assert!(jobs.contains(&"policy_compression".to_string()), "{jobs:?}");
     assert!(jobs.contains(&"policy_retention".to_string()), "{jobs:?}");
-    let segby: Vec<String> = c
-        .query(
-            "SELECT attname::text FROM timescaledb_information.compression_settings WHERE hypertable_schema = $1 \
-             AND hypertable_name = 'logstore_tsdb_log' AND segmentby_column_index IS NOT NULL",
-            &[&s],
-        )
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
-    assert_eq!(segby, ["courseid"]);
+    // Compression: rows by course then newest first in ~1000-row batches, a bloom filter on userid, day
+    // chunks rolled up into week chunks; nothing the automatic sparse indexes would add.
+    let settings: (String, String, String, String) = {
+        let r = c
+            .query_one(
+                "SELECT coalesce(segmentby, ''), orderby, compress_interval_length, index::text \
+                 FROM timescaledb_information.hypertable_compression_settings WHERE hypertable = $1::text::regclass",
+                &[&format!("\"{s}\".logstore_tsdb_log")],
+            )
+            .unwrap();
+        (r.get(0), r.get(1), r.get(2), r.get(3))
+    };
+    assert_eq!(
+        (settings.0.as_str(), settings.1.as_str(), settings.2.as_str()),
+        ("", "courseid,\"time\" DESC,id DESC", "7 days")
+    );
+    assert!(settings.3.contains(r#""type": "bloom", "column": "userid", "source": "config""#), "{}", settings.3);
+    assert!(!settings.3.contains("producer") && !settings.3.contains(r#""source": "auto""#), "{}", settings.3);
     let caggs: Vec<String> = c
         .query(
-            "SELECT view_name::text FROM timescaledb_information.continuous_aggregates WHERE view_schema = $1 ORDER BY 1",
+            "SELECT view_name::text FROM timescaledb_information.continuous_aggregates WHERE view_schema = $1 \
+             AND compression_enabled AND NOT materialized_only ORDER BY 1",
             &[&s],
         )
         .unwrap()
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert_eq!(caggs, ["logstore_tsdb_log_daily_users", "logstore_tsdb_log_hourly"]);
-    // One statement per call: a refresh cannot run inside a (multi-statement) transaction block. The
-    // scheduler runs a new refresh policy at once: a refresh of ours meanwhile is refused, and tried again.
-    let deadline = std::time::Instant::now() + Duration::from_secs(120);
-    for view in ["logstore_tsdb_log_hourly", "logstore_tsdb_log_daily_users"] {
-        while let Err(e) = c.batch_execute(&format!("CALL refresh_continuous_aggregate('\"{s}\".{view}', NULL, NULL)"))
-        {
-            assert!(e.to_string().contains("concurrent refresh") && std::time::Instant::now() < deadline, "{e}");
-            std::thread::sleep(Duration::from_millis(200));
-        }
+    assert_eq!(
+        caggs,
+        [
+            "logstore_tsdb_log_activity",
+            "logstore_tsdb_log_daily",
+            "logstore_tsdb_log_daily_active_users",
+            "logstore_tsdb_log_daily_users",
+            "logstore_tsdb_log_hourly"
+        ]
+    );
+    // TimescaleDB's own scheduler runs every policy; then each aggregate adds up to the events.
+    run_jobs_by_scheduler(&t, &s);
+    for (view, column) in [
+        ("daily", "events"),
+        ("daily_users", "events"),
+        ("daily_active_users", "events"),
+        ("hourly", "events"),
+        ("activity", "events"),
+        ("hourly", "other + teaching + participating"),
+        ("daily", "anonymous_events + (events - anonymous_events)"),
+    ] {
+        let sum: i64 = c
+            .query_one(&format!("SELECT sum({column})::bigint FROM \"{s}\".logstore_tsdb_log_{view}"), &[])
+            .unwrap()
+            .get(0);
+        assert_eq!(sum, 100, "{view}: sum({column})");
     }
-    let events: i64 =
-        c.query_one(&format!("SELECT sum(events)::bigint FROM \"{s}\".logstore_tsdb_log_hourly"), &[]).unwrap().get(0);
-    assert_eq!(events, 100);
     let users: i64 = c
         .query_one(&format!("SELECT sum(active_users)::bigint FROM \"{s}\".logstore_tsdb_log_daily_active_users"), &[])
         .unwrap()
@@ -939,11 +1007,9 @@ fn timescale_hypertable_compression_policies_and_aggregates() {
         .unwrap()
         .get(0);
     assert_eq!(n, 0);
-    // Retries into a compressed chunk still do not duplicate.
+    // Retries into a compressed chunk still do not duplicate: the ledger says they are there.
     c.batch_execute(&format!("SELECT compress_chunk(ch) FROM show_chunks('\"{s}\".logstore_tsdb_log') ch")).unwrap();
-    t.client().batch_execute(&format!("DELETE FROM \"{s}\".logstore_tsdb_log_ledger")).unwrap();
-    let w = sink.write(&batch(1, 1, &evs)).unwrap();
-    assert_eq!(w.written, 100);
+    sink.write(&batch(1, 1, &evs)).unwrap();
     assert_eq!(count(&t, &s), 102);
 }
 
@@ -1020,9 +1086,15 @@ fn job_ids(t: &Target, s: &str) -> Vec<i32> {
 /// Has TimescaleDB's background scheduler run every policy of the table in `s` (compression, retention,
 /// aggregate refreshes) now, as on a production site, and waits until each has succeeded since.
 fn run_jobs_by_scheduler(t: &Target, s: &str) {
+    // Compression and retention, and a refresh and a compression policy per aggregate (5).
+    run_jobs_by_scheduler_n(t, s, 12)
+}
+
+/// `run_jobs_by_scheduler` when the table has `n` policy jobs.
+fn run_jobs_by_scheduler_n(t: &Target, s: &str, n: usize) {
     let mut c = t.client();
     let ids = job_ids(t, s);
-    assert_eq!(ids.len(), 4, "compression, retention and two refresh policies");
+    assert_eq!(ids.len(), n, "policy jobs");
     // (New policies run once as soon as they are made: only runs started after this count.)
     let since: std::time::SystemTime = c.query_one("SELECT now()", &[]).unwrap().get(0);
     for id in &ids {
@@ -1115,14 +1187,13 @@ fn a_dropped_table_is_made_again_by_the_next_write_and_its_ledger_starts_afresh(
             .unwrap()
             .get(0);
         assert_eq!(compressed, 1, "the 8-day-old chunk");
-        // Refreshed: the 2-hour-old events are materialised; the real-time part adds the newest; the
-        // 8-day-old ones lie before the refresh window (as on a site whose events arrive in time).
-        let of_age = |secs: i64| (0..n + m).filter(|&i| ago(i) == secs).count() as i64;
+        // Refreshed over every day the retention keeps: all but the newest hour materialised, the real-time
+        // part adds it; the 8-day-old events count too (late events and imports are not left out).
         let hourly: i64 = c
             .query_one(&format!("SELECT coalesce(sum(events), 0)::bigint FROM \"{s}\".logstore_tsdb_log_hourly"), &[])
             .unwrap()
             .get(0);
-        assert_eq!(hourly, of_age(7_200) + of_age(60));
+        assert_eq!(hourly, (n + m) as i64);
         // Replays into the compressed chunk still write nothing twice.
         sink.write(&batch(producer, 1, &evs)).unwrap();
         assert_rows(t, s, producer, 1, &evs);
@@ -1390,4 +1461,183 @@ fn a_hypertable_turned_back_into_a_plain_table_is_one_error_until_it_is_one_agai
         |e| e,
     );
     assert_eq!(timescale_objects(&t, &s), objects, "compression, policies and aggregates are back");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Upgrade from schema version 1
+
+/// The objects schema version 1 (the extension before 2026-12) created, as it created them: `event_id uuid` with
+/// a unique index, daily chunks segmented by course, two aggregates and a view. `rows` events are in it, the
+/// older half in a compressed chunk, with their ledger; returns their (producer 0x1, seq 1..) events.
+fn make_version_1(t: &Target, s: &str, retention_days: i64) -> Vec<Ev> {
+    let mut c = t.client();
+    let q = |name: &str| format!("\"{s}\".\"{name}\"");
+    let (main, meta, ledger) = (q("logstore_tsdb_log"), q("logstore_tsdb_log_schema"), q("logstore_tsdb_log_ledger"));
+    c.batch_execute(&format!(
+        "CREATE SCHEMA \"{s}\";\n\
+         CREATE TABLE {meta} (singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton), version integer NOT NULL, \
+           layout text NOT NULL, created_at timestamptz NOT NULL DEFAULT now(), upgraded_at timestamptz NOT NULL DEFAULT now());\n\
+         CREATE TABLE {main} (id bigserial NOT NULL, eventname varchar(255), component varchar(100), action varchar(100), \
+           target varchar(100), objecttable varchar(50), objectid bigint, crud varchar(1), edulevel smallint, \
+           contextid bigint, contextlevel bigint, contextinstanceid bigint, userid bigint, courseid bigint, \
+           relateduserid bigint, anonymous smallint, other jsonb, timecreated bigint, origin varchar(10), ip varchar(45), \
+           realuserid bigint, \"time\" timestamptz NOT NULL, event_id uuid NOT NULL);\n\
+         SELECT create_hypertable('{main}', by_range('time', make_interval(hours => 24)), create_default_indexes => false);\n\
+         CREATE UNIQUE INDEX logstore_tsdb_log_event_id_uq ON {main} (event_id, \"time\");\n\
+         CREATE INDEX logstore_tsdb_log_course_time_idx ON {main} (courseid, \"time\");\n\
+         CREATE INDEX logstore_tsdb_log_user_time_idx ON {main} (userid, \"time\");\n\
+         CREATE TABLE {ledger} (producer bigint NOT NULL, first_seq bigint NOT NULL, \
+           last_seq bigint NOT NULL CHECK (last_seq >= first_seq), committed_at timestamptz NOT NULL DEFAULT now(), \
+           PRIMARY KEY (producer, first_seq));\n\
+         INSERT INTO {meta} (version, layout) VALUES (1, 'timescaledb');\n\
+         ALTER TABLE {main} SET (timescaledb.compress, timescaledb.compress_segmentby = 'courseid', \
+           timescaledb.compress_orderby = '\"time\" DESC, event_id');\n\
+         SELECT add_compression_policy('{main}', compress_after => INTERVAL '7 days');\n\
+         CREATE MATERIALIZED VIEW {hourly} WITH (timescaledb.continuous, timescaledb.materialized_only = false) AS \
+           SELECT time_bucket(INTERVAL '1 hour', \"time\") AS bucket, courseid, eventname, count(*) AS events \
+           FROM {main} GROUP BY bucket, courseid, eventname WITH NO DATA;\n\
+         CREATE MATERIALIZED VIEW {users} WITH (timescaledb.continuous, timescaledb.materialized_only = false) AS \
+           SELECT time_bucket(INTERVAL '1 day', \"time\") AS day, userid, count(*) AS events \
+           FROM {main} WHERE userid > 0 GROUP BY day, userid WITH NO DATA;\n\
+         CREATE OR REPLACE VIEW {active} AS SELECT day, count(*) AS active_users FROM {users} GROUP BY day;",
+        hourly = q("logstore_tsdb_log_hourly"),
+        users = q("logstore_tsdb_log_daily_users"),
+        active = q("logstore_tsdb_log_daily_active_users"),
+    ))
+    .unwrap();
+    if retention_days > 0 {
+        c.execute(
+            &format!("SELECT add_retention_policy('{main}', drop_after => make_interval(days => $1))"),
+            &[&(retention_days as i32)],
+        )
+        .unwrap();
+    }
+    // 40 events: 20 ten days old (then compressed), 20 an hour old, written as version 1 wrote them.
+    let evs: Vec<Ev> = (0..40).map(|i| plain_ago(i, if i < 20 { 10 * DAY_SECS } else { 3_600 })).collect();
+    for (k, e) in evs.iter().enumerate() {
+        let id = EventId { producer: 1, seq: 1 + k as u64 }.to_uuid_string();
+        let text = |f: StrField| e.strs[f as usize].as_deref().map(|v| String::from_utf8_lossy(v).into_owned());
+        let int = |f: IntField| e.ints[f as usize];
+        c.execute(
+            &format!(
+                "INSERT INTO {main} (eventname, component, action, target, crud, edulevel, contextid, contextlevel, \
+                 contextinstanceid, userid, courseid, anonymous, other, timecreated, origin, ip, \"time\", event_id) \
+                 VALUES ($1, $2, $3, $4, $5, $6::int::smallint, $7, $8, $9, $10, $11, $12::int::smallint, $13::text::jsonb, \
+                 $14, $15, $16, to_timestamp($17::float8 / 1e6), $18::text::uuid)"
+            ),
+            &[
+                &text(StrField::EventName),
+                &text(StrField::Component),
+                &text(StrField::Action),
+                &text(StrField::Target),
+                &text(StrField::Crud),
+                &(int(IntField::EduLevel).unwrap() as i32),
+                &int(IntField::ContextId),
+                &int(IntField::ContextLevel),
+                &int(IntField::ContextInstanceId),
+                &int(IntField::UserId),
+                &int(IntField::CourseId),
+                &(int(IntField::Anonymous).unwrap() as i32),
+                &text(StrField::Other),
+                &int(IntField::TimeCreated),
+                &text(StrField::Origin),
+                &text(StrField::Ip),
+                &(e.time_ns.div_euclid(1000) as f64),
+                &id,
+            ],
+        )
+        .unwrap();
+    }
+    c.execute(&format!("INSERT INTO {ledger} (producer, first_seq, last_seq) VALUES (1, 1, 40)"), &[]).unwrap();
+    c.batch_execute(&format!(
+        "SELECT compress_chunk(ch) FROM show_chunks('{main}', older_than => now() - INTERVAL '9 days') ch"
+    ))
+    .unwrap();
+    evs
+}
+
+#[test]
+fn version_1_tables_are_upgraded_in_place_without_losing_or_duplicating_an_event() {
+    for retention in [0, 400] {
+        let Some(t) = timescale() else { return };
+        let s = t.schema(&format!("upgrade_v1_r{retention}"));
+        let old = make_version_1(&t, &s, retention);
+        let config: Vec<(&str, String)> = vec![("retention_days", retention.to_string())];
+        let config: Vec<(&str, &str)> = config.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let mut sink = t.sink(&s, &config);
+        // Version 1's events sent again (a spool replayed after the upgrade): the ledger knows them.
+        let w = sink.write(&batch(1, 1, &old)).unwrap();
+        assert_eq!(w.written, 40);
+        assert_eq!(count(&t, &s), 40, "nothing written twice");
+        // New events after the upgrade.
+        let new: Vec<Ev> = (40..70).map(|i| plain_ago(i, 60)).collect();
+        sink.write(&batch(2, 1, &new)).unwrap();
+        assert_eq!(count(&t, &s), 70);
+        let mut c = t.client();
+        let version: i32 =
+            c.query_one(&format!("SELECT version FROM \"{s}\".logstore_tsdb_log_schema"), &[]).unwrap().get(0);
+        assert_eq!(version, 2);
+        // Old rows keep their event_id, new ones their producer and seq; each event exactly once.
+        let ids: Vec<(Option<String>, Option<i64>, Option<i64>)> = c
+            .query(
+                &format!("SELECT event_id::text, producer, seq FROM \"{s}\".logstore_tsdb_log ORDER BY \"time\", id"),
+                &[],
+            )
+            .unwrap()
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect();
+        let old_ids: Vec<String> = (1..=40).map(|q| EventId { producer: 1, seq: q }.to_uuid_string()).collect();
+        let mut got_old: Vec<String> = ids.iter().filter_map(|r| r.0.clone()).collect();
+        got_old.sort();
+        let mut want_old = old_ids.clone();
+        want_old.sort();
+        assert_eq!(got_old, want_old);
+        let got_new: Vec<(i64, i64)> = ids.iter().filter_map(|r| Some((r.1?, r.2?))).collect();
+        assert_eq!(got_new, (1..=30).map(|q| key(2, q)).collect::<Vec<_>>());
+        assert!(ids.iter().all(|r| r.0.is_some() != r.1.is_some()), "one identity per row");
+        let unique: i64 = c
+            .query_one(
+                "SELECT count(*) FROM pg_indexes WHERE schemaname = $1 AND indexdef LIKE '%UNIQUE%event_id%'",
+                &[&s],
+            )
+            .unwrap()
+            .get(0);
+        assert_eq!(unique, 0);
+        // The aggregates are version 2's; version 1's are gone (rebuilt from the events) or, with retention
+        // (they may hold days whose events are gone), kept as *_v1 without a refresh policy.
+        let views: Vec<String> = c
+            .query(
+                "SELECT view_name::text FROM timescaledb_information.continuous_aggregates WHERE view_schema = $1 ORDER BY 1",
+                &[&s],
+            )
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        let mut want = vec![
+            "logstore_tsdb_log_activity",
+            "logstore_tsdb_log_daily",
+            "logstore_tsdb_log_daily_active_users",
+            "logstore_tsdb_log_daily_users",
+            "logstore_tsdb_log_hourly",
+        ];
+        if retention > 0 {
+            want.extend(["logstore_tsdb_log_daily_users_v1", "logstore_tsdb_log_hourly_v1"]);
+            want.sort();
+        }
+        assert_eq!(views, want);
+        run_jobs_by_scheduler_n(&t, &s, if retention > 0 { 12 } else { 11 });
+        for view in ["daily", "daily_users", "hourly", "activity", "daily_active_users"] {
+            let sum: i64 = c
+                .query_one(&format!("SELECT sum(events)::bigint FROM \"{s}\".logstore_tsdb_log_{view}"), &[])
+                .unwrap()
+                .get(0);
+            assert_eq!(sum, 70, "{view}");
+        }
+        // Connecting again changes nothing.
+        let jobs = job_ids(&t, &s);
+        t.sink(&s, &config).maintain().unwrap();
+        assert_eq!(job_ids(&t, &s), jobs);
+    }
 }

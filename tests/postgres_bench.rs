@@ -101,7 +101,7 @@ fn bench_sink_vs_psql_copy() {
 
     // The same rows through psql \copy (text format, the usual bulk path), same table, same indexes.
     let file = std::env::temp_dir().join(format!("tsdb-bench-{}.tsv", std::process::id()));
-    let cols = format!("{COLS}, \"time\", event_id");
+    let cols = format!("{COLS}, \"time\", producer, seq");
     let psql = |cmd: &str| {
         let out = Command::new("psql")
             .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", &pg.host, "-p", &pg.port.to_string(), "-U", &pg.user])

@@ -10,7 +10,7 @@ use crate::event::EventRef;
 use crate::record::{self, RecordError};
 use std::time::Duration;
 
-/// Identity of a batch: the run of consecutive sequence numbers of one producer it holds.
+/// Identity of a batch: one producer and the first and last of the (increasing) sequence numbers it holds.
 /// Batches are always formed from such runs, so the same events give the same id on every retry
 /// and replay (the PostgreSQL ledger relies on it for exactly-once writes).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -30,7 +30,8 @@ pub struct Batch {
 }
 
 impl Batch {
-    /// Validates `bytes` (whole records, one producer, consecutive sequence numbers).
+    /// Validates `bytes` (whole records, one producer, increasing sequence numbers: consecutive for live
+    /// events, an import's source ids can have gaps).
     pub fn new(bytes: Vec<u8>) -> Result<Batch, RecordError> {
         let mut offsets = Vec::new();
         let mut at = 0usize;
@@ -40,9 +41,7 @@ impl Batch {
             let e = r.event.id;
             id = Some(match id {
                 None => BatchId { producer: e.producer, first_seq: e.seq, last_seq: e.seq },
-                Some(b) if b.producer == e.producer && b.last_seq.checked_add(1) == Some(e.seq) => {
-                    BatchId { last_seq: e.seq, ..b }
-                }
+                Some(b) if b.producer == e.producer && e.seq > b.last_seq => BatchId { last_seq: e.seq, ..b },
                 Some(_) => return Err(RecordError::BadLength(at)),
             });
             offsets.push(at as u32);
@@ -78,7 +77,7 @@ impl Batch {
         self.records().map(|r| r.event)
     }
 
-    /// Splits into two halves (both non-empty when `len() >= 2`), each still a consecutive run.
+    /// Splits into two halves (both non-empty when `len() >= 2`), each still an increasing run.
     pub fn split(&self) -> (Batch, Batch) {
         let mid = self.offsets.len() / 2;
         let cut = self.offsets.get(mid).map_or(self.bytes.len(), |&o| o as usize);
@@ -109,7 +108,8 @@ pub fn cut(buf: &[u8], max: usize) -> (usize, usize) {
         let Ok(r) = record::read(&buf[at..]) else { break };
         let id = r.event.id;
         if let Some(p) = prev {
-            // Same rule as `Batch::new`: a wrap past u64::MAX ends the run.
+            // A process's own events are consecutive (a wrap past u64::MAX, or another producer after a
+            // fork, ends the run); `Batch::new` also takes the gaps of an import's source ids.
             if p.producer != id.producer || p.seq.checked_add(1) != Some(id.seq) {
                 break;
             }
@@ -262,10 +262,17 @@ mod tests {
     }
 
     #[test]
-    fn batch_rejects_gaps_and_garbage() {
+    fn batch_takes_gaps_and_rejects_disorder_and_garbage() {
         let mut bytes = testing::records(1, 2);
         bytes.extend(testing::records(5, 1));
-        assert!(Batch::new(bytes).is_err());
+        let b = Batch::new(bytes).unwrap();
+        assert_eq!((b.id.first_seq, b.id.last_seq, b.len()), (1, 5, 3));
+        let mut bytes = testing::records(5, 1);
+        bytes.extend(testing::records(1, 2));
+        assert!(Batch::new(bytes).is_err(), "sequence numbers going back");
+        let mut bytes = testing::records(1, 2);
+        bytes.extend(testing::records(2, 1));
+        assert!(Batch::new(bytes).is_err(), "a sequence number twice");
         assert!(Batch::new(vec![1, 2, 3]).is_err());
         assert!(Batch::new(Vec::new()).is_err());
     }

@@ -23,6 +23,7 @@
 mod check;
 mod copy;
 mod schema;
+mod timescale;
 
 pub use copy::{push_json, push_text, COLUMNS};
 pub use schema::{civil_from_days, days_from_civil, Layout, Names, DAY_SECS, DAY_US, MAX_FUTURE_DAYS, PREMAKE_DAYS};
@@ -32,7 +33,7 @@ use crate::config::Config;
 use ::postgres::error::SqlState;
 use ::postgres::{Client, NoTls, Statement};
 use schema::Settings;
-use std::collections::{BTreeSet, HashSet};
+use std::collections::BTreeSet;
 use std::io::Write;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio_postgres_rustls::MakeRustlsConnect;
@@ -339,7 +340,7 @@ impl PostgresSink {
             }
             Layout::Timescale { tsl: true, .. } => {} // the retention policy does it
         }
-        match schema::prune_ledger(&mut c.client, &names) {
+        match schema::prune_ledger(&mut c.client, &names, &settings) {
             Ok(n) => m.ledger_pruned = n,
             Err(e) => warnings.push(format!("ledger: pruning failed: {}", describe(&e))),
         }
@@ -408,18 +409,12 @@ impl PostgresSink {
             }
         }
 
-        let mut known: HashSet<u64> = HashSet::new();
-        let mut result =
-            transact(conn, &self.settings, &self.names, batch.id, &buf, &rows, &known, &mut self.before_commit);
-        if let Err(e) = &result {
-            if is_event_id_conflict(e) {
-                // Some events are in the table although the ledger does not say so (ledger pruned or
-                // edited): find them and write only the others.
-                known = existing_events(conn, &self.names, batch, &rows)?;
-                result =
-                    transact(conn, &self.settings, &self.names, batch.id, &buf, &rows, &known, &mut self.before_commit);
-            }
-        }
+        // Every sequence number of the batch, the refused events' too (they are settled as well). An import's
+        // numbers are its source's ids, which can have gaps.
+        let mut seqs: Vec<u64> = batch.events().map(|e| e.id.seq).collect();
+        seqs.sort_unstable();
+        seqs.dedup();
+        let result = transact(conn, &self.settings, &self.names, batch.id, &buf, &rows, &seqs, &mut self.before_commit);
         self.buf = buf;
         result?;
         Ok(Written { written: rows.len(), rejected, error: error.or(warning), truncated })
@@ -495,7 +490,7 @@ fn transact(
     id: BatchId,
     buf: &[u8],
     rows: &[Row],
-    known: &HashSet<u64>,
+    seqs: &[u64],
     hook: &mut Option<Hook>,
 ) -> Result<usize, Error> {
     let producer = id.producer as i64;
@@ -508,18 +503,22 @@ fn transact(
             .iter()
             .map(|r| (r.get::<_, i64>(0) as u64, r.get::<_, i64>(1) as u64))
             .collect();
-        let covered = |seq: u64| known.contains(&seq) || ranges.iter().any(|&(a, b)| a <= seq && seq <= b);
-        // The runs of the batch's sequence numbers not covered yet (refused events included: they
-        // are settled too).
+        let covered = |seq: u64| ranges.iter().any(|&(a, b)| a <= seq && seq <= b);
+        // The runs of the batch's sequence numbers not covered yet: each from one number of the batch to the
+        // next one it holds, so that a gap between them (numbers no event of this producer has) is not a
+        // hole in the ledger.
         let mut runs: Vec<(u64, u64)> = Vec::new();
-        for seq in id.first_seq..=id.last_seq {
+        let mut prev_covered = true;
+        for &seq in seqs {
             if covered(seq) {
+                prev_covered = true;
                 continue;
             }
             match runs.last_mut() {
-                Some((_, b)) if *b + 1 == seq => *b = seq,
+                Some((_, b)) if !prev_covered => *b = seq,
                 _ => runs.push((seq, seq)),
             }
+            prev_covered = false;
         }
         if runs.is_empty() {
             return Ok(0);
@@ -564,29 +563,6 @@ fn transact(
             let _ = conn.client.batch_execute("ROLLBACK");
             Err(e)
         }
-    }
-}
-
-/// The sequence numbers of `rows` whose event id is already in the table.
-fn existing_events(conn: &mut Conn, names: &Names, batch: &Batch, rows: &[Row]) -> Result<HashSet<u64>, Error> {
-    let wanted: HashSet<u64> = rows.iter().map(|r| r.seq).collect();
-    let ids: Vec<String> =
-        batch.events().filter(|e| wanted.contains(&e.id.seq)).map(|e| e.id.to_uuid_string()).collect();
-    let found = conn.client.query(
-        &format!("SELECT event_id::text FROM {} WHERE event_id = ANY($1::text[]::uuid[])", names.main()),
-        &[&ids],
-    )?;
-    let found: HashSet<String> = found.iter().map(|r| r.get::<_, String>(0)).collect();
-    Ok(batch.events().filter(|e| found.contains(&e.id.to_uuid_string())).map(|e| e.id.seq).collect())
-}
-
-fn is_event_id_conflict(e: &Error) -> bool {
-    match e {
-        Error::Pg(e) => e.as_db_error().is_some_and(|d| {
-            // The only other unique key is the ledger's primary key, which the advisory lock protects.
-            *d.code() == SqlState::UNIQUE_VIOLATION && d.constraint().is_none_or(|c| !c.ends_with("_pkey"))
-        }),
-        _ => false,
     }
 }
 

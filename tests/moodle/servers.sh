@@ -20,13 +20,13 @@ tsdb_moodle_start_servers() {
 tsdb_moodle_stop_servers() {
     local run=$1 pids=() i alive pid
     [[ -f "$run/pids" ]] && mapfile -t pids <"$run/pids"
-    ((${#pids[@]})) && kill "${pids[@]}" 2>/dev/null
+    ((${#pids[@]})) && kill "${pids[@]}" 2>/dev/null || true
     for i in $(seq 50); do
         alive=0
         for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
         ((alive)) || break
         sleep 0.2
     done
-    ((${#pids[@]})) && kill -9 "${pids[@]}" 2>/dev/null
+    ((${#pids[@]})) && kill -9 "${pids[@]}" 2>/dev/null || true
     rm -rf "$run"
 }

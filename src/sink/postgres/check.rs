@@ -166,11 +166,10 @@ fn accepts(kind: Kind, ty: &str) -> bool {
                 || ty == "character varying"
                 || width.and_then(|w| w.parse::<usize>().ok()).is_some_and(|w| w >= n)
         }
-        Kind::Int8(_) | Kind::TimeCreated => ty == "bigint",
+        Kind::Int8(_) | Kind::TimeCreated | Kind::Producer | Kind::Seq => ty == "bigint",
         Kind::Int2(_) => ty == "smallint",
         Kind::Json => ty == "jsonb",
         Kind::Time => ty == "timestamp with time zone",
-        Kind::EventId => ty == "uuid",
     }
 }
 

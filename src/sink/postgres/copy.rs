@@ -30,8 +30,10 @@ pub enum Kind {
     TimeCreated,
     /// `timestamptz`: the event's capture time (`time_ns`, microsecond precision).
     Time,
-    /// `uuid`: `EventId::to_uuid_bytes`.
-    EventId,
+    /// `bigint`: the event's identity, its producer (one per PHP process, or per import source) and its
+    /// sequence number there: what the batch ledger records, so the table needs no unique index.
+    Producer,
+    Seq,
 }
 
 pub struct Column {
@@ -42,8 +44,8 @@ pub struct Column {
 }
 
 /// Every column the sink writes, in table order (after `id bigserial`, which the server fills).
-/// Names, types and lengths are `logstore_standard_log`'s, plus `time` and `event_id`.
-pub const COLUMNS: [Column; 22] = [
+/// Names, types and lengths are `logstore_standard_log`'s, plus `time`, `producer` and `seq`.
+pub const COLUMNS: [Column; 23] = [
     Column { name: "eventname", sql: "varchar(255)", kind: Kind::Text(StrField::EventName, 255) },
     Column { name: "component", sql: "varchar(100)", kind: Kind::Text(StrField::Component, 100) },
     Column { name: "action", sql: "varchar(100)", kind: Kind::Text(StrField::Action, 100) },
@@ -65,7 +67,8 @@ pub const COLUMNS: [Column; 22] = [
     Column { name: "ip", sql: "varchar(45)", kind: Kind::Text(StrField::Ip, 45) },
     Column { name: "realuserid", sql: "bigint", kind: Kind::Int8(IntField::RealUserId) },
     Column { name: "time", sql: "timestamptz NOT NULL", kind: Kind::Time },
-    Column { name: "event_id", sql: "uuid NOT NULL", kind: Kind::EventId },
+    Column { name: "producer", sql: "bigint NOT NULL", kind: Kind::Producer },
+    Column { name: "seq", sql: "bigint NOT NULL", kind: Kind::Seq },
 ];
 
 /// Microseconds between the Unix epoch and PostgreSQL's epoch (2000-01-01 UTC).
@@ -142,9 +145,11 @@ fn encode_fields(out: &mut Vec<u8>, e: &EventRef<'_>) -> Result<bool, RowError> 
                 out.extend_from_slice(&8i32.to_be_bytes());
                 out.extend_from_slice(&(time_us(e) - PG_EPOCH_US).to_be_bytes());
             }
-            Kind::EventId => {
-                out.extend_from_slice(&16i32.to_be_bytes());
-                out.extend_from_slice(&e.id.to_uuid_bytes());
+            Kind::Producer | Kind::Seq => {
+                // Stored as bigint: the same 64 bits (u64 as i64).
+                let v = if col.kind == Kind::Producer { e.id.producer } else { e.id.seq } as i64;
+                out.extend_from_slice(&8i32.to_be_bytes());
+                out.extend_from_slice(&v.to_be_bytes());
             }
         }
     }

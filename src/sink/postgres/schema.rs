@@ -1,6 +1,6 @@
 //! Names, DDL and upkeep of the sink's objects: the events table (a TimescaleDB hypertable, or a
-//! table partitioned by day), its schema-version table, the batch ledger, the daily partitions,
-//! TimescaleDB's compression, retention and continuous aggregates.
+//! table partitioned by day), its schema-version table, the batch ledger, the daily partitions, and
+//! (through `timescale`) TimescaleDB's compression, retention and continuous aggregates.
 //!
 //! Everything is idempotent and runs under a transaction-scoped advisory lock, so any number of
 //! processes may connect at once. Identifiers come from validated configuration and are always
@@ -8,23 +8,25 @@
 //! computes itself (partition bounds, which DDL cannot take as parameters).
 
 use super::copy::COLUMNS;
-use super::{check, Error};
+use super::{check, timescale, Error};
 use crate::sink::SinkError;
 use ::postgres::Client;
 use std::collections::BTreeSet;
 
 /// The schema this code creates. Bump it and add a step to `upgrade` for every change.
-pub const VERSION: i32 = 1;
+/// 2: the event's identity in `producer` and `seq` (bigint, compressing to ~2 bytes where the `event_id`
+/// uuid took ~9) with no unique index (the ledger alone makes writes exactly-once), an index on `time`,
+/// TimescaleDB's compression and aggregates of `timescale`.
+pub const VERSION: i32 = 2;
 pub const DAY_SECS: i64 = 86_400;
 pub const DAY_US: i64 = DAY_SECS * 1_000_000;
 /// Native layout: partitions created ahead of the current (UTC) day.
 pub const PREMAKE_DAYS: i64 = 3;
 /// Native layout: events further in the future than this are refused (each would need a partition).
 pub const MAX_FUTURE_DAYS: i64 = 31;
-/// TimescaleDB: chunks older than this are compressed.
-pub const COMPRESS_AFTER_DAYS: i32 = 7;
-/// Ledger rows untouched this long are pruned (a batch is retried for minutes, not weeks).
-pub const LEDGER_KEEP_DAYS: i32 = 30;
+/// With retention, ledger rows are kept this much longer than the events (a spooled batch can come back
+/// after a long outage; the ledger is what keeps it from being written twice).
+pub const LEDGER_MARGIN_DAYS: i64 = 30;
 /// `lock_timeout` for partition DDL, so that creating or dropping a partition never stalls writers long.
 pub const DDL_LOCK_TIMEOUT_MS: i64 = 5_000;
 
@@ -92,18 +94,6 @@ impl Names {
 
     pub fn ledger(&self) -> String {
         self.derived("_ledger")
-    }
-
-    pub fn hourly(&self) -> String {
-        self.derived("_hourly")
-    }
-
-    pub fn daily_users(&self) -> String {
-        self.derived("_daily_users")
-    }
-
-    pub fn daily_active_users(&self) -> String {
-        self.derived("_daily_active_users")
     }
 
     /// The partition holding UTC day `day` (days since 1970-01-01): `table_pYYYYMMDD`.
@@ -292,7 +282,7 @@ pub fn ensure(c: &mut Client, n: &Names, s: &Settings) -> Result<Ensured, Error>
         return Err(SinkError::Config(problem).into());
     }
     if let Layout::Timescale { tsl, .. } = &layout {
-        reconcile_timescale(c, n, s, *tsl)?;
+        timescale::reconcile(c, n, s, *tsl)?;
     }
     Ok(Ensured { layout, recreated })
 }
@@ -315,7 +305,7 @@ pub fn column_ddl() -> String {
 /// A ledger says which events are in the table. When this creates the table, any ledger rows left from
 /// before describe a table that is gone ("already written" into it): they are deleted in the same
 /// transaction, so that every event sent from now on (a retry, a spool replay) is written, never skipped.
-/// The unique `(event_id, time)` index still stops duplicates whatever the ledger says.
+/// The new table is empty, so nothing is written twice.
 fn create_or_upgrade(
     c: &mut Client,
     n: &Names,
@@ -381,16 +371,12 @@ fn create_or_upgrade(
             &[&main, &(s.chunk_hours as i32)],
         )?;
     }
-    let uq = quote_ident(&n.derived("_event_id_uq"));
-    let course = quote_ident(&n.derived("_course_time_idx"));
-    let user = quote_ident(&n.derived("_user_time_idx"));
     c.batch_execute(&format!(
-        "CREATE UNIQUE INDEX IF NOT EXISTS {uq} ON {main} (event_id, \"time\");\n\
-         CREATE INDEX IF NOT EXISTS {course} ON {main} (courseid, \"time\");\n\
-         CREATE INDEX IF NOT EXISTS {user} ON {main} (userid, \"time\");\n\
+        "{}\n\
          CREATE TABLE IF NOT EXISTS {ledger} (\n  producer bigint NOT NULL,\n  first_seq bigint NOT NULL,\n  \
          last_seq bigint NOT NULL CHECK (last_seq >= first_seq),\n  \
          committed_at timestamptz NOT NULL DEFAULT now(),\n  PRIMARY KEY (producer, first_seq)\n);",
+        index_ddl(n)
     ))?;
     if meta.is_none() || !main_exists {
         // A table made again is a new table: its record says so (created_at) and names its layout.
@@ -419,205 +405,41 @@ fn create_or_upgrade(
     Ok((word, recreated))
 }
 
-/// Steps from older schema versions. Version 1 is the first: nothing to do yet.
+/// The indexes of the events table (TimescaleDB keeps them on chunks not compressed yet): a course's and a
+/// user's events newest first, and the newest events of the site (Live logs).
+fn index_ddl(n: &Names) -> String {
+    let main = n.main();
+    [
+        ("_course_time_idx", "courseid, \"time\" DESC"),
+        ("_user_time_idx", "userid, \"time\" DESC"),
+        ("_time_idx", "\"time\" DESC"),
+    ]
+    .iter()
+    .map(|(suffix, cols)| format!("CREATE INDEX IF NOT EXISTS {} ON {main} ({cols});", quote_ident(&n.derived(suffix))))
+    .collect::<Vec<_>>()
+    .join("\n")
+}
+
+/// Steps from older schema versions, in the transaction that records the new version.
+///
+/// 1 -> 2: `producer` and `seq` are added (existing rows keep their `event_id`, new ones leave it empty), the
+/// unique index on `event_id` goes (the ledger is what keeps writes exactly-once), the indexes on time come.
+/// TimescaleDB's compression settings and aggregates are brought to version 2 by `timescale::reconcile`.
 fn upgrade(c: &mut Client, n: &Names, from: i32) -> Result<(), Error> {
     if from < 1 {
         return Err(SinkError::Config(format!("table: {} has an invalid schema version {from}", n.meta())).into());
     }
+    let main = n.main();
+    if from < 2 {
+        c.batch_execute(&format!(
+            "ALTER TABLE {main} ADD COLUMN IF NOT EXISTS producer bigint, ADD COLUMN IF NOT EXISTS seq bigint;\n\
+             ALTER TABLE {main} ALTER COLUMN event_id DROP NOT NULL;\n\
+             DROP INDEX IF EXISTS {};\n{}",
+            n.q(&n.derived("_event_id_uq")),
+            index_ddl(n)
+        ))?;
+    }
     c.execute(&format!("UPDATE {} SET version = $1, upgraded_at = now()", n.q(&n.meta())), &[&VERSION])?;
-    Ok(())
-}
-
-/// Refresh window of a continuous aggregate's policy, in hours: 3 days back, but always inside the
-/// retention horizon (refreshing buckets whose raw chunks were dropped would empty them). `None`
-/// when no window of at least two buckets fits (TimescaleDB requires two).
-pub fn cagg_start_offset_hours(bucket_hours: i64, retention_days: i64) -> Option<i64> {
-    let end = 1;
-    let mut start = 72;
-    if retention_days > 0 {
-        start = start.min(retention_days * 24 - 1);
-    }
-    (start - end >= 2 * bucket_hours).then_some(start)
-}
-
-/// TimescaleDB settings that follow the configuration: chunk interval, compression and its policy,
-/// retention policy, continuous aggregates and their refresh policies. Runs DDL only for what differs.
-fn reconcile_timescale(c: &mut Client, n: &Names, s: &Settings, tsl: bool) -> Result<(), Error> {
-    let main = n.main();
-    let (schema, table) = (n.schema.as_str(), n.table.as_str());
-    let chunk_hours = s.chunk_hours as i32;
-    let chunk_ok: Option<bool> = c
-        .query_opt(
-            "SELECT time_interval = make_interval(hours => $3) FROM timescaledb_information.dimensions \
-             WHERE hypertable_schema = $1 AND hypertable_name = $2 AND column_name = 'time'",
-            &[&schema, &table, &chunk_hours],
-        )?
-        .and_then(|r| r.get(0));
-    let compression: bool = if tsl {
-        c.query_opt(
-            "SELECT compression_enabled FROM timescaledb_information.hypertables \
-             WHERE hypertable_schema = $1 AND hypertable_name = $2",
-            &[&schema, &table],
-        )?
-        .and_then(|r| r.get::<_, Option<bool>>(0))
-        .unwrap_or(false)
-    } else {
-        true
-    };
-    let compression_policy: bool = !tsl
-        || c.query_one(
-            "SELECT EXISTS (SELECT 1 FROM timescaledb_information.jobs WHERE proc_name = 'policy_compression' \
-             AND hypertable_schema = $1 AND hypertable_name = $2)",
-            &[&schema, &table],
-        )?
-        .get(0);
-    let retention_ok = !tsl || retention_policy_matches(c, schema, table, s.retention_days)?;
-    let caggs_ok = !tsl || caggs_match(c, n, s)?;
-    if chunk_ok == Some(true) && compression && compression_policy && retention_ok && caggs_ok {
-        return Ok(());
-    }
-    in_tx(c, s, (n.lock_class("ddl"), 0), false, |c| {
-        if chunk_ok != Some(true) {
-            c.execute(
-                "SELECT set_chunk_time_interval($1::text::regclass, make_interval(hours => $2))",
-                &[&main, &chunk_hours],
-            )?;
-        }
-        if !tsl {
-            return Ok(());
-        }
-        if !compression {
-            // segmentby courseid: Moodle's reports filter by course, and a course has many rows per
-            // day chunk (a unique id would make one-row segments and no compression). orderby time DESC:
-            // reports read newest first; event_id after it keeps the unique index's columns in the
-            // compressed metadata so a retried insert into a compressed chunk checks cheaply.
-            c.batch_execute(&format!(
-                "ALTER TABLE {main} SET (timescaledb.compress, timescaledb.compress_segmentby = 'courseid', \
-                 timescaledb.compress_orderby = '\"time\" DESC, event_id')"
-            ))?;
-        }
-        c.execute(
-            &format!(
-                "SELECT add_compression_policy($1::text::regclass, compress_after => INTERVAL '{COMPRESS_AFTER_DAYS} days', \
-                 if_not_exists => true)"
-            ),
-            &[&main],
-        )?;
-        if !retention_policy_matches(c, schema, table, s.retention_days)? {
-            c.execute("SELECT remove_retention_policy($1::text::regclass, if_exists => true)", &[&main])?;
-            if s.retention_days > 0 {
-                c.execute(
-                    "SELECT add_retention_policy($1::text::regclass, drop_after => make_interval(days => $2))",
-                    &[&main, &(s.retention_days as i32)],
-                )?;
-            }
-        }
-        create_caggs(c, n, s)?;
-        Ok(())
-    })
-}
-
-fn retention_policy_matches(c: &mut Client, schema: &str, table: &str, days: i64) -> Result<bool, Error> {
-    let rows = c.query(
-        "SELECT (config->>'drop_after')::interval = make_interval(days => $3) FROM timescaledb_information.jobs \
-         WHERE proc_name = 'policy_retention' AND hypertable_schema = $1 AND hypertable_name = $2",
-        &[&schema, &table, &(days as i32)],
-    )?;
-    Ok(match rows.as_slice() {
-        [] => days == 0,
-        [r] => days > 0 && r.get::<_, Option<bool>>(0) == Some(true),
-        _ => false,
-    })
-}
-
-/// The continuous aggregates: (view name, bucket hours, SELECT).
-fn caggs(n: &Names) -> [(String, i64, String); 2] {
-    let main = n.main();
-    [
-        (
-            n.hourly(),
-            1,
-            format!(
-                "SELECT time_bucket(INTERVAL '1 hour', \"time\") AS bucket, courseid, eventname, count(*) AS events \
-                 FROM {main} GROUP BY bucket, courseid, eventname"
-            ),
-        ),
-        (
-            n.daily_users(),
-            24,
-            format!(
-                "SELECT time_bucket(INTERVAL '1 day', \"time\") AS day, userid, count(*) AS events \
-                 FROM {main} WHERE userid > 0 GROUP BY day, userid"
-            ),
-        ),
-    ]
-}
-
-/// The refresh policy's start offset (hours) of a continuous aggregate, `None` without a policy.
-fn cagg_policy_hours(c: &mut Client, schema: &str, view: &str) -> Result<Option<Option<f64>>, Error> {
-    let exists: bool = c
-        .query_one(
-            "SELECT EXISTS (SELECT 1 FROM timescaledb_information.continuous_aggregates \
-             WHERE view_schema = $1 AND view_name = $2)",
-            &[&schema, &view],
-        )?
-        .get(0);
-    if !exists {
-        return Ok(None);
-    }
-    let row = c.query_opt(
-        "SELECT (extract(epoch FROM (j.config->>'start_offset')::interval) / 3600)::float8 \
-         FROM timescaledb_information.jobs j JOIN timescaledb_information.continuous_aggregates a \
-         ON (j.hypertable_schema, j.hypertable_name) IN ((a.materialization_hypertable_schema, \
-         a.materialization_hypertable_name), (a.view_schema, a.view_name)) \
-         WHERE j.proc_name = 'policy_refresh_continuous_aggregate' AND a.view_schema = $1 AND a.view_name = $2",
-        &[&schema, &view],
-    )?;
-    Ok(Some(row.and_then(|r| r.get(0))))
-}
-
-fn caggs_match(c: &mut Client, n: &Names, s: &Settings) -> Result<bool, Error> {
-    for (view, bucket, _) in caggs(n) {
-        let want = cagg_start_offset_hours(bucket, s.retention_days).map(|h| h as f64);
-        match cagg_policy_hours(c, &n.schema, &view)? {
-            None => return Ok(false),
-            Some(have) if have != want => return Ok(false),
-            Some(_) => {}
-        }
-    }
-    relation_exists(c, n, &n.daily_active_users())
-}
-
-fn create_caggs(c: &mut Client, n: &Names, s: &Settings) -> Result<(), Error> {
-    for (view, bucket, select) in caggs(n) {
-        let qview = n.q(&view);
-        let want = cagg_start_offset_hours(bucket, s.retention_days);
-        let have = cagg_policy_hours(c, &n.schema, &view)?;
-        if have.is_none() {
-            // WITH NO DATA: allowed inside a transaction; the policy fills it.
-            c.batch_execute(&format!(
-                "CREATE MATERIALIZED VIEW {qview} WITH (timescaledb.continuous, timescaledb.materialized_only = false) \
-                 AS {select} WITH NO DATA"
-            ))?;
-        }
-        let have = have.flatten();
-        if have != want.map(|h| h as f64) {
-            c.execute("SELECT remove_continuous_aggregate_policy($1::text::regclass, if_exists => true)", &[&qview])?;
-            if let Some(start) = want {
-                c.execute(
-                    "SELECT add_continuous_aggregate_policy($1::text::regclass, \
-                     start_offset => make_interval(hours => $2), end_offset => INTERVAL '1 hour', \
-                     schedule_interval => INTERVAL '30 minutes')",
-                    &[&qview, &(start as i32)],
-                )?;
-            }
-        }
-    }
-    c.batch_execute(&format!(
-        "CREATE OR REPLACE VIEW {} AS SELECT day, count(*) AS active_users FROM {} GROUP BY day",
-        n.q(&n.daily_active_users()),
-        n.q(&n.daily_users())
-    ))?;
     Ok(())
 }
 
@@ -685,11 +507,15 @@ pub fn drop_expired_chunks(c: &mut Client, n: &Names, s: &Settings, now_s: i64) 
     Ok(())
 }
 
-/// Forgets ledger ranges nobody will retry any more.
-pub fn prune_ledger(c: &mut Client, n: &Names) -> Result<u64, Error> {
+/// Forgets ledger ranges nobody can send again: only with retention, once their events would be dropped
+/// anyway (a batch written again after that is older than the retention and dropped with its chunk).
+pub fn prune_ledger(c: &mut Client, n: &Names, s: &Settings) -> Result<u64, Error> {
+    if s.retention_days <= 0 {
+        return Ok(0);
+    }
     Ok(c.execute(
         &format!("DELETE FROM {} WHERE committed_at < now() - make_interval(days => $1)", n.q(&n.ledger())),
-        &[&LEDGER_KEEP_DAYS],
+        &[&((s.retention_days + LEDGER_MARGIN_DAYS) as i32)],
     )?)
 }
 
@@ -717,21 +543,11 @@ mod tests {
         assert_eq!(n.partition_day("other_p20240101"), None);
         assert_eq!(n.main(), "\"public\".\"logstore_tsdb_log\"");
         let long = Names::new("s", &"x".repeat(63));
-        for name in [long.partition(19_723), long.ledger(), long.daily_active_users()] {
+        for name in [long.partition(19_723), long.ledger(), long.derived("_daily_active_users")] {
             assert!(name.len() <= 63, "{name}");
         }
         assert_eq!(long.partition_day(&long.partition(19_723)), Some(19_723));
         assert_ne!(Names::new("s", &"x".repeat(62)).ledger(), long.ledger());
         assert_eq!(quote_ident("a\"b"), "\"a\"\"b\"");
-    }
-
-    #[test]
-    fn cagg_windows_stay_inside_retention() {
-        assert_eq!(cagg_start_offset_hours(1, 0), Some(72));
-        assert_eq!(cagg_start_offset_hours(24, 0), Some(72));
-        assert_eq!(cagg_start_offset_hours(1, 1), Some(23));
-        assert_eq!(cagg_start_offset_hours(24, 3), Some(71));
-        assert_eq!(cagg_start_offset_hours(24, 2), None);
-        assert_eq!(cagg_start_offset_hours(24, 30), Some(72));
     }
 }

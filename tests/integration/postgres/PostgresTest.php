@@ -92,11 +92,11 @@ final class PostgresTest extends TestCase {
     }
 
     private function rows(string $schema): array {
-        $r = pg_query($this->db, "SELECT event_id::text AS event_id, id, eventname, component, action, target,
+        $r = pg_query($this->db, "SELECT producer || ':' || seq AS event_key, id, eventname, component, action, target,
             objecttable, objectid, crud, edulevel, contextid, contextlevel, contextinstanceid, userid, courseid,
             relateduserid, anonymous, other::text AS other, timecreated, origin, ip, realuserid,
             extract(epoch FROM \"time\")::float8 AS t
-            FROM \"$schema\".logstore_tsdb_log ORDER BY event_id");
+            FROM \"$schema\".logstore_tsdb_log ORDER BY producer, seq");
         $this->assertNotFalse($r);
         return pg_fetch_all($r) ?: [];
     }
@@ -144,8 +144,8 @@ final class PostgresTest extends TestCase {
 
         $rows = $this->rows($schema);
         $this->assertCount($n, $rows);
-        $this->assertCount($n, array_unique(array_column($rows, 'event_id')));
-        // event_id is producer then sequence: ORDER BY event_id is logging order within this process.
+        $this->assertCount($n, array_unique(array_column($rows, 'event_key')));
+        // One producer per process, seq in logging order: ORDER BY producer, seq is logging order.
         foreach ($sent as $i => $e) {
             $row = $rows[$i];
             foreach (self::TEXT as $col => $max) {

@@ -1,0 +1,420 @@
+//! TimescaleDB's part of the schema: the hypertable's chunk interval, compression (settings and
+//! policy) and retention, and the continuous aggregates with their refresh and compression policies.
+//! Each is read from the catalog first and changed only where it differs, under the DDL lock.
+//!
+//! Chosen for years of logs (docs/SCALE.md has the measurements):
+//! - Day chunks, compressed once two days old and rolled up into chunks of `ROLLUP_DAYS`: the part
+//!   that is not compressed stays small, and a year is ~52 compressed chunks for the planner, not 365.
+//! - No segmentby; rows ordered by course, then newest first: every compressed batch holds ~1000 rows
+//!   (segments per course and day would be a few dozen rows and compress badly), a course's rows are
+//!   contiguous (min/max of `courseid` per batch skips the others) and newest first inside it.
+//! - A bloom filter on `userid` per batch: a user's events skip the batches without them.
+//! - Aggregates designed for the reports and dashboards, each compressed: `_daily` (day, course, user:
+//!   the reader's exact counts, active users and engagement per course), `_daily_users` (day, user: a
+//!   user's history), `_daily_active_users` (on top of it), `_hourly` (hour, course: activity, logins)
+//!   and `_activity` (day, course module, event: top activities and events). Their refresh policy
+//!   covers every day the events still exist for, so late events and imports of old logs are
+//!   materialised by TimescaleDB's scheduler without a manual refresh.
+
+use super::schema::{in_tx, quote_ident, Names, Settings};
+use super::Error;
+use ::postgres::Client;
+
+/// Chunks are compressed once their end is this old.
+pub const COMPRESS_AFTER_HOURS: i32 = 48;
+/// Compressed day chunks are merged into chunks of this many days.
+pub const ROLLUP_DAYS: i64 = 7;
+/// Aggregate chunks are compressed once this old.
+const AGGREGATE_COMPRESS_AFTER_DAYS: i32 = 7;
+/// The compression of the events table, as `timescaledb_information.hypertable_compression_settings`
+/// prints it.
+const SEGMENTBY: &str = "";
+const ORDERBY: &str = "courseid,\"time\" DESC,id DESC";
+const SPARSE_INDEX: &str = "bloom(userid)";
+/// The version of the aggregates' definitions, in each one's comment: an aggregate made by an older
+/// extension (another comment, or none) is replaced.
+const AGGREGATES_VERSION: &str = "logstore_tsdb aggregate 2";
+
+/// One continuous aggregate.
+pub struct Aggregate {
+    /// The suffix of its name after the table's (`Names::derived`).
+    pub suffix: &'static str,
+    pub name: String,
+    pub bucket_hours: i64,
+    /// The view's SELECT.
+    pub select: String,
+    pub segmentby: &'static str,
+    pub orderby: &'static str,
+}
+
+/// Every continuous aggregate the sink keeps, parents before children.
+pub fn aggregates(n: &Names) -> Vec<Aggregate> {
+    let main = n.main();
+    let day = "time_bucket(INTERVAL '1 day', \"time\") AS day";
+    vec![
+        Aggregate {
+            suffix: "_daily",
+            name: n.derived("_daily"),
+            bucket_hours: 24,
+            select: format!(
+                "SELECT {day}, courseid, userid, count(*) AS events, \
+                 count(*) FILTER (WHERE anonymous <> 0) AS anonymous_events, \
+                 count(*) FILTER (WHERE edulevel = 1) AS teaching, count(*) FILTER (WHERE edulevel = 2) AS participating \
+                 FROM {main} GROUP BY 1, 2, 3"
+            ),
+            segmentby: "courseid",
+            orderby: "day DESC, userid",
+        },
+        Aggregate {
+            suffix: "_daily_users",
+            name: n.derived("_daily_users"),
+            bucket_hours: 24,
+            select: format!(
+                "SELECT {day}, userid, count(*) AS events, count(*) FILTER (WHERE anonymous <> 0) AS anonymous_events \
+                 FROM {main} GROUP BY 1, 2"
+            ),
+            segmentby: "",
+            orderby: "userid, day DESC",
+        },
+        Aggregate {
+            suffix: "_daily_active_users",
+            name: n.derived("_daily_active_users"),
+            bucket_hours: 24,
+            select: format!(
+                "SELECT time_bucket(INTERVAL '1 day', day) AS day, count(*) FILTER (WHERE userid > 0) AS active_users, \
+                 sum(events) AS events FROM {} GROUP BY 1",
+                n.q(&n.derived("_daily_users"))
+            ),
+            segmentby: "",
+            orderby: "day DESC",
+        },
+        Aggregate {
+            suffix: "_hourly",
+            name: n.derived("_hourly"),
+            bucket_hours: 1,
+            select: format!(
+                "SELECT time_bucket(INTERVAL '1 hour', \"time\") AS bucket, courseid, count(*) AS events, \
+                 count(*) FILTER (WHERE edulevel = 0) AS other, count(*) FILTER (WHERE edulevel = 1) AS teaching, \
+                 count(*) FILTER (WHERE edulevel = 2) AS participating, \
+                 count(*) FILTER (WHERE eventname = '\\core\\event\\user_loggedin') AS logins, \
+                 count(*) FILTER (WHERE eventname = '\\core\\event\\user_login_failed') AS failed_logins \
+                 FROM {main} GROUP BY 1, 2"
+            ),
+            segmentby: "",
+            orderby: "courseid, bucket DESC",
+        },
+        Aggregate {
+            suffix: "_activity",
+            name: n.derived("_activity"),
+            bucket_hours: 24,
+            select: format!(
+                "SELECT {day}, courseid, contextlevel, contextinstanceid, component, eventname, count(*) AS events \
+                 FROM {main} GROUP BY 1, 2, 3, 4, 5, 6"
+            ),
+            segmentby: "courseid",
+            orderby: "day DESC, contextinstanceid, eventname",
+        },
+    ]
+}
+
+/// Refresh window of an aggregate's policy: its start offset in hours, `Some(None)` for the whole
+/// history (no retention: every late event or import is materialised), or `None` when no window of
+/// at least two buckets fits inside the retention horizon (TimescaleDB requires two). With retention
+/// the window stays inside it: refreshing buckets whose events were dropped would empty them.
+pub fn refresh_start_hours(bucket_hours: i64, retention_days: i64) -> Option<Option<i64>> {
+    if retention_days <= 0 {
+        return Some(None);
+    }
+    // The window ends an hour before now.
+    let start = retention_days * 24 - 1;
+    (start > 2 * bucket_hours).then_some(Some(start))
+}
+
+/// Brings the hypertable's settings and aggregates to what the configuration asks. Cheap when all
+/// is in place: catalog reads only.
+pub fn reconcile(c: &mut Client, n: &Names, s: &Settings, tsl: bool) -> Result<(), Error> {
+    let (schema, table) = (n.schema.as_str(), n.table.as_str());
+    let chunk_hours = s.chunk_hours as i32;
+    let chunk_ok: bool = c
+        .query_opt(
+            "SELECT time_interval = make_interval(hours => $3) FROM timescaledb_information.dimensions \
+             WHERE hypertable_schema = $1 AND hypertable_name = $2 AND column_name = 'time'",
+            &[&schema, &table, &chunk_hours],
+        )?
+        .and_then(|r| r.get::<_, Option<bool>>(0))
+        .unwrap_or(false);
+    if !tsl {
+        if !chunk_ok {
+            in_tx(c, s, (n.lock_class("ddl"), 0), false, |c| set_chunk_interval(c, n, chunk_hours))?;
+        }
+        return Ok(());
+    }
+    let compression_ok = compression_matches(c, n, s)?;
+    let policy_ok = job_matches(
+        c,
+        "policy_compression",
+        schema,
+        table,
+        "(config->>'compress_after')::interval = make_interval(hours => $3)",
+        COMPRESS_AFTER_HOURS,
+    )?;
+    let retention_ok = retention_matches(c, schema, table, s.retention_days)?;
+    let mut stale = Vec::new();
+    for a in aggregates(n) {
+        if !aggregate_matches(c, n, &a, s)? {
+            stale.push(a);
+        }
+    }
+    if chunk_ok && compression_ok && policy_ok && retention_ok && stale.is_empty() {
+        return Ok(());
+    }
+    in_tx(c, s, (n.lock_class("ddl"), 0), false, |c| {
+        if !chunk_ok {
+            set_chunk_interval(c, n, chunk_hours)?;
+        }
+        if !compression_ok {
+            // Settings apply to chunks compressed from now on; compressed chunks keep theirs. The
+            // automatic sparse indexes (one per btree index) are not wanted: only the bloom on userid.
+            c.batch_execute(&format!(
+                "SET LOCAL timescaledb.auto_sparse_indexes = off; ALTER TABLE {} SET (timescaledb.compress, \
+                 timescaledb.compress_segmentby = '{SEGMENTBY}', timescaledb.compress_orderby = '{}', \
+                 timescaledb.sparse_index = '{SPARSE_INDEX}', timescaledb.compress_chunk_time_interval = '{} hours')",
+                n.main(),
+                ORDERBY.replace('\'', "''"),
+                rollup_hours(s)
+            ))?;
+        }
+        if !policy_ok {
+            c.execute("SELECT remove_compression_policy($1::text::regclass, if_exists => true)", &[&n.main()])?;
+            c.execute(
+                "SELECT add_compression_policy($1::text::regclass, compress_after => make_interval(hours => $2))",
+                &[&n.main(), &COMPRESS_AFTER_HOURS],
+            )?;
+        }
+        if !retention_ok {
+            c.execute("SELECT remove_retention_policy($1::text::regclass, if_exists => true)", &[&n.main()])?;
+            if s.retention_days > 0 {
+                c.execute(
+                    "SELECT add_retention_policy($1::text::regclass, drop_after => make_interval(days => $2))",
+                    &[&n.main(), &(s.retention_days as i32)],
+                )?;
+            }
+        }
+        for a in &stale {
+            ensure_aggregate(c, n, a, s)?;
+        }
+        Ok(())
+    })
+}
+
+fn set_chunk_interval(c: &mut Client, n: &Names, hours: i32) -> Result<(), Error> {
+    c.execute("SELECT set_chunk_time_interval($1::text::regclass, make_interval(hours => $2))", &[&n.main(), &hours])?;
+    Ok(())
+}
+
+/// The rollup interval: `ROLLUP_DAYS`, a whole number of chunks.
+fn rollup_hours(s: &Settings) -> i64 {
+    let chunk = s.chunk_hours.max(1);
+    (ROLLUP_DAYS * 24 + chunk - 1) / chunk * chunk
+}
+
+fn compression_matches(c: &mut Client, n: &Names, s: &Settings) -> Result<bool, Error> {
+    let row = c.query_opt(
+        "SELECT coalesce(s.segmentby, ''), coalesce(s.orderby, ''), coalesce(s.compress_interval_length, ''), \
+         coalesce((SELECT array_agg(i->>'type' || '(' || (i->>'column') || ')' ORDER BY 1) FROM jsonb_array_elements(s.index) i \
+                   WHERE i->>'source' = 'config'), '{}'), \
+         (SELECT compression_enabled FROM timescaledb_information.hypertables h \
+          WHERE h.hypertable_schema = $1 AND h.hypertable_name = $2) \
+         FROM timescaledb_information.hypertable_compression_settings s WHERE s.hypertable = $3::text::regclass",
+        &[&n.schema, &n.table, &n.main()],
+    )?;
+    let Some(r) = row else { return Ok(false) };
+    let interval: String = r.get(2);
+    let sparse: Vec<String> = r.get(3);
+    let enabled: Option<bool> = r.get(4);
+    Ok(enabled == Some(true)
+        && r.get::<_, String>(0) == SEGMENTBY
+        && r.get::<_, String>(1) == ORDERBY
+        && interval_hours(&interval) == Some(rollup_hours(s))
+        && sparse == [SPARSE_INDEX])
+}
+
+/// Hours of an interval as PostgreSQL prints it (`7 days`, `168:00:00`, `7 days 12:00:00`).
+fn interval_hours(text: &str) -> Option<i64> {
+    let mut hours = 0;
+    for part in text.split(' ').collect::<Vec<_>>().chunks(2) {
+        match part {
+            [n, unit] if unit.starts_with("day") => hours += n.parse::<i64>().ok()? * 24,
+            [hms] | [hms, _] if hms.contains(':') => hours += hms.split(':').next()?.parse::<i64>().ok()?,
+            _ => return None,
+        }
+    }
+    Some(hours)
+}
+
+/// Whether exactly one job `proc` exists for the relation and `cond` (with `$3` = `value`) holds for it.
+fn job_matches(c: &mut Client, proc: &str, schema: &str, name: &str, cond: &str, value: i32) -> Result<bool, Error> {
+    let rows = c.query(
+        &format!(
+            "SELECT {cond} FROM timescaledb_information.jobs WHERE proc_name = '{proc}' \
+             AND hypertable_schema = $1 AND hypertable_name = $2"
+        ),
+        &[&schema, &name, &value],
+    )?;
+    Ok(matches!(rows.as_slice(), [r] if r.get::<_, Option<bool>>(0) == Some(true)))
+}
+
+fn retention_matches(c: &mut Client, schema: &str, table: &str, days: i64) -> Result<bool, Error> {
+    if days <= 0 {
+        let n: i64 = c
+            .query_one(
+                "SELECT count(*) FROM timescaledb_information.jobs WHERE proc_name = 'policy_retention' \
+                 AND hypertable_schema = $1 AND hypertable_name = $2",
+                &[&schema, &table],
+            )?
+            .get(0);
+        return Ok(n == 0);
+    }
+    job_matches(
+        c,
+        "policy_retention",
+        schema,
+        table,
+        "(config->>'drop_after')::interval = make_interval(days => $3)",
+        days as i32,
+    )
+}
+
+/// The aggregate's catalog state: `None` when it does not exist; else whether it is ours (this
+/// version's comment), real-time, compressed, with the refresh and compression policies asked for.
+fn aggregate_matches(c: &mut Client, n: &Names, a: &Aggregate, s: &Settings) -> Result<bool, Error> {
+    let row = c.query_opt(
+        "SELECT obj_description(format('%I.%I', a.view_schema, a.view_name)::regclass, 'pg_class'), \
+         a.materialized_only, a.compression_enabled, \
+         (SELECT array_agg(coalesce(extract(epoch FROM (j.config->>'start_offset')::interval)::bigint / 3600, -1)) \
+          FROM timescaledb_information.jobs j WHERE j.proc_name = 'policy_refresh_continuous_aggregate' \
+          AND (j.hypertable_schema, j.hypertable_name) IN ((a.view_schema, a.view_name), \
+               (a.materialization_hypertable_schema, a.materialization_hypertable_name))), \
+         (SELECT count(*) FROM timescaledb_information.jobs j WHERE j.proc_name = 'policy_compression' \
+          AND (j.hypertable_schema, j.hypertable_name) IN ((a.view_schema, a.view_name), \
+               (a.materialization_hypertable_schema, a.materialization_hypertable_name))) \
+         FROM timescaledb_information.continuous_aggregates a WHERE a.view_schema = $1 AND a.view_name = $2",
+        &[&n.schema, &a.name],
+    )?;
+    let Some(r) = row else { return Ok(false) };
+    let comment: Option<String> = r.get(0);
+    let starts: Option<Vec<Option<i64>>> = r.get(3);
+    let want = refresh_start_hours(a.bucket_hours, s.retention_days).map(|h| h.unwrap_or(-1));
+    let starts: Vec<i64> = starts.unwrap_or_default().into_iter().flatten().collect();
+    Ok(comment.as_deref() == Some(AGGREGATES_VERSION)
+        && !r.get::<_, bool>(1)
+        && r.get::<_, bool>(2)
+        && starts == want.into_iter().collect::<Vec<_>>()
+        && r.get::<_, i64>(4) == 1)
+}
+
+/// Creates the aggregate (replacing one an older extension made) and sets its compression and policies.
+fn ensure_aggregate(c: &mut Client, n: &Names, a: &Aggregate, s: &Settings) -> Result<(), Error> {
+    let view = n.q(&a.name);
+    let existing = c.query_opt(
+        "SELECT c.relkind::text, obj_description(c.oid, 'pg_class') FROM pg_class c \
+         JOIN pg_namespace s ON s.oid = c.relnamespace WHERE s.nspname = $1 AND c.relname = $2",
+        &[&n.schema, &a.name],
+    )?;
+    let ours = matches!(&existing, Some(r) if r.get::<_, Option<String>>(1).as_deref() == Some(AGGREGATES_VERSION));
+    if let (Some(r), false) = (&existing, ours) {
+        retire(c, n, a, &r.get::<_, String>(0), s)?;
+    }
+    if !ours {
+        // WITH NO DATA: allowed inside a transaction; the refresh policy fills it.
+        c.batch_execute(&format!(
+            "CREATE MATERIALIZED VIEW {view} WITH (timescaledb.continuous, timescaledb.materialized_only = false) \
+             AS {} WITH NO DATA;\nCOMMENT ON VIEW {view} IS '{AGGREGATES_VERSION}'",
+            a.select
+        ))?;
+    }
+    // Two statements: TimescaleDB takes either the real-time option or the compression options in one ALTER.
+    c.batch_execute(&format!(
+        "ALTER MATERIALIZED VIEW {view} SET (timescaledb.materialized_only = false);\n\
+         ALTER MATERIALIZED VIEW {view} SET (timescaledb.compress = true, \
+         timescaledb.compress_segmentby = '{}', timescaledb.compress_orderby = '{}')",
+        a.segmentby, a.orderby
+    ))?;
+    c.execute("SELECT remove_continuous_aggregate_policy($1::text::regclass, if_exists => true)", &[&view])?;
+    if let Some(start) = refresh_start_hours(a.bucket_hours, s.retention_days) {
+        let start_offset = start.map(|h| format!("make_interval(hours => {h})")).unwrap_or_else(|| "NULL".into());
+        c.execute(
+            &format!(
+                "SELECT add_continuous_aggregate_policy($1::text::regclass, start_offset => {start_offset}, \
+                 end_offset => INTERVAL '1 hour', schedule_interval => INTERVAL '30 minutes')"
+            ),
+            &[&view],
+        )?;
+    }
+    c.execute("SELECT remove_compression_policy($1::text::regclass, if_exists => true)", &[&view])?;
+    c.execute(
+        "SELECT add_compression_policy($1::text::regclass, compress_after => make_interval(days => $2))",
+        &[&view, &AGGREGATE_COMPRESS_AFTER_DAYS],
+    )?;
+    Ok(())
+}
+
+/// An aggregate an older extension made under this name (or a plain view): dropped when the events it
+/// summarises are all still there (it is rebuilt from them); with retention, kept beside the new one as
+/// `<name>_v1` without its refresh policy, since it may hold days whose events are gone.
+fn retire(c: &mut Client, n: &Names, a: &Aggregate, relkind: &str, s: &Settings) -> Result<(), Error> {
+    let view = n.q(&a.name);
+    if relkind == "v" && !is_continuous(c, n, &a.name)? {
+        c.batch_execute(&format!("DROP VIEW {view}"))?;
+        return Ok(());
+    }
+    if s.retention_days <= 0 {
+        c.batch_execute(&format!("DROP MATERIALIZED VIEW {view} CASCADE"))?;
+        return Ok(());
+    }
+    c.execute("SELECT remove_continuous_aggregate_policy($1::text::regclass, if_exists => true)", &[&view])?;
+    let old = n.derived(&format!("{}_v1", a.suffix));
+    c.batch_execute(&format!("ALTER MATERIALIZED VIEW {view} RENAME TO {}", quote_ident(&old)))?;
+    Ok(())
+}
+
+fn is_continuous(c: &mut Client, n: &Names, name: &str) -> Result<bool, Error> {
+    Ok(c.query_one(
+        "SELECT EXISTS (SELECT 1 FROM timescaledb_information.continuous_aggregates \
+         WHERE view_schema = $1 AND view_name = $2)",
+        &[&n.schema, &name],
+    )?
+    .get(0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refresh_windows() {
+        assert_eq!(refresh_start_hours(1, 0), Some(None));
+        assert_eq!(refresh_start_hours(24, 0), Some(None));
+        assert_eq!(refresh_start_hours(1, 1), Some(Some(23)));
+        assert_eq!(refresh_start_hours(24, 3), Some(Some(71)));
+        assert_eq!(refresh_start_hours(24, 2), None);
+        assert_eq!(refresh_start_hours(24, 30), Some(Some(719)));
+    }
+
+    #[test]
+    fn intervals_as_printed() {
+        assert_eq!(interval_hours("7 days"), Some(168));
+        assert_eq!(interval_hours("1 day"), Some(24));
+        assert_eq!(interval_hours("168:00:00"), Some(168));
+        assert_eq!(interval_hours("7 days 12:00:00"), Some(180));
+        assert_eq!(interval_hours(""), None);
+    }
+
+    #[test]
+    fn rollup_is_whole_chunks() {
+        let s = |chunk_hours| Settings { retention_days: 0, chunk_hours, statement_timeout_ms: 1 };
+        assert_eq!(rollup_hours(&s(24)), 168);
+        assert_eq!(rollup_hours(&s(5)), 170);
+        assert_eq!(rollup_hours(&s(200)), 200);
+    }
+}
