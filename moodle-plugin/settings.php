@@ -33,6 +33,10 @@ if ($hassiteconfig) {
     // The status page, linked from here and listed under Site administration > Plugins > Logging.
     $ADMIN->add('logging', new admin_externalpage('logstore_tsdb_status', new lang_string('statuspage', 'logstore_tsdb'),
         $statusurl, 'moodle/site:config'));
+    // The tuning knobs, on a page of their own: a first configuration is the page tool_log adds ($settings).
+    $tuning = new admin_settingpage('logstore_tsdb_tuning', new lang_string('tuningpage', 'logstore_tsdb'),
+        'moodle/site:config');
+    $ADMIN->add('logging', $tuning);
 }
 
 // The settings themselves only when Moodle builds the full tree (a settings page, a search): the navigation tree,
@@ -56,12 +60,18 @@ if ($hassiteconfig && $ADMIN->fulltree) {
     }
     $settings->add(new admin_setting_heading('logstore_tsdb/statuslink', '',
         get_string('statuspagelink', 'logstore_tsdb', $statusurl->out())));
+    $settings->add(new admin_setting_heading('logstore_tsdb/tuninglink', '',
+        get_string('tuningpagelink', 'logstore_tsdb', $tuning->get_settings_page_url()->out())));
 
     $definitions = settings_definition::all();
+    $groups = [];
     foreach (settings_definition::sections() as $section) {
-        $settings->add(new admin_setting_heading('logstore_tsdb/heading_' . $section,
+        $page = in_array($section, settings_definition::TUNING_SECTIONS, true) ? $tuning : $settings;
+        $heading = new \logstore_tsdb\admin\setting_heading('logstore_tsdb/heading_' . $section,
             new lang_string('heading_' . $section, 'logstore_tsdb'),
-            new lang_string('heading_' . $section . '_desc', 'logstore_tsdb')));
+            new lang_string('heading_' . $section . '_desc', 'logstore_tsdb'));
+        $page->add($heading);
+        $members = ['heading_' . $section => $heading];
 
         foreach ($definitions as $name => $def) {
             if ($def['section'] !== $section) {
@@ -81,10 +91,11 @@ if ($hassiteconfig && $ADMIN->fulltree) {
                         // Offer durable mode only when the loaded extension accepts it.
                         unset($choices['durable']);
                     }
-                    $setting = new admin_setting_configselect($fullname, $label, $help, $def['default'], $choices);
+                    $setting = new \logstore_tsdb\admin\setting_select($fullname, $label, $help, $def['default'], $choices);
                     break;
                 case 'bool':
-                    $setting = new admin_setting_configcheckbox($fullname, $label, $help, (string) $def['default']);
+                    $setting = new \logstore_tsdb\admin\setting_checkbox($fullname, $label, $help,
+                        (string) $def['default']);
                     break;
                 case 'secret':
                     $setting = new \logstore_tsdb\admin\setting_secret($fullname, $label, $help, '');
@@ -103,7 +114,40 @@ if ($hassiteconfig && $ADMIN->fulltree) {
                     $setting = new \logstore_tsdb\admin\setting_text($fullname, $label, $help, (string) $def['default'],
                         PARAM_RAW_TRIMMED, $def['type'] === 'text' ? 30 : 60);
             }
-            $settings->add($setting);
+            $page->add($setting);
+            $members[$name] = $setting;
+        }
+
+        // Only what the chosen backend uses is shown, and with the php.ini source none of what the extension takes
+        // from php.ini: Moodle's show/hide rules, one per group of settings (a marker, see marked_setting), on the
+        // page of the backend setting. Moodle's script shows or hides the items of each marker on its own, so a
+        // setting carries one marker: its backends and whether php.ini replaces it.
+        if ($page === $settings) {
+            $extonly = true;
+            foreach ($members as $name => $setting) {
+                $extonly = $extonly && ($setting === $heading || !empty($definitions[$name]['ext']));
+            }
+            foreach ($members as $name => $setting) {
+                $backends = settings_definition::used_by($name);
+                $fromphpini = $setting === $heading ? $extonly : !empty($definitions[$name]['ext']);
+                if ($backends === null && !$fromphpini) {
+                    continue;
+                }
+                // Short names: Moodle 4.5 wants all the rules of a page in 1024 characters.
+                $marker = 'for_' . ($backends === null ? 'all' : str_replace(['influxdb', 'file', 'postgres'], ['', 'f', 'p'],
+                    implode('', $backends))) . ($fromphpini ? '_ini' : '');
+                $setting->set_markers([$marker]);
+                $groups[$marker] = [$backends, $fromphpini];
+            }
+        }
+    }
+    foreach ($groups as $marker => [$backends, $fromphpini]) {
+        if ($backends !== null) {
+            $settings->hide_if('logstore_tsdb/' . $marker, 'logstore_tsdb/backend', 'in',
+                implode('|', array_diff(settings_definition::BACKENDS, $backends)));
+        }
+        if ($fromphpini) {
+            $settings->hide_if('logstore_tsdb/' . $marker, 'logstore_tsdb/configsource', 'eq', 'phpini');
         }
     }
 }

@@ -39,19 +39,30 @@ require_once($CFG->libdir . '/adminlib.php');
  * @license    http://www.gnu.org/copyleft/gpl.html GNU GPL v3 or later
  */
 class setting_secret extends \admin_setting_configpasswordunmask {
+    use marked_setting;
 
     /** @var string The value that removes the saved secret. */
     const CLEAR = '-';
 
     /**
-     * Renders the field without the saved value.
+     * Renders the field without the saved value, saying when one is stored.
      *
      * @param mixed $data
      * @param string $query
      * @return string
      */
     public function output_html(#[\SensitiveParameter] $data, $query = '') {
-        return parent::output_html('', $query);
+        if ((string) $this->get_setting() === '') {
+            return $this->marked(parent::output_html('', $query));
+        }
+        // Stored: the field stays empty (the value never reaches the page), and says that a value is kept.
+        $description = $this->description;
+        $this->description = \html_writer::div(get_string('secretstored', 'logstore_tsdb'), 'text-success') . $description;
+        try {
+            return $this->marked(parent::output_html('', $query));
+        } finally {
+            $this->description = $description;
+        }
     }
 
     /**

@@ -30,12 +30,13 @@ global $CFG;
 require_once($CFG->libdir . '/adminlib.php');
 
 /**
- * Moodle's admin_setting_configtextarea whose validation also applies the settings definition (see validated_setting).
+ * Moodle's admin_setting_configtextarea whose validation also applies the settings definition (see validated_setting), hideable by marker
+ * (see marked_setting).
  *
  * @package    logstore_tsdb
  * @copyright  2025 The logstore_tsdb authors
  * @license    http://www.gnu.org/copyleft/gpl.html GNU GPL v3 or later
  */
 class setting_textarea extends \admin_setting_configtextarea {
-    use validated_setting;
+    use validated_setting, marked_setting;
 }

@@ -101,8 +101,6 @@ class settings_definition {
                 'min' => 1024, 'max' => 67108864, 'ext' => true],
             'timeout_ms' => ['section' => 'influxdb', 'type' => 'int', 'default' => 10000, 'min' => 100, 'max' => 600000,
                 'ext' => true],
-            'connect_timeout_ms' => ['section' => 'influxdb', 'type' => 'int', 'default' => 3000, 'min' => 100,
-                'max' => 600000, 'ext' => true],
             'tls_verify' => ['section' => 'influxdb', 'type' => 'bool', 'default' => 1, 'ext' => true],
             'pseudonymise' => ['section' => 'influxdb', 'type' => 'bool', 'default' => 1],
 
@@ -149,6 +147,9 @@ class settings_definition {
                 'max' => 3600000, 'ext' => true],
             'retry_max_elapsed_ms' => ['section' => 'performance', 'type' => 'int', 'default' => 180000, 'min' => 0,
                 'max' => 86400000, 'ext' => true],
+            // InfluxDB and PostgreSQL alike.
+            'connect_timeout_ms' => ['section' => 'performance', 'type' => 'int', 'default' => 3000, 'min' => 100,
+                'max' => 600000, 'ext' => true],
 
             // The on-disk spool, in every write mode (see docs/reliability.md). Empty spool_dir: no spool.
             'spool_dir' => ['section' => 'spool', 'type' => 'path', 'default' => self::default_spool_dir(), 'ext' => true,
@@ -168,6 +169,65 @@ class settings_definition {
      */
     public static function sections(): array {
         return ['general', 'filters', 'file', 'influxdb', 'postgres', 'credentials', 'performance', 'spool', 'health'];
+    }
+
+    /** @var string[] The sections of tuning knobs, on a page of their own: the defaults suit most sites. */
+    const TUNING_SECTIONS = ['performance', 'spool', 'health'];
+
+    /** @var array The settings that only some backends use (name => backends); every other one is used by all. */
+    const BACKEND_ONLY = [
+        'path' => ['file'],
+        'format' => ['file'],
+        'url' => ['influxdb1', 'influxdb2', 'influxdb3'],
+        'org' => ['influxdb2'],
+        'bucket' => ['influxdb2'],
+        'token' => ['influxdb2', 'influxdb3'],
+        'database' => ['influxdb1', 'influxdb3'],
+        'retention_policy' => ['influxdb1'],
+        'username' => ['influxdb1'],
+        'measurement' => ['influxdb1', 'influxdb2', 'influxdb3'],
+        'tags' => ['influxdb1', 'influxdb2', 'influxdb3'],
+        'gzip' => ['influxdb1', 'influxdb2', 'influxdb3'],
+        'max_batch_bytes' => ['influxdb1', 'influxdb2', 'influxdb3'],
+        'timeout_ms' => ['influxdb1', 'influxdb2', 'influxdb3'],
+        'tls_verify' => ['influxdb1', 'influxdb2', 'influxdb3'],
+        'pseudonymise' => ['influxdb1', 'influxdb2', 'influxdb3'],
+        'host' => ['postgres'],
+        'port' => ['postgres'],
+        'dbname' => ['postgres'],
+        'user' => ['postgres'],
+        'sslmode' => ['postgres'],
+        'schema' => ['postgres'],
+        'table' => ['postgres'],
+        'application_name' => ['postgres'],
+        'statement_timeout_ms' => ['postgres'],
+        'idle_close_ms' => ['postgres'],
+        'retention_days' => ['postgres'],
+        'password' => ['influxdb1', 'postgres'],
+        'ca_file' => ['influxdb1', 'influxdb2', 'influxdb3', 'postgres'],
+        'connect_timeout_ms' => ['influxdb1', 'influxdb2', 'influxdb3', 'postgres'],
+    ];
+
+    /**
+     * The backends that use a setting, or the settings of a section.
+     *
+     * @param string $name a setting, or heading_SECTION
+     * @return string[]|null null when every backend does
+     */
+    public static function used_by(string $name): ?array {
+        if (strpos($name, 'heading_') !== 0) {
+            return self::BACKEND_ONLY[$name] ?? null;
+        }
+        $union = [];
+        foreach (self::all() as $setting => $def) {
+            if ('heading_' . $def['section'] === $name) {
+                if (!isset(self::BACKEND_ONLY[$setting])) {
+                    return null;
+                }
+                $union = array_merge($union, self::BACKEND_ONLY[$setting]);
+            }
+        }
+        return array_values(array_intersect(self::BACKENDS, $union));
     }
 
     /**

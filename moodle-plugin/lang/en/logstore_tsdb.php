@@ -53,6 +53,9 @@ $string['heading_spool_desc'] = 'In every write mode, batches the time-series da
 $string['heading_health'] = 'Health check';
 $string['heading_health_desc'] = 'The health check task notifies site administrators when writing keeps failing.';
 $string['statuspagelink'] = 'Status, counters and connection test: <a href="{$a}">time series database log store status</a>.';
+$string['tuningpage'] = 'Time series database log store: tuning';
+$string['tuningpagelink'] = 'Batching, retries, timeouts, the spool and the health check have defaults that suit most sites: <a href="{$a}">tuning</a>.';
+$string['secretstored'] = 'A value is stored (not shown). Leave the field empty to keep it, enter a single - to remove it.';
 
 // Settings.
 $string['setting_configsource'] = 'Configuration source';

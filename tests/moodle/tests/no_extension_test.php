@@ -41,7 +41,9 @@ class no_extension_test extends base_testcase {
         $this->student = $this->user_with_password();
         $this->gen()->enrol_user($this->student->id, $this->course->id, 'student');
         $this->set_user(get_admin());
-        admin_apply_default_settings(admin_get_root(true, true)->locate('logsettingtsdb'), false);
+        $root = admin_get_root(true, true);
+        admin_apply_default_settings($root->locate('logsettingtsdb'), false);
+        admin_apply_default_settings($root->locate('logstore_tsdb_tuning'), false);
         $this->set_user(null);
         $this->configure(['healththreshold' => 1]);
         $this->forget_events_so_far();
@@ -83,7 +85,9 @@ get_log_manager()->dispose();
 \core\session\manager::set_user(get_admin());
 require_once($CFG->libdir . "/adminlib.php");
 $r["settings"] = [];
-foreach ((array) admin_get_root(true, true)->locate("logsettingtsdb")->settings as $s) {
+$root = admin_get_root(true, true);
+foreach (array_merge((array) $root->locate("logsettingtsdb")->settings,
+        (array) $root->locate("logstore_tsdb_tuning")->settings) as $s) {
     $r["settings"][$s->name] = $s instanceof admin_setting_heading ? (string) $s->description : get_class($s);
 }
 $result = (new \logstore_tsdb\check\extension_check())->get_result();

@@ -29,6 +29,9 @@ class settings_test extends base_testcase {
     /** @var string the settings page */
     const PAGE = '/admin/settings.php?section=logsettingtsdb';
 
+    /** @var string the tuning page */
+    const TUNING = '/admin/settings.php?section=logstore_tsdb_tuning';
+
     /**
      * Notes where the site's PHP-FPM log ends.
      */
@@ -48,22 +51,25 @@ class settings_test extends base_testcase {
     }
 
     /**
-     * The site's admin tree built as Moodle builds it for the administrator, and the plugin's settings page in it.
+     * The site's admin tree built as Moodle builds it for the administrator, and the plugin's settings pages in it:
+     * the page tool_log adds (logsettingtsdb) and the tuning page.
      *
      * @param bool $fulltree the full tree (a settings page, a search) or the navigation tree of every admin page
-     * @return array [the settings of the page by name (Moodle keys $page->settings by plugin and name), admin_root,
-     *     the admin_settingpage]
+     * @return array [the settings of both pages by name (Moodle keys $page->settings by plugin and name), admin_root,
+     *     the main admin_settingpage, the tuning admin_settingpage]
      */
     protected function load_settings(bool $fulltree = true): array {
         $this->set_user(get_admin());
         $root = admin_get_root(true, $fulltree);
         $page = $root->locate('logsettingtsdb');
         $this->assertInstanceOf(admin_settingpage::class, $page, 'tool_log adds the page logsettingtsdb');
+        $tuning = $root->locate('logstore_tsdb_tuning');
+        $this->assertInstanceOf(admin_settingpage::class, $tuning, 'the plugin adds its tuning page');
         $settings = [];
-        foreach ((array) $page->settings as $setting) {
+        foreach (array_merge((array) $page->settings, (array) $tuning->settings) as $setting) {
             $settings[$setting->name] = $setting;
         }
-        return [(object) $settings, $root, $page];
+        return [(object) $settings, $root, $page, $tuning];
     }
 
     /**
@@ -79,9 +85,11 @@ class settings_test extends base_testcase {
         [$settings, $root] = $this->load_settings(false);
         $this->assertSame([], (array) $settings);
         $this->assertInstanceOf(admin_externalpage::class, $root->locate('logstore_tsdb_status'));
-        $this->assertContains('logstore_tsdb_status', array_map(function($child) {
+        $children = array_map(function($child) {
             return $child->name;
-        }, $root->locate('logging')->children), 'under Plugins > Logging');
+        }, $root->locate('logging')->children);
+        $this->assertContains('logstore_tsdb_status', $children, 'under Plugins > Logging');
+        $this->assertContains('logstore_tsdb_tuning', $children, 'the tuning page too, without its settings');
         ob_start();
         phpinfo(INFO_MODULES);
         $info = ob_get_clean();
@@ -98,10 +106,14 @@ class settings_test extends base_testcase {
      * text from the language file; the status page is listed under Plugins > Logging for moodle/site:config.
      */
     public function test_settings_page_names_every_setting(): void {
-        [$settings, $root] = $this->load_settings();
+        [$settings, $root, $page, $tuning] = $this->load_settings();
         $settings = (array) $settings;
         foreach ($settings as $s) {
             $this->assertSame('logstore_tsdb', $s->plugin, "setting {$s->name} belongs to logstore_tsdb");
+        }
+        foreach (settings_definition::all() as $name => $def) {
+            $on = in_array($def['section'], settings_definition::TUNING_SECTIONS, true) ? $tuning : $page;
+            $this->assertTrue(property_exists($on->settings, "logstore_tsdb$name"), "$name is on {$on->name}");
         }
         $classes = ['secret' => admin_setting_configpasswordunmask::class, 'select' => admin_setting_configselect::class,
             'bool' => admin_setting_configcheckbox::class, 'textarea' => admin_setting_configtextarea::class];
@@ -190,10 +202,12 @@ class settings_test extends base_testcase {
      */
     public function test_install_defaults_leave_no_new_setting(): void {
         self::reset_plugin_config();
-        [$settings, , $page] = $this->load_settings();
-        $this->assertTrue(any_new_admin_settings($page), 'nothing saved: new settings');
-        admin_apply_default_settings($page, false);
-        $this->assertFalse(any_new_admin_settings($page), 'after the defaults, no setting is new');
+        [$settings, , $page, $tuning] = $this->load_settings();
+        foreach ([$page, $tuning] as $p) {
+            $this->assertTrue(any_new_admin_settings($p), "nothing saved: new settings on {$p->name}");
+            admin_apply_default_settings($p, false);
+            $this->assertFalse(any_new_admin_settings($p), "after the defaults, no setting is new on {$p->name}");
+        }
         $this->assertSame('', self::stored('token'));
         $this->assertSame('', $settings->token->write_setting('s3cr3t'));
         admin_apply_default_settings($page, true);
@@ -371,32 +385,45 @@ class settings_test extends base_testcase {
         $this->assert_no_php_notice($html, 'settings page');
         $this->assertMatchesRegularExpression('~alert-info[^>]*>[^<]*' . preg_quote(tsdb_version(), '~') . '~', $html);
         $fields = self::form_fields($html, 'adminsettings');
+        $tuning = $http->get(self::TUNING);
+        $this->assert_no_php_notice($tuning, 'tuning page');
+        $tuningfields = self::form_fields($tuning, 'adminsettings');
         foreach (settings_definition::all() as $name => $def) {
-            $this->assertArrayHasKey("s_logstore_tsdb_$name", $fields, "the form has $name");
+            $ontuning = in_array($def['section'], settings_definition::TUNING_SECTIONS, true);
+            $this->assertArrayHasKey("s_logstore_tsdb_$name", $ontuning ? $tuningfields : $fields, "a form has $name");
+            $this->assertArrayNotHasKey("s_logstore_tsdb_$name", $ontuning ? $fields : $tuningfields, "one form has $name");
         }
+        $this->assertStringContainsString(self::TUNING, html_entity_decode($html), 'the main page links to the tuning page');
         $this->assertSame('save-settings', $fields['action']);
         $this->assertSame(tsdb_test_http::sesskey($html), $fields['sesskey']);
 
-        // A good value, as the admin types it.
-        $fields['s_logstore_tsdb_batch_size'] = '2500';
+        // Good values, as the admin types them, on each page.
         $fields['s_logstore_tsdb_excludeevents'] = "*_viewed\r\n";
         $html = $http->post(self::PAGE, $fields);
         $this->assert_no_php_notice($html, 'settings page after saving');
         $this->assertStringContainsString(get_string('changessaved'), $html);
-        $this->assertSame('2500', self::stored('batch_size'));
         $this->assertSame("*_viewed\r\n", self::stored('excludeevents'));
+        $tuningfields['s_logstore_tsdb_batch_size'] = '2500';
+        $tuning = $http->post(self::TUNING, $tuningfields);
+        $this->assert_no_php_notice($tuning, 'tuning page after saving');
+        $this->assertStringContainsString(get_string('changessaved'), $tuning);
+        $this->assertSame('2500', self::stored('batch_size'));
 
-        // A bad value: refused, named, not stored; the page says which.
+        // Bad values: refused, named, not stored; the page says which.
         $fields = self::form_fields($html, 'adminsettings');
-        $fields['s_logstore_tsdb_batch_size'] = '0';
         $fields['s_logstore_tsdb_url'] = 'ftp://influx.example.org';
         $html = $http->post(self::PAGE, $fields);
         $this->assert_no_php_notice($html, 'settings page with an error');
         $this->assertStringContainsString(get_string('errorwithsettings', 'admin'), $html);
-        $this->assertStringContainsString('batch_size: must be an integer between 1 and 100000', $html);
         $this->assertStringContainsString('url: must be an http:// or https:// base URL', $html);
-        $this->assertSame('2500', self::stored('batch_size'), 'the bad value is not stored');
         $this->assertNotSame('ftp://influx.example.org', self::stored('url'));
+        $tuningfields = self::form_fields($tuning, 'adminsettings');
+        $tuningfields['s_logstore_tsdb_batch_size'] = '0';
+        $tuning = $http->post(self::TUNING, $tuningfields);
+        $this->assert_no_php_notice($tuning, 'tuning page with an error');
+        $this->assertStringContainsString(get_string('errorwithsettings', 'admin'), $tuning);
+        $this->assertStringContainsString('batch_size: must be an integer between 1 and 100000', $tuning);
+        $this->assertSame('2500', self::stored('batch_size'), 'the bad value is not stored');
 
         // Nothing is new: Site administration opens, not the New settings page.
         $html = $http->get('/admin/index.php');
@@ -404,6 +431,170 @@ class settings_test extends base_testcase {
         $this->assertStringNotContainsString('<h2>' . get_string('newsettings', 'admin') . '</h2>', $html);
         $this->assert_no_php_notice($html, 'admin/index.php');
         $this->assert_fpm_log_clean();
+    }
+
+    /**
+     * Moodle's show/hide rules of a settings page, as the page hands them to its script (5.1: a data attribute; 4.5:
+     * the script's call), and the markers of each setting's form item.
+     *
+     * @param string $html the page
+     * @return array [rules (field => condition => value => fields), setting name => its markers]
+     */
+    protected static function show_hide_rules(string $html): array {
+        if (preg_match('~data-dependencies="([^"]+)"~', $html, $m)) {
+            $rules = json_decode(html_entity_decode($m[1], ENT_QUOTES), true);
+        } else {
+            $start = strpos($html, '{', (int) strpos($html, 'init(', (int) strpos($html, "'core/showhidesettings'")));
+            for ($i = $start, $depth = 0; $i < strlen($html); $i++) {
+                $depth += $html[$i] === '{' ? 1 : ($html[$i] === '}' ? -1 : 0);
+                if ($depth === 0) {
+                    break;
+                }
+            }
+            $rules = json_decode(substr($html, $start, $i - $start + 1), true);
+            $rules = $rules['dependencies'] ?? $rules;
+        }
+        $doc = new \DOMDocument();
+        $previous = libxml_use_internal_errors(true);
+        $doc->loadHTML('<?xml encoding="UTF-8">' . $html);
+        libxml_use_internal_errors($previous);
+        $xpath = new \DOMXPath($doc);
+        $markers = [];
+        foreach ($xpath->query("//input[@disabled and starts-with(@name, 's_logstore_tsdb_')]") as $input) {
+            $item = $xpath->query("ancestor::div[contains(concat(' ', @class, ' '), ' form-item ')][1]", $input)->item(0);
+            $name = substr($item->getAttribute('id'), strlen('admin-'));
+            $markers[$name][] = substr($input->getAttribute('name'), strlen('s_logstore_tsdb_'));
+        }
+        return [$rules, $markers];
+    }
+
+    /**
+     * The page shows only what the chosen backend uses: Moodle's show/hide rules hide each backend's settings and
+     * headings for the other backends, and everything the extension takes from php.ini when that is the source; the
+     * rules are few (Moodle 4.5 wants them under 1024 characters) and the page has no debugging message about them.
+     */
+    public function test_only_the_chosen_backends_settings_are_shown(): void {
+        $http = (new tsdb_test_http())->login_admin();
+        $html = $http->get(self::PAGE);
+        $this->assert_no_php_notice($html, 'settings page');
+        [$rules, $markers] = self::show_hide_rules($html);
+        $this->assertIsArray($rules);
+        $this->assertLessThan(1024, strlen(json_encode($rules)));
+        $hidden = function(string $field, string $condition, string $value) use ($rules, $markers): array {
+            $hiding = [];
+            foreach ($rules["s_logstore_tsdb_$field"][$condition] as $values => $fields) {
+                if ($condition === 'in' ? in_array($value, explode('|', $values), true) : (string) $values === $value) {
+                    $hiding = array_merge($hiding, $fields);
+                }
+            }
+            $out = [];
+            foreach ($markers as $name => $marks) {
+                foreach ($marks as $mark) {
+                    if (in_array("s_logstore_tsdb_$mark", $hiding, true)) {
+                        $out[] = $name;
+                    }
+                }
+            }
+            $out = array_values(array_unique($out));
+            sort($out);
+            return $out;
+        };
+        $sorted = function(array $names): array {
+            sort($names);
+            return $names;
+        };
+        $this->assertSame($sorted(['heading_file', 'path', 'format', 'heading_postgres', 'host', 'port', 'dbname', 'user',
+            'sslmode', 'schema', 'table', 'application_name', 'statement_timeout_ms', 'idle_close_ms', 'retention_days',
+            'org', 'bucket', 'token']), $hidden('backend', 'in', 'influxdb1'), 'InfluxDB 1.x: neither file, PostgreSQL nor 2.x');
+        $this->assertSame($sorted(['heading_file', 'path', 'format', 'heading_influxdb', 'url', 'org', 'bucket', 'token',
+            'database', 'retention_policy', 'username', 'measurement', 'tags', 'gzip', 'max_batch_bytes', 'timeout_ms',
+            'tls_verify', 'pseudonymise']), $hidden('backend', 'in', 'postgres'), 'PostgreSQL: neither file nor InfluxDB');
+        $this->assertContains('heading_credentials', $hidden('backend', 'in', 'file'));
+        $this->assertContains('password', $hidden('backend', 'in', 'influxdb2'));
+        $this->assertNotContains('password', $hidden('backend', 'in', 'postgres'));
+        // php.ini as the source: what the extension takes from php.ini is hidden, the filters are not.
+        $phpini = $hidden('configsource', 'eq', 'phpini');
+        foreach (settings_definition::all() as $name => $def) {
+            if (!in_array($def['section'], settings_definition::TUNING_SECTIONS, true)) {
+                $this->assertSame(!empty($def['ext']), in_array($name, $phpini, true), $name);
+            }
+        }
+        $this->assertContains('heading_postgres', $phpini);
+        $this->assertNotContains('heading_filters', $phpini);
+        $this->assert_fpm_log_clean();
+    }
+
+    /**
+     * In a real browser (headless Chromium), choosing each backend in the page's own select leaves exactly the
+     * settings and headings that backend uses visible; choosing the php.ini source hides everything php.ini gives.
+     */
+    public function test_the_browser_shows_only_the_chosen_backends_settings(): void {
+        $script = dirname(__DIR__) . '/fixtures/settings_browser.py';
+        foreach (['/usr/bin/chromium', '/usr/bin/chromedriver'] as $binary) {
+            if (!is_executable($binary)) {
+                $this->server_env('TSDB_TEST_CHROMIUM_MISSING_' . basename($binary));
+            }
+        }
+        [$rc, $out, $err] = tsdb_test_site::run(['/usr/bin/python3', $script, tsdb_test_site::$info->wwwroot,
+            tsdb_test_site::$info->adminuser, tsdb_test_site::$info->adminpass]);
+        $this->assertSame(0, $rc, "$out\n$err");
+        $seen = json_decode($out, true);
+        $this->assertIsArray($seen, $out);
+        // Errors of the site's own pages (the test machine has no network: MathJax's CDN cannot load).
+        $this->assertSame([], array_values(array_filter($seen['errors'], function($error) {
+            return strpos($error, 'net::ERR_NAME_NOT_RESOLVED') === false;
+        })), 'no error in the browser console');
+        $defs = settings_definition::all();
+        $members = [];
+        foreach (settings_definition::sections() as $section) {
+            if (in_array($section, settings_definition::TUNING_SECTIONS, true)) {
+                continue;
+            }
+            $names = array_keys(array_filter($defs, function($def) use ($section) {
+                return $def['section'] === $section;
+            }));
+            $extonly = array_filter($names, function($name) use ($defs) {
+                return empty($defs[$name]['ext']);
+            }) === [];
+            $members['heading_' . $section] = $extonly;
+            foreach ($names as $name) {
+                $members[$name] = !empty($defs[$name]['ext']);
+            }
+        }
+        $expected = function(string $backend, bool $phpini) use ($members): array {
+            $out = [];
+            foreach ($members as $name => $fromphpini) {
+                $backends = settings_definition::used_by($name);
+                if (($backends === null || in_array($backend, $backends, true)) && !($phpini && $fromphpini)) {
+                    $out[] = $name;
+                }
+            }
+            sort($out);
+            return $out;
+        };
+        foreach (settings_definition::BACKENDS as $backend) {
+            $this->assertSame($expected($backend, false), $seen[$backend], "backend $backend chosen");
+        }
+        $this->assertSame($expected('postgres', true), $seen['phpini'], 'php.ini chosen (the page\'s backend: postgres)');
+        $this->assertLessThan(30, count($seen['postgres']), 'a first configuration is one screen, not six');
+    }
+
+    /**
+     * A stored secret is shown as stored (never its value); an empty one is not.
+     */
+    public function test_a_stored_secret_is_shown_as_stored(): void {
+        $secret = 'pw-' . bin2hex(random_bytes(8));
+        $this->configure(['password' => $secret, 'token' => '']);
+        $http = (new tsdb_test_http())->login_admin();
+        $html = $http->get(self::PAGE);
+        $this->assert_no_php_notice($html, 'settings page');
+        $this->assertStringNotContainsString($secret, $html);
+        $stored = get_string('secretstored', 'logstore_tsdb');
+        $this->assertMatchesRegularExpression('~id="admin-password".{0,3000}' . preg_quote($stored, '~') . '~s', $html,
+            'the password is shown as stored');
+        $this->assertDoesNotMatchRegularExpression('~id="admin-token"(?:(?!id="admin-).){0,3000}' . preg_quote($stored, '~')
+            . '~s', $html, 'the empty token is not');
+        $this->assertSame(1, substr_count($html, $stored));
     }
 
     /**

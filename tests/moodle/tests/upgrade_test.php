@@ -291,7 +291,9 @@ echo json_encode(["needsupgrade" => moodle_needs_upgrading(), "new" => any_new_a
 
         // No setting is new for the administrator; the status page renders.
         $this->set_user(get_admin());
-        $this->assertFalse(any_new_admin_settings(admin_get_root(true, true)->locate('logsettingtsdb')));
+        $root = admin_get_root(true, true);
+        $this->assertFalse(any_new_admin_settings($root->locate('logsettingtsdb')));
+        $this->assertFalse(any_new_admin_settings($root->locate('logstore_tsdb_tuning')));
         $this->set_user(null);
         $http = (new tsdb_test_http())->login_admin();
         $html = $http->get('/admin/index.php');
