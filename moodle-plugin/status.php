@@ -51,70 +51,106 @@ if ($testresult !== null) {
 }
 
 /**
- * Renders a two-column table.
+ * Renders a table of label => value rows (values already escaped), without a header row.
  *
- * @param array $rows label => value (already escaped)
+ * @param array $rows label => value
  * @return string
  */
 function logstore_tsdb_status_table(array $rows): string {
     $table = new html_table();
-    $table->head = [get_string('status_counter', 'logstore_tsdb'), get_string('status_value', 'logstore_tsdb')];
+    $table->attributes['class'] = 'generaltable table-sm w-auto';
     foreach ($rows as $label => $value) {
-        $table->data[] = [s($label), $value];
+        $header = new html_table_cell(s($label));
+        $header->header = true;
+        $header->scope = 'row';
+        $table->data[] = new html_table_row([$header, new html_table_cell($value)]);
     }
     return html_writer::table($table);
 }
 
-if (!extension::is_loaded()) {
-    echo $OUTPUT->notification(get_string('extensionmissing', 'logstore_tsdb', PHP_VERSION . (PHP_ZTS ? ' ZTS' : ' NTS')),
-        'error');
-} else {
-    if (!extension::ensure_configured($cfg)) {
-        echo $OUTPUT->notification(s(get_string('status_configerror', 'logstore_tsdb', extension::config_error())), 'error');
+/**
+ * A time of the extension or of a report as a date and how long ago, or "Never".
+ *
+ * @param mixed $time seconds, milliseconds or nanoseconds since 1970, 0 for never
+ * @return string
+ */
+function logstore_tsdb_status_time($time): string {
+    $seconds = metrics::seconds($time);
+    if ($seconds <= 0) {
+        return get_string('status_never', 'logstore_tsdb');
     }
+    return s(get_string('status_ago', 'logstore_tsdb', (object) ['date' => userdate($seconds),
+        'ago' => format_time(max(0, time() - $seconds))]));
+}
+
+// The verdict first: System status's check of the store, with its reason; events lost in the last hour make it a
+// warning at least (the health check notifies only after several failing checks).
+$verdict = (new \logstore_tsdb\check\extension_check())->get_result();
+$hour = status::last_hour();
+if ($verdict->get_status() === \core\check\result::OK && $hour['failed'] + $hour['dropped'] > 0) {
+    $verdict = new \core\check\result(\core\check\result::WARNING,
+        s(get_string('status_verdict_losses', 'logstore_tsdb', (object) $hour)));
+}
+echo html_writer::div($OUTPUT->check_result($verdict) . ' ' . html_writer::span($verdict->get_summary()),
+    'logstore-tsdb-verdict lead mb-3');
+if (extension::is_loaded()) {
+    extension::ensure_configured($cfg);
     $stats = extension::stats();
     if (($stats['warning'] ?? '') !== '') {
         // Allowed but unsafe (clear text off this machine), or a page setting the PHP-FPM pool overrides.
         echo $OUTPUT->notification(s(get_string('status_warning', 'logstore_tsdb', $stats['warning'])), 'warning');
     }
-    echo $OUTPUT->heading(get_string('status_extension', 'logstore_tsdb'), 3);
-    echo logstore_tsdb_status_table([
-        get_string('status_version', 'logstore_tsdb') => s(extension::version()),
-        get_string('status_backend', 'logstore_tsdb') => s($stats['backend'] ?? ''),
-        get_string('status_mode', 'logstore_tsdb') => s($stats['mode'] ?? ''),
-    ]);
-
-    echo $OUTPUT->heading(get_string('status_thisprocess', 'logstore_tsdb'), 3);
-    $rows = [];
-    foreach ($stats as $key => $value) {
-        if (is_scalar($value) && !in_array($key, ['backend', 'mode', 'version'], true)) {
-            $rows[$key] = s((string) $value);
-        }
-    }
-    echo logstore_tsdb_status_table($rows);
+} else {
+    $stats = null;
+    echo $OUTPUT->notification(get_string('extensionmissing', 'logstore_tsdb', PHP_VERSION . (PHP_ZTS ? ' ZTS' : ' NTS')),
+        'error');
 }
 
-// Site-wide counters reported by every PHP process.
-echo $OUTPUT->heading(get_string('status_site', 'logstore_tsdb'), 3);
-$totals = metrics::site_totals();
-$rows = [get_string('status_workers', 'logstore_tsdb') => (string) $totals['workers']];
-foreach (array_merge(metrics::COUNTERS, ['pending', 'queuedbytes']) as $key) {
-    $rows[$key] = (string) $totals[$key];
-}
-$rows[get_string('status_lastsuccess', 'logstore_tsdb')] = $totals['lastsuccessat']
-    ? userdate($totals['lastsuccessat']) : get_string('status_never', 'logstore_tsdb');
-$rows[get_string('status_lasterror', 'logstore_tsdb')] = $totals['lasterror'] !== ''
-    ? s($totals['lasterror']) . ' (' . userdate($totals['lasterrorat']) . ')' : get_string('status_none', 'logstore_tsdb');
-$spool = status::spool_info($cfg);
-$rows[get_string('status_spool', 'logstore_tsdb')] = $spool && $spool['files']
-    ? get_string('status_spoolsize', 'logstore_tsdb', (object) ['files' => $spool['files'], 'size' => display_size($spool['bytes']),
-        'age' => format_time(time() - $spool['oldest'])])
-    : get_string('status_spoolempty', 'logstore_tsdb');
-echo logstore_tsdb_status_table($rows);
-
-// Test connection.
+// Test connection, on the first screen.
 echo $OUTPUT->single_button(new moodle_url('/admin/tool/log/store/tsdb/status.php', ['action' => 'test', 'sesskey' => sesskey()]),
     get_string('testconnection', 'logstore_tsdb'), 'post');
+
+// The figures that matter.
+$totals = metrics::site_totals();
+$spool = status::spool_info($cfg);
+$rows = [
+    get_string('status_lastsuccess', 'logstore_tsdb') => logstore_tsdb_status_time(max((int) $totals['lastsuccessat'],
+        metrics::seconds($stats['last_success_at'] ?? 0))),
+    get_string('status_lasthour', 'logstore_tsdb') => s(get_string('status_lasthour_value', 'logstore_tsdb', (object) $hour)),
+    get_string('status_waiting', 'logstore_tsdb') => s(get_string('status_waiting_processes', 'logstore_tsdb',
+        (object) ['events' => $totals['pending'], 'processes' => $totals['liveworkers']])),
+    get_string('status_spool', 'logstore_tsdb') => $spool && $spool['files']
+        ? s(get_string('status_spoolsize', 'logstore_tsdb', (object) ['files' => $spool['files'],
+            'size' => display_size($spool['bytes']), 'age' => format_time(max(0, time() - $spool['oldest']))]))
+        : get_string('status_spoolempty', 'logstore_tsdb'),
+    get_string('status_lasterror', 'logstore_tsdb') => $totals['lasterror'] !== ''
+        ? s($totals['lasterror']) . ' (' . logstore_tsdb_status_time($totals['lasterrorat']) . ')'
+        : get_string('status_none', 'logstore_tsdb'),
+    get_string('status_backend', 'logstore_tsdb') => s(get_string('backend_' . $cfg->backend, 'logstore_tsdb')),
+    get_string('status_mode', 'logstore_tsdb') => s((string) ($stats['mode'] ?? $cfg->mode)),
+    get_string('status_version', 'logstore_tsdb') => s((string) (extension::version() ?? '-')),
+];
+echo logstore_tsdb_status_table($rows);
+
+// TimescaleDB's policy jobs of the log table, as its scheduler ran them.
+$jobs = status::timescale_jobs($cfg);
+if ($jobs !== null) {
+    echo $OUTPUT->heading(get_string('status_jobs', 'logstore_tsdb'), 3);
+    if (isset($jobs['error'])) {
+        echo $OUTPUT->notification(s(get_string('status_jobs_error', 'logstore_tsdb', $jobs['error'])), 'warning');
+    } else {
+        $table = new html_table();
+        $table->attributes['class'] = 'generaltable table-sm w-auto logstore-tsdb-jobs';
+        $table->head = [get_string('status_job', 'logstore_tsdb'), get_string('status_job_target', 'logstore_tsdb'),
+            get_string('status_job_lastrun', 'logstore_tsdb'), get_string('status_job_lastsuccess', 'logstore_tsdb'),
+            get_string('status_job_next', 'logstore_tsdb')];
+        foreach ($jobs as $job) {
+            $table->data[] = [s($job->proc_name), s((string) $job->target), s((string) ($job->last_run_status ?? '-')),
+                logstore_tsdb_status_time((int) $job->last_success), $job->next_start ? userdate((int) $job->next_start) : '-'];
+        }
+        echo html_writer::table($table);
+    }
+}
 
 // Events written, failed and dropped per minute over the last hour.
 echo $OUTPUT->heading(get_string('status_chart', 'logstore_tsdb'), 3);
@@ -127,5 +163,33 @@ $chart->set_labels(array_map(function($t) {
     return userdate($t, '%H:%M');
 }, $series['minutes']));
 echo $OUTPUT->render($chart);
+
+// The raw counters, for support: collapsed.
+$details = '';
+if ($stats !== null) {
+    $rows = [];
+    foreach ($stats as $key => $value) {
+        if (!is_scalar($value) || in_array($key, ['backend', 'mode', 'version', 'warning'], true)) {
+            continue;
+        }
+        $label = get_string_manager()->string_exists('stat_' . $key, 'logstore_tsdb')
+            ? get_string('stat_' . $key, 'logstore_tsdb') : $key;
+        if (substr($key, -3) === '_at') {
+            $rows[$label] = logstore_tsdb_status_time($value);
+        } else if (substr($key, -6) === '_age_s') {
+            $rows[$label] = s(format_time((int) $value));
+        } else {
+            $rows[$label] = s((string) $value);
+        }
+    }
+    $details .= $OUTPUT->heading(get_string('status_thisprocess', 'logstore_tsdb'), 4) . logstore_tsdb_status_table($rows);
+}
+$rows = [get_string('status_workers', 'logstore_tsdb') => (string) $totals['workers']];
+foreach (metrics::COUNTERS as $key) {
+    $rows[get_string('stat_' . $key, 'logstore_tsdb')] = (string) $totals[$key];
+}
+$details .= $OUTPUT->heading(get_string('status_site', 'logstore_tsdb'), 4) . logstore_tsdb_status_table($rows);
+echo html_writer::tag('details', html_writer::tag('summary', get_string('status_details', 'logstore_tsdb')) . $details,
+    ['class' => 'logstore-tsdb-details mt-3']);
 
 echo $OUTPUT->footer();

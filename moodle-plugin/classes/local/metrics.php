@@ -156,23 +156,30 @@ class metrics {
     /**
      * Totals over the workers that reported recently.
      *
+     * Events waiting in memory (pending, queuedbytes) are counted only for the processes still running that reported
+     * in the last two intervals: a CLI script reports at its end what its shutdown writes a moment later, and an old
+     * report of any process says nothing about now.
+     *
      * @param int $withinseconds
      * @param int|null $now
-     * @return array counters, pending, queuedbytes, workers, lasterror, lastsuccessat
+     * @return array counters, pending, queuedbytes, workers, liveworkers, lasterror, lastsuccessat
      */
     public static function site_totals(int $withinseconds = 900, ?int $now = null): array {
         global $DB;
         $now = $now ?? time();
         $totals = array_fill_keys(self::COUNTERS, 0) + ['pending' => 0, 'queuedbytes' => 0, 'workers' => 0,
-            'lasterror' => '', 'lastsuccessat' => 0, 'lasterrorat' => 0];
+            'liveworkers' => 0, 'lasterror' => '', 'lastsuccessat' => 0, 'lasterrorat' => 0];
         $rows = $DB->get_records_select('logstore_tsdb_workers', 'timereported >= ?', [$now - $withinseconds],
             'timereported ASC');
         foreach ($rows as $r) {
             foreach (self::COUNTERS as $c) {
                 $totals[$c] += (int) $r->$c;
             }
-            $totals['pending'] += (int) $r->pending;
-            $totals['queuedbytes'] += (int) $r->queuedbytes;
+            if ($now - (int) $r->timereported <= 2 * self::INTERVAL && self::running($r)) {
+                $totals['pending'] += (int) $r->pending;
+                $totals['queuedbytes'] += (int) $r->queuedbytes;
+                $totals['liveworkers']++;
+            }
             $totals['workers']++;
             $totals['lastsuccessat'] = max($totals['lastsuccessat'], (int) $r->lastsuccessat);
             if ($r->lasterror !== null && $r->lasterror !== '') {
@@ -181,6 +188,21 @@ class metrics {
             }
         }
         return $totals;
+    }
+
+    /**
+     * Is the process of a report still running? Known for the processes of this machine (its pid); a process of
+     * another web server is taken as running.
+     *
+     * @param \stdClass $row a logstore_tsdb_workers row
+     * @return bool
+     */
+    protected static function running(\stdClass $row): bool {
+        if ((string) $row->hostname !== (string) gethostname() || !function_exists('posix_kill')) {
+            return true;
+        }
+        // Signal 0 only asks; EPERM (1) means running as another user.
+        return posix_kill((int) $row->pid, 0) || posix_get_last_error() === 1;
     }
 
     /**

@@ -62,6 +62,58 @@ class status {
     }
 
     /**
+     * Events written, failed and dropped in the last hour, from the per-minute counters every process reports.
+     *
+     * @param int|null $now
+     * @return int[] written, failed, dropped
+     */
+    public static function last_hour(?int $now = null): array {
+        $series = metrics::series(60, $now);
+        return ['written' => array_sum($series['written']), 'failed' => array_sum($series['failed']),
+            'dropped' => array_sum($series['dropped'])];
+    }
+
+    /**
+     * TimescaleDB's policy jobs of the log table (compression, retention, the refreshes of its continuous aggregates)
+     * and their last result, as TimescaleDB's scheduler reports them.
+     *
+     * @param \stdClass $cfg plugin config
+     * @return array|null [job => \stdClass{job_id, proc_name, target, last_run_status, last_success, next_start,
+     *      total_failures}] or ['error' => message]; null when the backend is not a TimescaleDB
+     */
+    public static function timescale_jobs(#[\SensitiveParameter] \stdClass $cfg): ?array {
+        if ($cfg->backend !== 'postgres') {
+            return null;
+        }
+        try {
+            $db = pgdb::from_config($cfg, 'logstore_tsdb_status');
+        } catch (\moodle_exception $e) {
+            return ['error' => $e->getMessage()];
+        }
+        try {
+            if ($db->timescaledb_version() === null) {
+                return null;
+            }
+            $table = (string) ($cfg->table ?: 'logstore_tsdb_log');
+            $schema = (string) ($cfg->schema ?: 'public');
+            // The policies of a continuous aggregate name the aggregate's view as their hypertable.
+            return $db->query("SELECT j.job_id, j.proc_name, j.hypertable_name AS target, s.last_run_status,
+                    extract(epoch FROM s.last_successful_finish)::bigint AS last_success,
+                    extract(epoch FROM s.next_start)::bigint AS next_start, s.total_failures
+                FROM timescaledb_information.jobs j
+                LEFT JOIN timescaledb_information.job_stats s ON s.job_id = j.job_id
+                WHERE j.hypertable_schema = ? AND (j.hypertable_name = ? OR j.hypertable_name IN (
+                    SELECT c.view_name FROM timescaledb_information.continuous_aggregates c
+                    WHERE c.view_schema = ? AND c.hypertable_schema = ? AND c.hypertable_name = ?))
+                ORDER BY j.job_id", [$schema, $table, $schema, $schema, $table]);
+        } catch (\moodle_exception $e) {
+            return ['error' => $e->getMessage()];
+        } finally {
+            $db->close();
+        }
+    }
+
+    /**
      * Is logstore_tsdb enabled in Manage log stores?
      *
      * @return bool

@@ -127,6 +127,28 @@ class ops_test extends base_testcase {
     }
 
     /**
+     * Events waiting in memory are counted for running processes that reported in the last two minutes only: a CLI
+     * script that reported 610 pending events at its end and exited (its shutdown wrote them) counts for nothing, and
+     * neither does an old report; a running process of this machine and a recent report of another web server count.
+     */
+    public function test_waiting_events_of_running_processes_only(): void {
+        $now = time();
+        $host = (string) gethostname();
+        $ended = 4194304 + 4242; // Above Linux's largest pid: no such process.
+        metrics::record($host, $ended, ['accepted' => 700, 'written' => 90, 'pending' => 610, 'queued_bytes' => 133268], $now);
+        metrics::record($host, getmypid(), ['accepted' => 10, 'written' => 3, 'pending' => 7, 'queued_bytes' => 700], $now);
+        metrics::record('web-elsewhere', 17, ['accepted' => 5, 'written' => 3, 'pending' => 2, 'queued_bytes' => 200], $now);
+        metrics::record('web-elsewhere', 18, ['accepted' => 5, 'written' => 0, 'pending' => 5, 'queued_bytes' => 500],
+            $now - 3 * metrics::INTERVAL);
+        $totals = metrics::site_totals(900, $now);
+        $this->assertSame(4, $totals['workers']);
+        $this->assertSame(2, $totals['liveworkers']);
+        $this->assertSame(9, $totals['pending']);
+        $this->assertSame(900, $totals['queuedbytes']);
+        $this->assertSame(96, $totals['written'], 'the counters of every report');
+    }
+
+    /**
      * Repeated failures notify every administrator once when the threshold is reached (Moodle's messaging: a
      * notification each), System status warns; healthy again, one more notification, then nothing.
      */

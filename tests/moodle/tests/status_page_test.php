@@ -24,8 +24,44 @@ class status_page_test extends base_testcase {
      * Notes where the site's PHP-FPM log ends.
      */
     protected function setUp(): void {
+        global $DB;
         parent::setUp();
         $this->mark_fpm_log();
+        // No chart minutes from earlier tests (the processes' own reports stay: they count growth from there).
+        $DB->delete_records('logstore_tsdb_metrics');
+    }
+
+    /**
+     * Drops the TimescaleDB tables of the test.
+     */
+    protected function tearDown(): void {
+        parent::tearDown();
+        foreach ($this->tstables as $table) {
+            $pdo = self::timescale();
+            foreach ($pdo->query("SELECT c.relname, c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+                    . " WHERE n.nspname = 'public' AND c.relname LIKE " . $pdo->quote($table . '%')
+                    . " AND c.relkind IN ('r', 'p', 'v') ORDER BY c.relkind = 'v' DESC")->fetchAll() as $r) {
+                $pdo->exec(($r['relkind'] === 'v' ? 'DROP MATERIALIZED VIEW IF EXISTS' : 'DROP TABLE IF EXISTS')
+                    . ' public."' . $r['relname'] . '" CASCADE');
+            }
+        }
+    }
+
+    /** @var string[] TimescaleDB tables of this test */
+    protected $tstables = [];
+
+    /**
+     * The value of a row of the status page's figures.
+     *
+     * @param string $html the page
+     * @param string $label the row's label
+     * @return string|null its value as text, null without such a row
+     */
+    public static function status_row(string $html, string $label): ?string {
+        if (!preg_match('~<th[^>]*scope="row"[^>]*>' . preg_quote($label, '~') . '</th>\s*<td[^>]*>(.*?)</td>~s', $html, $m)) {
+            return null;
+        }
+        return trim(html_entity_decode(strip_tags($m[1]), ENT_QUOTES));
     }
 
     /**
@@ -47,12 +83,24 @@ class status_page_test extends base_testcase {
         $this->assertSame(200, $http->status);
         $this->assert_no_php_notice($html, 'status page');
         $this->assertStringContainsString('<h2>Time series database log store status</h2>', $html);
-        $this->assertMatchesRegularExpression('~<td[^>]*>Extension version</td>\s*<td[^>]*>' . preg_quote(tsdb_version(), '~')
-            . '</td>~', $html);
-        $this->assertMatchesRegularExpression('~<td[^>]*>Backend</td>\s*<td[^>]*>file</td>~', $html, 'the page\'s backend');
-        $this->assertMatchesRegularExpression('~<td[^>]*>Write mode</td>\s*<td[^>]*>async</td>~', $html);
-        $this->assertMatchesRegularExpression('~<td[^>]*>written</td>~', $html, 'the counters of the process');
-        $this->assertStringContainsString('Reporting processes', $html, 'the site-wide counters');
+        // The verdict first, with its reason.
+        $this->assertMatchesRegularExpression('~<h2>Time series database log store status</h2><div class="logstore-tsdb-verdict'
+            . '[^"]*"><span class="badge[^"]*">OK</span> <span>The tsdb extension ' . preg_quote(tsdb_version(), '~')
+            . ' is loaded and configured.</span></div>~', $html);
+        $this->assertSame(tsdb_version(), self::status_row($html, 'Extension version'));
+        $this->assertSame(get_string('backend_file', 'logstore_tsdb'), self::status_row($html, 'Backend'), 'the page\'s');
+        $this->assertSame('async', self::status_row($html, 'Write mode'));
+        $this->assertMatchesRegularExpression('~^\\d+ events written, 0 failed, 0 dropped$~', self::status_row($html, 'Last hour'));
+        $this->assertSame('Empty or not used', self::status_row($html, 'Spool'));
+        $this->assertMatchesRegularExpression('~^(Never|.+ \(.+ ago\))$~', self::status_row($html, 'Last successful write'));
+        // The raw counters, with labels, collapsed, after the chart; Test connection before the figures.
+        $this->assertMatchesRegularExpression('~<details class="logstore-tsdb-details[^"]*"><summary>Details: every counter'
+            . '</summary>.*Events written.*Reporting processes.*</details>~s', $html);
+        $this->assertStringNotContainsString('<td class="cell c0" style="">written</td>', $html, 'no raw counter name');
+        $button = strpos($html, '>Test connection</button>');
+        $this->assertNotFalse($button);
+        $this->assertLessThan(strpos($html, 'Last successful write'), $button, 'Test connection on the first screen');
+        $this->assertLessThan(strpos($html, '<details'), strpos($html, 'Events per minute'), 'the chart before the details');
         // Test connection: a POST form with the session key of this session.
         $this->assertMatchesRegularExpression('~<form method="post" action="[^"]*' . preg_quote(self::status_path(), '~')
             . '"\s*>\s*<input type="hidden" name="action" value="test">\s*<input type="hidden" name="sesskey" value="'
@@ -91,6 +139,74 @@ class status_page_test extends base_testcase {
         }
         $this->assertSame([$m[1]], $markers, 'the marker the page named, once, in the sink');
         $this->assert_fpm_log_clean();
+    }
+
+    /**
+     * Events lost in the last hour make the verdict a warning that says how many, even while the health check (which
+     * waits for several failing checks) is still quiet.
+     */
+    public function test_losses_in_the_last_hour_make_a_warning(): void {
+        $GLOBALS['DB']->delete_records('logstore_tsdb_workers', ['hostname' => 'web-elsewhere']);
+        \logstore_tsdb\local\metrics::record('web-elsewhere', 4242, ['accepted' => 9, 'written' => 5, 'failed' => 3,
+            'dropped' => 1], time() - 600);
+        $http = (new tsdb_test_http())->login_admin();
+        $html = $http->get(self::status_path());
+        $this->assert_no_php_notice($html, 'status page');
+        $this->assertMatchesRegularExpression('~<div class="logstore-tsdb-verdict[^"]*"><span class="badge[^"]*">Warning</span>'
+            . ' <span>Events were lost in the last hour: 3 failed, 1 dropped.</span></div>~', $html);
+        // Written: these 5 and what the workers that served the login reported meanwhile.
+        $this->assertMatchesRegularExpression('~^\\d+ events written, 3 failed, 1 dropped$~', self::status_row($html, 'Last hour'));
+        $GLOBALS['DB']->delete_records('logstore_tsdb_workers', ['hostname' => 'web-elsewhere']);
+    }
+
+    /**
+     * On TimescaleDB the status page lists the policy jobs of the log table and of its continuous aggregates with
+     * their last result, as TimescaleDB's scheduler reports them.
+     */
+    public function test_timescaledb_jobs_are_listed(): void {
+        $dsn = parse_url($this->server_env('TSDB_TEST_TIMESCALE_DSN'));
+        $table = 'status_ts_' . getmypid() . '_' . bin2hex(random_bytes(3));
+        $this->tstables[] = $table;
+        $this->configure(['backend' => 'postgres', 'host' => $dsn['host'], 'port' => $dsn['port'], 'user' => urldecode($dsn['user']),
+            'password' => urldecode($dsn['pass'] ?? ''), 'dbname' => ltrim($dsn['path'], '/'), 'table' => $table,
+            'retention_days' => 30]);
+        $course = $this->gen()->create_course();
+        $this->set_user($this->gen()->create_user());
+        \core\event\course_viewed::create(['context' => context_course::instance($course->id)])->trigger();
+        $this->assertSame(0, tsdb_flush(60000));
+        $this->assertSame('', tsdb_stats()['last_error']);
+        $pdo = self::timescale();
+        $jobs = $pdo->query("SELECT j.job_id, j.proc_name, j.hypertable_name FROM timescaledb_information.jobs j"
+            . " WHERE j.hypertable_name = " . $pdo->quote($table) . " OR j.hypertable_name IN (SELECT view_name"
+            . " FROM timescaledb_information.continuous_aggregates WHERE hypertable_name = " . $pdo->quote($table) . ")")
+            ->fetchAll(\PDO::FETCH_ASSOC);
+        $procs = array_column($jobs, 'proc_name');
+        $this->assertContains('policy_retention', $procs, 'the extension made a retention policy');
+        $this->assertContains('policy_refresh_continuous_aggregate', $procs, 'and continuous aggregates');
+        $http = (new tsdb_test_http())->login_admin();
+        $html = $http->get(self::status_path());
+        $this->assert_no_php_notice($html, 'status page');
+        $this->assertStringContainsString('<h3>TimescaleDB policy jobs</h3>', $html);
+        $this->assertMatchesRegularExpression('~<table[^>]*logstore-tsdb-jobs.*?</table>~s', $html);
+        preg_match('~<table[^>]*logstore-tsdb-jobs.*?</table>~s', $html, $m);
+        $this->assertSame(count($jobs), substr_count($m[0], '<tr') - 1, 'one row per job');
+        foreach ($jobs as $job) {
+            $this->assertMatchesRegularExpression('~<td[^>]*>' . $job['proc_name'] . '</td>\\s*<td[^>]*>' . $job['hypertable_name']
+                . '</td>~', $m[0], 'each job and what it works on (an aggregate named by its view)');
+        }
+        $this->assertStringContainsString(">$table</td>", $m[0]);
+        $this->assert_fpm_log_clean();
+    }
+
+    /**
+     * A connection to the TimescaleDB database of the test servers.
+     *
+     * @return \PDO
+     */
+    protected static function timescale(): \PDO {
+        $dsn = parse_url(getenv('TSDB_TEST_TIMESCALE_DSN'));
+        return new \PDO(sprintf('pgsql:host=%s;port=%s;dbname=%s', $dsn['host'], $dsn['port'], ltrim($dsn['path'], '/')),
+            urldecode($dsn['user']), urldecode($dsn['pass'] ?? ''), [\PDO::ATTR_ERRMODE => \PDO::ERRMODE_EXCEPTION]);
     }
 
     /**
