@@ -8,13 +8,12 @@
 //    database), which are listed as such.
 // The time range is the whole generated window. The standard answer is plain SQL over logstore_standard_log: for a
 // query that only sums the counts of one continuous aggregate, the same query over the events (scale_flat_twin()),
-// else the same SQL with every relation of the sink replaced by its definition (read from the catalog: the events
-// table becomes
-// logstore_standard_log with `time` = to_timestamp(timecreated) and `other` as jsonb (the standard store's 'null' text
-// as SQL NULL, as the sink keeps it), restricted to the range; a
-// continuous aggregate or view becomes its own SELECT over that, time_bucket() as date_bin() with TimescaleDB's
-// origin), so it needs no hand-written twin and follows schema changes. Each side: one warm-up, then the median of 5
-// (3 when one run takes over a minute). Answers must agree (timestamps to the second: the sink's `time` holds a
+// else the same SQL with every relation of the sink replaced by its definition, read from the catalog: the events
+// table becomes logstore_standard_log with `time` = to_timestamp(timecreated) and `other` as jsonb (the standard
+// store's 'null' text as SQL NULL, as the sink keeps it), restricted to the range; a continuous aggregate or view
+// becomes its own SELECT over that, time_bucket() as date_bin() with TimescaleDB's origin. So no twin is written by
+// hand and the twins follow schema changes. Each side: one warm-up, then the median of 5
+// (3 when the warm-up took over 10 s). Answers must agree (timestamps to the second: the sink's `time` holds a
 // sub-second offset); a query with LIMIT whose cut falls in a tie is checked against both sides' full answers.
 //   php analytics.php OUT.json
 
@@ -195,12 +194,12 @@ function scale_flat_twin($ts, string $sql, string $table, int $from, int $to): ?
 }
 
 // ---- running and comparing ------------------------------------------------------------------------------------------
-/** Runs a query warm: one warm-up, then 5 timed runs (3 when one run takes over a minute). */
+/** Runs a query warm: one warm-up, then 5 timed runs (3 when the warm-up took over 10 s). */
 function scale_time_query($db, string $sql): array {
     $t = hrtime(true);
     $rows = scale_rows($db, $sql);
     $first = scale_ms($t);
-    $runs = $first > 60000 ? 3 : 5;
+    $runs = $first > 10000 ? 3 : 5;
     $samples = [];
     for ($i = 0; $i < $runs; $i++) {
         $t = hrtime(true);

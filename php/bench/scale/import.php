@@ -156,7 +156,7 @@ try {
         $failures[] = "import run A exited with {$a['exit']}: " . json_encode(array_slice($a['lines'], -5));
     }
     $result['uninterrupted'] = ['run' => $a] + scale_import_figures($a, $n) + scale_check_import($ts, $n, $source, 'uninterrupted', $failures);
-    scale_say(sprintf('import A: %d rows in %.0f s (%s rows/s), ETA after %s: %s', $n, $a['seconds'],
+    scale_say(sprintf('import A: %d rows in %.0f s (%s rows/s), ETA %s: %s', $n, $a['seconds'],
         number_format($result['uninterrupted']['rows_per_s']), $result['uninterrupted']['eta']['rule'] ?? '-',
         json_encode($result['uninterrupted']['eta'])));
     // B: killed half way (at half of A's time), resumed.

@@ -213,6 +213,9 @@ $shapetable = function(array $res, string $label) use ($ms, $ratio): array {
             $same = $b['error'];
         } else {
             [$tsw, $tsf] = [$ms($b['warm_ms'] ?? null), $ms($b['fresh_ms'] ?? null)];
+            if (!empty($b['fresh_timeouts'])) {
+                $tsf .= " ({$b['fresh_timeouts']} timed out)";
+            }
             [$r1, $r2] = [$ratio($b['warm_ms'] ?? null, $a['warm_ms'] ?? null), $ratio($b['fresh_ms'] ?? null, $a['fresh_ms'] ?? null)];
             $same = ($s['same_answer'] ?? '?') . (($s['same_answer'] ?? '') === 'tie' ? ' (page edge inside one second)' : '');
         }
@@ -224,7 +227,7 @@ $shapetable = function(array $res, string $label) use ($ms, $ratio): array {
 if ($rep = $run['reports']) {
     $md[] = '## Moodle\'s report queries through sql_reader (PostgreSQL / TimescaleDB)';
     $md[] = '';
-    $md[] = 'Milliseconds, median of ' . $rep['runs'] . '. **warm**: in one CLI process of the site, after one warm-up run. ' .
+    $md[] = 'Milliseconds, median of ' . $rep['runs'] . ' (of 3 for a shape whose warm-up took over 10 s). **warm**: in one CLI process of the site, after one warm-up run. ' .
         '**fresh**: a new PHP-FPM request of the site\'s pool each time (nginx → PHP-FPM, `tsdbbench/page.php` copied into the ' .
         'web root for the run), the time from the shape\'s first call to its last inside that request, as a report page ' .
         'spends it (Moodle\'s setup, already connected to its own database, is not counted; the tsdb reader connects inside ' .
@@ -236,7 +239,8 @@ if ($rep = $run['reports']) {
     $k = $rep['picks'];
     $md[] = sprintf('Picked from the data: busiest course %d (%s events), median course %d (%s events), user %d (median ' .
         'user of the busiest course, %s events there), user %d (90th percentile of the site, %s events), activity cmid %d, ' .
-        'a day in the middle of the window %s, the day before yesterday %s, live logs since %s UTC, the last 30 days from %s.',
+        'a day in the middle of the window %s, the day before yesterday %s, live logs since %s UTC (an hour before the ' .
+        'newest event), the last 30 days from %s.',
         $k['course_big'], $int($k['course_big_events']), $k['course_median'], $int($k['course_median_events']),
         $k['user_in_course'], $int($k['user_in_course_events']), $k['user_site'], $int($k['user_site_events']), $k['cm'],
         $days($k['day_old']), $days($k['day_recent']), gmdate('Y-m-d H:i', $k['live_since']), $days($k['window_from']));
@@ -251,8 +255,8 @@ if ($rep = $run['reports']) {
         '`crud = \'r\'`, module context, a date range; participation: one activity, `timecreated > :timefrom`, all four ' .
         'cruds, participating level, `anonymous = 0`, origin web or ws) read with get_events_select_iterator() and counted ' .
         'per activity / per user in PHP, as the report would. Privacy: counts and exists of one user\'s events, and the ' .
-        'context ids of a user\'s events as each provider computes them (the standard provider\'s own SQL; the tsdb ' .
-        'provider\'s contextids_for_user()).';
+        'contexts of a user\'s events from each store\'s privacy provider (add_contexts_for_userid(), as ' .
+        'core_privacy\\manager calls it; the contexts of the generated events were created in the site for it).';
     $md[] = '';
     if ($rep['plans']) {
         $md[] = '### Plans of the slowest tsdb statements';
@@ -313,9 +317,9 @@ if ($an = $run['analytics']) {
     $md[] = '';
     $md[] = sprintf('Every PostgreSQL query of docs/analytics.md and every panel and variable query of the PostgreSQL Grafana ' .
         'dashboards (macros expanded as Grafana does, course variable = %s, user = %s), over the whole window (%s to %s), on ' .
-        'the sink\'s schema; against the same question asked of `logstore_standard_log` in plain SQL (each relation of the ' .
-        'sink replaced by its own definition over the standard table, read from the catalog). Milliseconds, median of 5 ' .
-        'after a warm-up; **×** = standard ÷ tsdb (how many times faster the tsdb answer is). **standard SQL**: "the same" ' .
+        'the sink\'s schema; against the same question asked of `logstore_standard_log` in plain SQL (php/bench/scale/' .
+        'analytics.php writes it from the catalog, see "standard SQL"). Milliseconds, median of 5 after a warm-up (of 3 ' .
+        'when the warm-up took over 10 s); **×** = standard ÷ tsdb (how many times faster the tsdb answer is). **standard SQL**: "the same" ' .
         '(the query reads only the events: the same SQL on logstore_standard_log), "over the events" (it only sums the ' .
         'counts of one continuous aggregate: the same query over the events, `sum(count)` as `count(*)`, as one would ' .
         'write it for the standard table), "the aggregate\'s definition" (the aggregate computed from its own SELECT, ' .

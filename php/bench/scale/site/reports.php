@@ -50,6 +50,25 @@ if ($mode === 'postgres') {
 }
 $shapes = scale_shapes($picks);
 
+// The privacy providers join the context ids of the events with {context}: the generated events' contexts (a course
+// context per course, a module context per activity, a user context per dashboard owner) are made to exist, as they
+// do on the site that logged them. Moodle's own contexts keep their ids (the generated ones start at 1001).
+$t = microtime(true);
+$made = 0;
+foreach ($DB->get_recordset_sql('SELECT DISTINCT contextid, contextlevel, contextinstanceid, courseid
+        FROM {logstore_standard_log} WHERE contextid > 1 ORDER BY contextid') as $c) {
+    if ($DB->record_exists_select('context', 'id = ? OR (contextlevel = ? AND instanceid = ?)',
+            [$c->contextid, $c->contextlevel, $c->contextinstanceid])) {
+        continue; // Moodle's own (the admin's user context): the generated id stays unknown to both providers.
+    }
+    $path = (int) $c->contextlevel === CONTEXT_MODULE ? '/1/' . (1000 + (int) $c->courseid) . '/' . $c->contextid
+        : '/1/' . $c->contextid;
+    $DB->execute('INSERT INTO {context} (id, contextlevel, instanceid, path, depth, locked) VALUES (?, ?, ?, ?, ?, 0)',
+        [$c->contextid, $c->contextlevel, $c->contextinstanceid, $path, substr_count($path, '/')]);
+    $made++;
+}
+scale_say(sprintf('%d contexts of the generated events made (%.0f s)', $made, microtime(true) - $t));
+
 // The timing page, in the web root for this run; its token in the dataroot (not served).
 $token = bin2hex(random_bytes(16));
 file_put_contents($CFG->dataroot . '/tsdbbench-token', $token);
@@ -207,6 +226,11 @@ foreach ($shapes as $shape) {
                     continue;
                 }
                 $f = scale_fresh($url, $token, $name, $shape);
+                if ($mode === 'influxdb1' && $name === 'logstore_tsdb' && stripos($f['error'] ?? '', 'timed out') !== false) {
+                    // As in the warm runs: no answer within the client's timeout, measured, not a wrong answer.
+                    $fs[$name]['timeouts'] = ($fs[$name]['timeouts'] ?? 0) + 1;
+                    continue;
+                }
                 if (isset($f['error']) || ($f['digest'] ?? '') !== $r[$name]['digest']) {
                     $failures[] = "{$shape['id']} on $name in a fresh request: " . ($f['error'] ??
                         'answered differently from the warm run') . (isset($f['noise']) ? ' (output: ' . $f['noise'] . ')' : '');
@@ -217,8 +241,8 @@ foreach ($shapes as $shape) {
             }
         }
         foreach ($fs as $name => $f) {
-            $r[$name] += ['fresh_ms' => scale_median($f['ms']), 'fresh_samples' => $f['ms'],
-                'fresh_request_ms' => scale_median($f['request_ms'])];
+            $r[$name] += ['fresh_ms' => scale_median($f['ms'] ?? []), 'fresh_samples' => $f['ms'] ?? [],
+                'fresh_request_ms' => scale_median($f['request_ms'] ?? []), 'fresh_timeouts' => $f['timeouts'] ?? 0];
         }
     }
     $r['runs'] = $runs;

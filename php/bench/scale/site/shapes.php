@@ -15,7 +15,8 @@ const SCALE_EVENT_COLUMNS = ['eventname', 'component', 'action', 'target', 'obje
  * What the shapes are run on, chosen from the data (outside any timing): the busiest course and the median one, a
  * median user of the busiest course, a user at the 90th percentile of activity over the site, a median activity of
  * the busiest course, a weekday in the middle of the window (compressed unless the window is short) and the day
- * before yesterday (recent, not compressed), the last hour of the log, the last 30 days.
+ * before yesterday (recent, not compressed), the hour before the newest event (Live logs as they would have been
+ * then: the generated log ends at the last session of yesterday), the last 30 days.
  *
  * @param moodle_database $DB
  * @param int $start window start
@@ -44,11 +45,12 @@ function scale_picks($DB, int $start, int $end): array {
         $old += 86400;
     }
     $mediancm = (int) $median($cms, 'contextinstanceid');
+    $last = (int) $DB->get_field_sql('SELECT max(timecreated) FROM {logstore_standard_log}');
     return ['course_big' => $big, 'course_big_events' => $bign, 'course_median' => $mediancourse,
         'course_median_events' => (int) $median($courses, 'n'), 'user_in_course' => (int) $median($users, 'userid'),
         'user_in_course_events' => (int) $median($users, 'n'), 'user_site' => (int) $p90->userid,
         'user_site_events' => (int) $p90->n, 'cm' => $mediancm, 'day_old' => $old,
-        'day_recent' => max($start, $end - 2 * 86400), 'live_since' => $end - 3600,
+        'day_recent' => max($start, $end - 2 * 86400), 'live_since' => $last - 3600,
         'window_from' => max($start, $end - 30 * 86400), 'window_to' => $end];
 }
 
@@ -97,7 +99,7 @@ function scale_shapes(array $k): array {
         'timecreated > :date AND timecreated < :enddate', ['date' => $k['day_old'], 'enddate' => $k['day_old'] + 86400]);
     $report('log.user', 'report_log', "a user's Logs across the site (admin; {$k['user_site_events']} events)",
         'userid = :userid', ['userid' => $k['user_site']]);
-    // report_loglive: the last hour (renderable CUTOFF = 3600), newest first, get_events_select().
+    // report_loglive: the last hour (renderable CUTOFF = 3600) before the newest event, newest first, get_events_select().
     $report('loglive.site', 'report_loglive', 'Live logs, site (admin), the last hour', 'timecreated > :date',
         ['date' => $k['live_since']], 'select');
     $report('loglive.course', 'report_loglive', 'Live logs, busiest course (teacher), the last hour',
@@ -135,7 +137,7 @@ function scale_shapes(array $k): array {
         'calls' => [$count('userid = :u1 OR relateduserid = :u2 OR realuserid = :u3',
             ['u1' => $k['user_site'], 'u2' => $k['user_site'], 'u3' => $k['user_site']])]];
     $shapes[] = ['id' => 'privacy.contexts', 'report' => 'privacy',
-        'title' => "the contexts of a user's events (each provider's own query)",
+        'title' => "the contexts of a user's events (each store's privacy provider, add_contexts_for_userid())",
         'calls' => [['api' => 'privacy_contexts', 'userid' => $k['user_site']]]];
     return $shapes;
 }
@@ -169,19 +171,12 @@ function scale_call(string $store, $reader, array $call) {
             }
             return $events;
         case 'privacy_contexts':
-            if ($store === 'logstore_standard') {
-                // The standard provider's add_contexts_for_userid() query (it joins it to {context}; these generated
-                // contexts do not exist in the site, so both stores' lists are compared before that join).
-                $ids = $DB->get_fieldset_sql('SELECT DISTINCT l.contextid FROM {logstore_standard_log} l
-                    WHERE l.userid = :userid1 OR l.relateduserid = :userid2 OR l.realuserid = :userid3',
-                    ['userid1' => $call['userid'], 'userid2' => $call['userid'], 'userid3' => $call['userid']]);
-            } else if (method_exists('logstore_tsdb\\privacy\\provider', 'contextids_for_user')) {
-                $ids = \logstore_tsdb\privacy\provider::contextids_for_user((int) $call['userid']);
-            } else {
-                throw new coding_exception('logstore_tsdb\\privacy\\provider has no contextids_for_user() any more: ' .
-                    'update php/bench/scale/site/shapes.php');
-            }
-            $ids = array_map('intval', $ids);
+            // Each store's privacy provider, as core_privacy\manager calls it for a subject access request.
+            $contextlist = new \core_privacy\local\request\contextlist();
+            $provider = $store === 'logstore_standard' ? \logstore_standard\privacy\provider::class
+                : \logstore_tsdb\privacy\provider::class;
+            $provider::add_contexts_for_userid($contextlist, (int) $call['userid']);
+            $ids = array_map('intval', $contextlist->get_contextids());
             sort($ids);
             return $ids;
     }
