@@ -88,7 +88,7 @@ trait tsdb_test_ops {
         if (!self::pg_exists($table)) {
             return [];
         }
-        return self::pg_query('SELECT ' . implode(', ', self::COLUMNS) . ', "time", event_id FROM public."' . $table . '"'
+        return self::pg_query('SELECT ' . implode(', ', self::COLUMNS) . ', "time", producer, seq FROM public."' . $table . '"'
             . ($where !== '' ? " WHERE $where" : '') . ' ORDER BY id');
     }
 
@@ -118,7 +118,8 @@ trait tsdb_test_ops {
                 }
                 $this->assertSame($want, $got, "$msg: row $i ({$ref['eventname']}) column $col");
             }
-            $this->assertNotEmpty($row['event_id'], "$msg: row $i event_id");
+            $this->assertNotNull($row['producer'], "$msg: row $i producer");
+            $this->assertNotNull($row['seq'], "$msg: row $i seq");
             $this->assertNotEmpty($row['time'], "$msg: row $i time");
         }
     }

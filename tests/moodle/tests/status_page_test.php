@@ -172,9 +172,12 @@ class status_page_test extends base_testcase {
             'retention_days' => 30]);
         $course = $this->gen()->create_course();
         $this->set_user($this->gen()->create_user());
+        $failed = tsdb_stats()['failed'];
         \core\event\course_viewed::create(['context' => context_course::instance($course->id)])->trigger();
         $this->assertSame(0, tsdb_flush(60000));
-        $this->assertSame('', tsdb_stats()['last_error']);
+        $this->assertSame($failed, tsdb_stats()['failed'], tsdb_stats()['last_error']);
+        $this->assertSame(1, (int) self::timescale()->query("SELECT count(*) FROM public.\"$table\""
+            . " WHERE eventname = '\\core\\event\\course_viewed'")->fetchColumn(), 'the course view is in the hypertable');
         $pdo = self::timescale();
         $jobs = $pdo->query("SELECT j.job_id, j.proc_name, j.hypertable_name FROM timescaledb_information.jobs j"
             . " WHERE j.hypertable_name = " . $pdo->quote($table) . " OR j.hypertable_name IN (SELECT view_name"
