@@ -392,32 +392,40 @@ class pg_reader {
             // The whole site: a sum over every day of every course and user is no cheaper than the count.
             return null;
         }
-        $dollar = !$db->uses_pdo();
-        $values = [$schema, $view];
-        $where = [];
-        foreach ($keys as $column => $value) {
+        // Each value is bound where it appears (PDO's ? placeholders are positional).
+        $values = [];
+        $arg = function($value) use (&$values, $db) {
             $values[] = $value;
-            $where[] = "$column = " . ($dollar ? '$' . count($values) : '?') . '::bigint';
-        }
-        foreach ([[$lower, '>='], [$upper, '<']] as [$bound, $op]) {
-            if ($bound !== null) {
-                $values[] = $bound;
-                $where[] = "day $op to_timestamp(" . ($dollar ? '$' . count($values) : '?') . '::bigint)';
-            }
-        }
-        $p = function(int $i) use ($dollar) {
-            return $dollar ? '$' . $i : '?';
+            return $db->uses_pdo() ? '?' : '$' . count($values);
+        };
+        // Invalidations that matter lie below the watermark and reach the oldest stored events: TimescaleDB also
+        // keeps a log entry for everything before its refresh window ever started and for everything after the
+        // watermark (which the real-time part reads from the events).
+        $pending = function(string $log, string $column, string $id) {
+            return "EXISTS (SELECT 1 FROM _timescaledb_catalog.$log l WHERE l.$column = agg.$id "
+                . 'AND l.lowest_modified_value < agg.watermark AND l.greatest_modified_value >= span.lo)';
         };
         $sql = 'WITH agg AS (SELECT ca.mat_hypertable_id AS mat, ca.raw_hypertable_id AS raw, '
             . '_timescaledb_functions.cagg_watermark(ca.mat_hypertable_id) AS watermark '
-            . 'FROM _timescaledb_catalog.continuous_agg ca WHERE ca.user_view_schema = ' . $p(1) . ' AND ca.user_view_name = '
-            . $p(2) . ' AND NOT ca.materialized_only) '
-            . 'SELECT CASE WHEN EXISTS (SELECT 1 FROM _timescaledb_catalog.continuous_aggs_hypertable_invalidation_log l '
-            . 'WHERE l.hypertable_id = agg.raw AND l.lowest_modified_value < agg.watermark) OR EXISTS (SELECT 1 FROM '
-            . '_timescaledb_catalog.continuous_aggs_materialization_invalidation_log l WHERE l.materialization_id = agg.mat '
-            . 'AND l.lowest_modified_value < agg.watermark) THEN NULL ELSE (SELECT coalesce(sum(' . $sum . '), 0) FROM '
-            . pgdb::quote_identifier($schema) . '.' . pgdb::quote_identifier($view)
-            . ($where ? ' WHERE ' . implode(' AND ', $where) : '') . ') END AS n FROM agg';
+            . 'FROM _timescaledb_catalog.continuous_agg ca WHERE ca.user_view_schema = ' . $arg($schema)
+            . ' AND ca.user_view_name = ' . $arg($view) . ' AND NOT ca.materialized_only), '
+            . 'span AS (SELECT (extract(epoch FROM min(c.range_start)) * 1000000)::bigint AS lo '
+            . 'FROM timescaledb_information.chunks c WHERE c.hypertable_schema = ' . $arg($schema)
+            . ' AND c.hypertable_name = ' . $arg($table) . ') '
+            . 'SELECT CASE WHEN ' . $pending('continuous_aggs_hypertable_invalidation_log', 'hypertable_id', 'raw')
+            . ' OR ' . $pending('continuous_aggs_materialization_invalidation_log', 'materialization_id', 'mat')
+            . ' THEN NULL ELSE (SELECT coalesce(sum(' . $sum . '), 0) FROM '
+            . pgdb::quote_identifier($schema) . '.' . pgdb::quote_identifier($view);
+        $where = [];
+        foreach ($keys as $column => $value) {
+            $where[] = "$column = " . $arg($value) . '::bigint';
+        }
+        foreach ([[$lower, '>='], [$upper, '<']] as [$bound, $op]) {
+            if ($bound !== null) {
+                $where[] = "day $op to_timestamp(" . $arg($bound) . '::bigint)';
+            }
+        }
+        $sql .= ' WHERE ' . implode(' AND ', $where) . ') END AS n FROM agg, span';
         try {
             $rows = $db->query_native($sql, $values);
         } catch (\moodle_exception $e) {
