@@ -60,11 +60,14 @@ class settings_definition {
      */
     public static function all(): array {
         $gib = 1024 * 1024 * 1024;
+        $db = self::moodle_database();
         return [
             // General.
             'configsource' => ['section' => 'general', 'type' => 'select', 'default' => 'plugin',
                 'options' => ['plugin' => 'configsource_plugin', 'phpini' => 'configsource_phpini']],
-            'backend' => ['section' => 'general', 'type' => 'select', 'default' => 'file', 'ext' => true,
+            // PostgreSQL on Moodle's own database server (see moodle_database()): the password is all a site on
+            // PostgreSQL has to give. The file backend is for tests.
+            'backend' => ['section' => 'general', 'type' => 'select', 'default' => 'postgres', 'ext' => true,
                 'options' => ['influxdb2' => 'backend_influxdb2', 'influxdb1' => 'backend_influxdb1',
                     'influxdb3' => 'backend_influxdb3', 'postgres' => 'backend_postgres', 'file' => 'backend_file']],
             'mode' => ['section' => 'general', 'type' => 'select', 'default' => 'async', 'ext' => true,
@@ -105,10 +108,11 @@ class settings_definition {
             'pseudonymise' => ['section' => 'influxdb', 'type' => 'bool', 'default' => 1],
 
             // PostgreSQL / TimescaleDB.
-            'host' => ['section' => 'postgres', 'type' => 'text', 'default' => '127.0.0.1', 'ext' => true],
-            'port' => ['section' => 'postgres', 'type' => 'int', 'default' => 5432, 'min' => 1, 'max' => 65535, 'ext' => true],
-            'dbname' => ['section' => 'postgres', 'type' => 'text', 'default' => 'moodle', 'ext' => true],
-            'user' => ['section' => 'postgres', 'type' => 'text', 'default' => 'moodle', 'ext' => true],
+            'host' => ['section' => 'postgres', 'type' => 'text', 'default' => $db['host'], 'ext' => true],
+            'port' => ['section' => 'postgres', 'type' => 'int', 'default' => $db['port'], 'min' => 1, 'max' => 65535,
+                'ext' => true],
+            'dbname' => ['section' => 'postgres', 'type' => 'text', 'default' => $db['dbname'], 'ext' => true],
+            'user' => ['section' => 'postgres', 'type' => 'text', 'default' => $db['user'], 'ext' => true],
             'sslmode' => ['section' => 'postgres', 'type' => 'select', 'default' => 'disable', 'ext' => true,
                 'options' => ['disable' => 'sslmode_disable', 'require' => 'sslmode_require',
                     'verify-full' => 'sslmode_verifyfull']],
@@ -160,6 +164,22 @@ class settings_definition {
             // Health check.
             'healththreshold' => ['section' => 'health', 'type' => 'int', 'default' => 3, 'min' => 1, 'max' => 1000],
         ];
+    }
+
+    /**
+     * Where the log table goes by default: the PostgreSQL server and database of Moodle itself, as config.php names
+     * them (the table is the extension's own, logstore_tsdb_log, beside Moodle's tables as logstore_standard_log is);
+     * 127.0.0.1, moodle, moodle for a site on another database.
+     *
+     * @return array host, port, dbname, user
+     */
+    public static function moodle_database(): array {
+        global $CFG;
+        if (($CFG->dbtype ?? '') !== 'pgsql') {
+            return ['host' => '127.0.0.1', 'port' => 5432, 'dbname' => 'moodle', 'user' => 'moodle'];
+        }
+        return ['host' => (string) ($CFG->dbhost ?: '127.0.0.1'), 'port' => (int) (($CFG->dboptions['dbport'] ?? '') ?: 5432),
+            'dbname' => (string) $CFG->dbname, 'user' => (string) $CFG->dbuser];
     }
 
     /**

@@ -215,6 +215,39 @@ class settings_test extends base_testcase {
     }
 
     /**
+     * The default backend is one an administrator can keep: PostgreSQL on Moodle's own database server (host, port,
+     * database and user of config.php); given only the password, events reach a table of their own there.
+     */
+    public function test_the_default_backend_is_moodles_own_postgresql(): void {
+        global $CFG, $DB;
+        $course = $this->gen()->create_course();
+        $this->forget_events_so_far();
+        self::reset_plugin_config();
+        $cfg = \logstore_tsdb\log\store::read_plugin_config();
+        $this->assertSame(['postgres', $CFG->dbhost, (int) ($CFG->dboptions['dbport'] ?? 5432), $CFG->dbname, $CFG->dbuser,
+            'logstore_tsdb_log'], [$cfg->backend, $cfg->host, (int) $cfg->port, $cfg->dbname, $cfg->user, $cfg->table]);
+        $this->assertSame('TimescaleDB / PostgreSQL', get_string('backend_' . $cfg->backend, 'logstore_tsdb'));
+        try {
+            $this->configure(['password' => $CFG->dbpass, 'spool_dir' => $this->dir . '/spool']);
+            $failed = tsdb_stats()['failed'];
+            $this->set_user($this->gen()->create_user());
+            \core\event\course_viewed::create(['context' => context_course::instance($course->id)])->trigger();
+            $this->assertSame(0, tsdb_flush(30000));
+            $this->assertSame($failed, tsdb_stats()['failed'], tsdb_stats()['last_error']);
+            $this->assertSame(1, (int) $DB->get_field_sql('SELECT count(*) FROM logstore_tsdb_log WHERE courseid = ?'
+                . ' AND eventname = ?', [$course->id, '\\core\\event\\course_viewed']), 'in Moodle\'s database');
+        } finally {
+            get_log_manager()->dispose();
+            tsdb_flush(10000);
+            foreach ($DB->get_records_sql("SELECT c.relname, c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+                    . " WHERE n.nspname = current_schema() AND c.relname LIKE 'logstore\\_tsdb\\_log%' AND c.relkind IN ('r', 'p', 'v')"
+                    . " ORDER BY c.relkind = 'v' DESC") as $r) {
+                $DB->execute(($r->relkind === 'v' ? 'DROP VIEW IF EXISTS ' : 'DROP TABLE IF EXISTS ') . $r->relname . ' CASCADE');
+            }
+        }
+    }
+
+    /**
      * Every default passes the plugin's validation and is accepted by the real extension, for every backend, and so
      * is each bound of every integer setting.
      */
