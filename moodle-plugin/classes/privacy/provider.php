@@ -283,21 +283,13 @@ class provider implements
             }
             $reader->close();
         } else if ($reader instanceof influx_reader) {
-            $sql = $reader->where($where, $params);
-            if ($sql !== null) {
-                $client = new influx_client($cfg);
-                $q = influx_client::quote_identifier($column);
-                $tag = ($reader->kinds()[$column] ?? 'field') === 'tag';
-                $query = $tag ? 'SELECT count(*) FROM ' . $client->measurement() . $sql . " GROUP BY $q"
-                    : "SELECT DISTINCT($q) AS v FROM " . $client->measurement() . $sql;
-                $raw = array_map('intval', array_column($client->query($query), $tag ? $column : 'v'));
-                // Pseudonyms back to user ids (a forgotten pseudonym is nobody); raw ids stay.
-                $users = pseudonym::users(array_filter($raw, function($v) {
-                    return $v >= pseudonym::MIN;
-                }));
-                foreach ($raw as $v) {
-                    $ids[] = $v >= pseudonym::MIN ? ($users[$v] ?? 0) : $v;
-                }
+            $raw = array_map('intval', $reader->distinct_values($column, $where, $params));
+            // Pseudonyms back to user ids (a forgotten pseudonym is nobody); raw ids stay.
+            $users = pseudonym::users(array_filter($raw, function($v) {
+                return $v >= pseudonym::MIN;
+            }));
+            foreach ($raw as $v) {
+                $ids[] = $v >= pseudonym::MIN ? ($users[$v] ?? 0) : $v;
             }
         } else {
             foreach (self::rows($cfg, $where, $params) as $row) {
@@ -526,8 +518,7 @@ class provider implements
                 foreach ($points as $point) {
                     $key = [];
                     foreach ($tags as $tag) {
-                        $key[] = influx_client::quote_identifier($tag) . ' = '
-                            . influx_client::quote_string((string) ($point[$tag] ?? ''));
+                        $key[] = $reader->tag_equals($point, $tag);
                     }
                     $key[] = 'time = ' . (int) $point['time'];
                     $statement = "DELETE FROM $m WHERE " . implode(' AND ', $key);

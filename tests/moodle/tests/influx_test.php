@@ -190,6 +190,67 @@ class influx_test extends base_testcase {
     }
 
     /**
+     * The admin changes the tag set while the site writes (contextid from tag to field, the default of the extension):
+     * the events before and after are read as one log (the same events as the standard store), and privacy finds the
+     * contexts and users of both halves and deletes a context's and a user's events from both (DELETE needs
+     * `"contextid"::tag` once contextid is also a field).
+     */
+    public function test_privacy_across_a_changed_tag_set(): void {
+        $course = $this->gen()->create_course();
+        $pages = [$this->gen()->create_module('page', ['course' => $course->id]),
+            $this->gen()->create_module('page', ['course' => $course->id])];
+        $a = $this->gen()->create_and_enrol($course, 'student');
+        $b = $this->gen()->create_and_enrol($course, 'student');
+        $this->forget_influx_events_so_far();
+        $ctx = [context_course::instance($course->id), context_module::instance($pages[0]->cmid),
+            context_module::instance($pages[1]->cmid)];
+        $fire = function() use ($a, $b, $ctx, $course) {
+            foreach ([$a, $b] as $user) {
+                $this->set_user($user);
+                \core\event\course_viewed::create(['context' => $ctx[0]])->trigger();
+                foreach ([1, 2] as $i) {
+                    \core\event\user_profile_viewed::create(['objectid' => $b->id, 'relateduserid' => $b->id,
+                        'context' => $ctx[$i], 'other' => ['courseid' => $course->id, 'courseshortname' => 'x',
+                        'coursefullname' => 'y']])->trigger();
+                }
+            }
+            $this->set_user(null);
+            $this->new_request();
+            $this->assertSame(0, tsdb_flush(15000));
+        };
+        $fire();
+        $this->configure(['tags' => 'eventname,component,action,target,crud,edulevel,contextlevel,origin,courseid']);
+        $fire();
+        $this->assertCount(12, $this->points());
+        $store = get_log_manager()->get_readers()['logstore_tsdb'];
+        $this->assertSame('both', $store->get_reader()->kinds()['contextid']);
+        $standard = log_dataset::standard_reader();
+        foreach ([['contextid = :c', ['c' => $ctx[1]->id]], ['userid = :u', ['u' => $a->id]], ['', []]] as [$where, $params]) {
+            $this->assertSame(self::normalised($standard->get_events_select($where, $params, 'timecreated ASC', 0, 0)),
+                self::normalised($store->get_events_select($where, $params, 'timecreated ASC', 0, 0)), $where);
+        }
+        $cl = new contextlist();
+        provider::add_contexts_for_userid($cl, $a->id);
+        $ids = array_map('intval', $cl->get_contextids());
+        sort($ids);
+        $this->assertSame(array_map('intval', array_column($ctx, 'id')), $ids);
+        $ul = new userlist($ctx[2], 'logstore_tsdb');
+        provider::add_userids_for_context($ul);
+        $ids = array_map('intval', $ul->get_userids());
+        sort($ids);
+        $this->assertSame([(int) $a->id, (int) $b->id], $ids);
+
+        // A context: its 4 points, 2 written with each tag set, are gone; a user's: theirs in both halves.
+        provider::delete_data_for_all_users_in_context($ctx[1]);
+        $this->assertCount(8, $this->points());
+        $this->assertSame(0, $store->get_events_select_count('contextid = :c', ['c' => $ctx[1]->id]));
+        provider::delete_data_for_user(new approved_contextlist($a, 'logstore_tsdb', [$ctx[0]->id, $ctx[2]->id]));
+        $this->assertCount(4, $this->points());
+        $this->assertSame(0, $store->get_events_select_count('userid = :u', ['u' => $a->id]));
+        $this->assertSame(4, $store->get_events_select_count('userid = :u', ['u' => $b->id]));
+    }
+
+    /**
      * The server with authentication: the plugin authenticates as the extension does (HTTP Basic, never u/p in the
      * URL), reads back what was written, and a wrong password is named as such without being shown.
      */

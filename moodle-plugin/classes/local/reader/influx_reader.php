@@ -719,6 +719,56 @@ class influx_reader {
     }
 
     /**
+     * The distinct values of a column among the matching events, as stored (pseudonyms stay pseudonyms): the values of
+     * the tag (GROUP BY) and of the field (DISTINCT), both for a column stored both ways.
+     *
+     * @param string $column
+     * @param string $selectwhere
+     * @param array $params
+     * @return array values (tags as strings, fields as stored)
+     */
+    public function distinct_values(string $column, string $selectwhere, array $params): array {
+        $where = $this->where($selectwhere, $params);
+        $kind = $this->kind($column);
+        if ($where === null) {
+            return [];
+        }
+        $m = $this->client->measurement();
+        $q = influx_client::quote_identifier($column);
+        $statements = [];
+        if ($kind !== 'tag') {
+            $statements['field'] = "SELECT DISTINCT($q" . ($kind === 'both' ? '::field' : '') . ") AS v FROM $m$where";
+        }
+        if ($kind !== 'field') {
+            $field = influx_client::quote_identifier($this->count_field());
+            $statements['tag'] = "SELECT count($field) FROM $m$where GROUP BY $q";
+        }
+        $answers = array_combine(array_keys($statements), $this->client->statements(array_values($statements)));
+        $values = array_column($answers['field'] ?? [], 'v');
+        foreach ($answers['tag'] ?? [] as $row) {
+            if ((string) ($row[$column] ?? '') !== '') {
+                $values[] = $row[$column]; // A point without the tag is in the group of ''.
+            }
+        }
+        return array_values(array_unique($values));
+    }
+
+    /**
+     * "tag = value of the point" ('' when the point does not have the tag), for a DELETE of that point: a key that is
+     * also a field (the tag set was changed) is named `key_1` in a point of `SELECT *` and needs `::tag` in a DELETE
+     * (InfluxDB 1.x takes a plain name for the field there and refuses the statement).
+     *
+     * @param array $point a point of SELECT *
+     * @param string $tag
+     * @return string
+     */
+    public function tag_equals(array $point, string $tag): string {
+        $both = ($this->kinds()[$tag] ?? 'tag') === 'both';
+        return influx_client::quote_identifier($tag) . ($both ? '::tag' : '') . ' = '
+            . influx_client::quote_string((string) ($both ? $point[$tag . '_1'] ?? '' : $point[$tag] ?? ''));
+    }
+
+    /**
      * InfluxDB rows as logstore_standard_log rows (values as strings, like Moodle's DML), user ids un-pseudonymised.
      *
      * @param array[] $points
