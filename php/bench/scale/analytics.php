@@ -150,12 +150,37 @@ function scale_standard_twin($ts, string $sql, string $table, int $from, int $to
         "date_bin($1,$2, '2000-01-03 00:00:00+00'::timestamptz)", $sql);
 }
 
+/** Splits a SELECT list (or any comma list) at its top-level commas. */
+function scale_split_list(string $list): array {
+    $items = [];
+    $depth = 0;
+    $cur = '';
+    foreach (preg_split("/('(?:[^']|'')*')/", $list, -1, PREG_SPLIT_DELIM_CAPTURE) as $i => $part) {
+        if ($i % 2 === 1) {
+            $cur .= $part;
+            continue;
+        }
+        foreach (str_split($part) as $ch) {
+            $depth += $ch === '(' ? 1 : ($ch === ')' ? -1 : 0);
+            if ($ch === ',' && $depth === 0) {
+                $items[] = trim($cur);
+                $cur = '';
+            } else {
+                $cur .= $ch;
+            }
+        }
+    }
+    $items[] = trim($cur);
+    return $items;
+}
+
 /**
- * The plain SQL a DBA would write instead of reading a continuous aggregate of counts, when that is the same question:
- * the query reads one aggregate defined as `SELECT time_bucket(W, time) AS B, col..., count(*) AS C FROM events
- * [WHERE P] GROUP BY ...`, groups or deduplicates its rows, and uses C only as sum(C) (its other aggregates are
- * count(DISTINCT), min or max): then it is the same query over the events themselves, with sum(C) as count(*) and B
- * as the bucket of each event. Null when the query is not of that shape (it then reads the aggregate's definition).
+ * The plain SQL one would write on logstore_standard_log instead of reading a continuous aggregate of counts, when it
+ * is the same question: the query reads one aggregate defined as `SELECT time_bucket(W, time) AS B, col..., count(*)
+ * [FILTER (WHERE c)] AS C... FROM events [WHERE P] GROUP BY ...`, groups or deduplicates its rows, and uses each C only
+ * as sum(C) (its other aggregates being count(DISTINCT), min or max of the grouping columns): then it is the same
+ * query over the events, sum(C) becoming count(*) [FILTER (WHERE c)] and B the bucket of each event. Null when the
+ * query is not of that shape (its twin then computes the aggregate from its definition).
  */
 function scale_flat_twin($ts, string $sql, string $table, int $from, int $to): ?string {
     preg_match_all('/\b(?:FROM|JOIN)\s+(?:public\.)?"?(' . $table . '\w*)"?/i', $sql, $rels);
@@ -165,26 +190,48 @@ function scale_flat_twin($ts, string $sql, string $table, int $from, int $to): ?
     $rel = $rels[1][0];
     $def = scale_value($ts, 'SELECT view_definition FROM timescaledb_information.continuous_aggregates WHERE view_name = $1',
         [$rel]);
-    $col = '(?:\w+\.)?"?\w+"?';
-    if ($def === null || !preg_match('/^\s*SELECT\s+time_bucket\(([^,]+),\s*' . $col . '\)\s+AS\s+(\w+),((?:\s*' . $col .
-            '\s*,)*)\s*count\(\*\)\s+AS\s+(\w+)\s+FROM\s+(?:public\.)?' . $table . '\s+(?:WHERE\s+(.*?)\s+)?GROUP BY/is',
+    if ($def === null || !preg_match('/^\s*SELECT\s+(.*?)\s+FROM\s+(?:public\.)?"?' . $table . '"?\s+(?:WHERE\s+(.*?)\s+)?GROUP BY\s/is',
             $def, $m)) {
         return null;
     }
-    [, $width, $bucket, , $count] = $m;
-    $where = isset($m[5]) && $m[5] !== '' ? preg_replace('/\b' . $table . '\./', '', $m[5]) : 'true';
-    // Every use of C is sum(C): nothing named C is left once the sums, string literals and quoted names are taken out.
-    $bare = preg_replace(['/\bsum\(\s*"?' . $count . '"?\s*\)/i', "/'(?:[^']|'')*'/", '/"[^"]*"/'], ['', "''", '""'], $sql);
-    $grouped = preg_match('/\bGROUP BY\b|\bDISTINCT\b|\b(sum|min|max)\s*\(/i', $sql);
-    if (!$grouped || preg_match('/\b' . $count . '\b/', $bare) || preg_match('/\bcount\s*\(\s*(?!DISTINCT\b)|\bavg\s*\(/i', $sql)) {
+    $strip = fn(string $x) => preg_replace('/\b' . $table . '\./', '', $x);
+    $where = isset($m[2]) && $m[2] !== '' ? $strip($m[2]) : 'true';
+    $bucket = null;
+    $counts = [];
+    foreach (scale_split_list($m[1]) as $item) {
+        if ($bucket === null && preg_match('/^time_bucket\(([^,]+),\s*(?:\w+\.)?"?time"?\)\s+AS\s+(\w+)$/is', $item, $b)) {
+            $bucket = [$b[2], $b[1]];
+        } else if (preg_match('/^count\(\*\)(?:\s+FILTER\s+\(WHERE\s+(.*)\))?\s+AS\s+(\w+)$/is', $item, $c)) {
+            $counts[$c[2]] = 'count(*)' . ($c[1] !== '' ? ' FILTER (WHERE ' . $strip($c[1]) . ')' : '');
+        } else if (!preg_match('/^(?:\w+\.)?"?\w+"?$/', $item)) {
+            return null;
+        }
+    }
+    if ($bucket === null || !$counts) {
         return null;
     }
-    $sql = preg_replace('/\bsum\(\s*"?' . $count . '"?\s*\)/i', 'count(*)', $sql);
+    if (!preg_match('/\bGROUP BY\b|\bDISTINCT\b|\b(sum|min|max)\s*\(/i', $sql)
+            || preg_match('/\bcount\s*\(\s*(?!DISTINCT\b)|\bavg\s*\(/i', $sql)) {
+        return null;
+    }
+    // Every use of a count is sum(count): none is left once the sums, literals and quoted names are taken out.
+    $sumre = fn(string $c) => '/\bsum\(\s*"?' . $c . '"?\s*\)/i';
+    $bare = preg_replace(array_merge(array_map($sumre, array_keys($counts)), ["/'(?:[^']|'')*'/", '/"[^"]*"/']),
+        array_merge(array_fill(0, count($counts), ''), ["''", '""']), $sql);
+    foreach (array_keys($counts) as $c) {
+        if (preg_match('/\b' . $c . '\b/', $bare)) {
+            return null;
+        }
+    }
+    foreach ($counts as $c => $expr) {
+        $sql = preg_replace($sumre($c), $expr, $sql);
+    }
     // The bucket column, outside string literals.
     $parts = preg_split("/('(?:[^']|'')*')/", $sql, -1, PREG_SPLIT_DELIM_CAPTURE);
     foreach ($parts as $i => $part) {
         if ($i % 2 === 0) {
-            $parts[$i] = preg_replace('/\b' . $bucket . '\b/', "date_bin($width, \"time\", '2000-01-03 00:00:00+00'::timestamptz)", $part);
+            $parts[$i] = preg_replace('/\b' . $bucket[0] . '\b/',
+                "date_bin({$bucket[1]}, \"time\", '2000-01-03 00:00:00+00'::timestamptz)", $part);
         }
     }
     $sql = implode('', $parts);

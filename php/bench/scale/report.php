@@ -161,11 +161,13 @@ if ($load) {
 }
 if ($pol = $run['policies']) {
     $md[] = sprintf('TimescaleDB\'s scheduler ran every policy job after the load (`alter_job(id, next_start => now())`, then ' .
-        '`job_stats` / `job_errors` polled) in %s s: %s. Then `VACUUM (ANALYZE)` of both stores (%s s), as autovacuum would ' .
-        'have done on a site that logged these events over time.', $pol['seconds'], implode('; ', array_map(fn($j) =>
-            "{$j['application_name']} ({$j['proc_name']}" . ($j['hypertable_name'] ? " on {$j['hypertable_name']}" : '') . '): ' .
-            ($j['stats'] ? "ran in {$j['stats']['last_run_duration']}, {$j['stats']['last_run_status']}" : 'did not run'),
-            $pol['jobs'])), $pol['vacuum_analyze_seconds']);
+        '`job_stats` / `job_errors` polled), in rounds as its schedule repeats them, until a round changed no chunk and ' .
+        'every chunk older than its compression age was compressed: %d round(s), %s s. Each job\'s run time per round: %s. ' .
+        'Then `VACUUM (ANALYZE)` of both stores (%s s), as autovacuum would have done on a site that logged these events ' .
+        'over time.', count($pol['rounds'] ?? []), $pol['seconds'], implode('; ', array_map(fn($j) =>
+            "{$j['proc_name']}" . ($j['hypertable_name'] ? " on {$j['hypertable_name']}" : '') . ': ' .
+            ($j['durations'] ?? null ? implode(', ', array_map(fn($d) => preg_replace('/^00:(00:)?/', '', $d), $j['durations']))
+            : 'did not run'), $pol['jobs'])), $pol['vacuum_analyze_seconds']);
     $md[] = '';
     $md[] = '| hypertable | chunks | compressed | from | to |';
     $md[] = '|---|---:|---:|---|---|';
