@@ -1641,3 +1641,83 @@ fn version_1_tables_are_upgraded_in_place_without_losing_or_duplicating_an_event
         assert_eq!(job_ids(&t, &s), jobs);
     }
 }
+
+#[test]
+fn version_1_native_tables_are_upgraded_in_place_without_losing_or_duplicating_an_event() {
+    let Some(t) = pg() else { return };
+    let s = t.schema("upgrade_v1_native");
+    let mut c = t.client();
+    let q = |name: &str| format!("\"{s}\".\"{name}\"");
+    let (main, meta, ledger) = (q("logstore_tsdb_log"), q("logstore_tsdb_log_schema"), q("logstore_tsdb_log_ledger"));
+    let old: Vec<Ev> = (0..40).map(|i| plain_ago(i, 3_600)).collect();
+    let day = old[0].time_ns.div_euclid(DAY_US * 1000);
+    let (y, m, d) = tsdb::sink::postgres::civil_from_days(day);
+    // Version 1's native layout as it made it, with the day's partition and 40 events.
+    c.batch_execute(&format!(
+        "CREATE SCHEMA \"{s}\";\n\
+         CREATE TABLE {meta} (singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton), version integer NOT NULL, \
+           layout text NOT NULL, created_at timestamptz NOT NULL DEFAULT now(), upgraded_at timestamptz NOT NULL DEFAULT now());\n\
+         CREATE TABLE {main} (id bigserial NOT NULL, eventname varchar(255), component varchar(100), action varchar(100), \
+           target varchar(100), objecttable varchar(50), objectid bigint, crud varchar(1), edulevel smallint, \
+           contextid bigint, contextlevel bigint, contextinstanceid bigint, userid bigint, courseid bigint, \
+           relateduserid bigint, anonymous smallint, other jsonb, timecreated bigint, origin varchar(10), ip varchar(45), \
+           realuserid bigint, \"time\" timestamptz NOT NULL, event_id uuid NOT NULL) PARTITION BY RANGE (\"time\");\n\
+         CREATE UNIQUE INDEX logstore_tsdb_log_event_id_uq ON {main} (event_id, \"time\");\n\
+         CREATE INDEX logstore_tsdb_log_course_time_idx ON {main} (courseid, \"time\");\n\
+         CREATE INDEX logstore_tsdb_log_user_time_idx ON {main} (userid, \"time\");\n\
+         CREATE TABLE {ledger} (producer bigint NOT NULL, first_seq bigint NOT NULL, \
+           last_seq bigint NOT NULL CHECK (last_seq >= first_seq), committed_at timestamptz NOT NULL DEFAULT now(), \
+           PRIMARY KEY (producer, first_seq));\n\
+         INSERT INTO {meta} (version, layout) VALUES (1, 'native');\n\
+         CREATE TABLE {part} PARTITION OF {main} FOR VALUES FROM ('{y:04}-{m:02}-{d:02} 00:00:00+00') \
+           TO ('{y:04}-{m:02}-{d:02} 00:00:00+00'::timestamptz + INTERVAL '1 day');\n\
+         INSERT INTO {ledger} (producer, first_seq, last_seq) VALUES (1, 1, 40);",
+        part = q(&format!("logstore_tsdb_log_p{y:04}{m:02}{d:02}")),
+    ))
+    .unwrap();
+    for (k, e) in old.iter().enumerate() {
+        let id = EventId { producer: 1, seq: 1 + k as u64 }.to_uuid_string();
+        c.execute(
+            &format!(
+                "INSERT INTO {main} (eventname, courseid, userid, timecreated, \"time\", event_id) \
+                 VALUES ('\\core\\event\\course_viewed', $1, $2, $3, to_timestamp($4::float8 / 1e6), $5::text::uuid)"
+            ),
+            &[
+                &e.ints[IntField::CourseId as usize],
+                &e.ints[IntField::UserId as usize],
+                &e.ints[IntField::TimeCreated as usize],
+                &(e.time_ns.div_euclid(1000) as f64),
+                &id,
+            ],
+        )
+        .unwrap();
+    }
+    let mut sink = t.sink(&s, &[]);
+    // Sent again after the upgrade (a spool replay): the ledger knows them; then 30 new ones.
+    sink.write(&batch(1, 1, &old)).unwrap();
+    let new: Vec<Ev> = (40..70).map(|i| plain_ago(i, 60)).collect();
+    sink.write(&batch(2, 1, &new)).unwrap();
+    assert_eq!(count(&t, &s), 70);
+    let (version, olds, news): (i32, i64, i64) = {
+        let r = c
+            .query_one(
+                &format!(
+                    "SELECT (SELECT version FROM {meta}), count(*) FILTER (WHERE event_id IS NOT NULL AND producer IS NULL), \
+                     count(*) FILTER (WHERE event_id IS NULL AND producer = 2) FROM {main}"
+                ),
+                &[],
+            )
+            .unwrap();
+        (r.get(0), r.get(1), r.get(2))
+    };
+    assert_eq!((version, olds, news), (2, 40, 30));
+    let unique: i64 = c
+        .query_one(
+            "SELECT count(*) FROM pg_indexes WHERE schemaname = $1 AND indexdef LIKE '%UNIQUE%' \
+             AND indexdef LIKE '%event_id%'",
+            &[&s],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(unique, 0, "the unique index on event_id is gone, from the partitions too");
+}
