@@ -97,44 +97,45 @@ PGDS = {"type": PG, "uid": "${datasource}"}
 TABLE = text_var("table", "Log table", "logstore_tsdb_log")
 
 d = Dashboard("logstore-tsdb-site-pg", "Moodle: site activity (PostgreSQL)",
-              "Site-wide activity from the logstore_tsdb table and its hourly / daily summaries.", PGDS,
+              "Site-wide activity from the aggregates of the logstore_tsdb table (TimescaleDB's continuous aggregates, or "
+              "the summaries of the plugin's summarise task on plain PostgreSQL); only Events by origin reads the events.", PGDS,
               [ds_var("datasource", "Log database", PG), TABLE], ["postgresql"])
-d.panel("stat", "Events", [sql('SELECT count(*) AS "events" FROM ${table} WHERE $__timeFilter("time")', "table")],
-        w=6, h=4, options=STAT)
-d.panel("stat", "Active users", [sql('SELECT count(DISTINCT userid) AS "users" FROM ${table} '
-                                     'WHERE $__timeFilter("time") AND userid > 0', "table")], w=6, h=4, options=STAT)
+d.panel("stat", "Events", [sql('SELECT COALESCE(sum(events), 0) AS "events" FROM ${table}_hourly '
+                               'WHERE $__timeFilter(bucket)', "table")], w=6, h=4, options=STAT)
+d.panel("stat", "Active users", [sql('SELECT count(DISTINCT userid) AS "users" FROM ${table}_daily_users '
+                                     'WHERE $__timeFilter(day) AND userid > 0', "table")], w=6, h=4, options=STAT)
 d.panel("stat", "Courses with activity", [sql('SELECT count(DISTINCT courseid) AS "courses" FROM ${table}_hourly '
                                               'WHERE $__timeFilter(bucket) AND courseid > 1', "table")],
         w=6, h=4, options=STAT)
-d.panel("stat", "Failed logins", [sql('SELECT count(*) AS "failed logins" FROM ${table} WHERE $__timeFilter("time") '
-                                      'AND eventname = ' + FAILED, "table")], w=6, h=4, options=STAT)
+d.panel("stat", "Failed logins", [sql('SELECT COALESCE(sum(failed_logins), 0) AS "failed logins" FROM ${table}_hourly '
+                                      'WHERE $__timeFilter(bucket)', "table")], w=6, h=4, options=STAT)
 d.panel("timeseries", "Events per hour", [sql('SELECT bucket AS "time", sum(events) AS "events" FROM ${table}_hourly '
                                               'WHERE $__timeFilter(bucket) GROUP BY 1 ORDER BY 1')], options=TS)
 d.panel("timeseries", "Active users per day", [sql('SELECT day AS "time", active_users AS "active users" '
-                                                   'FROM ${table}_daily_active_users WHERE $__timeFilter(day) ORDER BY 1')],
-        options=TS)
+                                                   'FROM ${table}_daily_active_users WHERE $__timeFilter(day) '
+                                                   'AND active_users > 0 ORDER BY 1')], options=TS)
 d.panel("timeseries", "Logins and failed logins per hour", [sql(
-    'SELECT $__timeGroupAlias("time", \'1h\'), count(*) FILTER (WHERE eventname = ' + LOGIN + ') AS "logins", '
-    'count(*) FILTER (WHERE eventname = ' + FAILED + ') AS "failed logins" FROM ${table} '
-    'WHERE $__timeFilter("time") AND eventname IN (' + LOGIN + ', ' + FAILED + ') GROUP BY 1 ORDER BY 1')], options=TS)
+    'SELECT $__timeGroupAlias(bucket, \'1h\'), sum(logins) AS "logins", sum(failed_logins) AS "failed logins" '
+    'FROM ${table}_hourly WHERE $__timeFilter(bucket) GROUP BY 1 HAVING sum(logins) + sum(failed_logins) > 0 '
+    'ORDER BY 1')], options=TS)
 d.panel("timeseries", "Teaching and participating per hour", [sql(
-    'SELECT $__timeGroupAlias("time", \'1h\'), count(*) FILTER (WHERE edulevel = 1) AS "teaching", '
-    'count(*) FILTER (WHERE edulevel = 2) AS "participating", count(*) FILTER (WHERE edulevel = 0) AS "other" '
-    'FROM ${table} WHERE $__timeFilter("time") GROUP BY 1 ORDER BY 1')], options=TS, fieldconfig=STACKED)
+    'SELECT $__timeGroupAlias(bucket, \'1h\'), sum(teaching) AS "teaching", sum(participating) AS "participating", '
+    'sum(other) AS "other" FROM ${table}_hourly WHERE $__timeFilter(bucket) GROUP BY 1 ORDER BY 1')], options=TS,
+    fieldconfig=STACKED)
 d.panel("barchart", "Most active courses", [sql(
     'SELECT courseid::text AS "course", sum(events) AS "events" FROM ${table}_hourly WHERE $__timeFilter(bucket) '
     'AND courseid > 1 GROUP BY courseid ORDER BY 2 DESC LIMIT 15', "table")],
     options={"orientation": "horizontal", "xField": "course"})
 d.panel("table", "Most frequent events", [sql(
-    'SELECT eventname AS "event", sum(events) AS "events" FROM ${table}_hourly WHERE $__timeFilter(bucket) '
+    'SELECT eventname AS "event", sum(events) AS "events" FROM ${table}_activity WHERE $__timeFilter(day) '
     'GROUP BY 1 ORDER BY 2 DESC LIMIT 20', "table")])
-d.panel("piechart", "Events by origin", [sql(
+d.panel("piechart", "Events by origin", description="Reads the events: no aggregate keeps the origin.", targets=[sql(
     'SELECT origin AS "origin", count(*) AS "events" FROM ${table} WHERE $__timeFilter("time") GROUP BY 1 ORDER BY 2 DESC',
     "table")], options={"reduceOptions": {"values": True, "calcs": [], "fields": ""}, "pieType": "donut"})
 d.write("postgres/site-activity.json")
 
 d = Dashboard("logstore-tsdb-course-pg", "Moodle: course activity (PostgreSQL)",
-              "Activity in the chosen courses: events, active users, activities, people.", PGDS,
+              "Activity in the chosen courses: events, active users, activities, people (from the aggregates).", PGDS,
               [ds_var("datasource", "Log database", PG), TABLE,
                query_var("course", "Course", PGDS, "SELECT DISTINCT courseid FROM ${table}_hourly WHERE courseid > 1 "
                                                    "ORDER BY 1")], ["postgresql"])
@@ -142,29 +143,29 @@ d.panel("timeseries", "Events per hour", [sql(
     'SELECT bucket AS "time", courseid::text AS "metric", sum(events) AS "events" FROM ${table}_hourly '
     'WHERE $__timeFilter(bucket) AND courseid IN ($course) GROUP BY 1, 2 ORDER BY 1')], options=TS)
 d.panel("timeseries", "Active users per day", [sql(
-    'SELECT $__timeGroupAlias("time", \'1d\'), courseid::text AS "metric", count(DISTINCT userid) AS "active users" '
-    'FROM ${table} WHERE $__timeFilter("time") AND courseid IN ($course) AND userid > 0 GROUP BY 1, 2 ORDER BY 1')],
+    'SELECT $__timeGroupAlias(day, \'1d\'), courseid::text AS "metric", count(*) AS "active users" '
+    'FROM ${table}_daily WHERE $__timeFilter(day) AND courseid IN ($course) AND userid > 0 GROUP BY 1, 2 ORDER BY 1')],
     options=TS)
 d.panel("timeseries", "Teaching and participating per day", [sql(
-    'SELECT $__timeGroupAlias("time", \'1d\'), count(*) FILTER (WHERE edulevel = 1) AS "teaching", '
-    'count(*) FILTER (WHERE edulevel = 2) AS "participating" FROM ${table} WHERE $__timeFilter("time") '
-    'AND courseid IN ($course) GROUP BY 1 ORDER BY 1')], options=TS, fieldconfig=STACKED)
+    'SELECT $__timeGroupAlias(day, \'1d\'), sum(teaching) AS "teaching", sum(participating) AS "participating" '
+    'FROM ${table}_daily WHERE $__timeFilter(day) AND courseid IN ($course) GROUP BY 1 ORDER BY 1')], options=TS,
+    fieldconfig=STACKED)
 d.panel("table", "Most used activities", [sql(
-    'SELECT contextinstanceid AS "course module", component AS "component", courseid AS "course", count(*) AS "events", '
-    'count(DISTINCT userid) AS "users" FROM ${table} WHERE $__timeFilter("time") AND courseid IN ($course) '
+    'SELECT contextinstanceid AS "course module", component AS "component", courseid AS "course", '
+    'sum(events) AS "events" FROM ${table}_activity WHERE $__timeFilter(day) AND courseid IN ($course) '
     'AND contextlevel = 70 GROUP BY 1, 2, 3 ORDER BY 4 DESC LIMIT 20', "table")])
 d.panel("table", "Most active users", [sql(
-    'SELECT userid AS "user", count(*) AS "events", count(*) FILTER (WHERE edulevel = 2) AS "participating", '
-    'max("time") AS "last seen" FROM ${table} WHERE $__timeFilter("time") AND courseid IN ($course) AND userid > 0 '
-    'GROUP BY 1 ORDER BY 2 DESC LIMIT 20', "table")])
+    'SELECT userid AS "user", sum(events) AS "events", sum(participating) AS "participating", '
+    'max(day) AS "last active day" FROM ${table}_daily WHERE $__timeFilter(day) AND courseid IN ($course) '
+    'AND userid > 0 GROUP BY 1 ORDER BY 2 DESC LIMIT 20', "table")])
 d.panel("table", "Weekly engagement", [sql(
-    'SELECT date_trunc(\'week\', "time" AT TIME ZONE \'UTC\') AS "week", courseid AS "course", '
-    'count(DISTINCT userid) FILTER (WHERE userid > 0) AS "active users", count(*) AS "events" FROM ${table} '
-    'WHERE $__timeFilter("time") AND courseid IN ($course) GROUP BY 1, 2 ORDER BY 1, 2', "table")])
+    'SELECT date_trunc(\'week\', day AT TIME ZONE \'UTC\') AS "week", courseid AS "course", '
+    'count(DISTINCT userid) FILTER (WHERE userid > 0) AS "active users", sum(events) AS "events" '
+    'FROM ${table}_daily WHERE $__timeFilter(day) AND courseid IN ($course) GROUP BY 1, 2 ORDER BY 1, 2', "table")])
 d.write("postgres/course-activity.json")
 
 d = Dashboard("logstore-tsdb-user-pg", "Moodle: user activity (PostgreSQL)",
-              "Who did what, when: the events of one user (Moodle user id).", PGDS,
+              "Who did what, when: the events of one user (Moodle user id), read from the events themselves.", PGDS,
               [ds_var("datasource", "Log database", PG), TABLE, text_var("user", "User id", "2")], ["postgresql"])
 d.panel("timeseries", "Events per hour", [sql(
     'SELECT $__timeGroupAlias("time", \'1h\'), count(*) AS "events" FROM ${table} WHERE $__timeFilter("time") '

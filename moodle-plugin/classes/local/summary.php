@@ -15,7 +15,7 @@
 // along with Moodle.  If not, see <http://www.gnu.org/licenses/>.
 
 /**
- * Summary tables of the log table on plain PostgreSQL, shaped like the TimescaleDB continuous aggregates.
+ * Summaries of the log table on plain PostgreSQL, the same relations as TimescaleDB's continuous aggregates.
  *
  * @package    logstore_tsdb
  * @copyright  2025 The logstore_tsdb authors
@@ -27,19 +27,21 @@ namespace logstore_tsdb\local;
 defined('MOODLE_INTERNAL') || die();
 
 /**
- * With TimescaleDB the sink creates continuous aggregates `<table>_hourly` (bucket, courseid, eventname, events) and
- * `<table>_daily_users` (day, userid, events), real-time (materialised buckets plus the recent raw rows), and the view
- * `<table>_daily_active_users` (day, active_users). On plain PostgreSQL this class gives the same three relations, with
- * the same names, columns and types, so that every query and dashboard works on both:
+ * With TimescaleDB the sink keeps five real-time continuous aggregates (src/sink/postgres/timescale.rs): `<table>_daily`,
+ * `_daily_users`, `_daily_active_users`, `_hourly` and `_activity`. On plain PostgreSQL (the sink's daily partitions)
+ * this class gives the same five relations, with the same names, columns and types, so that every documented query and
+ * dashboard runs unchanged on both:
  *
- * - `<table>_hourly_mat` and `<table>_daily_users_mat`: materialised buckets (tables);
- * - `<table>_summary`: per aggregate, the watermark (every bucket before it is materialised) and the last refresh;
- * - views `<table>_hourly` and `<table>_daily_users`: the materialised buckets before the watermark UNION ALL the raw
- *   table aggregated from the watermark on (real-time, like `materialized_only = false`); `<table>_daily_active_users`.
+ * - `<table><suffix>_mat`: the materialised buckets of each (tables made from the definition itself);
+ * - `<table>_summary`: the watermark (every day before it is materialised) and, per day, the change counter of its
+ *   partition when it was last materialised;
+ * - views `<table><suffix>`: the materialised buckets before the watermark UNION ALL the raw table aggregated from the
+ *   watermark on (real-time, like TimescaleDB's `materialized_only = false`).
  *
- * refresh() (the scheduled task `summarise`, every 15 minutes) recomputes complete buckets from the earliest changed
- * point: the last `LOOKBACK` days before the watermark (late events, spool replays), never earlier than the raw data that
- * retention keeps (so aggregates outlive raw rows), in one transaction per day. Buckets are in UTC.
+ * refresh() (the scheduled task `summarise`) materialises whole UTC days, one transaction per day: every day up to the
+ * start of today, the last LOOKBACK_DAYS again, and any older day whose partition changed since it was materialised
+ * (PostgreSQL's counters of inserted, updated and deleted rows per partition: late events, imports, deletions), never
+ * a day whose partition retention dropped (the summaries outlive the raw events).
  *
  * @package    logstore_tsdb
  * @copyright  2025 The logstore_tsdb authors
@@ -47,8 +49,30 @@ defined('MOODLE_INTERNAL') || die();
  */
 class summary {
 
-    /** @var int Days recomputed before the watermark on every refresh (late events). */
-    const LOOKBACK_DAYS = 3;
+    /** @var int Days before the watermark materialised again on every refresh, whatever the counters say. */
+    const LOOKBACK_DAYS = 1;
+
+    /** @var string Marks the objects of this version (comment of the state table). */
+    const VERSION = 'logstore_tsdb summary 2';
+
+    /**
+     * @var array[] The aggregates as in timescale.rs: suffix => [bucket column, bucket seconds, grouping columns,
+     *      aggregates]. `_daily_active_users` is defined on the events (TimescaleDB: on `_daily_users`, the same figures).
+     */
+    const AGGREGATES = [
+        '_daily' => ['day', 86400, 'courseid, userid', 'count(*) AS events, '
+            . 'count(*) FILTER (WHERE anonymous <> 0) AS anonymous_events, '
+            . 'count(*) FILTER (WHERE edulevel = 1) AS teaching, count(*) FILTER (WHERE edulevel = 2) AS participating'],
+        '_daily_users' => ['day', 86400, 'userid', 'count(*) AS events, '
+            . 'count(*) FILTER (WHERE anonymous <> 0) AS anonymous_events'],
+        '_daily_active_users' => ['day', 86400, '', 'count(DISTINCT userid) FILTER (WHERE userid > 0) AS active_users, '
+            . 'count(*)::numeric AS events'],
+        '_hourly' => ['bucket', 3600, 'courseid', 'count(*) AS events, count(*) FILTER (WHERE edulevel = 0) AS other, '
+            . 'count(*) FILTER (WHERE edulevel = 1) AS teaching, count(*) FILTER (WHERE edulevel = 2) AS participating, '
+            . "count(*) FILTER (WHERE eventname = '\\core\\event\\user_loggedin') AS logins, "
+            . "count(*) FILTER (WHERE eventname = '\\core\\event\\user_login_failed') AS failed_logins"],
+        '_activity' => ['day', 86400, 'courseid, contextlevel, contextinstanceid, component, eventname', 'count(*) AS events'],
+    ];
 
     /** @var pgdb */
     protected $db;
@@ -116,47 +140,111 @@ class summary {
     }
 
     /**
-     * Creates the summary tables and views (native layout), idempotent.
+     * The SELECT of an aggregate over the events matching a condition.
+     *
+     * @param string $suffix
+     * @param string $where
+     * @return string
+     */
+    protected function select(string $suffix, string $where): string {
+        [$col, $seconds, $group, $aggregates] = self::AGGREGATES[$suffix];
+        $keys = $group === '' ? [] : explode(', ', $group);
+        return "SELECT to_timestamp(floor(extract(epoch FROM \"time\") / $seconds) * $seconds) AS $col, "
+            . implode('', array_map(function($k) {
+                return "$k, ";
+            }, $keys)) . $aggregates . ' FROM ' . $this->db->table() . " WHERE $where GROUP BY "
+            . implode(', ', range(1, count($keys) + 1));
+    }
+
+    /**
+     * Creates the tables and views (native layout), idempotent; replaces the objects of the first version (`_hourly`
+     * by event name and `_daily_users` only): dropped, or with retention kept as `<table>_hourly_v1` and
+     * `<table>_daily_users_v1` since they may hold days whose events are gone.
      */
     public function ensure(): void {
-        $main = $this->db->table();
+        if ($this->exists()) {
+            return;
+        }
         $state = $this->q('_summary');
-        $hmat = $this->q('_hourly_mat');
-        $dmat = $this->q('_daily_users_mat');
-        $lock = crc32('logstore_tsdb summary ' . $this->schema . '.' . $this->table);
-        $this->db->execute('SELECT pg_advisory_lock(?)', [$lock]);
+        $this->db->execute('BEGIN');
         try {
-            $this->db->execute("CREATE TABLE IF NOT EXISTS $state (name varchar(20) PRIMARY KEY, watermark timestamptz, "
-                . 'refreshed_at timestamptz)');
-            $this->db->execute("INSERT INTO $state (name) VALUES ('hourly'), ('daily_users') ON CONFLICT DO NOTHING");
-            $this->db->execute("CREATE TABLE IF NOT EXISTS $hmat (bucket timestamptz NOT NULL, courseid bigint, "
-                . 'eventname varchar(255), events bigint NOT NULL)');
-            $hix = pgdb::quote_identifier(self::derived($this->table, '_hourly_mat_ix'));
-            $this->db->execute("CREATE INDEX IF NOT EXISTS $hix ON $hmat (bucket, courseid)");
-            $this->db->execute("CREATE TABLE IF NOT EXISTS $dmat (day timestamptz NOT NULL, userid bigint, "
-                . 'events bigint NOT NULL)');
-            $dix = pgdb::quote_identifier(self::derived($this->table, '_daily_users_mat_ix'));
-            $this->db->execute("CREATE INDEX IF NOT EXISTS $dix ON $dmat (day, userid)");
-            $w = function(string $name) use ($state): string {
-                return "COALESCE((SELECT watermark FROM $state WHERE name = '$name'), '-infinity'::timestamptz)";
-            };
-            $this->db->execute('CREATE OR REPLACE VIEW ' . $this->q('_hourly') . " AS SELECT bucket, courseid, eventname, events"
-                . " FROM $hmat WHERE bucket < " . $w('hourly')
-                . ' UNION ALL SELECT to_timestamp(floor(extract(epoch FROM "time") / 3600) * 3600) AS bucket, courseid,'
-                . " eventname, count(*) AS events FROM $main WHERE \"time\" >= " . $w('hourly') . ' GROUP BY 1, 2, 3');
-            $this->db->execute('CREATE OR REPLACE VIEW ' . $this->q('_daily_users') . " AS SELECT day, userid, events"
-                . " FROM $dmat WHERE day < " . $w('daily_users')
-                . ' UNION ALL SELECT to_timestamp(floor(extract(epoch FROM "time") / 86400) * 86400) AS day, userid,'
-                . " count(*) AS events FROM $main WHERE userid > 0 AND \"time\" >= " . $w('daily_users') . ' GROUP BY 1, 2');
-            $this->db->execute('CREATE OR REPLACE VIEW ' . $this->q('_daily_active_users')
-                . ' AS SELECT day, count(*) AS active_users FROM ' . $this->q('_daily_users') . ' GROUP BY day');
-        } finally {
-            $this->db->execute('SELECT pg_advisory_unlock(?)', [$lock]);
+            $this->db->execute('SELECT pg_advisory_xact_lock(?)', [$this->lock()]);
+            if ($this->exists()) {
+                $this->db->execute('COMMIT');
+                return;
+            }
+            foreach (['_daily_active_users', '_hourly', '_daily_users'] as $view) {
+                $this->db->execute('DROP VIEW IF EXISTS ' . $this->q($view));
+            }
+            foreach (['_hourly', '_daily_users'] as $old) {
+                if ((int) ($this->cfg->retention_days ?? 0) > 0) {
+                    $this->db->execute('ALTER TABLE IF EXISTS ' . $this->q($old . '_mat') . ' RENAME TO '
+                        . pgdb::quote_identifier(self::derived($this->table, $old . '_v1')));
+                }
+            }
+            $this->db->execute("DROP TABLE IF EXISTS $state");
+            $this->db->execute("CREATE TABLE $state (day timestamptz PRIMARY KEY, changes bigint NOT NULL)");
+            $watermark = "COALESCE((SELECT max(day) + interval '1 day' FROM $state), '-infinity'::timestamptz)";
+            foreach (self::AGGREGATES as $suffix => [$col]) {
+                $mat = $this->q($suffix . '_mat');
+                $this->db->execute("DROP TABLE IF EXISTS $mat");
+                $this->db->execute("CREATE TABLE $mat AS " . $this->select($suffix, 'false') . ' WITH NO DATA');
+                $this->db->execute('CREATE INDEX ' . pgdb::quote_identifier(self::derived($this->table, $suffix . '_mat_ix'))
+                    . " ON $mat ($col)");
+                $this->db->execute('CREATE VIEW ' . $this->q($suffix) . " AS SELECT * FROM $mat WHERE $col < $watermark "
+                    . 'UNION ALL ' . $this->select($suffix, "\"time\" >= $watermark"));
+            }
+            $this->db->execute("COMMENT ON TABLE $state IS '" . self::VERSION . "'");
+            $this->db->execute('COMMIT');
+        } catch (\Throwable $e) {
+            $this->db->execute('ROLLBACK');
+            throw $e;
         }
     }
 
     /**
-     * The oldest time raw rows can still exist at (retention), or null without retention.
+     * The advisory lock taken by every change of the summaries of this table.
+     *
+     * @return int
+     */
+    protected function lock(): int {
+        return crc32('logstore_tsdb summary ' . $this->schema . '.' . $this->table);
+    }
+
+    /**
+     * The watermark: every day before it is materialised (null before the first refresh).
+     *
+     * @return int|null
+     */
+    public function watermark(): ?int {
+        $rows = $this->db->query('SELECT extract(epoch FROM max(day))::bigint AS d FROM ' . $this->q('_summary'));
+        return $rows && $rows[0]->d !== null ? (int) $rows[0]->d + 86400 : null;
+    }
+
+    /**
+     * The change counter (rows inserted + updated + deleted, as PostgreSQL's cumulative statistics count them) of each
+     * daily partition of the events table (`<table>_pYYYYMMDD`, as the sink names them).
+     *
+     * @return int[] day => counter
+     */
+    protected function partition_changes(): array {
+        $out = [];
+        $rows = $this->db->query('SELECT c.relname, COALESCE(s.n_tup_ins + s.n_tup_upd + s.n_tup_del, 0) AS n '
+            . 'FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid LEFT JOIN pg_stat_all_tables s ON s.relid = c.oid '
+            . 'WHERE i.inhparent = to_regclass(?)', [$this->db->table()]);
+        foreach ($rows as $r) {
+            if (preg_match('/(\d{4})(\d\d)(\d\d)$/', $r->relname, $m)) {
+                $day = gmmktime(0, 0, 0, (int) $m[2], (int) $m[3], (int) $m[1]);
+                if (self::derived($this->table, '_p' . gmdate('Ymd', $day)) === $r->relname) {
+                    $out[$day] = (int) $r->n;
+                }
+            }
+        }
+        return $out;
+    }
+
+    /**
+     * The first day whose events can still exist (retention), or null without retention.
      *
      * @param int $now
      * @return int|null
@@ -172,86 +260,74 @@ class summary {
     }
 
     /**
-     * Brings the summary up to date: recomputes complete buckets from (watermark - LOOKBACK) and moves the watermark to
-     * the start of the current hour / day. A first refresh backfills from the oldest raw row, one day per transaction.
+     * Brings the summaries up to date: materialises every day from the watermark (on a first refresh, from the oldest
+     * event) to the start of today, the LOOKBACK_DAYS before it and every older day whose partition changed since it
+     * was materialised, oldest first; the watermark is then the start of today.
      *
      * @param int|null $now
      * @param int $maxseconds stop after this long (the next run continues)
-     * @return array name => ['from' => int, 'to' => int, 'buckets' => int] of what was recomputed
+     * @return array ['from' => first day, 'to' => end of the last day, 'days' => days materialised]
      */
     public function refresh(?int $now = null, int $maxseconds = 240): array {
         $now = $now ?? time();
         $started = time();
         $this->ensure();
-        $out = [];
-        foreach (['hourly' => 3600, 'daily_users' => 86400] as $name => $bucket) {
-            $end = $now - ($now % $bucket);
-            $row = $this->db->query('SELECT extract(epoch FROM watermark)::bigint AS w FROM ' . $this->q('_summary')
-                . ' WHERE name = ?', [$name]);
-            $watermark = $row && $row[0]->w !== null ? (int) $row[0]->w : null;
-            if ($watermark === null) {
-                $min = $this->db->query('SELECT extract(epoch FROM min("time"))::bigint AS t FROM ' . $this->db->table());
-                if (!$min || $min[0]->t === null) {
-                    continue;
-                }
-                $start = (int) $min[0]->t;
-            } else {
-                $start = min($watermark, $end) - self::LOOKBACK_DAYS * 86400;
+        $today = $now - $now % 86400;
+        // Read before the days are recomputed: a change counted later is seen by the next refresh.
+        $changes = $this->partition_changes();
+        $watermark = $this->watermark();
+        if ($watermark === null) {
+            $min = $this->db->query('SELECT extract(epoch FROM min("time"))::bigint AS t FROM ' . $this->db->table());
+            $watermark = $min && $min[0]->t !== null ? min($today, (int) $min[0]->t - (int) $min[0]->t % 86400) : $today;
+        }
+        $seen = [];
+        foreach ($this->db->query('SELECT extract(epoch FROM day)::bigint AS d, changes FROM ' . $this->q('_summary')) as $r) {
+            $seen[(int) $r->d] = (int) $r->changes;
+        }
+        $days = range(min($watermark, $today) - self::LOOKBACK_DAYS * 86400, $today, 86400);
+        foreach ($changes as $day => $n) {
+            if (($seen[$day] ?? null) !== $n) {
+                $days[] = $day;
             }
-            $since = $this->raw_since($now);
-            if ($since !== null) {
-                $start = max($start, $since);
+        }
+        $since = $this->raw_since($now);
+        $days = array_unique(array_filter($days, function($d) use ($since, $today) {
+            return ($since === null || $d >= $since) && $d < $today;
+        }));
+        sort($days);
+        $out = ['from' => $days ? $days[0] : $today, 'to' => $today, 'days' => 0];
+        foreach ($days as $day) {
+            if (time() - $started > $maxseconds) {
+                $out['to'] = $day;
+                break;
             }
-            $start -= $start % $bucket;
-            $out[$name] = ['from' => $start, 'to' => $start, 'buckets' => 0];
-            for ($from = $start; $from < $end; $from += 86400) {
-                $to = min($end, $from + 86400);
-                $out[$name]['buckets'] += $this->recompute($name, $from, $to, $watermark === null || $to > $watermark);
-                $out[$name]['to'] = $to;
-                if (time() - $started > $maxseconds) {
-                    return $out;
-                }
-            }
+            $this->recompute($day, $changes[$day] ?? -1);
+            $out['days']++;
         }
         return $out;
     }
 
     /**
-     * Recomputes the buckets of [from, to) of one aggregate in one transaction.
+     * Materialises one day of every aggregate in one transaction (serialised with any other change of the summaries)
+     * and records it with its partition's counter.
      *
-     * @param string $name hourly or daily_users
-     * @param int $from
-     * @param int $to
-     * @param bool $advance move the watermark to $to
-     * @return int buckets written
+     * @param int $day
+     * @param int $changes the partition's counter, read before
      */
-    public function recompute(string $name, int $from, int $to, bool $advance = true): int {
-        $main = $this->db->table();
+    protected function recompute(int $day, int $changes): void {
         $this->db->execute('BEGIN');
         try {
-            if ($name === 'hourly') {
-                $mat = $this->q('_hourly_mat');
-                $this->db->execute("DELETE FROM $mat WHERE bucket >= to_timestamp(?) AND bucket < to_timestamp(?)", [$from, $to]);
-                $n = $this->db->execute("INSERT INTO $mat (bucket, courseid, eventname, events)"
-                    . ' SELECT to_timestamp(floor(extract(epoch FROM "time") / 3600) * 3600), courseid, eventname, count(*)'
-                    . " FROM $main WHERE \"time\" >= to_timestamp(?) AND \"time\" < to_timestamp(?) GROUP BY 1, 2, 3",
-                    [$from, $to]);
-            } else {
-                $mat = $this->q('_daily_users_mat');
-                $this->db->execute("DELETE FROM $mat WHERE day >= to_timestamp(?) AND day < to_timestamp(?)", [$from, $to]);
-                $n = $this->db->execute("INSERT INTO $mat (day, userid, events)"
-                    . ' SELECT to_timestamp(floor(extract(epoch FROM "time") / 86400) * 86400), userid, count(*)'
-                    . " FROM $main WHERE userid > 0 AND \"time\" >= to_timestamp(?) AND \"time\" < to_timestamp(?)"
-                    . ' GROUP BY 1, 2', [$from, $to]);
+            $this->db->execute('SELECT pg_advisory_xact_lock(?)', [$this->lock()]);
+            foreach (self::AGGREGATES as $suffix => [$col]) {
+                $mat = $this->q($suffix . '_mat');
+                $this->db->execute("DELETE FROM $mat WHERE $col >= to_timestamp(?) AND $col < to_timestamp(?)",
+                    [$day, $day + 86400]);
+                $this->db->execute("INSERT INTO $mat " . $this->select($suffix,
+                    '"time" >= to_timestamp(?) AND "time" < to_timestamp(?)'), [$day, $day + 86400]);
             }
-            if ($advance) {
-                $this->db->execute('UPDATE ' . $this->q('_summary') . ' SET watermark = GREATEST(COALESCE(watermark,'
-                    . " '-infinity'::timestamptz), to_timestamp(?)), refreshed_at = now() WHERE name = ?", [$to, $name]);
-            } else {
-                $this->db->execute('UPDATE ' . $this->q('_summary') . ' SET refreshed_at = now() WHERE name = ?', [$name]);
-            }
+            $this->db->execute('INSERT INTO ' . $this->q('_summary') . ' (day, changes) VALUES (to_timestamp(?), ?) '
+                . 'ON CONFLICT (day) DO UPDATE SET changes = EXCLUDED.changes', [$day, $changes]);
             $this->db->execute('COMMIT');
-            return $n;
         } catch (\Throwable $e) {
             $this->db->execute('ROLLBACK');
             throw $e;
@@ -259,49 +335,68 @@ class summary {
     }
 
     /**
-     * Recomputes the materialised buckets overlapping a time range (after an import of older events), if the summary
-     * exists. Buckets at or after the watermark are read from the raw table anyway.
+     * Materialises again the days of a time range before the watermark (after an import of older events), if the
+     * summaries exist. Days from the watermark on are read from the events anyway.
      *
      * @param int $from
      * @param int $to exclusive
      */
     public function invalidate(int $from, int $to): void {
-        if ($this->layout() !== 'native' || !$this->exists()) {
+        if ($this->layout() !== 'native' || !$this->exists() || ($watermark = $this->watermark()) === null) {
             return;
         }
-        foreach (['hourly' => 3600, 'daily_users' => 86400] as $name => $bucket) {
-            $start = $from - ($from % $bucket);
-            for ($f = $start; $f < $to; $f += 86400) {
-                $this->recompute($name, $f, min($f + 86400, $to + ($bucket - ($to % $bucket)) % $bucket), false);
-            }
+        $changes = $this->partition_changes();
+        for ($day = $from - $from % 86400; $day < min($to, $watermark); $day += 86400) {
+            $this->recompute($day, $changes[$day] ?? -1);
         }
     }
 
     /**
-     * After events of some users were deleted (privacy): their per-day rows are recomputed, so none remains for days
-     * where they have no event left. TimescaleDB: the aggregate is refreshed as the sink's documentation says.
+     * After events of some users were deleted (privacy): their rows in the per-user aggregates (`_daily`,
+     * `_daily_users`) are made again from the events left, so none remains where they have no event left; the
+     * counts without user ids follow at the next refresh (the partitions' counters changed). TimescaleDB: those
+     * aggregates are refreshed now (their policies would within 30 minutes).
      *
      * @param int[] $userids
      */
     public function users_deleted(array $userids): void {
         $layout = $this->layout();
         if ($layout === 'timescaledb') {
-            $this->db->execute('CALL refresh_continuous_aggregate(?::regclass, NULL, NULL)', [$this->q('_daily_users')]);
+            foreach (['_daily', '_daily_users', '_daily_active_users'] as $suffix) {
+                $this->db->execute('CALL refresh_continuous_aggregate(?::regclass, NULL, NULL)', [$this->q($suffix)]);
+            }
+            // Days whose events retention dropped are not refreshed (that would empty them): the users' rows there go.
+            $this->db->execute('BEGIN');
+            try {
+                $this->db->execute('SET LOCAL timescaledb.max_tuples_decompressed_per_dml_transaction = 0');
+                foreach (['_daily', '_daily_users'] as $suffix) {
+                    $mat = $this->db->query('SELECT format(\'%I.%I\', materialization_hypertable_schema, '
+                        . 'materialization_hypertable_name) AS m FROM timescaledb_information.continuous_aggregates '
+                        . 'WHERE view_schema = ? AND view_name = ?', [$this->schema, self::derived($this->table, $suffix)]);
+                    $this->db->execute('DELETE FROM ' . $mat[0]->m . ' WHERE userid = ANY(?::bigint[]) AND day < COALESCE(('
+                        . 'SELECT min(range_start) FROM timescaledb_information.chunks WHERE hypertable_schema = ? '
+                        . "AND hypertable_name = ?), 'infinity')", [pgdb::int_array($userids), $this->schema, $this->table]);
+                }
+                $this->db->execute('COMMIT');
+            } catch (\Throwable $e) {
+                $this->db->execute('ROLLBACK');
+                throw $e;
+            }
             return;
         }
-        if ($layout !== 'native' || !$this->exists()) {
+        if ($layout !== 'native' || !$this->exists() || ($watermark = $this->watermark()) === null) {
             return;
         }
-        $mat = $this->q('_daily_users_mat');
-        $state = $this->q('_summary');
         $ids = pgdb::int_array($userids);
         $this->db->execute('BEGIN');
         try {
-            $this->db->execute("DELETE FROM $mat WHERE userid = ANY(?::bigint[])", [$ids]);
-            $this->db->execute("INSERT INTO $mat (day, userid, events)"
-                . ' SELECT to_timestamp(floor(extract(epoch FROM "time") / 86400) * 86400), userid, count(*) FROM '
-                . $this->db->table() . " WHERE userid = ANY(?::bigint[]) AND \"time\" < (SELECT watermark FROM $state"
-                . " WHERE name = 'daily_users') GROUP BY 1, 2", [$ids]);
+            $this->db->execute('SELECT pg_advisory_xact_lock(?)', [$this->lock()]);
+            foreach (['_daily', '_daily_users'] as $suffix) {
+                $mat = $this->q($suffix . '_mat');
+                $this->db->execute("DELETE FROM $mat WHERE userid = ANY(?::bigint[])", [$ids]);
+                $this->db->execute("INSERT INTO $mat " . $this->select($suffix,
+                    'userid = ANY(?::bigint[]) AND "time" < to_timestamp(?)'), [$ids, $watermark]);
+            }
             $this->db->execute('COMMIT');
         } catch (\Throwable $e) {
             $this->db->execute('ROLLBACK');
@@ -310,12 +405,12 @@ class summary {
     }
 
     /**
-     * Do the summary tables exist?
+     * Do the summaries of this version exist?
      *
      * @return bool
      */
     public function exists(): bool {
-        $rows = $this->db->query('SELECT to_regclass(?) AS t', [$this->q('_summary')]);
-        return $rows && $rows[0]->t !== null;
+        $rows = $this->db->query('SELECT obj_description(to_regclass(?), \'pg_class\') AS c', [$this->q('_summary')]);
+        return $rows && $rows[0]->c === self::VERSION;
     }
 }

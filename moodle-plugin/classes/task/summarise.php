@@ -27,8 +27,9 @@ namespace logstore_tsdb\task;
 defined('MOODLE_INTERNAL') || die();
 
 /**
- * Refreshes `<table>_hourly` and `<table>_daily_users` (see \logstore_tsdb\local\summary) on plain PostgreSQL;
- * TimescaleDB refreshes its continuous aggregates itself, InfluxDB downsamples with continuous queries / tasks.
+ * Refreshes the summaries `<table>_daily`, `_daily_users`, `_daily_active_users`, `_hourly` and `_activity` (see
+ * \logstore_tsdb\local\summary) on plain PostgreSQL; TimescaleDB refreshes its continuous aggregates itself, InfluxDB
+ * downsamples with continuous queries / tasks.
  *
  * @package    logstore_tsdb
  * @copyright  2025 The logstore_tsdb authors
@@ -70,10 +71,8 @@ class summarise extends \core\task\scheduled_task {
                 return null;
             }
             $done = $summary->refresh($now);
-            foreach ($done as $name => $d) {
-                mtrace("logstore_tsdb: summary $name: " . $d['buckets'] . ' buckets recomputed for ['
-                    . gmdate('Y-m-d H:i', $d['from']) . ', ' . gmdate('Y-m-d H:i', $d['to']) . ') UTC.');
-            }
+            mtrace('logstore_tsdb: summaries: ' . $done['days'] . ' days materialised between '
+                . gmdate('Y-m-d', $done['from']) . ' and ' . gmdate('Y-m-d', $done['to']) . ' (UTC).');
             return $done;
         } finally {
             $db->close();

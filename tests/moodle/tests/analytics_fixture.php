@@ -5,9 +5,10 @@
  * The time series databases the import, analytics, dashboard and downsampling tests write to — plain PostgreSQL,
  * TimescaleDB (TSDB_TEST_TIMESCALE_DSN) and InfluxDB 1.x — and what they read back, normalised so that a row of the
  * site's logstore_standard_log and the same event in any of them compare equal; real events for the site's
- * logstore_standard_log; TimescaleDB's policy jobs run by its own scheduler; and the analytics data set: three weeks of
- * events in the site's logstore_standard_log (real events and log_dataset rows), imported once per PHPUnit process
- * into each backend by the plugin's importer, for the queries of docs/analytics.md and the panels of docs/grafana/.
+ * logstore_standard_log; imports by the plugin's CLI; TimescaleDB's policy jobs run by its own scheduler; and the
+ * analytics data set: three weeks of events in the site's logstore_standard_log (real events and log_dataset rows),
+ * imported once per PHPUnit process into each backend, then more events days and weeks old imported after the
+ * aggregates were materialised, for the queries of docs/analytics.md and the panels of docs/grafana/.
  *
  * @package    logstore_tsdb
  * @copyright  2025 The logstore_tsdb authors
@@ -89,6 +90,14 @@ class analytics_fixture {
     /** @var int Events of log_dataset in the analytics data set (besides the real events). */
     const N = 15000;
 
+    /** @var int Events of log_dataset imported after the aggregates were materialised, over the same days. */
+    const LATE = 1500;
+
+    /** @var string[] Companions of a table: the sink's, TimescaleDB's aggregates, the plain-PostgreSQL summaries. */
+    const COMPANIONS = ['_ledger', '_schema', '_summary', '_daily', '_daily_users', '_daily_active_users', '_hourly',
+        '_activity', '_daily_mat', '_daily_users_mat', '_daily_active_users_mat', '_hourly_mat', '_activity_mat',
+        '_hourly_v1', '_daily_users_v1'];
+
     /** @var int Days of the analytics data set, ending at the start of today (UTC). */
     const DAYS = 21;
 
@@ -97,6 +106,9 @@ class analytics_fixture {
 
     /** @var string|null The table / InfluxDB database of the analytics data set in each backend. */
     public static $name = null;
+
+    /** @var string|null A copy of the data set's logstore_standard_log in the site's database (its indexes too). */
+    public static $standard = null;
 
     /** @var int First second of the analytics data set (midnight UTC). */
     public static $from = 0;
@@ -175,8 +187,7 @@ class analytics_fixture {
         $db = self::pg($settings);
         try {
             // The main table first: CASCADE takes its continuous aggregates and summary views with it.
-            foreach (['', '_ledger', '_schema', '_hourly_mat', '_daily_users_mat', '_summary', '_hourly', '_daily_users',
-                    '_daily_active_users'] as $suffix) {
+            foreach (array_merge([''], self::COMPANIONS) as $suffix) {
                 $rel = \logstore_tsdb\local\summary::derived($name, $suffix);
                 $kind = $db->query("SELECT c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
                     . " WHERE n.nspname = 'public' AND c.relname = ?", [$rel]);
@@ -197,6 +208,54 @@ class analytics_fixture {
                     }
                 }
             }
+        } finally {
+            $db->close();
+        }
+    }
+
+    /**
+     * Imports the site's logstore_standard_log into a target with the plugin's CLI (import_standard_log.php, in a
+     * process of its own, with the plugin configured for the target meanwhile): the first run everything, a later run
+     * what was added since.
+     *
+     * @param string $backend
+     * @param string $name
+     * @param array $settings more plugin settings
+     * @return string what the CLI printed
+     */
+    public static function import(string $backend, string $name, array $settings = []): string {
+        get_log_manager()->dispose();
+        $saved = (array) get_config('logstore_tsdb');
+        foreach (self::settings($backend, $name) + $settings as $k => $v) {
+            set_config($k, $v, 'logstore_tsdb');
+        }
+        try {
+            [$rc, $out, $err] = tsdb_test_site::run_cli(tsdb_test_site::plugin_cli('import_standard_log.php'), ['--all']);
+        } finally {
+            foreach (array_keys(self::settings($backend, $name) + $settings) as $k) {
+                if (array_key_exists($k, $saved)) {
+                    set_config($k, $saved[$k], 'logstore_tsdb');
+                } else {
+                    unset_config($k, 'logstore_tsdb');
+                }
+            }
+        }
+        Assert::assertSame(0, $rc, "import into $backend: $out $err");
+        return $out;
+    }
+
+    /**
+     * Runs SQL on the site's own Moodle database, in a connection of its own (as Grafana or a DBA would).
+     *
+     * @param string $sql
+     * @return stdClass[]
+     */
+    public static function moodle_sql(string $sql): array {
+        global $CFG;
+        $db = self::pg(['backend' => 'postgres', 'host' => $CFG->dbhost, 'port' => $CFG->dboptions['dbport'] ?? 5432,
+            'user' => $CFG->dbuser, 'password' => $CFG->dbpass, 'dbname' => $CFG->dbname, 'table' => 'x']);
+        try {
+            return $db->query_native($sql);
         } finally {
             $db->close();
         }
@@ -413,65 +472,98 @@ class analytics_fixture {
     }
 
     /**
-     * Lets TimescaleDB's own background scheduler run the policy jobs of a table (compression, retention, and the
-     * refresh of its continuous aggregates): each job is told to start now (alter_job), then job_stats must show a new
+     * Lets TimescaleDB's own background scheduler run the policy jobs of a table and of its continuous aggregates
+     * (compression, retention, refresh): each job is told to start now (alter_job), then job_stats must show a new
      * successful run; a failed run fails with TimescaleDB's own error (job_errors). No run_job(), no manual refresh.
+     * The refresh jobs run one after the other, parents before children (`_daily_active_users` summarises
+     * `_daily_users`), then the other jobs together.
      *
      * @param string $name the table (TimescaleDB target)
      * @param string[] $procs which jobs, by proc_name (policy_compression, policy_retention,
      *        policy_refresh_continuous_aggregate)
-     * @return int[] job id => proc_name of the jobs that ran
+     * @return string[] job id => "proc_name on relation" of the jobs that ran, in the order they were started
      */
     public static function run_policies(string $name, array $procs): array {
         $db = self::pg(self::settings('timescaledb', $name));
         try {
+            // The jobs view names a continuous aggregate's jobs by the aggregate's own name.
+            $relations = [$name];
+            foreach (\logstore_tsdb\local\summary::AGGREGATES as $suffix => $spec) {
+                $relations[] = \logstore_tsdb\local\summary::derived($name, $suffix);
+            }
             $jobs = [];
-            // The jobs view names a continuous aggregate's refresh job by the aggregate's own name.
-            foreach ($db->query("SELECT job_id, proc_name FROM timescaledb_information.jobs"
-                    . " WHERE hypertable_schema = 'public' AND hypertable_name IN (?, ?, ?)", [$name,
-                    \logstore_tsdb\local\summary::derived($name, '_hourly'),
-                    \logstore_tsdb\local\summary::derived($name, '_daily_users')]) as $j) {
+            foreach ($db->query('SELECT job_id, proc_name, hypertable_name FROM timescaledb_information.jobs'
+                    . " WHERE hypertable_schema = 'public' AND hypertable_name = ANY(?::text[])",
+                    ['{' . implode(',', $relations) . '}']) as $j) {
                 if (in_array($j->proc_name, $procs, true)) {
-                    $jobs[(int) $j->job_id] = $j->proc_name;
+                    $jobs[(int) $j->job_id] = [$j->proc_name, $j->hypertable_name];
                 }
             }
-            Assert::assertSame(count($procs), count(array_unique($jobs)), "policy jobs of $name: " . json_encode($jobs));
-            // Finished runs and the status of the last one: total_runs counts a run from its start, and while it runs
-            // its last_finish is -infinity, so last_run_status is null.
-            $runs = function(int $id) use ($db): array {
-                $r = $db->query('SELECT COALESCE(total_runs, 0) AS runs, last_run_status AS status'
-                    . ' FROM timescaledb_information.job_stats WHERE job_id = ?', [$id]);
-                if (!$r) {
-                    return [0, '', false];
-                }
-                $status = (string) $r[0]->status;
-                $running = $status === '' && (int) $r[0]->runs > 0;
-                return [(int) $r[0]->runs - ($running ? 1 : 0), $status, $running];
-            };
-            $deadline = microtime(true) + 180;
-            $before = [];
-            foreach (array_keys($jobs) as $id) {
-                // A run the scheduler started earlier (when the policy was made, during the writes) ends first.
-                while (($now = $runs($id))[2] && microtime(true) < $deadline) {
-                    usleep(200000);
-                }
-                $before[$id] = $now[0];
-                $db->query('SELECT alter_job(?, next_start => now())', [$id]);
+            Assert::assertSame(count($procs), count(array_unique(array_column($jobs, 0))), "policy jobs of $name: "
+                . json_encode($jobs));
+            // Refresh jobs first, in the order of the aggregates.
+            uksort($jobs, function($a, $b) use ($jobs, $relations) {
+                $rank = function($id) use ($jobs, $relations) {
+                    return [$jobs[$id][0] === 'policy_refresh_continuous_aggregate' ? 0 : 1,
+                        array_search($jobs[$id][1], $relations, true)];
+                };
+                return $rank($a) <=> $rank($b);
+            });
+            $deadline = microtime(true) + 300;
+            $refresh = array_filter($jobs, function($j) {
+                return $j[0] === 'policy_refresh_continuous_aggregate';
+            });
+            foreach (array_keys($refresh) as $id) {
+                self::run_jobs($db, [$id => $jobs[$id]], $deadline);
             }
-            foreach ($jobs as $id => $proc) {
-                while ((($now = $runs($id))[0] <= $before[$id] || $now[1] === '') && microtime(true) < $deadline) {
-                    usleep(200000);
-                }
-                Assert::assertGreaterThan($before[$id], $now[0], "the scheduler ran job $id ($proc) within 180 s");
-                if ($now[1] !== 'Success') {
-                    $errors = $db->query('SELECT sqlerrcode, err_message FROM timescaledb_information.job_errors'
-                        . ' WHERE job_id = ? ORDER BY finish_time DESC LIMIT 1', [$id]);
-                    Assert::fail("job $id ($proc) ended with {$now[1]}: " . json_encode($errors));
-                }
-            }
-            return $jobs;
+            self::run_jobs($db, array_diff_key($jobs, $refresh), $deadline);
+            return array_map(function($j) {
+                return implode(' on ', $j);
+            }, $jobs);
         } finally {
             $db->close();
+        }
+    }
+
+    /**
+     * Has the scheduler run jobs now and waits until each has a new finished run, which must be a success.
+     *
+     * @param pgdb $db
+     * @param array[] $jobs id => [proc_name, relation]
+     * @param float $deadline
+     */
+    protected static function run_jobs(pgdb $db, array $jobs, float $deadline): void {
+        // Finished runs and the status of the last one: total_runs counts a run from its start, and while it runs
+        // its last_finish is -infinity, so last_run_status is null.
+        $runs = function(int $id) use ($db): array {
+            $r = $db->query('SELECT COALESCE(total_runs, 0) AS runs, last_run_status AS status'
+                . ' FROM timescaledb_information.job_stats WHERE job_id = ?', [$id]);
+            if (!$r) {
+                return [0, '', false];
+            }
+            $status = (string) $r[0]->status;
+            $running = $status === '' && (int) $r[0]->runs > 0;
+            return [(int) $r[0]->runs - ($running ? 1 : 0), $status, $running];
+        };
+        $before = [];
+        foreach (array_keys($jobs) as $id) {
+            // A run the scheduler started earlier (when the policy was made, during the writes) ends first.
+            while (($now = $runs($id))[2] && microtime(true) < $deadline) {
+                usleep(200000);
+            }
+            $before[$id] = $now[0];
+            $db->query('SELECT alter_job(?, next_start => now())', [$id]);
+        }
+        foreach ($jobs as $id => [$proc, $relation]) {
+            while ((($now = $runs($id))[0] <= $before[$id] || $now[1] === '') && microtime(true) < $deadline) {
+                usleep(200000);
+            }
+            Assert::assertGreaterThan($before[$id], $now[0], "the scheduler ran job $id ($proc on $relation) in time");
+            if ($now[1] !== 'Success') {
+                $errors = $db->query('SELECT sqlerrcode, err_message FROM timescaledb_information.job_errors'
+                    . ' WHERE job_id = ? ORDER BY finish_time DESC LIMIT 1', [$id]);
+                Assert::fail("job $id ($proc on $relation) ended with {$now[1]}: " . json_encode($errors));
+            }
         }
     }
 
@@ -519,17 +611,21 @@ class analytics_fixture {
      * The analytics data set, made once per PHPUnit process (the caller has checked that the servers exist):
      *
      * - the site's logstore_standard_log: real events, then N rows of log_dataset over DAYS days ending at the start of
-     *   today; its rows (typed) are kept in $entries, the reference of every figure;
-     * - imported by the plugin's importer into plain PostgreSQL (whose summary is then materialised up to day 14:
-     *   later buckets are read from the raw table), TimescaleDB (then, as docs/analytics.md says for imports, the
-     *   continuous aggregates refreshed over the imported range, and the compression and refresh policies run by
-     *   TimescaleDB's scheduler) and InfluxDB (user ids pseudonymised; the rollups backfilled with the shipped
-     *   statements).
+     *   today, written through the extension into plain PostgreSQL, TimescaleDB and InfluxDB (user ids pseudonymised),
+     *   as the importer or a spool replay writes them;
+     * - TimescaleDB's policies run by its scheduler (the aggregates materialised up to an hour ago, older chunks
+     *   compressed), plain PostgreSQL's summaries materialised up to day 14 (later days are read from the events);
+     * - then LATE more rows over the same days (weeks and days old) written the same way: TimescaleDB's aggregates are
+     *   brought up to date by its scheduler alone (no manual refresh), plain PostgreSQL's by the summaries' refresh (the
+     *   `summarise` task) once PostgreSQL counted the new rows in the partitions; InfluxDB's rollups backfilled with
+     *   the shipped statements;
+     * - the rows of logstore_standard_log (typed) kept in $entries, the reference of every figure, and copied with its
+     *   indexes into $standard in the site's database (each test empties logstore_standard_log).
      *
      * @param testing_data_generator $gen
      */
     public static function setup(testing_data_generator $gen): void {
-        global $DB;
+        global $DB, $CFG;
         if (self::$entries !== null) {
             return;
         }
@@ -539,48 +635,34 @@ class analytics_fixture {
         $DB->delete_records('logstore_standard_log');
         self::fire_real_events($gen);
         log_dataset::insert_standard(log_dataset::generate(self::N, self::DAYS, 51, self::$from));
-        $entries = self::entries(self::standard_rows());
-        self::$to = time() - time() % 3600 + 3600;
+        $first = self::entries(self::standard_rows());
         self::$name = 'an_t' . getmypid();
         register_shutdown_function([self::class, 'teardown']);
         foreach (self::BACKENDS as $backend) {
             self::reset($backend, self::$name);
-            $cfg = log_dataset::plugin_config(self::settings($backend, self::$name));
-            $importer = new \logstore_tsdb\local\import\importer($cfg, new \logstore_tsdb\local\import\db_source(),
-                ['to' => null, 'chunk' => 5000]);
-            $importer->forget_state();
-            $report = $importer->run();
-            if (!$report['ok'] || $report['counts']['imported'] !== count($entries)) {
-                throw new RuntimeException("import into $backend: " . json_encode($report['counts'] + $report['checks']));
-            }
+            self::write($backend, self::$name, $first);
         }
-        \logstore_tsdb\local\extension::reset_for_tests();
-
-        $cfg = log_dataset::plugin_config(self::settings('postgres', self::$name));
-        $db = pgdb::from_config($cfg);
-        (new \logstore_tsdb\local\summary($db, $cfg))->refresh(self::$from + 14 * 86400 + 5 * 3600);
-        $db->close();
-
-        // As docs/analytics.md says for an import; TimescaleDB refuses a refresh while its policy job refreshes the
-        // same aggregate (the job's first run starts when the sink makes the policy): then once that run is over.
-        $db = self::pg(self::settings('timescaledb', self::$name));
-        foreach (['_hourly', '_daily_users'] as $suffix) {
-            for ($try = 1;; $try++) {
-                try {
-                    $db->execute('CALL refresh_continuous_aggregate(?::regclass, to_timestamp(?::bigint), '
-                        . 'to_timestamp(?::bigint))', [pgdb::quote_identifier(\logstore_tsdb\local\summary::derived(self::$name,
-                        $suffix)), self::$from, $today]);
-                    break;
-                } catch (\moodle_exception $e) {
-                    if ($try === 120 || strpos($e->getMessage() . $e->debuginfo, 'concurrent refresh') === false) {
-                        throw $e;
-                    }
-                    usleep(500000);
-                }
-            }
-        }
-        $db->close();
         self::run_policies(self::$name, ['policy_compression', 'policy_refresh_continuous_aggregate']);
+        $refresh = function() {
+            $cfg = log_dataset::plugin_config(self::settings('postgres', self::$name));
+            $db = pgdb::from_config($cfg);
+            (new \logstore_tsdb\local\summary($db, $cfg))->refresh(self::$from + 14 * 86400 + 5 * 3600);
+            $db->close();
+        };
+        $refresh();
+
+        log_dataset::insert_standard(log_dataset::generate(self::LATE, self::DAYS, 52, self::$from));
+        $entries = self::entries(self::standard_rows());
+        $late = array_slice($entries, count($first));
+        foreach (self::BACKENDS as $backend) {
+            self::write($backend, self::$name, $late);
+            Assert::assertSame(count($entries), self::count($backend, self::$name), "every event in $backend");
+        }
+        self::run_policies(self::$name, ['policy_compression', 'policy_refresh_continuous_aggregate']);
+        self::wait_for_counted(self::$name, count($entries));
+        $refresh();
+        self::$to = time() - time() % 3600 + 3600;
+        \logstore_tsdb\local\extension::reset_for_tests();
 
         $client = self::influx(self::settings('influxdb1', self::$name));
         $q = self::influxql_statements(self::$name);
@@ -589,7 +671,52 @@ class analytics_fixture {
             $client->query(str_replace(['FROM_TIME', 'TO_TIME'], [self::influx_time(self::$from), self::influx_time(self::$to)],
                 $q[$name]), true);
         }
+        self::$standard = $CFG->prefix . 'an_std_' . getmypid();
+        self::moodle_sql('DROP TABLE IF EXISTS ' . self::$standard);
+        self::moodle_sql('CREATE TABLE ' . self::$standard . " (LIKE {$CFG->prefix}logstore_standard_log INCLUDING ALL)");
+        self::moodle_sql('INSERT INTO ' . self::$standard . " SELECT * FROM {$CFG->prefix}logstore_standard_log");
+        self::moodle_sql('ANALYZE ' . self::$standard);
         self::$entries = $entries;
+    }
+
+    /**
+     * Writes entries into a target through the extension, as the importer or a spool replay does (InfluxDB: user ids
+     * pseudonymised as the store does).
+     *
+     * @param string $backend
+     * @param string $name
+     * @param array[] $entries
+     */
+    public static function write(string $backend, string $name, array $entries): void {
+        log_dataset::write_through_extension($backend === 'influxdb1' ? log_dataset::pseudonymise($entries) : $entries,
+            self::settings($backend, $name));
+    }
+
+    /**
+     * Waits until PostgreSQL's cumulative statistics count at least this many rows inserted (or deleted) in a
+     * plain-PostgreSQL target's partitions (what the summaries' refresh reads; a backend reports its counts within
+     * seconds).
+     *
+     * @param string $name
+     * @param int $rows
+     * @param string $counter n_tup_ins or n_tup_del
+     */
+    public static function wait_for_counted(string $name, int $rows, string $counter = 'n_tup_ins'): void {
+        $db = self::pg(self::settings('postgres', $name));
+        try {
+            $deadline = microtime(true) + 90;
+            while (true) {
+                $n = (int) $db->query("SELECT COALESCE(sum(s.$counter), 0) AS n FROM pg_inherits i JOIN pg_stat_all_tables s"
+                    . ' ON s.relid = i.inhrelid WHERE i.inhparent = to_regclass(?)', [$db->table()])[0]->n;
+                if ($n >= $rows || microtime(true) > $deadline) {
+                    break;
+                }
+                usleep(300000);
+            }
+            Assert::assertGreaterThanOrEqual($rows, $n, "PostgreSQL's $counter of $name");
+        } finally {
+            $db->close();
+        }
     }
 
     /**
@@ -600,6 +727,9 @@ class analytics_fixture {
             foreach (self::BACKENDS as $backend) {
                 self::reset($backend, self::$name, false);
             }
+        }
+        if (self::$standard) {
+            self::moodle_sql('DROP TABLE IF EXISTS ' . self::$standard);
         }
     }
 

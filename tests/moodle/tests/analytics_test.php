@@ -3,9 +3,11 @@
 
 /**
  * Every query of docs/analytics.md, taken from the document itself, run in the site's databases on the analytics data
- * set (analytics_fixture: the site's logstore_standard_log imported by the plugin's importer into plain PostgreSQL,
- * TimescaleDB — its continuous aggregates kept by its own policies, older chunks compressed — and InfluxDB 1.6.7);
- * each answer is compared with the figure computed here from the rows of logstore_standard_log.
+ * set (analytics_fixture: the site's logstore_standard_log imported by the plugin's CLI into plain PostgreSQL,
+ * TimescaleDB — its continuous aggregates kept by its own policies only, also after a second import of events days
+ * and weeks old, older chunks compressed — and InfluxDB 1.6.7); each answer, and the answer of the documented
+ * `standard` query over a copy of the site's logstore_standard_log, is compared with the figure computed here from the
+ * rows of logstore_standard_log.
  *
  * @package    logstore_tsdb
  * @copyright  2025 The logstore_tsdb authors
@@ -20,47 +22,84 @@ require_once(__DIR__ . '/analytics_fixture.php');
 class analytics_test extends base_testcase {
     use analytics_data_set;
 
+    /** @var string[] Where every PostgreSQL question is asked: the two layouts of the sink, and logstore_standard_log. */
+    const PG = ['postgres', 'timescaledb', 'standard'];
 
-    /** @var string[] PostgreSQL backends every SQL query runs on. */
-    const PG = ['postgres', 'timescaledb'];
-
-    /** @var string[] Documented queries run so far in this process. */
+    /** @var string[] Documented queries run so far in this process ("query:" or "standard:" and the name). */
     protected static $ran = [];
 
     /**
-     * The named queries of docs/analytics.md.
+     * The SQL blocks of docs/analytics.md that start with `-- query: NAME` (the sink) or `-- standard: NAME` (the same
+     * question asked of logstore_standard_log).
      *
-     * @return array name => text
+     * @return array ['query' => name => text, 'standard' => name => text]
      */
     public static function doc_queries(): array {
         $md = file_get_contents(__DIR__ . '/../../../docs/analytics.md');
-        preg_match_all('/```sql\n-- query: ([\w.]+)\n(.*?)```/s', $md, $m, PREG_SET_ORDER);
-        $out = [];
-        foreach ($m as [, $name, $text]) {
-            $out[$name] = trim($text);
+        preg_match_all('/```sql\n-- (query|standard): ([\w.]+)\n(.*?)```/s', $md, $m, PREG_SET_ORDER);
+        $out = ['query' => [], 'standard' => []];
+        foreach ($m as [, $kind, $name, $text]) {
+            $out[$kind][$name] = trim($text);
         }
         return $out;
     }
 
     /**
-     * Runs a documented SQL query on one PostgreSQL backend.
+     * Runs a documented PostgreSQL question on the sink's table in one layout, or its standard query on the copy of
+     * logstore_standard_log.
      *
-     * @param string $backend postgres or timescaledb
-     * @param string $name
+     * @param string $where postgres, timescaledb or standard
+     * @param string $name without "pg."
      * @param array $vars extra placeholders
      * @return stdClass[]
      */
-    protected function pg(string $backend, string $name, array $vars = []): array {
-        self::$ran[] = "pg.$name";
-        $sql = self::doc_queries()["pg.$name"];
-        $sql = strtr($sql, ['{table}' => analytics_fixture::$name, '{from}' => gmdate('Y-m-d H:i:s+00', $this->from),
-            '{to}' => gmdate('Y-m-d H:i:s+00', $this->to)] + $vars);
+    protected function pg(string $where, string $name, array $vars = []): array {
+        $kind = $where === 'standard' ? 'standard' : 'query';
+        self::$ran[] = "$kind: pg.$name";
+        $sql = self::doc_queries()[$kind]["pg.$name"];
+        $sql = strtr($sql, ['{table}' => analytics_fixture::$name, 'mdl_logstore_standard_log' => analytics_fixture::$standard,
+            '{from}' => gmdate('Y-m-d H:i:s+00', $this->from), '{to}' => gmdate('Y-m-d H:i:s+00', $this->to)] + $vars);
         $this->assertStringNotContainsString('{', preg_replace("/'[^']*'/", '', $sql), "$name: unreplaced placeholder");
-        $db = analytics_fixture::pg(analytics_fixture::settings($backend, analytics_fixture::$name));
+        $sql = rtrim($sql, "; \n");
+        if ($where === 'standard') {
+            return analytics_fixture::moodle_sql($sql);
+        }
+        $db = analytics_fixture::pg(analytics_fixture::settings($where, analytics_fixture::$name));
         try {
-            return $db->query_native(rtrim($sql, "; \n"));
+            return $db->query_native($sql);
         } finally {
             $db->close();
+        }
+    }
+
+    /**
+     * The rows of a PostgreSQL question in each of PG, mapped.
+     *
+     * @param string $name
+     * @param callable $row function(stdClass $r): array|[key, value]
+     * @param array $vars
+     * @param bool $keyed $row gives [key, value] pairs: the result is key => value
+     * @return array where => rows
+     */
+    protected function pg_everywhere(string $name, callable $row, array $vars = [], bool $keyed = false): array {
+        $out = [];
+        foreach (self::PG as $where) {
+            $rows = array_map($row, $this->pg($where, $name, $vars));
+            $out[$where] = $keyed ? array_column($rows, 1, 0) : $rows;
+        }
+        return $out;
+    }
+
+    /**
+     * Asserts that every PostgreSQL answer is the figure.
+     *
+     * @param mixed $want
+     * @param array $got where => answer
+     * @param string $what
+     */
+    protected function assert_everywhere($want, array $got, string $what): void {
+        foreach ($got as $where => $answer) {
+            $this->assertSame($want, $answer, "$what ($where)");
         }
     }
 
@@ -72,8 +111,8 @@ class analytics_test extends base_testcase {
      * @return array[]
      */
     protected function influx(string $name, array $vars = []): array {
-        self::$ran[] = "influx.$name";
-        $q = self::doc_queries()["influx.$name"];
+        self::$ran[] = "query: influx.$name";
+        $q = self::doc_queries()['query']["influx.$name"];
         $q = strtr($q, ['{from}' => analytics_fixture::influx_time($this->from),
             '{to}' => analytics_fixture::influx_time($this->to)] + $vars);
         return analytics_fixture::influx(analytics_fixture::settings('influxdb1', analytics_fixture::$name))
@@ -101,90 +140,136 @@ class analytics_test extends base_testcase {
     }
 
     /**
-     * Distinct users (userid > 0) per bucket of the entries.
+     * Counts of the entries per key (sorted by key).
      *
-     * @param array[] $entries
-     * @param int $bucket seconds
-     * @return array bucket start => users
+     * @param callable $key function(array $e): ?string, null to leave the entry out
+     * @param callable|null $distinct function(array $e): ?string, count distinct values instead of entries
+     * @return array
      */
-    public static function users_per(array $entries, int $bucket): array {
-        $u = [];
-        foreach ($entries as $e) {
-            if ($e['userid'] > 0) {
-                $u[$e['timecreated'] - $e['timecreated'] % $bucket][$e['userid']] = true;
+    protected static function count_by(callable $key, ?callable $distinct = null): array {
+        $out = [];
+        foreach (analytics_fixture::$entries as $e) {
+            if (($k = $key($e)) === null) {
+                continue;
+            }
+            if ($distinct === null) {
+                $out[$k] = ($out[$k] ?? 0) + 1;
+            } else if (($d = $distinct($e)) !== null) {
+                $out[$k][$d] = true;
             }
         }
-        ksort($u);
-        return array_map('count', $u);
+        ksort($out);
+        return $distinct === null ? $out : array_map('count', $out);
     }
 
     /**
-     * Active users per hour and per day (raw and summaries).
+     * The start of an entry's bucket.
+     *
+     * @param array $e
+     * @param int $size seconds
+     * @return int
+     */
+    protected static function bucket(array $e, int $size): int {
+        return $e['timecreated'] - $e['timecreated'] % $size;
+    }
+
+    /**
+     * Users above 0 (distinct values).
+     *
+     * @param array $e
+     * @return int|null
+     */
+    protected static function user(array $e): ?int {
+        return $e['userid'] > 0 ? $e['userid'] : null;
+    }
+
+    /**
+     * Active users per day (the daily aggregate), per course and day, and per hour (raw).
      */
     public function test_active_users(): void {
-        $entries = analytics_fixture::$entries;
-        $hourly = self::users_per($entries, 3600);
-        $daily = self::users_per($entries, 86400);
+        $user = [self::class, 'user'];
+        $hourly = self::count_by(function($e) {
+            return self::bucket($e, 3600);
+        }, $user);
+        $daily = self::count_by(function($e) {
+            return $e['userid'] > 0 ? self::bucket($e, 86400) : null;
+        }, $user);
+        $percourse = self::count_by(function($e) {
+            return $e['userid'] > 0 ? self::bucket($e, 86400) . '|' . $e['courseid'] : null;
+        }, $user);
         $this->assertGreaterThan(300, count($hourly));
         $this->assertCount(analytics_fixture::DAYS + 1, $daily, 'three weeks and today (the real events)');
-        foreach (self::PG as $backend) {
-            $got = [];
-            foreach ($this->pg($backend, 'active_users_hourly') as $r) {
-                $got[self::ts($r->hour)] = (int) $r->active_users;
-            }
-            $this->assertSame($hourly, $got, "$backend hourly");
-            foreach (['active_users_daily' => 'day', 'active_users_daily_summary' => 'day'] as $q => $col) {
-                $got = [];
-                foreach ($this->pg($backend, $q) as $r) {
-                    $got[self::ts($r->$col)] = (int) $r->active_users;
-                }
-                $this->assertSame($daily, $got, "$backend $q");
-            }
+        $this->assertGreaterThan(8 * analytics_fixture::DAYS, count($percourse));
+        $pair = function(string $col) {
+            return function($r) use ($col) {
+                return [self::ts($r->$col), (int) $r->active_users];
+            };
+        };
+        $this->assert_everywhere($hourly, $this->pg_everywhere('active_users_hourly', $pair('hour'), [], true), 'per hour');
+        $this->assert_everywhere($daily, $this->pg_everywhere('active_users_daily', $pair('day'), [], true), 'per day');
+        $got = $this->pg_everywhere('active_users_per_course_daily', function($r) {
+            return [self::ts($r->day) . '|' . $r->courseid, (int) $r->active_users];
+        }, [], true);
+        foreach ($got as $where => $rows) {
+            ksort($got[$where]);
         }
-        $got = [];
-        foreach ($this->influx('active_users_hourly') as $r) {
-            $got[self::ns($r['time'])] = (int) $r['active_users'];
-        }
-        $this->assertSame($hourly, $got, 'influx hourly');
-        foreach (['active_users_daily', 'active_users_daily_rollup'] as $q) {
+        $this->assert_everywhere($percourse, $got, 'per course and day');
+        foreach (['active_users_hourly' => $hourly, 'active_users_daily' => $daily, 'active_users_daily_rollup' => $daily]
+                as $q => $want) {
             $got = [];
             foreach ($this->influx($q) as $r) {
                 $got[self::ns($r['time'])] = (int) $r['active_users'];
             }
-            $this->assertSame($daily, $got, "influx $q");
+            $this->assertSame($want, $got, "influx $q");
         }
     }
 
     /**
-     * Events per course (raw and summaries).
+     * Events per hour, with the education levels.
+     */
+    public function test_activity_hourly(): void {
+        $want = [];
+        foreach (analytics_fixture::$entries as $e) {
+            $h = self::bucket($e, 3600);
+            $want[$h] = $want[$h] ?? [0, 0, 0, 0];
+            $want[$h][0]++;
+            $want[$h][[1 => 1, 2 => 2, 0 => 3][$e['edulevel']]]++;
+        }
+        ksort($want);
+        $this->assert_everywhere($want, $this->pg_everywhere('activity_hourly', function($r) {
+            return [self::ts($r->hour), [(int) $r->events, (int) $r->teaching, (int) $r->participating, (int) $r->other]];
+        }, [], true), 'events per hour');
+        $got = [];
+        foreach ($this->influx('activity_hourly') as $r) {
+            $got[self::ns($r['time'])] = (int) $r['events'];
+        }
+        $this->assertSame(array_map(function($v) {
+            return $v[0];
+        }, $want), $got, 'influx');
+    }
+
+    /**
+     * Events and users per course.
      */
     public function test_events_per_course(): void {
-        $events = [];
-        $users = [];
-        foreach (analytics_fixture::$entries as $e) {
-            $events[$e['courseid']] = ($events[$e['courseid']] ?? 0) + 1;
-            $users[$e['courseid']][$e['userid']] = true;
-        }
+        $events = self::count_by(function($e) {
+            return $e['courseid'];
+        });
+        $users = self::count_by(function($e) {
+            return $e['courseid'];
+        }, function($e) {
+            return $e['userid'];
+        });
         $want = [];
         foreach ($events as $c => $n) {
-            $want[] = [$c, $n, count($users[$c])];
+            $want[] = [$c, $n, $users[$c]];
         }
         usort($want, function($a, $b) {
             return [$b[1], $a[0]] <=> [$a[1], $b[0]];
         });
-        foreach (self::PG as $backend) {
-            $got = array_map(function($r) {
-                return [(int) $r->courseid, (int) $r->events, (int) $r->users];
-            }, $this->pg($backend, 'events_per_course'));
-            $this->assertSame($want, $got, "$backend: events per course, ordered");
-            $got = array_map(function($r) {
-                return [(int) $r->courseid, (int) $r->events];
-            }, $this->pg($backend, 'events_per_course_summary'));
-            $this->assertSame(array_map(function($w) {
-                return [$w[0], $w[1]];
-            }, $want), $got, "$backend: from the hourly summary");
-        }
-        ksort($events);
+        $this->assert_everywhere($want, $this->pg_everywhere('events_per_course', function($r) {
+            return [(int) $r->courseid, (int) $r->events, (int) $r->users];
+        }), 'events per course, ordered');
         foreach (['events_per_course', 'events_per_course_rollup'] as $q) {
             $got = [];
             foreach ($this->influx($q) as $r) {
@@ -196,47 +281,70 @@ class analytics_test extends base_testcase {
     }
 
     /**
+     * Asserts a "top N" answer: the N largest counts in order, and every row one of the candidates (ties at the cut
+     * may be broken either way, and text is ordered by the database's collation).
+     *
+     * @param array[] $candidates rows, count in column $col
+     * @param array[] $got
+     * @param int $n
+     * @param int $col
+     * @param string $what
+     */
+    protected function assert_top(array $candidates, array $got, int $n, int $col, string $what): void {
+        usort($candidates, function($a, $b) use ($col) {
+            return $b[$col] <=> $a[$col];
+        });
+        $this->assertCount(min($n, count($candidates)), $got, $what);
+        $this->assertSame(array_column(array_slice($candidates, 0, $n), $col), array_column($got, $col), $what);
+        foreach ($got as $row) {
+            $this->assertContains($row, $candidates, $what);
+        }
+    }
+
+    /**
      * Top activities.
      */
     public function test_top_activities(): void {
-        $groups = [];
-        $bycontext = [];
-        foreach (analytics_fixture::$entries as $e) {
-            if ($e['contextlevel'] !== 70) {
-                continue;
-            }
-            $k = $e['contextinstanceid'] . '|' . $e['component'] . '|' . $e['courseid'];
-            $groups[$k]['events'] = ($groups[$k]['events'] ?? 0) + 1;
-            $groups[$k]['users'][$e['userid']] = true;
-            $bycontext[$e['contextid']] = ($bycontext[$e['contextid']] ?? 0) + 1;
-        }
-        $want = [];
-        foreach ($groups as $k => $g) {
-            [$cm, $component, $course] = explode('|', $k);
-            $want[] = [(int) $cm, $component, (int) $course, $g['events'], count($g['users'])];
-        }
-        usort($want, function($a, $b) {
-            return [$b[3], $a[0], $a[1]] <=> [$a[3], $b[0], $b[1]];
+        $groups = self::count_by(function($e) {
+            return $e['contextlevel'] === 70 ? $e['contextinstanceid'] . '|' . $e['component'] . '|' . $e['courseid'] : null;
         });
-        foreach (self::PG as $backend) {
-            $got = array_map(function($r) {
-                return [(int) $r->cmid, $r->component, (int) $r->courseid, (int) $r->events, (int) $r->users];
-            }, $this->pg($backend, 'top_activities'));
-            // Ties at the tenth place may be broken by component: compare the ordered counts and every row's figures.
-            $this->assertCount(10, $got);
-            $this->assertSame(array_column(array_slice($want, 0, 10), 3), array_column($got, 3), $backend);
-            foreach ($got as $row) {
-                $this->assertContains($row, $want, $backend);
-            }
+        $want = [];
+        foreach ($groups as $k => $n) {
+            [$cm, $component, $course] = explode('|', $k);
+            $want[] = [(int) $cm, $component, (int) $course, $n];
         }
+        $this->assertGreaterThan(10, count($want));
+        foreach ($this->pg_everywhere('top_activities', function($r) {
+            return [(int) $r->cmid, $r->component, (int) $r->courseid, (int) $r->events];
+        }) as $where => $got) {
+            $this->assert_top($want, $got, 10, 3, $where);
+        }
+        $bycontext = self::count_by(function($e) {
+            return $e['contextlevel'] === 70 ? $e['contextid'] : null;
+        });
         $rows = $this->influx('top_activities');
-        $this->assertCount(10, $rows);
-        arsort($bycontext);
-        $this->assertSame(array_slice(array_values($bycontext), 0, 10), array_map('intval', array_column($rows, 'events')),
-            'influx: the ten largest counts');
-        foreach ($rows as $r) {
-            $this->assertSame($bycontext[(int) $r['contextid']], (int) $r['events'], 'influx: count of context ' . $r['contextid']);
+        $this->assert_top(array_map(null, array_keys($bycontext), array_values($bycontext)), array_map(function($r) {
+            return [(int) $r['contextid'], (int) $r['events']];
+        }, $rows), 10, 1, 'influx');
+    }
+
+    /**
+     * Top events.
+     */
+    public function test_top_events(): void {
+        $byname = self::count_by(function($e) {
+            return $e['eventname'];
+        });
+        $want = array_map(null, array_keys($byname), array_values($byname));
+        $this->assertGreaterThan(10, count($want));
+        foreach ($this->pg_everywhere('top_events', function($r) {
+            return [$r->eventname, (int) $r->events];
+        }) as $where => $got) {
+            $this->assert_top($want, $got, 20, 1, $where);
         }
+        $this->assert_top($want, array_map(function($r) {
+            return [$r['eventname'], (int) $r['events']];
+        }, $this->influx('top_events')), 20, 1, 'influx');
     }
 
     /**
@@ -246,7 +354,7 @@ class analytics_test extends base_testcase {
         $want = [];
         $byname = [];
         foreach (analytics_fixture::$entries as $e) {
-            $day = $e['timecreated'] - $e['timecreated'] % 86400;
+            $day = self::bucket($e, 86400);
             if ($e['eventname'] === '\\core\\event\\user_loggedin') {
                 $want[$day][0] = ($want[$day][0] ?? 0) + 1;
             } else if ($e['eventname'] === '\\core\\event\\user_login_failed') {
@@ -264,24 +372,13 @@ class analytics_test extends base_testcase {
         foreach ($byname as $u => $v) {
             $names[] = [(string) $u, $v['n'], count($v['ip'])];
         }
-        usort($names, function($a, $b) {
-            return [$b[1], $a[0]] <=> [$a[1], $b[0]];
-        });
-        foreach (self::PG as $backend) {
-            $got = [];
-            foreach ($this->pg($backend, 'logins_daily') as $r) {
-                $got[self::ts($r->day)] = [(int) $r->logins, (int) $r->failed_logins];
-            }
-            $this->assertSame($want, $got, "$backend: logins per day");
-            $got = array_map(function($r) {
-                return [$r->username, (int) $r->attempts, (int) $r->addresses];
-            }, $this->pg($backend, 'failed_logins_by_username'));
-            // PostgreSQL orders text by the database's collation, PHP by bytes: compare the ranks by count.
-            $this->assertCount(10, $got);
-            $this->assertSame(array_column(array_slice($names, 0, 10), 1), array_column($got, 1), $backend);
-            foreach ($got as $row) {
-                $this->assertContains($row, $names, $backend);
-            }
+        $this->assert_everywhere($want, $this->pg_everywhere('logins_daily', function($r) {
+            return [self::ts($r->day), [(int) $r->logins, (int) $r->failed_logins]];
+        }, [], true), 'logins per day');
+        foreach ($this->pg_everywhere('failed_logins_by_username', function($r) {
+            return [$r->username, (int) $r->attempts, (int) $r->addresses];
+        }) as $where => $got) {
+            $this->assert_top($names, $got, 10, 1, $where);
         }
         $got = [];
         foreach ($this->influx('logins_daily') as $r) {
@@ -301,18 +398,14 @@ class analytics_test extends base_testcase {
     public function test_teaching_vs_participating(): void {
         $want = [];
         foreach (analytics_fixture::$entries as $e) {
-            $day = $e['timecreated'] - $e['timecreated'] % 86400;
+            $day = self::bucket($e, 86400);
             $want[$day] = $want[$day] ?? [0, 0, 0];
             $want[$day][[1 => 0, 2 => 1, 0 => 2][$e['edulevel']]]++;
         }
         ksort($want);
-        foreach (self::PG as $backend) {
-            $got = [];
-            foreach ($this->pg($backend, 'teaching_vs_participating') as $r) {
-                $got[self::ts($r->day)] = [(int) $r->teaching, (int) $r->participating, (int) $r->other];
-            }
-            $this->assertSame($want, $got, $backend);
-        }
+        $this->assert_everywhere($want, $this->pg_everywhere('teaching_vs_participating', function($r) {
+            return [self::ts($r->day), [(int) $r->teaching, (int) $r->participating, (int) $r->other]];
+        }, [], true), 'per day');
         $got = [];
         foreach ($this->influx('teaching_vs_participating') as $r) {
             $day = self::ns($r['time']);
@@ -327,34 +420,24 @@ class analytics_test extends base_testcase {
      * Course engagement per week (weeks from Monday).
      */
     public function test_course_engagement(): void {
-        $users = [];
-        $events = [];
-        foreach (analytics_fixture::$entries as $e) {
-            if ($e['courseid'] <= 1) {
-                continue;
-            }
-            // 1970-01-05 was a Monday.
-            $week = $e['timecreated'] - (($e['timecreated'] - 4 * 86400) % (7 * 86400));
-            $k = $week . '|' . $e['courseid'];
-            $events[$k] = ($events[$k] ?? 0) + 1;
-            if ($e['userid'] > 0) {
-                $users[$k][$e['userid']] = true;
-            }
-        }
-        ksort($events);
+        // 1970-01-05 was a Monday.
+        $key = function($e) {
+            return $e['courseid'] > 1 ? $e['timecreated'] - (($e['timecreated'] - 4 * 86400) % (7 * 86400)) . '|'
+                . $e['courseid'] : null;
+        };
+        $users = self::count_by($key, [self::class, 'user']);
         $want = [];
-        foreach ($events as $k => $n) {
-            $want[$k] = [count($users[$k] ?? []), $n];
+        foreach (self::count_by($key) as $k => $n) {
+            $want[$k] = [$users[$k] ?? 0, $n];
         }
         $this->assertGreaterThanOrEqual(3 * 8, count($want), 'at least three weeks of eight courses');
-        foreach (self::PG as $backend) {
-            $got = [];
-            foreach ($this->pg($backend, 'course_engagement_weekly') as $r) {
-                $got[self::ts($r->week) . '|' . $r->courseid] = [(int) $r->active_users, (int) $r->events];
-            }
-            ksort($got);
-            $this->assertSame($want, $got, $backend);
+        $got = $this->pg_everywhere('course_engagement_weekly', function($r) {
+            return [self::ts($r->week) . '|' . $r->courseid, [(int) $r->active_users, (int) $r->events]];
+        }, [], true);
+        foreach ($got as $where => $rows) {
+            ksort($got[$where]);
         }
+        $this->assert_everywhere($want, $got, 'per course and week');
         $got = [];
         foreach ($this->influx('course_engagement_weekly') as $r) {
             $got[self::ns($r['time']) . '|' . $r['courseid']] = (int) $r['active_users'];
@@ -381,13 +464,10 @@ class analytics_test extends base_testcase {
                 $e['ip'], $e['other']];
         }, $mine);
         $this->assertGreaterThan(100, count($want));
-        foreach (self::PG as $backend) {
-            $got = array_map(function($r) {
-                return [self::ts($r->time), $r->eventname, $r->courseid, $r->contextinstanceid, $r->origin, $r->ip,
-                    log_dataset::canonical(json_decode((string) $r->other, true))];
-            }, $this->pg($backend, 'user_activity', ['{user}' => $user]));
-            $this->assertSame($want, $got, $backend);
-        }
+        $this->assert_everywhere($want, $this->pg_everywhere('user_activity', function($r) {
+            return [self::ts($r->time), $r->eventname, $r->courseid, $r->contextinstanceid, $r->origin, $r->ip,
+                log_dataset::canonical(json_decode((string) $r->other, true))];
+        }, ['{user}' => $user]), 'user 9');
         $key = \logstore_tsdb\local\pseudonym::existing([$user])[$user];
         $got = array_map(function($r) {
             return [self::ns($r['time']), $r['eventname'], (string) $r['courseid'], (string) $r['contextinstanceid'], $r['origin'],
@@ -397,53 +477,80 @@ class analytics_test extends base_testcase {
     }
 
     /**
-     * What the TimescaleDB answers above were read from: the data set's chunks older than 7 days compressed by the
-     * compression policy, and the continuous aggregates materialised up to the refresh policy's end offset (one hour
-     * before now), so that the summary queries read materialised buckets and only the newest from the raw table.
+     * What the TimescaleDB answers above were read from: TimescaleDB's scheduler compressed every chunk older than
+     * two days and materialised every aggregate up to an hour before its last run (so the questions read materialised
+     * buckets, the newest from the events), after the late import too: every aggregate's materialised part holds all
+     * its events, and TimescaleDB's invalidation logs hold nothing below a watermark.
      */
     public function test_timescaledb_policies_ran(): void {
         $db = analytics_fixture::pg(analytics_fixture::settings('timescaledb', analytics_fixture::$name));
         try {
-            $chunks = $db->query('SELECT count(*) FILTER (WHERE is_compressed) AS compressed, count(*) AS n,'
-                . ' count(*) FILTER (WHERE range_end <= now() - interval \'7 days\') AS old'
-                . ' FROM timescaledb_information.chunks WHERE hypertable_schema = ? AND hypertable_name = ?',
-                ['public', analytics_fixture::$name])[0];
-            $this->assertGreaterThanOrEqual(analytics_fixture::DAYS - 8, (int) $chunks->old);
-            $this->assertSame((int) $chunks->old, (int) $chunks->compressed, 'every chunk older than 7 days compressed');
-            $now = time();
-            foreach (['_hourly' => 3600, '_daily_users' => 86400] as $suffix => $bucket) {
+            $name = analytics_fixture::$name;
+            $chunks = $db->query('SELECT count(*) FILTER (WHERE is_compressed) AS compressed, count(*) AS n, count(*) FILTER ('
+                . "WHERE range_end <= (SELECT last_run_started_at FROM timescaledb_information.job_stats WHERE hypertable_name"
+                . " = ? AND job_id IN (SELECT job_id FROM timescaledb_information.jobs WHERE proc_name = 'policy_compression'))"
+                . " - interval '48 hours') AS old FROM timescaledb_information.chunks WHERE hypertable_schema = ?"
+                . ' AND hypertable_name = ?', [$name, 'public', $name])[0];
+            $this->assertGreaterThanOrEqual(2, (int) $chunks->old, 'days rolled up into compressed chunks');
+            $this->assertSame((int) $chunks->old, (int) $chunks->compressed, 'every chunk older than 48 hours compressed');
+            foreach (\logstore_tsdb\local\summary::AGGREGATES as $suffix => [, $bucket]) {
+                $view = \logstore_tsdb\local\summary::derived($name, $suffix);
                 $w = $db->query('SELECT extract(epoch FROM _timescaledb_functions.to_timestamp('
-                    . '_timescaledb_functions.cagg_watermark(mat_hypertable_id)))::bigint AS w'
-                    . ' FROM _timescaledb_catalog.continuous_agg WHERE user_view_schema = ? AND user_view_name = ?',
-                    ['public', \logstore_tsdb\local\summary::derived(analytics_fixture::$name, $suffix)]);
+                    . '_timescaledb_functions.cagg_watermark(mat_hypertable_id)))::bigint AS w, extract(epoch FROM ('
+                    . "SELECT s.last_run_started_at FROM timescaledb_information.job_stats s JOIN timescaledb_information.jobs j"
+                    . " USING (job_id) WHERE j.proc_name = 'policy_refresh_continuous_aggregate' AND j.hypertable_name = ?))"
+                    . '::bigint AS ran FROM _timescaledb_catalog.continuous_agg WHERE user_view_schema = ?'
+                    . ' AND user_view_name = ?', [$view, 'public', $view]);
                 $this->assertCount(1, $w, $suffix);
                 // The watermark is the end of the newest materialised bucket: that of the last event before the
-                // refresh window's end.
-                $end = $now - 3600 - ($now - 3600) % $bucket;
+                // refresh window's end (an hour before the policy's run).
+                $end = (int) $w[0]->ran - 3600;
+                $end -= $end % $bucket;
                 $last = max(array_filter(array_column(analytics_fixture::$entries, 'timecreated'), function($t) use ($end) {
                     return $t < $end;
                 }));
-                $this->assertSame($last - $last % $bucket + $bucket, (int) $w[0]->w, "$suffix: materialised up to now - 1 hour");
+                $this->assertSame($last - $last % $bucket + $bucket, (int) $w[0]->w, "$suffix: materialised up to its "
+                    . 'run - 1 hour');
             }
+            $left = $db->query("SELECT 'raw' AS log, h.table_name AS rel, l.lowest_modified_value AS lo,"
+                . ' l.greatest_modified_value AS hi FROM _timescaledb_catalog.continuous_aggs_hypertable_invalidation_log l'
+                . ' JOIN _timescaledb_catalog.hypertable h ON h.id = l.hypertable_id WHERE h.table_name = ?'
+                . " UNION ALL SELECT 'mat', a.user_view_name, l.lowest_modified_value, l.greatest_modified_value"
+                . ' FROM _timescaledb_catalog.continuous_aggs_materialization_invalidation_log l'
+                . ' JOIN _timescaledb_catalog.continuous_agg a ON a.mat_hypertable_id = l.materialization_id'
+                . ' WHERE a.user_view_name LIKE ?', [$name, $name . '%']);
+            // TimescaleDB keeps a range before the earliest valid time (4714 BC) invalid: no event can be there.
+            $this->assertSame([], array_values(array_filter($left, function($l) {
+                return (int) $l->hi >= analytics_fixture::$from * 1000000 && (int) $l->lo < (time() - 86400) * 1000000;
+            })), 'no change in the data set older than a day left unmaterialised: ' . json_encode($left));
         } finally {
             $db->close();
         }
     }
 
     /**
-     * Every documented query was run by the tests above (this one runs last), and every question has a query for both
-     * backends.
+     * Every documented query was run by the tests above (this one runs last), every PostgreSQL question on the sink
+     * has its standard query, and the questions the project ships have both a PostgreSQL and an InfluxDB query.
      */
     public function test_zz_every_documented_query_ran(): void {
-        $names = array_keys(self::doc_queries());
-        foreach (['active_users_hourly', 'active_users_daily', 'events_per_course', 'top_activities', 'logins_daily',
-                'teaching_vs_participating', 'course_engagement_weekly', 'user_activity'] as $q) {
-            $this->assertContains("pg.$q", $names);
-            $this->assertContains("influx.$q", $names);
+        $doc = self::doc_queries();
+        $pg = array_filter(array_keys($doc['query']), function($n) {
+            return strpos($n, 'pg.') === 0;
+        });
+        $this->assertSame(array_values($pg), array_keys($doc['standard']), 'a standard query for each PostgreSQL one');
+        foreach (['active_users_hourly', 'active_users_daily', 'activity_hourly', 'events_per_course', 'top_activities',
+                'top_events', 'logins_daily', 'teaching_vs_participating', 'course_engagement_weekly', 'user_activity'] as $q) {
+            $this->assertContains("pg.$q", $pg);
+            $this->assertArrayHasKey("influx.$q", $doc['query']);
         }
         if (count(array_unique(self::$ran)) < 10) {
             $this->markTestSkipped('run the whole analytics_test class to check that every documented query is tested');
         }
-        $this->assertSame([], array_values(array_diff($names, self::$ran)), 'documented queries that no test runs');
+        $all = array_merge(array_map(function($n) {
+            return "query: $n";
+        }, array_keys($doc['query'])), array_map(function($n) {
+            return "standard: $n";
+        }, array_keys($doc['standard'])));
+        $this->assertSame([], array_values(array_diff($all, self::$ran)), 'documented queries that no test runs');
     }
 }

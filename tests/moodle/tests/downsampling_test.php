@@ -16,8 +16,6 @@
 require_once(__DIR__ . '/analytics_fixture.php');
 
 use core_privacy\local\request\approved_contextlist;
-use logstore_tsdb\local\import\db_source;
-use logstore_tsdb\local\import\importer;
 use logstore_tsdb\local\influx_client;
 use logstore_tsdb\local\pgdb;
 use logstore_tsdb\local\summary;
@@ -41,35 +39,35 @@ class downsampling_test extends base_testcase {
     /** @var string What tasks printed with mtrace(). */
     public static $printed = '';
 
+    /** @var array[] The aggregates (summary::AGGREGATES): suffix => [bucket column, bucket seconds, keys, values]. */
+    const SPECS = [
+        '_daily' => ['day', 86400, ['courseid', 'userid'], ['events', 'anonymous_events', 'teaching', 'participating']],
+        '_daily_users' => ['day', 86400, ['userid'], ['events', 'anonymous_events']],
+        '_daily_active_users' => ['day', 86400, [], ['active_users', 'events']],
+        '_hourly' => ['bucket', 3600, ['courseid'], ['events', 'other', 'teaching', 'participating', 'logins',
+            'failed_logins']],
+        '_activity' => ['day', 86400, ['courseid', 'contextlevel', 'contextinstanceid', 'component', 'eventname'], ['events']],
+    ];
+
     /**
-     * The site's logstore_standard_log imported into the configured target, in this process; its rows, typed.
+     * The site's logstore_standard_log, typed (what the test wrote there).
      *
      * @return array[]
      */
-    protected function import(): array {
-        $r = (new importer(\logstore_tsdb\log\store::read_plugin_config(), new db_source(), ['to' => null, 'chunk' => 5000]))
-            ->run();
-        $entries = analytics_fixture::entries(analytics_fixture::standard_rows());
-        $this->assertTrue($r['ok'], json_encode($r['checks']));
-        $this->assertSame(count($entries), $r['counts']['imported']);
-        return $entries;
+    protected static function standard_entries(): array {
+        return analytics_fixture::entries(analytics_fixture::standard_rows());
     }
 
     /**
-     * Events per (hour, courseid, eventname), computed from the entries.
+     * Events per (hour, courseid, eventname), computed from the entries (InfluxDB's hourly rollup).
      *
      * @param array[] $entries
-     * @param int|null $before only buckets before this
      * @return array "bucket|courseid|eventname" => events
      */
-    public static function expected_hourly(array $entries, ?int $before = null): array {
+    public static function expected_hourly(array $entries): array {
         $out = [];
         foreach ($entries as $e) {
-            $b = $e['timecreated'] - $e['timecreated'] % 3600;
-            if ($before !== null && $b >= $before) {
-                continue;
-            }
-            $k = $b . '|' . $e['courseid'] . '|' . $e['eventname'];
+            $k = ($e['timecreated'] - $e['timecreated'] % 3600) . '|' . $e['courseid'] . '|' . $e['eventname'];
             $out[$k] = ($out[$k] ?? 0) + 1;
         }
         ksort($out);
@@ -77,218 +75,339 @@ class downsampling_test extends base_testcase {
     }
 
     /**
-     * Events per (day, userid > 0), computed from the entries.
-     *
-     * @param array[] $entries
-     * @param int|null $before only days before this
-     * @return array "day|userid" => events
-     */
-    public static function expected_daily_users(array $entries, ?int $before = null): array {
-        $out = [];
-        foreach ($entries as $e) {
-            $d = $e['timecreated'] - $e['timecreated'] % 86400;
-            if ($e['userid'] > 0 && ($before === null || $d < $before)) {
-                $out[$d . '|' . $e['userid']] = ($out[$d . '|' . $e['userid']] ?? 0) + 1;
-            }
-        }
-        ksort($out);
-        return $out;
-    }
-
-    /**
-     * Distinct users (userid > 0) per day, computed from the entries.
+     * Distinct users (userid > 0) per day, computed from the entries (days with such users).
      *
      * @param array[] $entries
      * @return array day => users
      */
     public static function expected_active_users(array $entries): array {
         $out = [];
-        foreach (array_keys(self::expected_daily_users($entries)) as $k) {
-            $d = (int) explode('|', $k)[0];
-            $out[$d] = ($out[$d] ?? 0) + 1;
+        foreach ($entries as $e) {
+            if ($e['userid'] > 0) {
+                $out[$e['timecreated'] - $e['timecreated'] % 86400][$e['userid']] = true;
+            }
+        }
+        ksort($out);
+        return array_map('count', $out);
+    }
+
+    /**
+     * The rows of an aggregate computed from the entries, as read() gives them.
+     *
+     * @param string $suffix
+     * @param array[] $entries
+     * @param int|null $before only buckets before this
+     * @return string[] "bucket|keys..." => "values,..."
+     */
+    public static function expected(string $suffix, array $entries, ?int $before = null): array {
+        [, $size, $keys, $values] = self::SPECS[$suffix];
+        $sums = [];
+        $users = [];
+        foreach ($entries as $e) {
+            $b = $e['timecreated'] - $e['timecreated'] % $size;
+            if ($before !== null && $b >= $before) {
+                continue;
+            }
+            $k = implode('|', array_merge([$b], array_map(function($c) use ($e) {
+                return (string) $e[$c];
+            }, $keys)));
+            $v = ['events' => 1, 'anonymous_events' => (int) ($e['anonymous'] != 0), 'teaching' => (int) ($e['edulevel'] === 1),
+                'participating' => (int) ($e['edulevel'] === 2), 'other' => (int) ($e['edulevel'] === 0), 'active_users' => 0,
+                'logins' => (int) ($e['eventname'] === '\\core\\event\\user_loggedin'),
+                'failed_logins' => (int) ($e['eventname'] === '\\core\\event\\user_login_failed')];
+            foreach ($values as $c) {
+                $sums[$k][$c] = ($sums[$k][$c] ?? 0) + $v[$c];
+            }
+            if ($e['userid'] > 0) {
+                $users[$k][$e['userid']] = true;
+            }
+        }
+        ksort($sums);
+        $out = [];
+        foreach ($sums as $k => $v) {
+            if (isset($v['active_users'])) {
+                $v['active_users'] = count($users[$k] ?? []);
+            }
+            $out[$k] = implode(',', $v);
         }
         return $out;
     }
 
     /**
-     * An hourly relation as "bucket|courseid|eventname" => events.
+     * The rows of an aggregate (its view, or a table of its materialised rows).
      *
      * @param pgdb $db
+     * @param string $suffix
      * @param string $relation quoted
-     * @param string $bucket its time column
-     * @return array
+     * @return string[] "bucket|keys..." => "values,..."
      */
-    protected static function read_hourly(pgdb $db, string $relation, string $bucket = 'bucket'): array {
+    protected function read(pgdb $db, string $suffix, string $relation): array {
+        [$col, , $keys, $values] = self::SPECS[$suffix];
         $out = [];
-        foreach ($db->query("SELECT extract(epoch FROM $bucket)::bigint AS b, courseid, eventname, sum(events) AS n"
-                . " FROM $relation GROUP BY 1, 2, 3") as $r) {
-            $out[$r->b . '|' . $r->courseid . '|' . $r->eventname] = (int) $r->n;
+        foreach ($db->query("SELECT extract(epoch FROM $col)::bigint AS b" . implode('', array_map(function($c) {
+                return ", $c";
+            }, array_merge($keys, $values))) . " FROM $relation") as $r) {
+            $k = implode('|', array_merge([$r->b], array_map(function($c) use ($r) {
+                return (string) $r->$c;
+            }, $keys)));
+            $this->assertArrayNotHasKey($k, $out, "$relation: one row per bucket and key");
+            $out[$k] = implode(',', array_map(function($c) use ($r) {
+                return (string) (int) $r->$c;
+            }, $values));
         }
         ksort($out);
         return $out;
     }
 
     /**
-     * A per-day-and-user relation as "day|userid" => events.
+     * TimescaleDB: the materialised part of each continuous aggregate (its materialisation hypertable, below the
+     * watermark) and the aggregate itself (real-time) hold exactly the figures of the entries.
      *
      * @param pgdb $db
-     * @param string $relation quoted
-     * @return array
+     * @param string $name
+     * @param array[] $entries
+     * @return int[] suffix => watermark
      */
-    protected static function read_daily_users(pgdb $db, string $relation): array {
-        $out = [];
-        foreach ($db->query("SELECT extract(epoch FROM day)::bigint AS d, userid, sum(events) AS n FROM $relation"
-                . ' GROUP BY 1, 2') as $r) {
-            $out[$r->d . '|' . $r->userid] = (int) $r->n;
+    protected function assert_continuous_aggregates(pgdb $db, string $name, array $entries): array {
+        $watermarks = [];
+        foreach (array_keys(self::SPECS) as $suffix) {
+            $view = summary::derived($name, $suffix);
+            $agg = $db->query('SELECT materialization_hypertable_schema AS s, materialization_hypertable_name AS t,'
+                . ' extract(epoch FROM _timescaledb_functions.to_timestamp(_timescaledb_functions.cagg_watermark('
+                . 'c.mat_hypertable_id)))::bigint AS w FROM timescaledb_information.continuous_aggregates a'
+                . ' JOIN _timescaledb_catalog.continuous_agg c ON c.user_view_schema = a.view_schema'
+                . ' AND c.user_view_name = a.view_name WHERE view_schema = ? AND view_name = ?', ['public', $view]);
+            $this->assertCount(1, $agg, "$view is a continuous aggregate");
+            $mat = pgdb::quote_identifier($agg[0]->s) . '.' . pgdb::quote_identifier($agg[0]->t);
+            $watermarks[$suffix] = $w = (int) $agg[0]->w;
+            $this->assertNotEmpty(self::expected($suffix, $entries, $w));
+            $this->assertSame(self::expected($suffix, $entries, $w), $this->read($db, $suffix, $mat), "$view: materialised");
+            $this->assertSame(self::expected($suffix, $entries), $this->read($db, $suffix, pgdb::quote_identifier($view)),
+                "$view: every bucket (real-time)");
         }
-        ksort($out);
-        return $out;
+        return $watermarks;
     }
 
     /**
-     * TimescaleDB: two days of events up to an hour ago (and the real events of now) imported; the refresh policy of
-     * each continuous aggregate, run by TimescaleDB's own scheduler and nothing else, materialises every bucket up
-     * to its end offset (one hour before now) with exactly the counts of logstore_standard_log, and the real-time
-     * aggregates (materialised buckets plus the newest raw rows) give every count.
+     * TimescaleDB, the five continuous aggregates kept by their refresh policies, run by TimescaleDB's own scheduler
+     * and nothing else: two days of events up to an hour ago (and real events of now) are materialised up to the
+     * policies' end offset with exactly the counts of logstore_standard_log; then events days and weeks old arrive
+     * (as a spool replayed after a long outage, or an import of old logs, writes them): below the watermarks they are
+     * not counted until the policies run again, and then they are, in every aggregate.
      */
     public function test_timescaledb_continuous_aggregates(): void {
+        global $DB;
         $name = $this->target('timescaledb');
         analytics_fixture::fire_real_events($this->gen());
         $hour = time() - time() % 3600;
         log_dataset::insert_standard(log_dataset::generate(6000, 2, 33, $hour - 49 * 3600));
-        $entries = $this->import();
+        $entries = self::standard_entries();
+        analytics_fixture::write('timescaledb', $name, $entries);
         $ran = analytics_fixture::run_policies($name, ['policy_refresh_continuous_aggregate']);
-        $this->assertCount(2, $ran, 'one refresh policy per aggregate');
-
+        $this->assertCount(5, $ran, 'one refresh policy per aggregate: ' . json_encode($ran));
         $db = analytics_fixture::pg(analytics_fixture::settings('timescaledb', $name));
         try {
-            $now = time();
-            foreach (['_hourly' => 3600, '_daily_users' => 86400] as $suffix => $bucket) {
-                $view = summary::derived($name, $suffix);
-                $agg = $db->query('SELECT materialization_hypertable_schema AS s, materialization_hypertable_name AS t'
-                    . ' FROM timescaledb_information.continuous_aggregates WHERE view_schema = ? AND view_name = ?',
-                    ['public', $view]);
-                $this->assertCount(1, $agg, "$view is a continuous aggregate");
-                $mat = pgdb::quote_identifier($agg[0]->s) . '.' . pgdb::quote_identifier($agg[0]->t);
-                $w = (int) $db->query('SELECT extract(epoch FROM _timescaledb_functions.to_timestamp('
-                    . '_timescaledb_functions.cagg_watermark(mat_hypertable_id)))::bigint AS w'
-                    . ' FROM _timescaledb_catalog.continuous_agg WHERE user_view_schema = ? AND user_view_name = ?',
-                    ['public', $view])[0]->w;
-                // The newest bucket the policy materialises ends at or before now - 1 hour: the watermark is the end
-                // of the newest bucket with events in it.
-                $end = $now - 3600 - ($now - 3600) % $bucket;
-                $last = max(array_filter(array_column($entries, 'timecreated'), function($t) use ($end) {
-                    return $t < $end;
-                }));
-                $this->assertSame($last - $last % $bucket + $bucket, $w, "$view: materialised by the policy up to now - 1 h");
-                if ($suffix === '_hourly') {
-                    $want = self::expected_hourly($entries, $w);
-                    $this->assertGreaterThan(40 * 5, count($want));
-                    $this->assertSame($want, self::read_hourly($db, $mat), "$view: the materialised buckets");
-                    $this->assertSame(self::expected_hourly($entries), self::read_hourly($db, pgdb::quote_identifier($view)),
-                        "$view: every bucket (real-time)");
-                } else {
-                    $want = self::expected_daily_users($entries, $w);
-                    $this->assertNotEmpty($want);
-                    $this->assertSame($want, self::read_daily_users($db, $mat), "$view: the materialised days");
-                    $this->assertSame(self::expected_daily_users($entries), self::read_daily_users($db,
-                        pgdb::quote_identifier($view)), "$view: every day (real-time)");
-                }
-            }
-            $dau = [];
-            foreach ($db->query('SELECT extract(epoch FROM day)::bigint AS d, active_users FROM '
-                    . pgdb::quote_identifier(summary::derived($name, '_daily_active_users'))) as $r) {
-                $dau[(int) $r->d] = (int) $r->active_users;
-            }
-            ksort($dau);
-            $this->assertSame(self::expected_active_users($entries), $dau, 'daily active users');
+            $watermarks = $this->assert_continuous_aggregates($db, $name, $entries);
+
+            $DB->delete_records('logstore_standard_log');
+            $today = time() - time() % 86400;
+            log_dataset::insert_standard(log_dataset::generate(900, 30, 34, $today - 33 * 86400));
+            $late = self::standard_entries();
+            $this->assertLessThan(min($watermarks), max(array_column($late, 'timecreated')), 'all below the watermarks');
+            analytics_fixture::write('timescaledb', $name, $late);
+            $all = array_merge($entries, $late);
+            $this->assertSame(self::expected('_hourly', $entries), $this->read($db, '_hourly',
+                pgdb::quote_identifier(summary::derived($name, '_hourly'))), 'not counted before the policy runs');
+            analytics_fixture::run_policies($name, ['policy_refresh_continuous_aggregate']);
+            $this->assert_continuous_aggregates($db, $name, $all);
         } finally {
             $db->close();
         }
     }
 
     /**
-     * Plain PostgreSQL: the views give exact counts before, during and after refreshes; late events are picked up
-     * (written live: at the next refresh; imported: at once, the importer recomputes the period); aggregates outlive
-     * dropped raw partitions; privacy deletions reach the per-user rows; the task runs.
+     * TimescaleDB: an import of logs weeks old with the plugin's CLI, after the aggregates were materialised, is
+     * counted in every aggregate once TimescaleDB's scheduler ran the refresh policies (no manual refresh).
+     */
+    public function test_timescaledb_import_of_old_logs(): void {
+        global $DB;
+        $name = $this->target('timescaledb');
+        $today = time() - time() % 86400;
+        log_dataset::insert_standard(log_dataset::generate(3000, 3, 35, $today - 3 * 86400));
+        analytics_fixture::import('timescaledb', $name);
+        $entries = self::standard_entries();
+        analytics_fixture::run_policies($name, ['policy_refresh_continuous_aggregate']);
+        $DB->delete_records('logstore_standard_log');
+        log_dataset::insert_standard(log_dataset::generate(1200, 40, 36, $today - 45 * 86400));
+        $old = self::standard_entries();
+        analytics_fixture::import('timescaledb', $name);
+        $this->assertSame(count($entries) + count($old), analytics_fixture::count('timescaledb', $name));
+        analytics_fixture::run_policies($name, ['policy_refresh_continuous_aggregate']);
+        $db = analytics_fixture::pg(analytics_fixture::settings('timescaledb', $name));
+        try {
+            $this->assert_continuous_aggregates($db, $name, array_merge($entries, $old));
+        } finally {
+            $db->close();
+        }
+    }
+
+    /**
+     * TimescaleDB with retention: a privacy deletion removes the user's rows from the per-user aggregates also on the
+     * days whose events retention already dropped (refreshing those days would empty them, so they are not); the other
+     * users' rows of those days stay.
+     */
+    public function test_timescaledb_privacy_after_retention(): void {
+        $name = $this->target('timescaledb');
+        $today = time() - time() % 86400;
+        $entries = log_dataset::generate(3000, 20, 38, $today - 20 * 86400);
+        analytics_fixture::write('timescaledb', $name, $entries);
+        analytics_fixture::run_policies($name, ['policy_refresh_continuous_aggregate']);
+        // Keep 10 days from now on: the sink adds its retention policy when it connects with that setting.
+        log_dataset::write_through_extension([array_merge($entries[0], ['timecreated' => time() - 60])],
+            analytics_fixture::settings('timescaledb', $name) + ['retention_days' => 10]);
+        analytics_fixture::run_policies($name, ['policy_retention']);
+        $db = analytics_fixture::pg(analytics_fixture::settings('timescaledb', $name));
+        try {
+            $kept = (int) $db->query('SELECT extract(epoch FROM min(range_start))::bigint AS t FROM timescaledb_information.chunks'
+                . ' WHERE hypertable_name = ?', [$name])[0]->t;
+            $this->assertGreaterThan($today - 19 * 86400, $kept, 'retention dropped the oldest chunks');
+            $u = 7;
+            $count = function(string $suffix, string $where, array $params) use ($db, $name): int {
+                return (int) $db->query('SELECT count(*) AS n FROM ' . pgdb::quote_identifier(summary::derived($name, $suffix))
+                    . " WHERE $where", $params)[0]->n;
+            };
+            foreach (['_daily', '_daily_users'] as $suffix) {
+                $this->assertGreaterThan(0, $count($suffix, 'userid = ? AND day < to_timestamp(?)', [$u, $kept]),
+                    "$suffix: user $u's rows of days whose events are gone");
+            }
+            $contexts = array_map(function($r) {
+                return (int) $r->contextid;
+            }, $db->query('SELECT DISTINCT contextid FROM ' . pgdb::quote_identifier($name) . ' WHERE userid = ?', [$u]));
+            \logstore_tsdb\privacy\provider::delete_data_for_user(new approved_contextlist((object) ['id' => $u],
+                'logstore_tsdb', $contexts));
+            $others = array_filter($entries, function($e) use ($kept, $u) {
+                return $e['timecreated'] < $kept && $e['userid'] !== $u;
+            });
+            foreach (['_daily' => ['courseid', 'userid'], '_daily_users' => ['userid']] as $suffix => $keys) {
+                $this->assertSame(0, $count($suffix, 'userid = ?', [$u]), "$suffix: no row of user $u left");
+                $this->assertSame(count(array_unique(array_map(function($e) use ($keys) {
+                    return ($e['timecreated'] - $e['timecreated'] % 86400) . '|' . implode('|', array_map(function($k) use ($e) {
+                        return $e[$k];
+                    }, $keys));
+                }, $others))), $count($suffix, 'day < to_timestamp(?)', [$kept]), "$suffix: the other users' rows of the"
+                    . ' dropped days');
+            }
+        } finally {
+            $db->close();
+        }
+    }
+
+    /**
+     * Plain PostgreSQL: the five summaries of the `summarise` task.
+     *
+     * @param pgdb $db
+     * @param summary $summary
+     * @param array $want suffix => entries (or one list for all)
+     * @param string $what
+     * @param int|null $watermark also the materialised rows: those before it
+     */
+    protected function assert_summaries(pgdb $db, summary $summary, array $want, string $what, ?int $watermark = null): void {
+        foreach (array_keys(self::SPECS) as $suffix) {
+            $entries = $want[$suffix] ?? $want;
+            $this->assertSame(self::expected($suffix, $entries), $this->read($db, $suffix, $summary->q($suffix)),
+                "$what: $suffix");
+            if ($watermark !== null) {
+                $this->assertSame(self::expected($suffix, $entries, $watermark), $this->read($db, $suffix,
+                    $summary->q($suffix . '_mat')), "$what: {$suffix}_mat");
+            }
+        }
+    }
+
+    /**
+     * Plain PostgreSQL: the five summaries give exact figures before and after refreshes; late events written into
+     * a day older than the look-back are counted at the next refresh (the partition's counters changed); an import
+     * (summary::invalidate(), as the importer calls it) at once; a privacy deletion removes the user's rows at once and
+     * the counts follow at the next refresh; the summaries outlive partitions dropped by retention; the task runs.
      */
     public function test_postgres_summary(): void {
         $name = $this->target('postgres');
         analytics_fixture::fire_real_events($this->gen());
         $s = log_dataset::START;
         log_dataset::insert_standard(log_dataset::generate(8000, 6, 31));
-        $entries = $this->import();
+        $entries = self::standard_entries();
+        analytics_fixture::write('postgres', $name, $entries);
         $cfg = \logstore_tsdb\log\store::read_plugin_config();
         $db = pgdb::from_config($cfg);
         try {
             $summary = new summary($db, $cfg);
             $this->assertSame('native', $summary->layout());
             $summary->ensure();
-            $hourly = $summary->q('_hourly');
-            $this->assertSame(self::expected_hourly($entries), self::read_hourly($db, $hourly), 'no refresh yet: all from raw');
+            $this->assertNull($summary->watermark());
+            analytics_fixture::wait_for_counted($name, count($entries));
+            $this->assert_summaries($db, $summary, $entries, 'nothing materialised: all from the events');
 
             $now = $s + 4 * 86400 + 7 * 3600 + 1800;
-            $summary->refresh($now);
-            $w = $db->query('SELECT name, extract(epoch FROM watermark)::bigint AS w FROM ' . $summary->q('_summary')
-                . ' ORDER BY name');
-            $this->assertSame(['daily_users' => $s + 4 * 86400, 'hourly' => $s + 4 * 86400 + 7 * 3600],
-                array_combine(array_column($w, 'name'), array_map('intval', array_column($w, 'w'))));
-            $this->assertSame(self::expected_hourly($entries, $s + 4 * 86400 + 7 * 3600),
-                self::read_hourly($db, $summary->q('_hourly_mat')), 'materialised buckets');
-            $this->assertSame(self::expected_hourly($entries), self::read_hourly($db, $hourly), 'materialised + raw');
-            $this->assertSame(self::expected_daily_users($entries), self::read_daily_users($db, $summary->q('_daily_users')));
-            $dau = [];
-            foreach ($db->query('SELECT extract(epoch FROM day)::bigint AS d, active_users FROM '
-                    . $summary->q('_daily_active_users') . ' ORDER BY 1') as $r) {
-                $dau[(int) $r->d] = (int) $r->active_users;
+            $done = $summary->refresh($now);
+            $this->assertSame(['from' => $s - 86400, 'to' => $s + 4 * 86400, 'days' => 5], $done,
+                'from the first day (and the look-back before it) to today');
+            $this->assertSame($s + 4 * 86400, $summary->watermark());
+            $this->assert_summaries($db, $summary, $entries, 'materialised + events', $s + 4 * 86400);
+
+            // Late events written live into day 2, older than the look-back (a spool replayed after an outage): stale
+            // until PostgreSQL counted them in the day's partition, then the next refresh materialises that day again.
+            $late = array_slice($entries, -3);
+            foreach ($late as $i => $e) {
+                $late[$i]['timecreated'] = $s + 86400 + 2 * 3600 + 17 * $i;
+                $late[$i]['courseid'] = 9;
             }
-            $this->assertSame(self::expected_active_users($entries), $dau);
+            analytics_fixture::write('postgres', $name, $late);
+            $all = array_merge($entries, $late);
+            $this->assertSame(self::expected('_hourly', $entries), $this->read($db, '_hourly', $summary->q('_hourly')),
+                'stale before the refresh');
+            analytics_fixture::wait_for_counted($name, count($all));
+            $done = $summary->refresh($now);
+            $this->assertSame(2, $done['days'], 'the changed day and the look-back: ' . json_encode($done));
+            $this->assert_summaries($db, $summary, $all, 'late events counted', $s + 4 * 86400);
 
-            // A late event written live (a spool replayed after an outage) in a materialised hour: stale until the
-            // next refresh, which recomputes the last days.
-            $late = $entries[count($entries) - 1];
-            $late['timecreated'] = $s + 3 * 86400 + 2 * 3600 + 17;
-            $late['courseid'] = 9;
-            log_dataset::write_through_extension([$late], analytics_fixture::settings('postgres', $name));
-            $all = array_merge($entries, [$late]);
-            $this->assertNotSame(self::expected_hourly($all), self::read_hourly($db, $hourly), 'stale before the refresh');
-            $summary->refresh($now);
-            $this->assertSame(self::expected_hourly($all), self::read_hourly($db, $hourly), 'late event counted');
-
-            // Rows imported later into a materialised day older than the refresh's look-back: counted at once.
-            global $DB;
-            $DB->delete_records('logstore_standard_log');
+            // Rows imported into the first day: the importer has summary::invalidate() materialise it again at once.
             $old = log_dataset::generate(300, 1, 35, $s);
-            log_dataset::insert_standard($old);
-            $more = $this->import();
-            $all = array_merge($all, $more);
-            $this->assertSame(self::expected_hourly($all), self::read_hourly($db, $hourly), 'an import recomputes its period');
-            $this->assertSame(self::expected_daily_users($all), self::read_daily_users($db, $summary->q('_daily_users')));
+            analytics_fixture::write('postgres', $name, $old);
+            $summary->invalidate($s, $s + 86400);
+            $all = array_merge($all, $old);
+            $this->assert_summaries($db, $summary, $all, 'an import is counted at once', $s + 4 * 86400);
 
-            // Retention dropped the first day's raw partition: its buckets stay (aggregates outlive raw data), and
-            // refreshing does not recompute them from the missing rows.
-            $db->execute('DROP TABLE ' . pgdb::quote_identifier($name . '_p' . gmdate('Ymd', $s)));
-            $cfg->retention_days = 2;
-            (new summary($db, $cfg))->refresh($s + 4 * 86400 + 3600);
-            $this->assertSame(self::expected_hourly($all), self::read_hourly($db, $hourly), 'first day kept after retention');
-            $this->assertSame(0, (int) $db->query('SELECT count(*) AS n FROM ' . $db->table() . ' WHERE "time" < to_timestamp(?)',
-                [$s + 86400])[0]->n);
-
-            // Privacy: a user's events deleted -> their per-day rows recomputed (gone where no event is left).
+            // Privacy: user 7's events deleted -> their rows in the per-user summaries gone at once; the counts follow
+            // at the next refresh, once PostgreSQL counted the deletions.
             $u = 7;
             $contexts = array_map(function($r) {
                 return (int) $r->contextid;
             }, $db->query('SELECT DISTINCT contextid FROM ' . $db->table() . ' WHERE userid = ?', [$u]));
-            $this->assertNotEmpty($db->query('SELECT 1 FROM ' . $summary->q('_daily_users_mat') . ' WHERE userid = ?', [$u]));
+            $mine = count(array_filter($all, function($e) use ($u) {
+                return $e['userid'] === $u;
+            }));
+            $this->assertGreaterThan(50, $mine);
             \logstore_tsdb\privacy\provider::delete_data_for_user(new approved_contextlist((object) ['id' => $u],
                 'logstore_tsdb', $contexts));
-            $left = $db->query('SELECT extract(epoch FROM day)::bigint AS d FROM ' . $summary->q('_daily_users_mat')
-                . ' WHERE userid = ?', [$u]);
-            $this->assertSame([], array_map(function($r) {
-                return (int) $r->d;
-            }, array_filter($left, function($r) use ($s) {
-                return (int) $r->d >= $s + 86400;
-            })), 'no per-day row of the deleted user where raw rows existed');
+            foreach (['_daily_mat', '_daily_users_mat', '_daily', '_daily_users'] as $rel) {
+                $this->assertSame(0, (int) $db->query('SELECT count(*) AS n FROM ' . $summary->q($rel)
+                    . ' WHERE userid = ?', [$u])[0]->n, "no row of user $u in $rel");
+            }
+            $all = array_values(array_filter($all, function($e) use ($u) {
+                return $e['userid'] !== $u;
+            }));
+            analytics_fixture::wait_for_counted($name, $mine, 'n_tup_del');
+            $summary->refresh($now);
+            $this->assert_summaries($db, $summary, $all, 'after the deletion', $s + 4 * 86400);
+
+            // Retention dropped the first day's partition: its rows stay (summaries outlive the events), and a refresh
+            // does not materialise it again from the missing events.
+            $db->execute('DROP TABLE ' . pgdb::quote_identifier($name . '_p' . gmdate('Ymd', $s)));
+            $cfg->retention_days = 2;
+            $done = (new summary($db, $cfg))->refresh($s + 4 * 86400 + 3600);
+            $this->assertSame($s + 3 * 86400, $done['from'], 'nothing before the retention horizon');
+            $this->assert_summaries($db, $summary, $all, 'the first day kept after retention');
+            $this->assertSame(0, (int) $db->query('SELECT count(*) AS n FROM ' . $db->table()
+                . ' WHERE "time" < to_timestamp(?)', [$s + 86400])[0]->n);
 
             // The scheduled task.
             $this->configure(['retention_days' => 0]);
@@ -296,8 +415,9 @@ class downsampling_test extends base_testcase {
             $CFG->mtrace_wrapper = 'downsampling_test_mtrace';
             try {
                 $done = (new \logstore_tsdb\task\summarise())->execute($s + 7 * 86400);
-                $this->assertArrayHasKey('hourly', $done);
-                $this->assertStringContainsString('buckets recomputed for', self::$printed);
+                $this->assertSame(['from' => $s + 3 * 86400, 'to' => $s + 7 * 86400, 'days' => 4], $done);
+                $this->assertStringContainsString('4 days materialised between', self::$printed);
+                $this->assert_summaries($db, $summary, $all, 'after the task', $s + 7 * 86400);
                 $this->configure(['backend' => 'influxdb1']);
                 $this->assertNull((new \logstore_tsdb\task\summarise())->execute());
             } finally {
@@ -305,6 +425,63 @@ class downsampling_test extends base_testcase {
             }
         } finally {
             $db->close();
+        }
+    }
+
+    /**
+     * Plain PostgreSQL: the summaries of the plugin's previous version (`_hourly` by event name, `_daily_users`, a
+     * watermark per summary) are replaced by the five at the first refresh; with retention their materialised rows are
+     * kept as `<table>_hourly_v1` and `<table>_daily_users_v1` (they may hold days whose events are gone).
+     */
+    public function test_postgres_summary_replaces_version_1(): void {
+        global $DB;
+        foreach ([0, 30] as $retention) {
+            $DB->delete_records('logstore_standard_log');
+            $name = $this->target('postgres');
+            log_dataset::insert_standard(log_dataset::generate(500, 3, 37));
+            $entries = self::standard_entries();
+            analytics_fixture::write('postgres', $name, $entries);
+            $cfg = \logstore_tsdb\log\store::read_plugin_config();
+            $db = pgdb::from_config($cfg);
+            try {
+                $q = function(string $suffix) use ($name) {
+                    return 'public.' . pgdb::quote_identifier($name . $suffix);
+                };
+                foreach (["CREATE TABLE {$q('_summary')} (name varchar(20) PRIMARY KEY, watermark timestamptz,"
+                        . ' refreshed_at timestamptz)',
+                        "INSERT INTO {$q('_summary')} (name, watermark) VALUES ('hourly', '2025-03-04'),"
+                        . " ('daily_users', '2025-03-04')",
+                        "CREATE TABLE {$q('_hourly_mat')} (bucket timestamptz NOT NULL, courseid bigint,"
+                        . ' eventname varchar(255), events bigint NOT NULL)',
+                        "INSERT INTO {$q('_hourly_mat')} VALUES ('2025-03-03 10:00+00', 2, '\\core\\event\\course_viewed', 4)",
+                        "CREATE TABLE {$q('_daily_users_mat')} (day timestamptz NOT NULL, userid bigint, events bigint NOT NULL)",
+                        "INSERT INTO {$q('_daily_users_mat')} VALUES ('2025-03-03', 5, 4)",
+                        "CREATE VIEW {$q('_hourly')} AS SELECT bucket, courseid, eventname, events FROM {$q('_hourly_mat')}",
+                        "CREATE VIEW {$q('_daily_users')} AS SELECT day, userid, events FROM {$q('_daily_users_mat')}",
+                        "CREATE VIEW {$q('_daily_active_users')} AS SELECT day, count(*) AS active_users"
+                        . " FROM {$q('_daily_users')} GROUP BY day"] as $sql) {
+                    $db->execute($sql);
+                }
+                $cfg->retention_days = $retention;
+                $summary = new summary($db, $cfg);
+                $this->assertFalse($summary->exists());
+                $summary->refresh(log_dataset::START + 2 * 86400);
+                $this->assertTrue($summary->exists());
+                $this->assert_summaries($db, $summary, $entries, "retention $retention: the five summaries");
+                $kept = $db->query('SELECT to_regclass(?) AS h, to_regclass(?) AS d', [$q('_hourly_v1'), $q('_daily_users_v1')]);
+                if ($retention) {
+                    $this->assertSame([[(string) (log_dataset::START + 10 * 3600), '2', '\\core\\event\\course_viewed', '4']],
+                        array_map(function($r) {
+                            return array_values((array) $r);
+                        }, $db->query('SELECT extract(epoch FROM bucket)::bigint AS b, courseid, eventname, events FROM '
+                        . $q('_hourly_v1'))));
+                    $this->assertSame('4', $db->query("SELECT events FROM {$q('_daily_users_v1')}")[0]->events);
+                } else {
+                    $this->assertSame([null, null], [$kept[0]->h, $kept[0]->d], 'dropped without retention');
+                }
+            } finally {
+                $db->close();
+            }
         }
     }
 
@@ -333,7 +510,8 @@ class downsampling_test extends base_testcase {
         $today = time() - time() % 86400;
         $start = $today - 11 * 86400;
         log_dataset::insert_standard(log_dataset::generate(6000, 10, 41, $start));
-        $entries = $this->import();
+        analytics_fixture::import('influxdb1', $name);
+        $entries = self::standard_entries();
         foreach (['backfill_hourly', 'backfill_daily_users'] as $statement) {
             $client->query(str_replace(['FROM_TIME', 'TO_TIME'], [analytics_fixture::influx_time($start),
                 analytics_fixture::influx_time($start + 10 * 86400)], $q[$statement]), true);

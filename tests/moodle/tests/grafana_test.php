@@ -153,11 +153,10 @@ class grafana_test extends base_testcase {
      * @return stdClass[]
      */
     protected static function run_sql(string $sql, string $backend = 'postgres'): array {
-        global $CFG;
-        $settings = $backend === 'moodle' ? ['backend' => 'postgres', 'host' => $CFG->dbhost,
-            'port' => $CFG->dboptions['dbport'] ?? 5432, 'user' => $CFG->dbuser, 'password' => $CFG->dbpass,
-            'dbname' => $CFG->dbname, 'table' => 'x'] : analytics_fixture::settings($backend, analytics_fixture::$name);
-        $db = analytics_fixture::pg($settings);
+        if ($backend === 'moodle') {
+            return analytics_fixture::moodle_sql($sql);
+        }
+        $db = analytics_fixture::pg(analytics_fixture::settings($backend, analytics_fixture::$name));
         try {
             return $db->query_native($sql);
         } finally {
@@ -422,15 +421,15 @@ class grafana_test extends base_testcase {
                 return $incourses($e) && $e['contextlevel'] === 70;
             }, function($e) {
                 return $e['contextinstanceid'] . '|' . $e['component'] . '|' . $e['courseid'];
-            }), function($k, $n, $u, $es) {
-                return [$k[0], $k[1], $k[2], $n, count(array_unique(array_column($es, 'userid')))];
+            }), function($k, $n) {
+                return [$k[0], $k[1], $k[2], $n];
             })],
             'Most active users' => ['n' => 20, 'col' => 1, 'top' => $rows(self::group(function($e) use ($incourses) {
                 return $incourses($e) && $e['userid'] > 0;
             }, function($e) {
                 return $e['userid'];
             }), function($k, $n, $u, $es) use ($count, $edu) {
-                return [$k[0], $n, $count($es, $edu(2)), max(array_column($es, 'timecreated'))];
+                return [$k[0], $n, $count($es, $edu(2)), self::bucket(max(array_column($es, 'timecreated')), 86400)];
             })],
             'Weekly engagement' => ['set' => $rows(self::group($incourses, function($e) use ($week) {
                 return $week($e) . '|' . $e['courseid'];
