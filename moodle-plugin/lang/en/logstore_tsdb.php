@@ -260,6 +260,13 @@ $string['testconnection_ok'] = 'Connection works: a marker event was written and
 $string['testconnection_written'] = 'A marker event was written (the extension reports it written); reading back is not available for this backend: {$a}';
 $string['testconnection_failed'] = 'Connection test failed: {$a}';
 
+$string['testconnection_auth'] = 'The time series database at {$a} refused the login: the user name, password or API token is wrong, or the server does not let this user in. Check them in the store\'s settings.';
+$string['testconnection_unreachable'] = 'Nothing answers at {$a}: the database server is stopped, or the host name or port is wrong, or a firewall is in the way.';
+$string['testconnection_tls'] = 'The secure (TLS) connection to {$a} failed: the server\'s certificate is not trusted (set the CA certificate file), does not name this host, or the server does not offer TLS. Check the TLS settings of the store.';
+$string['testconnection_said'] = 'Details: {$a}';
+$string['testconnection_notimescale_available'] = 'TimescaleDB is not enabled in the database {$a}: the events are in a plain PostgreSQL table partitioned by day, without compression or the daily summaries. The server has TimescaleDB: to use it, run CREATE EXTENSION timescaledb; in that database.';
+$string['testconnection_notimescale_absent'] = 'TimescaleDB is not installed on this PostgreSQL server: the events of the database {$a} are in a plain PostgreSQL table partitioned by day, without compression or the daily summaries. That works; install TimescaleDB on the server for larger sites.';
+$string['eventconnectiontested'] = 'Log store connection tested';
 // Tasks.
 $string['task_replay_spool'] = 'Replay the time series database spool';
 $string['task_health_check'] = 'Time series database log store health check';
