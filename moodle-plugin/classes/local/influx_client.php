@@ -40,6 +40,9 @@ class influx_client {
     /** @var \stdClass plugin config */
     protected $cfg;
 
+    /** @var int Longest InfluxQL sent in a URL (GET); longer statements go in a form body (POST). */
+    const MAX_GET_QUERY = 6000;
+
     /** @var \CurlHandle|null The handle of this client's requests (keeps its connection alive between them). */
     protected $curl = null;
 
@@ -119,15 +122,22 @@ class influx_client {
      *
      * @param string[] $statements
      * @param bool $write true for statements that modify data (sent as POST)
-     * @return array[][] per statement (in order): its rows, the rows of every series merged (column => value)
+     * @param int|null $budgetms give up after this long and return null (InfluxDB stops a query whose client is gone)
+     * @return array[][]|null per statement (in order): its rows, the rows of every series merged (column => value);
+     *     null when the budget ran out
      * @throws \moodle_exception influxerror, naming the server's error and the setting to check
      */
-    public function statements(array $statements, bool $write = false): array {
+    public function statements(array $statements, bool $write = false, ?int $budgetms = null): ?array {
         $params = ['db' => $this->database(), 'q' => implode('; ', $statements), 'epoch' => 'ns'];
         if ($this->cfg->backend === 'influxdb1' && (string) $this->cfg->retention_policy !== '') {
             $params['rp'] = (string) $this->cfg->retention_policy;
         }
-        $body = $this->request('/query', $write ? [] : $params, $write ? 'POST' : 'GET', $write ? $params : null);
+        // Statements that change data are POSTed; so are long ones (a report page reads its series in one request).
+        $post = $write || strlen($params['q']) > self::MAX_GET_QUERY;
+        $body = $this->request('/query', $post ? [] : $params, $post ? 'POST' : 'GET', $post ? $params : null, $budgetms);
+        if ($body === null) {
+            return null;
+        }
         $json = json_decode($body, true);
         if (!is_array($json)) {
             throw $this->failure('influx_notjson', self::server_error($body), ['url']);
@@ -267,11 +277,13 @@ class influx_client {
      * @param array $params query string
      * @param string $method GET or POST
      * @param array|string|null $body POST body: form fields (array) or JSON (string)
-     * @return string response body
+     * @param int|null $budgetms the time allowed, instead of the timeout; null is returned when it runs out after the
+     *     connection was made
+     * @return string|null response body
      * @throws \moodle_exception influxerror when InfluxDB does not answer or answers with an error status
      */
     protected function request(string $path, #[\SensitiveParameter] array $params, string $method,
-            #[\SensitiveParameter] $body = null): string {
+            #[\SensitiveParameter] $body = null, ?int $budgetms = null): ?string {
         $url = rtrim((string) $this->cfg->url, '/') . $path . ($params ? '?' . self::encode_params($params) : '');
         $headers = ['Accept: application/json'];
         if ($this->cfg->backend !== 'influxdb1' && (string) $this->cfg->token !== '') {
@@ -302,7 +314,7 @@ class influx_client {
             CURLOPT_RETURNTRANSFER => true,
             CURLOPT_HTTPHEADER => $headers,
             CURLOPT_CONNECTTIMEOUT_MS => (int) ($this->cfg->connect_timeout_ms ?: 3000),
-            CURLOPT_TIMEOUT_MS => max(30000, (int) ($this->cfg->timeout_ms ?: 10000)),
+            CURLOPT_TIMEOUT_MS => $budgetms ?? max(30000, (int) ($this->cfg->timeout_ms ?: 10000)),
             CURLOPT_SSL_VERIFYPEER => (bool) $this->cfg->tls_verify,
             CURLOPT_SSL_VERIFYHOST => $this->cfg->tls_verify ? 2 : 0,
             CURLOPT_FOLLOWLOCATION => false,
@@ -321,8 +333,12 @@ class influx_client {
         }
         $response = curl_exec($ch);
         $status = (int) curl_getinfo($ch, CURLINFO_HTTP_CODE);
+        $connected = (int) curl_getinfo($ch, CURLINFO_CONNECT_TIME_T) > 0;
         $errno = curl_errno($ch);
         $error = curl_error($ch);
+        if ($response === false && $errno === 28 && $budgetms !== null && $connected) {
+            return null; // The budget ran out before an answer.
+        }
         if ($response === false) {
             $checks = ['url', 'connect_timeout_ms', 'proxy'];
             if (in_array($errno, [35, 51, 53, 54, 58, 59, 60, 64, 66, 77, 80, 82, 83, 90, 91], true)) {

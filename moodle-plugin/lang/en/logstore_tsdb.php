@@ -307,6 +307,7 @@ $string['influx_notjson'] = 'InfluxDB at {$a->url} answered with something that 
 $string['influx_queryerror'] = 'InfluxDB at {$a->url} refused the query: {$a->error} — check {$a->check}';
 $string['influxdeletenottag'] = 'InfluxDB can only delete points by tag: add "{$a}" to the Tags setting (existing points written without that tag cannot be deleted by it).';
 $string['influxdeleteunsupported'] = 'Backend {$a} cannot delete individual points: delete by dropping the table or database, or use pseudonymisation.';
+$string['readertooslow'] = 'The time series database log store ({$a->backend}) gives up on this log query rather than keep the page waiting: {$a->reason}. InfluxDB reads every matching event to count them: choose a course or a date to narrow it. The PostgreSQL / TimescaleDB backend answers every log report.';
 $string['readerunsupported'] = 'The time series database log store ({$a->backend}) cannot answer this log query exactly, and refuses it rather than show wrong events: {$a->reason}. The PostgreSQL / TimescaleDB backend answers every log report; with InfluxDB, the live logs and the filters by course, user, activity, action and education level work.';
 
 // Import (cli/import_standard_log.php).

@@ -71,6 +71,9 @@ class influx_reader {
     /** @var int Seconds of a shard group when the retention policy does not say (InfluxDB 1.x's for an infinite one). */
     const SHARD_GROUP = 604800;
 
+    /** @var int Milliseconds a count may take (a report page counts, then reads its rows) before it is refused. */
+    const COUNT_BUDGET_MS = 10000;
+
     /** @var int Windows before the last, which reaches the end of the range (1 + 1 + 2 + ... + 64 = 128 shard groups). */
     const WINDOWS = 8;
 
@@ -95,8 +98,14 @@ class influx_reader {
     /** @var int Rows per request when iterating (tests make it small). */
     public $pagesize = self::PAGE;
 
+    /** @var int Milliseconds a count may take before it is refused (tests make it small). */
+    public $countbudgetms = self::COUNT_BUDGET_MS;
+
     /** @var int|null Seconds of a shard group of the retention policy written to (read with kinds()). */
     protected $shardgroup = null;
+
+    /** @var string[] The tag keys of the measurement (read with kinds()): together they name a point's series. */
+    protected $tagkeys = [];
 
     /**
      * Constructor.
@@ -133,7 +142,7 @@ class influx_reader {
             $statements[] = 'SHOW RETENTION POLICIES ON ' . influx_client::quote_identifier($this->client->database());
         }
         $answers = $this->client->statements($statements);
-        $tags = array_column($answers[0], 'tagKey');
+        $tags = $this->tagkeys = array_column($answers[0], 'tagKey');
         $fields = array_column($answers[1], 'fieldKey');
         foreach (array_keys($kinds) as $col) {
             $istag = in_array($col, $tags, true);
@@ -607,12 +616,31 @@ class influx_reader {
         $limit = function(int $n, int $offset): string {
             return ($n > 0 ? ' LIMIT ' . $n : '') . ($offset > 0 ? ' OFFSET ' . $offset : '');
         };
-        $this->kinds(); // The shard group duration.
-        if ($need === 0 || (!$desc && $lower === null)) {
-            // All points, or oldest first from the beginning: one query.
+        $this->kinds(); // The shard group duration and the tag keys.
+        if ($need === 0) {
+            // All points: one query.
             $this->lastquery = "SELECT $select FROM $m" . self::where_clause($conds, $lower, $upper) . $order
-                . $limit($need, $skip);
+                . $limit(0, $skip);
             return $this->client->query($this->lastquery);
+        }
+        // A page of whole points is found with one field and the tags (the series) of each point, then read series by
+        // series (see complete()).
+        $probe = $select;
+        if ($select === '*') {
+            $probe = influx_client::quote_identifier($this->count_field());
+            foreach ($this->tagkeys as $i => $tag) {
+                $probe .= ', ' . influx_client::quote_identifier($tag);
+                if (($this->kinds[$tag] ?? 'tag') === 'both') {
+                    $probe .= '::tag AS ' . influx_client::quote_identifier('tag_' . $i);
+                }
+            }
+        }
+        if (!$desc && $lower === null) {
+            // Oldest first from the beginning: one query.
+            $this->lastquery = "SELECT $probe FROM $m" . self::where_clause($conds, $lower, $upper) . $order
+                . $limit($need, $skip);
+            $points = $this->client->query($this->lastquery);
+            return $select === '*' ? $this->complete($conds, $points) : $points;
         }
         $group = $this->shardgroup * 1000000000;
         // Shard groups start at multiples of their duration counted from Go's zero time (0001-01-01 UTC).
@@ -649,12 +677,12 @@ class influx_reader {
                 }
             }
             if (!$passed) {
-                $this->lastquery = "SELECT $select FROM $m$where$order" . $limit($need - count($points), $skip);
+                $this->lastquery = "SELECT $probe FROM $m$where$order" . $limit($need - count($points), $skip);
                 $skip = 0;
                 array_push($points, ...$this->client->query($this->lastquery));
             }
             if (count($points) >= $need || $last) {
-                return $points;
+                return $select === '*' ? $this->complete($conds, $points) : $points;
             }
             if ($k > 0) {
                 $span *= 2;
@@ -665,6 +693,57 @@ class influx_reader {
                 [$lo, $hi] = [$hi, $hi + $span * $group];
             }
         }
+    }
+
+    /**
+     * The whole points of a page found by their time and series: one statement per series of the page (all of its tags
+     * equal, between its first and last point of the page), all in one request. InfluxDB then opens a cursor for each
+     * field of those few series only, where `SELECT *` over the page's time range would open one for every field of
+     * every series of the shard (thousands on a site, most of them with nothing in the range). A point of the series in
+     * that range that matches the conditions is a point of the page, and only those are kept.
+     *
+     * @param string[] $conds
+     * @param array[] $found points with `time`, one field and the tags (tag_N for a key that is also a field)
+     * @return array[] the points of SELECT *, in the order found
+     */
+    protected function complete(array $conds, array $found): array {
+        $series = [];
+        $keys = [];
+        foreach ($found as $n => $p) {
+            $key = [];
+            foreach ($this->tagkeys as $i => $tag) {
+                $both = ($this->kinds[$tag] ?? 'tag') === 'both';
+                $key[] = influx_client::quote_identifier($tag) . ($both ? '::tag' : '') . ' = '
+                    . influx_client::quote_string((string) ($both ? $p['tag_' . $i] ?? '' : $p[$tag] ?? ''));
+            }
+            $id = implode(' AND ', $key);
+            $t = (int) $p['time'];
+            $keys[$n] = [$id, $t];
+            $series[$id] = [min($series[$id][0] ?? $t, $t), max($series[$id][1] ?? $t, $t)];
+        }
+        if (!$series) {
+            return [];
+        }
+        $m = $this->client->measurement();
+        $statements = [];
+        foreach ($series as $id => [$lo, $hi]) {
+            $statements[] = "SELECT * FROM $m WHERE " . implode(' AND ', array_merge($conds, [$id, "time >= $lo", "time <= $hi"]));
+        }
+        $this->lastquery = implode('; ', $statements);
+        $rows = [];
+        foreach (array_combine(array_keys($series), $this->client->statements($statements)) as $id => $answer) {
+            foreach ($answer as $row) {
+                $rows[$id . '|' . $row['time']][] = $row;
+            }
+        }
+        $out = [];
+        foreach ($keys as [$id, $t]) {
+            // Points of two series can share a nanosecond: each point found takes a row of its own series.
+            if (!empty($rows[$id . '|' . $t])) {
+                $out[] = array_shift($rows[$id . '|' . $t]);
+            }
+        }
+        return $out;
     }
 
     /**
@@ -698,8 +777,14 @@ class influx_reader {
         $field = influx_client::quote_identifier($this->count_field());
         $this->lastquery = 'SELECT count(' . $field . ') FROM ' . $this->client->measurement()
             . self::where_clause($t[0], $t[1], $t[2]);
-        $rows = $this->client->query($this->lastquery);
-        return $rows ? (int) $rows[0]['count'] : 0;
+        // InfluxDB counts by reading every matching point, through a cursor per series and shard: a count that no tag
+        // (course) and no time range narrows reads the whole store. Within the budget it is exact; past it, refused.
+        $answer = $this->client->statements([$this->lastquery], false, $this->countbudgetms);
+        if ($answer === null) {
+            throw new unsupported_query('counting these events took longer than ' . round($this->countbudgetms / 1000, 1)
+                . ' s', (string) $this->cfg->backend, 'readertooslow');
+        }
+        return $answer[0] ? (int) $answer[0][0]['count'] : 0;
     }
 
     /**

@@ -43,9 +43,11 @@ class unsupported_query extends \moodle_exception {
      *
      * @param string $reason what could not be translated, e.g. 'operator "LIKE"'
      * @param string $backend the configured backend
+     * @param string $identifier the message: readerunsupported (no exact answer) or readertooslow (an exact answer
+     *     would read the whole store)
      */
-    public function __construct(string $reason, string $backend = 'influxdb') {
+    public function __construct(string $reason, string $backend = 'influxdb', string $identifier = 'readerunsupported') {
         $this->reason = $reason;
-        parent::__construct('readerunsupported', 'logstore_tsdb', '', (object) ['backend' => $backend, 'reason' => $reason]);
+        parent::__construct($identifier, 'logstore_tsdb', '', (object) ['backend' => $backend, 'reason' => $reason]);
     }
 }
