@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Every task of the project: ./build.sh deps|build|test|demo|bench|package|fuzz
+# Every task of the project: ./build.sh deps|build|test|demo|bench|bench-scale|package|fuzz
 # Works as root on a fresh Debian 12 machine; installs what is missing from Debian's packages.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -219,6 +219,16 @@ bench() {
   cat "$out"
 }
 
+# The scale benchmark of issue 13 (php/bench/scale/README.md): ./build.sh bench-scale [EVENTS] [DAYS] [options]
+# (default 200000 events over 30 days; php/bench/scale/run.sh --help) loads the same events into a real Moodle site's
+# logstore_standard_log, TimescaleDB and InfluxDB 1.6.7 (its own servers, stopped at exit) and writes docs/SCALE.md.
+bench_scale() {
+  deps
+  php_without_system_tsdb
+  build
+  TSDB_SO="$SO" PHP="$PHP" php/bench/scale/run.sh "$@"
+}
+
 package() {
   build
   local ver
@@ -251,7 +261,8 @@ case "${1:-}" in
   test) test_all ;;
   demo) shift; demo "$@" ;;
   bench) bench ;;
+  bench-scale) shift; bench_scale "$@" ;;
   package) package ;;
   fuzz) shift; fuzz "$@" ;;
-  *) echo "usage: $0 deps|build|test|demo|bench|package|fuzz [seconds]" >&2; exit 2 ;;
+  *) echo "usage: $0 deps|build|test|demo|bench|bench-scale|package|fuzz [seconds]" >&2; exit 2 ;;
 esac

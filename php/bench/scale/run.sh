@@ -3,7 +3,7 @@
 # log, the same events in the site's logstore_standard_log, in the sink's TimescaleDB hypertable and in InfluxDB 1.6.7,
 # and Moodle's own report queries, the analytics, the storage and the importer measured side by side in one run.
 #
-#   php/bench/scale/run.sh [options] [EVENTS] [DAYS]      (default 1000000 events over 60 days ending yesterday, UTC)
+#   php/bench/scale/run.sh [options] [EVENTS] [DAYS]      (default 200000 events over 30 days ending yesterday, UTC)
 #
 # Options:
 #   --merge FILE.json   also show how each figure grows between that run (e.g. 365 days) and this one (e.g. 1095 days)
@@ -31,7 +31,7 @@ log() { printf '\n== [%s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 skipped() { [[ ",$SKIP," == *",$1,"* ]]; }
 
 parse_args() {
-  EVENTS=1000000 DAYS=60 MERGE="" NAME="" JSON="" MD="$ROOT/docs/SCALE.md" USERS=5000 COURSES=100 SKIP="" KEEP=""
+  EVENTS=200000 DAYS=30 MERGE="" NAME="" JSON="" MD="$ROOT/docs/SCALE.md" USERS=5000 COURSES=100 SKIP="" KEEP=""
   REUSE="" SERVERSONLY=0
   local positional=()
   while (($#)); do
