@@ -67,6 +67,52 @@ function tsdb_stats(): array {}
 function tsdb_replay_spool(int $max_ms = 30000): array {}
 
 /**
+ * Imports a chunk of existing log rows (`logstore_standard_log`), written synchronously (or in the background with
+ * `async`) through this process's own connection to the configured backend — not the live queue — with the usual
+ * retries. The rows get an identity of their own: producer = a hash of `source` with the top bit set (no live
+ * process has it; PostgreSQL shows it as a negative bigint), seq = the row's id, time = timecreated seconds +
+ * (id mod 10⁹) ns. A row sent again, by any run, is therefore stored once: the PostgreSQL ledger skips it, InfluxDB
+ * overwrites the same point. A resumed import only needs the last id written.
+ *
+ * Rows: COPY text lines as `pg_copy_to()` returns them (one or more lines per string; tab-separated, `\N` for NULL)
+ * of the columns id, eventname, component, action, target, objecttable, objectid, crud, edulevel, contextid,
+ * contextlevel, contextinstanceid, userid, courseid, relateduserid, anonymous, other, timecreated, origin, ip,
+ * realuserid — the table's own order — or arrays keyed by those names (a recordset's rows, `(array) $record`).
+ * Ids must increase along the chunk. `other` may be JSON or PHP `serialize()` text (the standard store's jsonformat
+ * off): arrays, scalars and stdClass are converted here as the extension encodes `other` arrays; `null`, `N;` and
+ * empty are no `other`; other text is kept as a JSON string.
+ *
+ * Options:
+ * - `source` (string, required): where the rows come from, e.g. `moodle:SITEIDENTIFIER:mdl_logstore_standard_log`.
+ * - `from`, `to` (int|null): the `timecreated` window `[from, to)`; rows outside it are passed over (`outside`).
+ * - `filters` (array|null): the store's filters — `include`, `exclude` (pattern lists as the settings hold them),
+ *   `minedulevel` (int), `skipanonymous` (bool); null: none. Rows left out count in `filtered`.
+ * - `logip` (bool, default true): false stores `ip` empty.
+ * - `pseudonyms` (array|null): userid => pseudonym; an array replaces userid, relateduserid and realuserid (when not
+ *   0) by their pseudonym (InfluxDB). A user missing from it makes the call return status `pseudonyms`.
+ * - `other` (array): id => JSON (or null) for rows a previous call returned with status `convert`.
+ * - `dry_run` (bool): parse, filter and count; write nothing.
+ * - `async` (bool): return once the chunk is parsed (status `queued`) and write it in a background thread, after the
+ *   chunk written there before (its report is in `finished`); call with no rows to wait for the last one.
+ * - `batch_size` (int, default 50000): at most this many events per write (one transaction / request series).
+ *
+ * @param array $rows COPY text lines or row arrays
+ * @param array $options
+ * @return array status: `done` (written), `failed` (`error` says why; rows written stay written, send them again),
+ *               `queued` (async), `idle` (async, no rows given), `convert` (nothing written: `convert` => [id => text]
+ *               of `other` to convert with PHP's unserialize() and give back in `other`), `pseudonyms` (nothing
+ *               written: `users` => user ids to add to `pseudonyms`); the chunk's counts: rows, events (handed to the
+ *               sink), written (stored, or already there), rejected (refused by the sink), filtered, outside, invalid
+ *               (not events), truncated, unserialized; last_id (the largest id given: every row up to it is settled
+ *               once the chunk is done), min_time / max_time (timecreated of the events, or null), producer (as a
+ *               bigint), messages (the first reasons of invalid and rejected rows), error, recreated (what the sink
+ *               made again), finished (the reports of chunks written in the background and finished meanwhile)
+ * @throws ValueError an unknown option, no source, ids not increasing, a line without 21 columns
+ * @throws TypeError a row that is neither a string nor an array, a value of the wrong type
+ */
+function tsdb_import(array $rows, array $options): array {}
+
+/**
  * The extension's version.
  */
 function tsdb_version(): string {}

@@ -7,6 +7,7 @@
 
 use crate::config::{self, Config, ConfigError, Kind};
 use crate::event::{Field, IntField, StrField};
+use crate::import;
 use crate::json;
 use crate::pipeline::Pipeline;
 use crate::process;
@@ -260,38 +261,18 @@ fn put_other(w: &mut RecordWriter<'_>, zv: &Zval, cap: usize) -> Result<(), Prob
             let s_len = s.len();
             let open = w.open_str(StrField::Other);
             w.out().extend_from_slice(s);
-            shrink_other(w, &open, cap, s_len);
+            crate::record::shrink_other(w, &open, cap, s_len);
             w.close_str(open);
         }
         _ => {
             let open = w.open_str(StrField::Other);
             write_json(w.out(), zv, 0, None)?;
             let len = w.str_len(&open);
-            shrink_other(w, &open, cap, len);
+            crate::record::shrink_other(w, &open, cap, len);
             w.close_str(open);
         }
     }
     Ok(())
-}
-
-fn shrink_other(w: &mut RecordWriter<'_>, open: &crate::record::OpenStr, cap: usize, len: usize) {
-    if len <= cap {
-        return;
-    }
-    // The head as text (invalid bytes become U+FFFD first), cut so that JSON escaping, which at most
-    // doubles it, keeps the marker object within the cap.
-    let head_room = cap.saturating_sub(64) / 2;
-    let all = w.str_bytes(open);
-    let text = String::from_utf8_lossy(&all[..crate::record::utf8_floor(all, head_room)]).into_owned();
-    let head = text.as_bytes()[..crate::record::utf8_floor(text.as_bytes(), head_room)].to_vec();
-    w.truncate_str(open, 0);
-    let out = w.out();
-    out.extend_from_slice(b"{\"tsdb_truncated\":");
-    json::write_i64(out, len as i64);
-    out.extend_from_slice(b",\"head\":");
-    json::write_str(out, &head);
-    out.push(b'}');
-    w.mark_truncated();
 }
 
 /// Where a value sits inside `other`, as a list on the stack (built into text only for an error).
@@ -627,6 +608,295 @@ pub fn tsdb_replay_spool(max_ms: i64) -> PhpResult<ZBox<ZendHashTable>> {
     Ok(ht)
 }
 
+// ---------------------------------------------------------------------------------------------
+// Import (the logic is in `import`; this only reads the arguments and builds the result)
+
+fn opt_bytes<'a>(key: &str, zv: &'a Zval) -> Result<&'a [u8], Problem> {
+    match zv.u1_type() {
+        1 => Ok(b""),
+        6 => Ok(zstr_bytes(unsafe { zv.value.str_ })),
+        _ => Err(Problem::Type(format!("{key}: must be a string, {} given", type_name(zv)))),
+    }
+}
+
+fn opt_int(key: &str, zv: &Zval) -> Result<i64, Problem> {
+    match zv.u1_type() {
+        1 | 2 => Ok(0),
+        3 => Ok(1),
+        4 => Ok(unsafe { zv.value.lval }),
+        6 => std::str::from_utf8(zstr_bytes(unsafe { zv.value.str_ }))
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .ok_or_else(|| Problem::Value(format!("{key}: must be an integer"))),
+        _ => Err(Problem::Type(format!("{key}: must be an integer, {} given", type_name(zv)))),
+    }
+}
+
+fn opt_array<'a>(key: &str, zv: &'a Zval) -> Result<Option<&'a ZendHashTable>, Problem> {
+    match zv.u1_type() {
+        1 => Ok(None),
+        // SAFETY: IS_ARRAY holds a live zend_array.
+        7 => Ok(Some(unsafe { &*zv.value.arr })),
+        _ => Err(Problem::Type(format!("{key}: must be an array or null, {} given", type_name(zv)))),
+    }
+}
+
+/// Reads tsdb_import()'s options (php/tsdb.stub.php).
+fn import_options(options: &ZendHashTable, config: &Config) -> Result<(import::Options, usize, bool), Problem> {
+    let mut o = import::Options::new(b"", config);
+    let mut max_batch = 50_000usize;
+    let mut background = false;
+    each(options, |k, v| {
+        let key = match k {
+            Key::Str(s) => String::from_utf8_lossy(s).into_owned(),
+            Key::Int(i) => i.to_string(),
+        };
+        let v = deref(v);
+        match key.as_str() {
+            "source" => o.source = opt_bytes("source", v)?.to_vec(),
+            "dry_run" => o.dry_run = opt_int("dry_run", v)? != 0,
+            "async" => background = opt_int("async", v)? != 0,
+            "from" => o.from = (v.u1_type() != 1).then(|| opt_int("from", v)).transpose()?,
+            "to" => o.to = (v.u1_type() != 1).then(|| opt_int("to", v)).transpose()?,
+            "logip" => o.drop_ip = opt_int("logip", v)? == 0,
+            "batch_size" => max_batch = opt_int("batch_size", v)?.clamp(1, 1_000_000) as usize,
+            "filters" => {
+                o.filters = match opt_array("filters", v)? {
+                    None => None,
+                    Some(ht) => {
+                        let mut f = import::Filters::default();
+                        each(ht, |fk, fv| {
+                            let fv = deref(fv);
+                            match fk {
+                                Key::Str(b"include") => f.set_include(opt_bytes("filters.include", fv)?),
+                                Key::Str(b"exclude") => f.set_exclude(opt_bytes("filters.exclude", fv)?),
+                                Key::Str(b"minedulevel") => f.min_edulevel = opt_int("filters.minedulevel", fv)?,
+                                Key::Str(b"skipanonymous") => {
+                                    f.skip_anonymous = opt_int("filters.skipanonymous", fv)? != 0
+                                }
+                                other => return Err(Problem::Value(format!("filters.{other}: unknown filter"))),
+                            }
+                            Ok(())
+                        })?;
+                        Some(f)
+                    }
+                }
+            }
+            "pseudonyms" => {
+                o.pseudonyms = match opt_array("pseudonyms", v)? {
+                    None => None,
+                    Some(ht) => {
+                        let mut map = std::collections::HashMap::with_capacity(ht.len());
+                        each(ht, |uk, pv| {
+                            let Key::Int(user) = uk else {
+                                return Err(Problem::Value("pseudonyms: keys must be user ids".into()));
+                            };
+                            map.insert(user, opt_int("pseudonyms", deref(pv))?);
+                            Ok(())
+                        })?;
+                        Some(map)
+                    }
+                }
+            }
+            "other" => {
+                if let Some(ht) = opt_array("other", v)? {
+                    each(ht, |ik, jv| {
+                        let Key::Int(id) = ik else {
+                            return Err(Problem::Value("other: keys must be row ids".into()));
+                        };
+                        let jv = deref(jv);
+                        let json = if jv.u1_type() == 1 { None } else { Some(opt_bytes("other", jv)?.to_vec()) };
+                        o.other.insert(id as u64, json);
+                        Ok(())
+                    })?;
+                }
+            }
+            _ => return Err(Problem::Value(format!("{}: unknown option", printable(key.as_bytes())))),
+        }
+        Ok(())
+    })?;
+    if o.source.is_empty() {
+        return Err(Problem::Value("source: required (the name of the import source)".into()));
+    }
+    Ok((o, max_batch, background))
+}
+
+/// One row given as an array (column => value) as a COPY text line.
+fn row_line(row: &ZendHashTable, out: &mut Vec<u8>) -> Result<(), Problem> {
+    let mut values: [Option<&[u8]>; 21] = [None; 21];
+    let mut nums: [itoa::Buffer; 21] = std::array::from_fn(|_| itoa::Buffer::new());
+    let mut ints: [Option<i64>; 21] = [None; 21];
+    each(row, |k, v| {
+        let Key::Str(name) = k else { return Ok(()) };
+        let Some(i) = import::COLUMNS.iter().position(|c| c.as_bytes() == name) else { return Ok(()) };
+        let v = deref(v);
+        // SAFETY: each arm reads the union member its type byte names.
+        match v.u1_type() {
+            1 => {}
+            2 => values[i] = Some(b""),
+            3 => ints[i] = Some(1),
+            4 => ints[i] = Some(unsafe { v.value.lval }),
+            5 if unsafe { v.value.dval }.fract() == 0.0 && unsafe { v.value.dval }.abs() < 9.0e15 => {
+                ints[i] = Some(unsafe { v.value.dval } as i64)
+            }
+            6 => values[i] = Some(zstr_bytes(unsafe { v.value.str_ })),
+            _ => {
+                return Err(Problem::Type(format!(
+                    "{}: must be a string, an integer or null, {} given",
+                    printable(name),
+                    type_name(v)
+                )))
+            }
+        }
+        Ok(())
+    })?;
+    for (i, num) in nums.iter_mut().enumerate() {
+        if i > 0 {
+            out.push(b'\t');
+        }
+        match ints[i] {
+            Some(n) => out.extend_from_slice(num.format(n).as_bytes()),
+            None => import::push_copy_field(out, values[i]),
+        }
+    }
+    out.push(b'\n');
+    Ok(())
+}
+
+fn zerr(e: ext_php_rs::error::Error) -> Problem {
+    Problem::Value(e.to_string())
+}
+
+/// A chunk's report as tsdb_import() returns it.
+fn report_array(
+    r: &import::Report,
+    status: &str,
+    error: &str,
+    recreated: &[String],
+    producer: i64,
+) -> Result<ZBox<ZendHashTable>, Problem> {
+    let mut ht = ZendHashTable::new();
+    ht.insert("status", status).map_err(zerr)?;
+    for (k, v) in [
+        ("rows", r.rows),
+        ("events", r.events),
+        ("written", r.written),
+        ("rejected", r.rejected),
+        ("filtered", r.filtered),
+        ("outside", r.outside),
+        ("invalid", r.invalid),
+        ("truncated", r.truncated),
+        ("unserialized", r.unserialized),
+        ("last_id", r.last_id),
+    ] {
+        ht.insert(k, v as i64).map_err(zerr)?;
+    }
+    for (k, v) in [("min_time", r.min_time), ("max_time", r.max_time)] {
+        match v {
+            Some(t) => ht.insert(k, t).map_err(zerr)?,
+            None => ht.insert(k, ()).map_err(zerr)?,
+        }
+    }
+    ht.insert("producer", producer).map_err(zerr)?;
+    ht.insert("messages", r.messages.clone()).map_err(zerr)?;
+    ht.insert("error", error).map_err(zerr)?;
+    ht.insert("recreated", recreated.to_vec()).map_err(zerr)?;
+    Ok(ht)
+}
+
+fn done_array(d: &import::Done, producer: i64) -> Result<ZBox<ZendHashTable>, Problem> {
+    let status = if d.error.is_some() { "failed" } else { "done" };
+    report_array(&d.report, status, d.error.as_deref().unwrap_or(""), &d.recreated, producer)
+}
+
+fn import_chunk(rows: &ZendHashTable, options: &ZendHashTable) -> Result<ZBox<ZendHashTable>, Problem> {
+    let config = match process::get() {
+        Some(p) => (*p.config()).clone(),
+        None => ini_config()?,
+    };
+    let (opts, max_batch, background) = import_options(options, &config)?;
+    let producer = import::producer_of(&opts.source) as i64;
+    let finished = |before: Option<import::Done>| -> Result<Vec<ZBox<ZendHashTable>>, Problem> {
+        before.iter().map(|d| done_array(d, producer)).collect()
+    };
+    if rows.is_empty() && background {
+        let mut ht = report_array(&import::Report::default(), "idle", "", &[], producer)?;
+        ht.insert("finished", finished(import::wait())?).map_err(zerr)?;
+        return Ok(ht);
+    }
+    // COPY lines as given (strings), or rows as arrays turned into lines.
+    let mut parts: Vec<&[u8]> = Vec::with_capacity(rows.len());
+    let mut made = Vec::new();
+    each(rows, |k, v| {
+        let v = deref(v);
+        match v.u1_type() {
+            6 if made.is_empty() => parts.push(zstr_bytes(unsafe { v.value.str_ })),
+            6 => made.extend_from_slice(zstr_bytes(unsafe { v.value.str_ })),
+            7 => {
+                for p in parts.drain(..) {
+                    made.extend_from_slice(p);
+                    if !p.ends_with(b"\n") {
+                        made.push(b'\n');
+                    }
+                }
+                // SAFETY: IS_ARRAY holds a live zend_array.
+                row_line(unsafe { &*v.value.arr }, &mut made).map_err(|e| match e {
+                    Problem::Type(m) => Problem::Type(format!("[{k}] {m}")),
+                    Problem::Value(m) => Problem::Value(format!("[{k}] {m}")),
+                })?;
+            }
+            _ => {
+                return Err(Problem::Type(format!(
+                    "[{k}]: a row must be a COPY text line (string) or an array, {} given",
+                    type_name(v)
+                )))
+            }
+        }
+        Ok(())
+    })?;
+    if !made.is_empty() {
+        parts = vec![&made[..]];
+    }
+    let prepared = match import::prepare(import::lines(parts.iter().copied()), &opts) {
+        Ok(p) => p,
+        Err(import::Need::Refused(m)) => return Err(Problem::Value(m)),
+        Err(import::Need::Convert(rows)) => {
+            let mut list = ZendHashTable::new();
+            for (id, text) in rows {
+                let mut z = Zval::new();
+                z.set_zend_string(ZendStr::new(&text[..], false));
+                list.insert_at_index(id as i64, z).map_err(zerr)?;
+            }
+            let mut ht = report_array(&import::Report::default(), "convert", "", &[], producer)?;
+            ht.insert("convert", list).map_err(zerr)?;
+            return Ok(ht);
+        }
+        Err(import::Need::Pseudonyms(users)) => {
+            let mut ht = report_array(&import::Report::default(), "pseudonyms", "", &[], producer)?;
+            ht.insert("users", users).map_err(zerr)?;
+            return Ok(ht);
+        }
+    };
+    let (mut ht, before) = if opts.dry_run {
+        (report_array(&prepared.report, "done", "", &[], producer)?, None)
+    } else if background {
+        let queued = report_array(&prepared.report, "queued", "", &[], producer)?;
+        let before = import::write_behind(&config, prepared, max_batch).map_err(|e| Problem::Value(e.0))?;
+        (queued, before)
+    } else {
+        let (before, done) = import::write_now(&config, &prepared, max_batch);
+        (done_array(&done, producer)?, before)
+    };
+    ht.insert("finished", finished(before)?).map_err(zerr)?;
+    Ok(ht)
+}
+
+/// Imports a chunk of existing log rows with an identity of their own (php/tsdb.stub.php).
+#[php_function]
+pub fn tsdb_import(rows: &ZendHashTable, options: &ZendHashTable) -> PhpResult<ZBox<ZendHashTable>> {
+    Ok(import_chunk(rows, options)?)
+}
+
 #[php_function]
 pub fn tsdb_version() -> &'static str {
     crate::VERSION
@@ -750,5 +1020,6 @@ pub fn get_module(module: ModuleBuilder) -> ModuleBuilder {
         .function(wrap_function!(tsdb_flush))
         .function(wrap_function!(tsdb_stats))
         .function(wrap_function!(tsdb_replay_spool))
+        .function(wrap_function!(tsdb_import))
         .function(wrap_function!(tsdb_version))
 }

@@ -95,7 +95,8 @@ fn now_us() -> i64 {
 impl Pipeline {
     /// Starts the flush thread. Fails only if the OS refuses a thread.
     pub fn start(config: Config) -> std::io::Result<Pipeline> {
-        let producer = random_u64();
+        // The top bit marks an import's producers (`import::IMPORT_BIT`): a live process never has it.
+        let producer = random_u64() & !crate::import::IMPORT_BIT;
         let config = Arc::new(config);
         let shared = Arc::new(Shared {
             queue: Mutex::new(Queue {

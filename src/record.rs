@@ -166,6 +166,28 @@ pub struct OpenStr {
     len_at: usize,
 }
 
+/// Replaces the JSON of `other` just written (`len` bytes) by `{"tsdb_truncated":BYTES,"head":"..."}` when it is
+/// longer than `cap`, and flags the record (`tsdb_log_event()` and `tsdb_import()` alike).
+pub fn shrink_other(w: &mut RecordWriter<'_>, open: &OpenStr, cap: usize, len: usize) {
+    if len <= cap {
+        return;
+    }
+    // The head as text (invalid bytes become U+FFFD first), cut so that JSON escaping, which at most
+    // doubles it, keeps the marker object within the cap.
+    let head_room = cap.saturating_sub(64) / 2;
+    let all = w.str_bytes(open);
+    let text = String::from_utf8_lossy(&all[..utf8_floor(all, head_room)]).into_owned();
+    let head = text.as_bytes()[..utf8_floor(text.as_bytes(), head_room)].to_vec();
+    w.truncate_str(open, 0);
+    let out = w.out();
+    out.extend_from_slice(b"{\"tsdb_truncated\":");
+    crate::json::write_i64(out, len as i64);
+    out.extend_from_slice(b",\"head\":");
+    crate::json::write_str(out, &head);
+    out.push(b'}');
+    w.mark_truncated();
+}
+
 /// The largest prefix length `<= cap` that does not split a UTF-8 sequence (for UTF-8 input).
 pub fn utf8_floor(s: &[u8], cap: usize) -> usize {
     if cap >= s.len() {
