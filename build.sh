@@ -107,8 +107,9 @@ php_without_system_tsdb() {
 PASSED=0
 FAILED=0
 FAILED_NAMES=()
+TIMES=()
 suite() {
-  local name=$1
+  local name=$1 start=$SECONDS
   shift
   log "$name"
   if "$@"; then
@@ -117,6 +118,7 @@ suite() {
     FAILED=$((FAILED + 1))
     FAILED_NAMES+=("$name")
   fi
+  TIMES+=("$(printf '%5d s  %s' $((SECONDS - start)) "$name")")
 }
 
 phpunit() {
@@ -131,11 +133,13 @@ moodle_suites() {
   # shellcheck source=tests/servers/moodle.sh
   source tests/servers/moodle.sh
   log "installing the Moodle sites ($(moodle_versions | tr '\n' ' '))"
+  local start=$SECONDS
   if ! start_moodle "$RUN"; then
     FAILED=$((FAILED + 1))
     FAILED_NAMES+=("Moodle sites (install)")
     return
   fi
+  TIMES+=("$(printf '%5d s  %s' $((SECONDS - start)) "installing the Moodle sites")")
   for site in $TSDB_TEST_MOODLE_SITES; do
     release=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["release"])' "$site/site.json")
     suite "Moodle $release: the plugin in a real site (tests/moodle)" env TSDB_TEST_MOODLE_SITES="$site" tests/moodle/run.sh
@@ -161,6 +165,8 @@ test_all() {
   moodle_suites
   suite "Debian package (tests/package)" tests/package/deb_test.sh "$SO"
   log "summary"
+  printf '%s\n' "${TIMES[@]}"
+  echo "in all: $SECONDS s"
   ((FAILED)) && printf 'failed: %s\n' "${FAILED_NAMES[@]}"
   echo "suites: $PASSED passed, $FAILED failed"
   ((FAILED == 0))
