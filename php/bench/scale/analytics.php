@@ -6,8 +6,9 @@
 //    variables expanded as Grafana expands them ($__timeFilter, $__timeGroupAlias..., a multi-value $course as a
 //    quoted list), except the dashboards that read no event (system-health: the plugin's metrics tables in Moodle's
 //    database), which are listed as such.
-// The time range is the whole generated window. The standard answer is plain SQL over logstore_standard_log: for a
-// query that only sums the counts of one continuous aggregate, the same query over the events (scale_flat_twin()),
+// The time range is the whole generated window. The standard answer is plain SQL over logstore_standard_log: the one
+// docs/analytics.md gives under the query (`-- standard: pg.NAME`) when it does; else, for a query that only sums the
+// counts of one continuous aggregate, the same query over the events (scale_flat_twin()),
 // else the same SQL with every relation of the sink replaced by its definition, read from the catalog: the events
 // table becomes logstore_standard_log with `time` = to_timestamp(timecreated) and `other` as jsonb (the standard
 // store's 'null' text as SQL NULL, as the sink keeps it), restricted to the range; a continuous aggregate or view
@@ -33,11 +34,18 @@ $failures = [];
 // ---- the queries ----------------------------------------------------------------------------------------------------
 $queries = [];
 $md = (string) file_get_contents("$root/docs/analytics.md");
+$fill = fn(string $sql) => trim(rtrim(trim(strtr($sql, ['{table}' => $table, '{from}' => gmdate('Y-m-d H:i:s+00', $start),
+    '{to}' => gmdate('Y-m-d H:i:s+00', $end), '{user}' => (string) ($picks['user_site'] ?? 2)])), ';'));
+// The page's own plain-SQL twin of a query (`-- standard: pg.NAME`), when it gives one.
+preg_match_all('/```sql\n-- standard: (pg\.\w+)\n(.*?)```/s', $md, $m, PREG_SET_ORDER);
+$documented = [];
+foreach ($m as [, $name, $sql]) {
+    $documented[$name] = $fill($sql);
+}
 preg_match_all('/```sql\n-- query: (pg\.\w+)\n(.*?)```/s', $md, $m, PREG_SET_ORDER);
 foreach ($m as [, $name, $sql]) {
-    $sql = strtr($sql, ['{table}' => $table, '{from}' => gmdate('Y-m-d H:i:s+00', $start),
-        '{to}' => gmdate('Y-m-d H:i:s+00', $end), '{user}' => (string) ($picks['user_site'] ?? 2)]);
-    $queries[] = ['source' => 'docs/analytics.md', 'name' => $name, 'sql' => trim(rtrim(trim($sql), ';'))];
+    $queries[] = ['source' => 'docs/analytics.md', 'name' => $name, 'sql' => $fill($sql),
+        'standard_sql' => $documented[$name] ?? null];
 }
 
 /** Grafana's SQL macros for the range (grafana-postgresql-datasource). */
@@ -226,8 +234,8 @@ function scale_flat_twin($ts, string $sql, string $table, int $from, int $to): ?
     foreach ($counts as $c => $expr) {
         $sql = preg_replace($sumre($c), $expr, $sql);
     }
-    // The bucket column, outside string literals.
-    $parts = preg_split("/('(?:[^']|'')*')/", $sql, -1, PREG_SPLIT_DELIM_CAPTURE);
+    // The bucket column, outside string literals and quoted names.
+    $parts = preg_split("/('(?:[^']|'')*'|\"[^\"]*\")/", $sql, -1, PREG_SPLIT_DELIM_CAPTURE);
     foreach ($parts as $i => $part) {
         if ($i % 2 === 0) {
             $parts[$i] = preg_replace('/\b' . $bucket[0] . '\b/',
@@ -256,13 +264,31 @@ function scale_time_query($db, string $sql): array {
     return [$rows, scale_median($samples), $samples, $first];
 }
 
-/** Rows as a sorted list of canonical rows: numbers as numbers, timestamps to the second. */
+/** JSON with object keys sorted at every level. */
+function scale_sorted_json($v) {
+    if (is_array($v)) {
+        if ($v !== [] && array_keys($v) !== range(0, count($v) - 1)) {
+            ksort($v);
+        }
+        return array_map('scale_sorted_json', $v);
+    }
+    return $v;
+}
+
+/**
+ * Rows as a sorted list of canonical rows: numbers as numbers, timestamps to the second, JSON (`other`: the standard
+ * store's json_encode() text, the sink's jsonb) as the same value, the standard store's 'null' text as NULL.
+ */
 function scale_canonical_rows(array $rows): array {
     $out = [];
     foreach ($rows as $row) {
         $r = [];
         foreach ($row as $v) {
-            if ($v !== null && preg_match('/^(\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d)\.\d+(.*)$/', $v, $m)) {
+            if ($v === 'null') {
+                $v = null;
+            } else if ($v !== null && ($v[0] ?? '') === '{' && is_array($j = json_decode($v, true))) {
+                $v = json_encode(scale_sorted_json($j), JSON_UNESCAPED_SLASHES | JSON_UNESCAPED_UNICODE);
+            } else if ($v !== null && preg_match('/^(\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d)\.\d+(.*)$/', $v, $m)) {
                 $v = $m[1] . $m[2];
             } else if ($v !== null && is_numeric($v)) {
                 $v = (string) ((float) $v == (int) $v ? (int) $v : round((float) $v, 6));
@@ -279,10 +305,15 @@ $results = [];
 foreach ($queries as $q) {
     $r = ['source' => $q['source'], 'name' => $q['name'], 'tsdb_sql' => $q['sql']];
     try {
-        $flat = scale_flat_twin($ts, $q['sql'], $table, $start, $end);
-        preg_match_all('/\\b(?:FROM|JOIN)\\s+(?:public\\.)?"?(' . $table . '\\w*)"?/i', $q['sql'], $rels);
-        $r['standard_twin'] = $flat !== null ? 'flat' : (array_unique($rels[1]) === [$table] ? 'events' : 'definition');
-        $r['standard_sql'] = $flat ?? scale_standard_twin($ts, $q['sql'], $table, $start, $end);
+        if (!empty($q['standard_sql'])) {
+            $r['standard_twin'] = 'documented';
+            $r['standard_sql'] = $q['standard_sql'];
+        } else {
+            $flat = scale_flat_twin($ts, $q['sql'], $table, $start, $end);
+            preg_match_all('/\\b(?:FROM|JOIN)\\s+(?:public\\.)?"?(' . $table . '\\w*)"?/i', $q['sql'], $rels);
+            $r['standard_twin'] = $flat !== null ? 'flat' : (array_unique($rels[1]) === [$table] ? 'events' : 'definition');
+            $r['standard_sql'] = $flat ?? scale_standard_twin($ts, $q['sql'], $table, $start, $end);
+        }
         [$trows, $r['tsdb_ms'], $r['tsdb_samples'], $r['tsdb_first_ms']] = scale_time_query($ts, $q['sql']);
         [$srows, $r['standard_ms'], $r['standard_samples'], $r['standard_first_ms']] = scale_time_query($std, $r['standard_sql']);
         $r['rows'] = count($trows);

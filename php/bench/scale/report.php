@@ -33,7 +33,29 @@ foreach ($phases as $p) {
     }
 }
 $run['failures'] = $failures;
-scale_write($jsonfile, $run);
+
+/** A plan's text cut to its first 45 and last 10 lines when longer than 60 (plans over hundreds of chunks). */
+function scale_cut_plan(string $plan): string {
+    $lines = explode("\n", $plan);
+    return count($lines) > 60 ? implode("\n", array_merge(array_slice($lines, 0, 45),
+        ['   … (' . (count($lines) - 55) . ' lines omitted)'], array_slice($lines, -10))) : $plan;
+}
+
+/** The results without what makes the JSON large: every timing's raw samples and the omitted middle of long plans. */
+function scale_slim(array $data): array {
+    foreach ($data as $k => $v) {
+        if (is_string($k) && preg_match('/(^|_)samples$/', $k)) {
+            unset($data[$k]);
+        } else if ($k === 'plan' && is_string($v)) {
+            $data[$k] = scale_cut_plan($v);
+        } else if (is_array($v)) {
+            $data[$k] = scale_slim($v);
+        }
+    }
+    return $data;
+}
+// The committed JSON stays small (medians, rows, plans as the report shows them): see scale_slim().
+scale_write($jsonfile, scale_slim($run));
 
 // ---- formatting -----------------------------------------------------------------------------------------------------
 $ms = fn($v) => $v === null ? '–' : ($v >= 100 ? number_format($v, 0) : ($v >= 1 ? number_format($v, 1) : number_format($v, 2)));
@@ -103,10 +125,16 @@ if ($an = $run['analytics']) {
 if ($im = $run['import']) {
     $u = $im['uninterrupted'];
     $k = $im['killed_and_resumed'] ?? null;
-    $md[] = sprintf('| import at 100 k rows/s or more, exactly once across a crash, ETA right after the first minute | %s rows/s; exactly once across kill -9: %s; ETA %s: %s× the real remaining time | %s |',
-        number_format($u['rows_per_s'] ?? 0), $k ? ($k['exactly_once'] ? 'yes' : 'NO') : 'not run', $u['eta']['rule'] ?? '–',
-        $u['eta']['eta_over_real'] ?? '–', $yes(($u['rows_per_s'] ?? 0) >= 100000 && ($k['exactly_once'] ?? false)) .
-        ' (ETA: judge the ratio)');
+    if (($u['run']['exit'] ?? 0) !== 0) {
+        // The importer did not run to its end: nothing about its rate or its exactly-once can be said.
+        $md[] = sprintf('| import at 100 k rows/s or more, exactly once across a crash, ETA right after the first minute | ' .
+            'not measured: the importer failed (exit %d), see [Import](#import-of-logstore_standard_log) | – |', $u['run']['exit']);
+    } else {
+        $md[] = sprintf('| import at 100 k rows/s or more, exactly once across a crash, ETA right after the first minute | %s rows/s; exactly once across kill -9: %s; ETA %s: %s× the real remaining time | %s |',
+            number_format($u['rows_per_s'] ?? 0), $k ? ($k['exactly_once'] ? 'yes' : 'NO') : 'not run', $u['eta']['rule'] ?? '–',
+            $u['eta']['eta_over_real'] ?? '–', $yes(($u['rows_per_s'] ?? 0) >= 100000 && ($k['exactly_once'] ?? false)) .
+            ' (ETA: judge the ratio)');
+    }
 }
 if ($inf = $run['influx']) {
     $c = array_column($inf['shapes'], null, 'id')['log.course.page'] ?? null;
@@ -272,9 +300,7 @@ if ($rep = $run['reports']) {
             $md[] = '```';
             $md[] = $pl['sql'];
             $md[] = '';
-            $plan = explode("\n", $pl['plan']);
-            $md[] = count($plan) > 60 ? implode("\n", array_merge(array_slice($plan, 0, 45), ['   … (' . (count($plan) - 55) .
-                ' lines omitted; the whole plan is in the JSON)'], array_slice($plan, -10))) : $pl['plan'];
+            $md[] = scale_cut_plan($pl['plan']);
             $md[] = '```';
             $md[] = '';
         }
@@ -321,7 +347,7 @@ if ($an = $run['analytics']) {
         'dashboards (macros expanded as Grafana does, course variable = %s, user = %s), over the whole window (%s to %s), on ' .
         'the sink\'s schema; against the same question asked of `logstore_standard_log` in plain SQL (php/bench/scale/' .
         'analytics.php writes it from the catalog, see "standard SQL"). Milliseconds, median of 5 after a warm-up (of 3 ' .
-        'when the warm-up took over 10 s); **×** = standard ÷ tsdb (how many times faster the tsdb answer is). **standard SQL**: "the same" ' .
+        'when the warm-up took over 10 s); **×** = standard ÷ tsdb (how many times faster the tsdb answer is). **standard SQL**: "docs/analytics.md\'s" (the plain-SQL twin the page gives under the query), "the same" ' .
         '(the query reads only the events: the same SQL on logstore_standard_log), "over the events" (it only sums the ' .
         'counts of one continuous aggregate: the same query over the events, `sum(count)` as `count(*)`, as one would ' .
         'write it for the standard table), "the aggregate\'s definition" (the aggregate computed from its own SELECT, ' .
@@ -330,7 +356,8 @@ if ($an = $run['analytics']) {
     $md[] = '';
     $md[] = '| source | query | standard SQL | rows | standard ms | tsdb ms | × | same answer |';
     $md[] = '|---|---|---|---:|---:|---:|---:|---|';
-    $twin = ['events' => 'the same', 'flat' => 'over the events', 'definition' => 'the aggregate\'s definition'];
+    $twin = ['events' => 'the same', 'flat' => 'over the events', 'definition' => 'the aggregate\'s definition',
+        'documented' => 'docs/analytics.md\'s'];
     foreach ($an['queries'] as $q) {
         $same = $q['error'] ?? ($q['same_answer'] . ($q['same_answer'] === 'tie' ? ' (LIMIT cuts through equal values)' : ''));
         if (($q['same_answer'] ?? '') === 'mismatch') {
@@ -360,9 +387,14 @@ if ($im = $run['import']) {
     $md[] = '';
     $md[] = '| | |';
     $md[] = '|---|---|';
-    $md[] = sprintf('| uninterrupted run | %s events in %s s: **%s rows/s**; between progress lines min %s, median %s, max %s rows/s; exactly once: %s |',
+    $said = function(array $run): string {
+        $last = array_values(array_filter($run['lines'] ?? [], fn($l) => trim($l[1]) !== ''));
+        return $run['exit'] === 0 ? '' : sprintf(' **The importer failed** (exit %d): "%s".', $run['exit'],
+            str_replace('|', '\\|', trim(implode(' ', array_map(fn($l) => $l[1], array_slice($last, -2))))));
+    };
+    $md[] = sprintf('| uninterrupted run | %s events in %s s: **%s rows/s**; between progress lines min %s, median %s, max %s rows/s; exactly once: %s.%s |',
         $int($u['events']), $u['run']['seconds'], $int($u['rows_per_s']), $int($u['rate_min']), $int($u['rate_median']),
-        $int($u['rate_max']), $u['exactly_once'] ? 'yes (count and checksum equal to the source)' : '**NO**');
+        $int($u['rate_max']), $u['exactly_once'] ? 'yes (count and checksum equal to the source)' : '**NO**', $said($u['run']));
     if ($u['eta']) {
         $md[] = sprintf('| ETA of its progress bar %s (at %s s, %s rows done) | %s s shown, %s s really left: %s× the real time |',
             $u['eta']['rule'], $u['eta']['at_s'], $int($u['eta']['done']), $u['eta']['eta_s'], $u['eta']['real_remaining_s'],
@@ -370,8 +402,9 @@ if ($im = $run['import']) {
     }
     if ($k) {
         $md[] = sprintf('| killed (SIGKILL) at %s s with %s events in the table, then run again | the second run took %s s; ' .
-            'in the end %s events, exactly once: %s |', $k['killed_run']['killed']['t'] ?? '?', $int($k['rows_in_table_at_kill']),
-            $k['resumed_run']['seconds'], $int($k['events']), $k['exactly_once'] ? 'yes (count and checksum equal to the source)' : '**NO**');
+            'in the end %s events, exactly once: %s.%s |', $k['killed_run']['killed']['t'] ?? '?', $int($k['rows_in_table_at_kill']),
+            $k['resumed_run']['seconds'], $int($k['events']), $k['exactly_once'] ? 'yes (count and checksum equal to the source)' : '**NO**',
+            $said($k['resumed_run']));
         $recovered = array_values(array_filter($k['resumed_run']['lines'] ?? [], fn($l) => strpos($l[1], 'Interrupted chunk') !== false));
         if ($recovered) {
             $md[] = '| the resumed run said | ' . str_replace('|', '\|', $recovered[0][1]) . ' |';
@@ -460,7 +493,7 @@ if ($failures) {
 $md[] = '';
 $md[] = '## How to run it';
 $md[] = '';
-$md[] = '`./build.sh bench-scale [EVENTS] [DAYS]` (default 1 000 000 events over 60 days, a few minutes of loading) ' .
+$md[] = '`./build.sh bench-scale [EVENTS] [DAYS]` (default 200 000 events over 30 days: about half an hour, most of it installing the site and the InfluxDB phase) ' .
     'runs php/bench/scale/run.sh, which starts its own PostgreSQL 15 with TimescaleDB (shared_buffers 2 GB for the two stores), ' .
     'InfluxDB 1.6.7 and a Moodle 5.1.3 site in a temp dir and stops them at exit. Documented runs: ' .
     '`./build.sh bench-scale 10000000 365 --name 10M-365d` and `./build.sh bench-scale 30000000 1095 --name 30M-1095d ' .
