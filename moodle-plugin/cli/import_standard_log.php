@@ -35,7 +35,8 @@ require_once($CFG->libdir . '/clilib.php');
     'to' => null,
     'file' => null,
     'format' => null,
-    'chunk' => 5000,
+    'source' => null,
+    'chunk' => \logstore_tsdb\local\import\importer::CHUNK,
     'dry-run' => false,
     'restart' => false,
     'status' => false,
@@ -50,13 +51,16 @@ if ($unrecognised) {
     cli_error('Unknown option(s): ' . implode(' ', $unrecognised) . "\nRun with --help for the options.");
 }
 
+$chunkdefault = \logstore_tsdb\local\import\importer::CHUNK;
 $help = <<<EOT
 Imports existing Moodle logs into the time series database log store (logstore_tsdb), through the tsdb extension.
 
-Reads logstore_standard_log of this site (or an export of it with --file) by id ranges and writes every row as the
-store writes live events, with the store's settings (backend, filters, pseudonyms). It can be stopped at any time
-and run again: it continues where it stopped and never stores a row twice (its position is kept in the plugin
-config). At the end it checks the counts against the source.
+Reads logstore_standard_log of this site (or an export of it with --file) in id order, in chunks, and hands each chunk
+to the extension, which writes the rows as the store writes live events, with the store's settings (backend, filters,
+IP setting, pseudonyms). Every row keeps an identity of its own (the source and its id), so a row sent twice is stored
+once: the import can be stopped at any time (even killed) and run again; it continues from the last chunk written
+(its position is kept in the plugin config). At the end it checks the counts against the source (and, with
+PostgreSQL, against the table).
 
 Options:
   --from=DATE        Only events at or after DATE (YYYY-MM-DD or YYYY-MM-DD HH:MM[:SS], UTC, or unix seconds).
@@ -66,12 +70,17 @@ Options:
   --file=PATH        Import from an export instead of the database: CSV with a header row, JSON lines (one object
                      per row) or a JSON array. Rows are keyed by their id column (export ORDER BY id), else by row number.
   --format=FMT       csv, jsonl or json (default: from the file name / content).
-  --chunk=N          Rows per chunk (default 5000).
+  --source=NAME      Where the rows come from, if not from where they are read: the identity of the imported events
+                     is derived from it. Default: this site's table (moodle:SITEIDENTIFIER:PREFIXlogstore_standard_log),
+                     or for --file the file (file:PATH). An export of this site's own table imported with
+                     --source=this-site is stored once with the table's rows.
+  --chunk=N          Rows per chunk (default $chunkdefault).
   -n, --dry-run      Read and count what would be imported; write nothing.
   --no-filters       Import every row, ignoring the store's include/exclude/edulevel/anonymous filters (the IP
                      and pseudonym settings still apply).
-  --restart          Forget the position of this source and target (rows will be imported again!).
-  --status           Show the position and totals, and exit.
+  --restart          Forget the positions of this source and target: the next run reads it again from the start
+                     (rows already imported are not stored twice).
+  --status           Show the positions and totals, and exit.
   -h, --help         This help.
 
 Examples (from Moodle's root; Moodle 5.1: public/admin/...):
@@ -121,14 +130,18 @@ $opts = [
 if ($options['to'] !== null || $options['all']) {
     $opts['to'] = $options['all'] ? null : logstore_tsdb_import_date($options['to'], 'to');
 }
-if ($opts['chunk'] < 1 || $opts['chunk'] > 100000) {
-    cli_error('--chunk: between 1 and 100000');
+if ($opts['chunk'] < 1 || $opts['chunk'] > 200000) {
+    cli_error('--chunk: between 1 and 200000');
 }
 
 try {
     $source = $options['file'] !== null
         ? new \logstore_tsdb\local\import\file_source($options['file'], $options['format'])
         : new \logstore_tsdb\local\import\db_source();
+    if ($options['source'] !== null) {
+        $opts['identity'] = $options['source'] === 'this-site'
+            ? (new \logstore_tsdb\local\import\db_source())->identity() : (string) $options['source'];
+    }
     $opts['out'] = function(string $line) {
         cli_writeln($line);
     };
@@ -139,19 +152,23 @@ try {
         $state = $importer->get_state();
         cli_writeln('Source: ' . $source->name());
         cli_writeln('Target: ' . $cfg->backend);
-        cli_writeln('Runs: ' . ($state['runs'] ?? 0) . ', events imported: ' . ($state['totals']['imported'] ?? 0)
-            . ', rejected by the sink: ' . ($state['totals']['rejected'] ?? 0));
-        foreach ($state['done'] as [$k1, $k2, $t1, $t2]) {
-            cli_writeln(sprintf('  done: keys %d-%d, time [%s, %s)', $k1, $k2, $t1 === null ? '…' : gmdate('Y-m-d H:i:s', $t1),
-                $t2 === null ? '…' : gmdate('Y-m-d H:i:s', $t2)));
+        cli_writeln('Runs: ' . ($state['runs'] ?? 0) . ', events written (a chunk sent again after a stop counts twice '
+            . 'here, never in the target): ' . ($state['totals']['imported'] ?? 0) . ', rejected by the sink: '
+            . ($state['totals']['rejected'] ?? 0));
+        foreach ($state['positions'] as $window => [$lastid]) {
+            [$from, $to] = explode('/', $window);
+            cli_writeln(sprintf('  window [%s, %s): imported up to id %d', $from === '' ? '…' : gmdate('Y-m-d H:i:s', (int) $from),
+                $to === '' ? '…' : gmdate('Y-m-d H:i:s', (int) $to), $lastid));
         }
-        cli_writeln('In flight: ' . (empty($state['inflight']) ? 'none' : 'keys ' . $state['inflight']['first'] . '-'
-            . $state['inflight']['last'] . ' (finished by the next run)'));
+        foreach ($state['legacy'] ?? [] as [$k1, $k2]) {
+            cli_writeln("  imported by the plugin's previous version: keys $k1-$k2");
+        }
         exit(0);
     }
     if ($options['restart']) {
         $importer->forget_state();
-        cli_writeln('Position forgotten: the next run imports this source again from the start.');
+        cli_writeln('Positions forgotten: the next run reads this source again from the start (rows already imported are '
+            . 'not stored twice).');
         exit(0);
     }
     if (!isset($opts['to']) && empty($cfg->livesince)) {
@@ -166,16 +183,12 @@ try {
 
 $c = $report['counts'];
 cli_writeln('');
-if (!empty($report['recovered'])) {
-    cli_writeln('Interrupted chunk finished: ' . $report['recovered']['imported'] . ' events imported, '
-        . $report['recovered']['present'] . ' were already there.');
-}
 cli_writeln(($opts['dryrun'] ? 'Dry run: would import ' : 'Imported ') . $c['imported'] . ' events in '
     . \logstore_tsdb\local\import\progress::duration((float) $report['seconds']) . ' ('
     . number_format($c['read'] / max(0.001, (float) $report['seconds'])) . ' rows/s).');
-cli_writeln("Rows read: {$c['read']}; already imported: {$c['skipped']}; left out by the store's filters: {$c['filtered']}; "
-    . "older than retention_days: {$c['expired']}; not events: {$c['invalid']}; refused by the extension: {$c['refused']}; "
-    . "rejected by the sink: {$c['rejected']}.");
+cli_writeln("Rows read: {$c['read']}; left out by the store's filters: {$c['filtered']}; outside the window: {$c['outside']}; "
+    . "not events: {$c['invalid']}; rejected by the sink: {$c['rejected']}; values cut to their cap: {$c['truncated']}; "
+    . "serialize()d other converted: " . ($c['unserialized'] + $c['converted']) . '.');
 foreach ($report['checks'] as $name => [$ok, $text]) {
     cli_writeln(($ok ? 'OK    ' : 'FAIL  ') . "$name: $text");
 }

@@ -315,10 +315,9 @@ $string['importbackend'] = 'The import writes to PostgreSQL / TimescaleDB or Inf
 $string['importfileformat'] = 'The import file cannot be read: {$a}';
 $string['importfileunreadable'] = 'The import file {$a} does not exist or cannot be read.';
 $string['importnoextension'] = 'The tsdb PHP extension is not loaded in this PHP (CLI): the import writes through it. Load it in the CLI php.ini too.';
-$string['importprobe'] = 'Could not learn the event identity of this process from a probe event: {$a}';
 $string['importrunning'] = 'Another import of the same source into the same target is running.';
-$string['importverifyfailed'] = 'The imported events were not all found in the target: {$a}. The chunk stays recorded as in flight: run the import again to finish it.';
-$string['importwritefailed'] = 'The extension could not write the imported events: {$a}. The chunk stays recorded as in flight: fix the problem and run the import again.';
+$string['importrefused'] = 'The import stopped: {$a->error}. The rows up to id {$a->after} are imported; fix the source or the option and run the import again: it resumes there.';
+$string['importwritefailed'] = 'The extension could not write the imported events: {$a}. What was written stays written and is not stored twice: fix the problem and run the import again, it resumes after the last chunk written.';
 
 // Privacy.
 $string['privacy:metadata:tsdb'] = 'Every event of the site (what a user did, when, where, and from which IP address) is sent to the configured time series database (InfluxDB or PostgreSQL/TimescaleDB), outside the Moodle database.';

@@ -101,7 +101,8 @@ function scale_run_import(string $cli, ?float $killat = null): array {
 
 /** Count and checksum of the import table, checked against the source. */
 function scale_check_import($ts, int $n, string $source, string $what, array &$failures): array {
-    $c = scale_rows($ts, scale_checksum_sql('public.' . SCALE_IMPORT_TABLE))[0];
+    $c = scale_value($ts, "SELECT to_regclass('public." . SCALE_IMPORT_TABLE . "') IS NOT NULL") === 't'
+        ? scale_rows($ts, scale_checksum_sql('public.' . SCALE_IMPORT_TABLE))[0] : ['n' => 0, 'checksum' => null];
     $ok = (int) $c['n'] === $n && $c['checksum'] === $source;
     if (!$ok) {
         $failures[] = "import ($what): the table holds {$c['n']} events of $n" . ($c['checksum'] === $source ? ''
@@ -156,6 +157,8 @@ try {
         $failures[] = "import run A exited with {$a['exit']}: " . json_encode(array_slice($a['lines'], -5));
     }
     $result['uninterrupted'] = ['run' => $a] + scale_import_figures($a, $n) + scale_check_import($ts, $n, $source, 'uninterrupted', $failures);
+    // Rows in the table per second of the run (the rate of what was really imported, also when the importer failed).
+    $result['uninterrupted']['rows_per_s'] = (int) ($result['uninterrupted']['events'] / max(0.001, $a['seconds']));
     scale_say(sprintf('import A: %d rows in %.0f s (%s rows/s), ETA %s: %s', $n, $a['seconds'],
         number_format($result['uninterrupted']['rows_per_s']), $result['uninterrupted']['eta']['rule'] ?? '-',
         json_encode($result['uninterrupted']['eta'])));
@@ -165,7 +168,8 @@ try {
     if ($b1['killed'] === null || $b1['exit'] === 0) {
         $failures[] = 'import run B: the process ended before it could be killed half way';
     }
-    $atkill = (int) scale_value($ts, 'SELECT count(*) FROM public.' . SCALE_IMPORT_TABLE);
+    $ignored = []; // Not all there yet, of course.
+    $atkill = scale_check_import($ts, $n, $source, 'at the kill', $ignored)['events'];
     $b2 = scale_run_import($cli);
     if ($b2['exit'] !== 0) {
         $failures[] = "import run B (resumed) exited with {$b2['exit']}: " . json_encode(array_slice($b2['lines'], -5));

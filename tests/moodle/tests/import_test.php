@@ -4,10 +4,10 @@
 /**
  * cli/import_standard_log.php and its importer in a real site: the site's own logstore_standard_log — written by the
  * real logstore_standard from real events (some with its jsonformat setting off, so `other` is serialize()d), plus
- * rows inserted with $DB for volume — imported into plain PostgreSQL, TimescaleDB and InfluxDB 1.6.7. Every row
- * arrives once with every column, through interruptions (the CLI killed with SIGKILL, an exception between the write
- * and the bookkeeping, rows lost in flight), reruns, windows, filters, exports (CSV, JSON lines, JSON array) and dry
- * runs.
+ * rows inserted with $DB for volume — imported through tsdb_import() into plain PostgreSQL, TimescaleDB (compressed
+ * days included) and InfluxDB 1.6.7. Every row arrives once with every column, through SIGKILLs at random points,
+ * crashes between a write and its position, reruns, --restart, windows, filters, exports (CSV, JSON lines, JSON
+ * array), the recordset path of MySQL sites and dry runs; TimescaleDB's aggregates come up to date by its own policies.
  *
  * @package    logstore_tsdb
  * @copyright  2025 The logstore_tsdb authors
@@ -115,22 +115,57 @@ class import_test extends base_testcase {
     }
 
     /**
-     * The PostgreSQL backends.
+     * Starts the site's CLI in the background.
      *
-     * @return array[]
+     * @param string[] $args
+     * @param string $log file for its output
+     * @return resource the process
      */
-    public static function pg_backends(): array {
-        return ['postgres' => ['postgres'], 'timescaledb' => ['timescaledb']];
+    protected function start_cli(array $args, string $log) {
+        return proc_open(array_merge([PHP_BINARY], tsdb_test_site::php_args(),
+            [tsdb_test_site::plugin_cli('import_standard_log.php')], $args),
+            [0 => ['file', '/dev/null', 'r'], 1 => ['file', $log, 'a'], 2 => ['file', $log, 'a']], $pipes,
+            tsdb_test_site::$info->coderoot);
     }
 
     /**
-     * The CLI of the site, killed with SIGKILL while it writes, then run again to the end: every row once, with
-     * every column; a third run imports nothing.
+     * Runs the CLI and kills it with SIGKILL at a random point: after a random delay, or once the target holds at
+     * least $atleast events (whichever the draw picked); returns the events in the target after the kill.
+     *
+     * @param string $backend
+     * @param string $name
+     * @param array $args
+     * @param int $atleast
+     * @param float $delay seconds (used when $atleast is 0)
+     * @param string $log
+     * @return int
+     */
+    protected function kill_cli_at(string $backend, string $name, array $args, int $atleast, float $delay, string $log): int {
+        $proc = $this->start_cli($args, $log);
+        $deadline = microtime(true) + 120;
+        $start = microtime(true);
+        while (proc_get_status($proc)['running'] && microtime(true) < $deadline) {
+            usleep(5000);
+            if ($atleast > 0 ? analytics_fixture::count($backend, $name) >= $atleast : microtime(true) - $start >= $delay) {
+                break;
+            }
+        }
+        $running = proc_get_status($proc)['running'];
+        proc_terminate($proc, 9);
+        proc_close($proc);
+        $this->assertTrue($running, 'the import was still running when killed: ' . file_get_contents($log));
+        return analytics_fixture::count($backend, $name);
+    }
+
+    /**
+     * The CLI of the site, killed with SIGKILL three times in a row at random points (right after its start, and
+     * while it writes), then run to the end: every row once, with every column; a rerun and a rerun after --restart
+     * store nothing twice.
      *
      * @dataProvider backends
      * @param string $backend
      */
-    public function test_cli_killed_and_resumed(string $backend): void {
+    public function test_cli_killed_at_random_points_and_resumed(string $backend): void {
         global $DB;
         $name = $this->target($backend);
         $n = $DB->count_records('logstore_standard_log');
@@ -149,48 +184,60 @@ class import_test extends base_testcase {
         $this->assert_no_php_notice($out . $err, 'the dry run');
         $this->assertSame(0, analytics_fixture::count($backend, $name), 'a dry run writes nothing');
 
-        // Killed while it writes: once a few chunks are in the target.
+        $seed = random_int(1, 1000000);
+        mt_srand($seed);
         $log = $this->dir . '/killed.log';
-        $proc = proc_open(array_merge([PHP_BINARY], tsdb_test_site::php_args(), [$cli, '--all', '--chunk=300']),
-            [0 => ['file', '/dev/null', 'r'], 1 => ['file', $log, 'w'], 2 => ['file', $log, 'a']], $pipes,
-            tsdb_test_site::$info->coderoot);
-        $partial = 0;
-        $deadline = microtime(true) + 120;
-        while ($partial < 900 && proc_get_status($proc)['running'] && microtime(true) < $deadline) {
-            usleep(5000);
-            $partial = analytics_fixture::count($backend, $name);
+        $args = ['--all', '--chunk=400'];
+        $counts = [];
+        // A kill at a random moment of the first 1.5 s (the bootstrap, the count, the first chunk), then two while it
+        // writes, at random fractions of the rows.
+        $counts[] = $this->kill_cli_at($backend, $name, $args, 0, mt_rand(0, 1500) / 1000, $log);
+        foreach ([mt_rand(15, 45), mt_rand(55, 85)] as $percent) {
+            $counts[] = $this->kill_cli_at($backend, $name, $args, max(1, intdiv($n * $percent, 100)), 0, $log);
         }
-        $this->assertTrue(proc_get_status($proc)['running'], 'the import was still running: ' . file_get_contents($log));
-        proc_terminate($proc, 9);
-        proc_close($proc);
-        $partial = analytics_fixture::count($backend, $name);
-        $this->assertGreaterThan(0, $partial, 'some rows were written before the kill');
-        $this->assertLessThan($n, $partial, 'killed before the end');
+        $this->assertLessThan($n, end($counts), "killed before the end (seed $seed)");
+        $this->assertGreaterThan(0, end($counts), "rows were written before the kills (seed $seed)");
 
         [$rc, $out] = tsdb_test_site::run_cli($cli, ['--status']);
         $this->assertSame(0, $rc, $out);
-        $this->assertStringContainsString('Runs: 1', $out);
+        $this->assertStringContainsString('Runs: ', $out);
 
-        [$rc, $out, $err] = tsdb_test_site::run_cli($cli, ['--all', '--chunk=300']);
+        [$rc, $out, $err] = tsdb_test_site::run_cli($cli, $args);
         $this->assertSame(0, $rc, $out . $err);
         $this->assert_no_php_notice($out . $err, 'the resumed import');
         $this->assertMatchesRegularExpression('/OK    source: /', $out);
         if ($backend !== 'influxdb1') {
             $this->assertMatchesRegularExpression('/OK    target: /', $out);
         }
-        $this->assertSame($n, analytics_fixture::count($backend, $name), "N in, N out ($partial before the kill)");
-        $this->assert_target_is_source($backend, $name, 'killed, then resumed');
+        $why = "seed $seed, events in the target after each kill: " . implode(', ', $counts);
+        $this->assertSame($n, analytics_fixture::count($backend, $name), "N in, N out ($why)");
+        $this->assert_target_is_source($backend, $name, "killed three times, then resumed ($why)");
 
         [$rc, $out] = tsdb_test_site::run_cli($cli, ['--all']);
         $this->assertSame(0, $rc, $out);
         $this->assertStringContainsString('Imported 0 events', $out);
-        $this->assertSame($n, analytics_fixture::count($backend, $name), 'a third run adds nothing');
+        // From the start again: every row is sent again, none is stored twice.
+        [$rc, $out] = tsdb_test_site::run_cli($cli, ['--restart']);
+        $this->assertSame(0, $rc, $out);
+        [$rc, $out] = tsdb_test_site::run_cli($cli, ['--all']);
+        $this->assertSame(0, $rc, $out);
+        $this->assertStringContainsString("Imported $n events", $out);
+        $this->assertSame($n, analytics_fixture::count($backend, $name), 'after --restart and a full rerun');
 
         if ($backend === 'influxdb1') {
             $max = analytics_fixture::influx(analytics_fixture::settings($backend, $name))
                 ->query('SELECT max("userid") FROM "moodle_events"');
             $this->assertGreaterThanOrEqual(\logstore_tsdb\local\pseudonym::MIN, (int) $max[0]['max'],
                 'user ids pseudonymised as the live store does');
+        } else {
+            $db = analytics_fixture::pg(analytics_fixture::settings($backend, $name));
+            $identity = $db->query('SELECT min(producer) AS lo, max(producer) AS hi, min(seq) AS first, max(seq) AS last FROM '
+                . $db->table())[0];
+            $db->close();
+            $this->assertSame($identity->lo, $identity->hi, 'one producer: the source');
+            $this->assertLessThan(0, (int) $identity->lo, 'an import producer has the top bit set (negative as bigint)');
+            $this->assertSame((int) $DB->get_field_sql('SELECT MIN(id) FROM {logstore_standard_log}'), (int) $identity->first);
+            $this->assertSame((int) $DB->get_field_sql('SELECT MAX(id) FROM {logstore_standard_log}'), (int) $identity->last);
         }
 
         // Moodle's log reader API on the imported events gives the standard store's counts.
@@ -206,12 +253,15 @@ class import_test extends base_testcase {
 
     /**
      * The whole table in this process, twice: every row once, every column equal (serialize()d `other` arrives as
-     * JSON), the checks pass, the state records one done range.
+     * JSON), the checks pass, the position is the largest id.
      */
     public function test_import_database_exactly_once(): void {
         global $DB;
         $name = $this->target('postgres');
         $n = $DB->count_records('logstore_standard_log');
+        $serialized = $DB->count_records_select('logstore_standard_log', $DB->sql_like('other', ':a'), ['a' => 'a:%']);
+        $this->assertGreaterThan(10, $serialized, 'the standard store wrote serialize()d other with jsonformat off');
+        $this->assertStringContainsString('(COPY)', (new db_source())->name(), 'Moodle on PostgreSQL: read with COPY');
         $out = [];
         $report = $this->importer(['chunk' => 2500, 'out' => function($l) use (&$out) {
             $out[] = $l;
@@ -219,33 +269,89 @@ class import_test extends base_testcase {
         $this->assertTrue($report['ok'], json_encode($report['checks']));
         $this->assertSame($n, $report['counts']['imported']);
         $this->assertSame($n, $report['counts']['read']);
+        $this->assertSame($serialized, $report['counts']['unserialized'], 'converted by the extension');
+        $this->assertSame(0, $report['counts']['converted'], 'none left for PHP');
         $this->assertArrayHasKey('target', $report['checks']);
         $this->assert_target_is_source('postgres', $name, 'first run');
-        $serialized = $DB->count_records_select('logstore_standard_log', $DB->sql_like('other', ':a'), ['a' => 'a:%']);
-        $this->assertGreaterThan(10, $serialized, 'the standard store wrote serialize()d other with jsonformat off');
 
         $report = $this->importer(['chunk' => 2500])->run();
         $this->assertSame(0, $report['counts']['imported']);
         $this->assertSame(0, $report['counts']['read']);
         $this->assert_target_is_source('postgres', $name, 'second run');
 
-        $state = importer::load_state(importer::state_key((new db_source())->descriptor(),
-            \logstore_tsdb\log\store::read_plugin_config()));
+        $importer = $this->importer();
         $maxid = (int) $DB->get_field_sql('SELECT MAX(id) FROM {logstore_standard_log}');
-        $this->assertSame([[1, $maxid, null, null]], array_map(function($r) {
-            return array_slice($r, 0, 4);
-        }, $state['done']));
-        $this->assertSame($n, $state['totals']['imported']);
-        $this->assertNull($state['inflight']);
+        $this->assertSame([$maxid, 0], $importer->get_state()['positions'][$importer->position_key()]);
     }
 
     /**
-     * Windows: --from/--to select rows; overlapping windows later never duplicate; --to defaults to livesince.
+     * MySQL and MariaDB sites read through a recordset (one PHP array per row): the same events as with COPY.
+     */
+    public function test_recordset_path_of_other_databases(): void {
+        global $DB;
+        $name = $this->target('timescaledb');
+        $source = new db_source('logstore_standard_log', false);
+        $this->assertStringContainsString('(recordset)', $source->name());
+        $r = $this->importer(['chunk' => 3000], $source)->run();
+        $this->assertTrue($r['ok'], json_encode($r['checks']));
+        $this->assertSame($DB->count_records('logstore_standard_log'), $r['counts']['imported']);
+        $this->assert_target_is_source('timescaledb', $name, 'read through a recordset');
+        // With COPY from the start again (the same rows' identity): nothing twice.
+        $importer = $this->importer(['chunk' => 3000]);
+        $importer->forget_state();
+        $this->assertSame($DB->count_records('logstore_standard_log'), $importer->run()['counts']['imported']);
+        $this->assert_target_is_source('timescaledb', $name, 'then with COPY');
+    }
+
+    /**
+     * `other` that only PHP's unserialize() reads (an object of another class than stdClass, a reference) is handed
+     * back by the extension, converted by the importer and imported like the rest.
+     */
+    public function test_other_only_php_converts(): void {
+        global $DB;
+        $name = $this->target('postgres');
+        $row = log_dataset::generate(2, 1, 5)[0];
+        $ids = [];
+        foreach (['O:3:"Foo":2:{s:1:"a";i:1;s:1:"b";s:2:"é";}', 'a:2:{i:0;s:1:"x";i:1;R:2;}'] as $other) {
+            $record = [];
+            foreach (log_dataset::COLUMNS as $c) {
+                $record[$c] = $c === 'other' ? $other : $row[$c];
+            }
+            $ids[] = $DB->insert_record('logstore_standard_log', $record);
+        }
+        $r = $this->importer(['chunk' => 5000])->run();
+        $this->assertTrue($r['ok'], json_encode($r['checks']));
+        $this->assertSame(2, $r['counts']['converted']);
+        $this->assert_target_is_source('postgres', $name, 'exotic serialize() text');
+        $db = analytics_fixture::pg(analytics_fixture::settings('postgres', $name));
+        $got = $db->query_native('SELECT seq, other::text AS other FROM ' . $db->table() . ' WHERE seq >= ' . (int) $ids[0]
+            . ' ORDER BY seq');
+        $db->close();
+        $this->assertSame(['{"a": 1, "b": "é", "__PHP_Incomplete_Class_Name": "Foo"}', '["x", "x"]'],
+            array_column($got, 'other'), 'as PHP decodes them');
+        $this->assertSame('"a:1:{i:0;i:1;"', importer::other_json('a:1:{i:0;i:1;'), 'broken serialize() text is kept');
+    }
+
+    /**
+     * Windows: --from/--to select rows; a later, wider window imports the rest and nothing twice, also when the ids
+     * of the two windows interleave (a run of ids is never settled past a row left outside the window); --to defaults
+     * to livesince; dry runs count and write nothing.
      */
     public function test_windows_and_dry_run(): void {
+        global $DB;
         $name = $this->target('postgres');
         $day = 86400;
         $s = log_dataset::START;
+        // Rows whose ids alternate between two days far apart: a window of one day holds every other id.
+        $a = log_dataset::generate(600, 1, 31, $s + 10 * $day);
+        $b = log_dataset::generate(600, 1, 32, $s + 12 * $day);
+        $mixed = [];
+        foreach ($a as $i => $e) {
+            $mixed[] = $e;
+            $mixed[] = $b[$i];
+        }
+        log_dataset::insert_standard($mixed);
+
         $want = count(analytics_fixture::standard_rows(...self::window($s + $day, $s + 3 * $day)));
         $this->assertGreaterThan(1000, $want);
         $dry = $this->importer(['from' => $s + $day, 'to' => $s + 3 * $day, 'dryrun' => true])->run();
@@ -257,13 +363,23 @@ class import_test extends base_testcase {
         $this->assertSame($want, $r['counts']['imported']);
         $this->assert_target_is_source('postgres', $name, 'window', $s + $day, $s + 3 * $day);
 
-        // A wider window: only the rows outside the first one are written.
+        // One day of the interleaved rows, then the other.
+        $r = $this->importer(['from' => $s + 10 * $day, 'to' => $s + 11 * $day, 'chunk' => 250])->run();
+        $this->assertTrue($r['ok'], json_encode($r['checks']));
+        $this->assertSame(600, $r['counts']['imported']);
+        $r = $this->importer(['from' => $s + 12 * $day, 'to' => $s + 13 * $day, 'chunk' => 250])->run();
+        $this->assertTrue($r['ok'], json_encode($r['checks']));
+        $this->assertSame(600, $r['counts']['imported'], 'the rows between the first window\'s rows were not settled');
+
+        // A wider window: the rows of the earlier windows are sent again and stored once.
         $r = $this->importer(['from' => $s, 'to' => $s + 4 * $day, 'chunk' => 1000])->run();
         $this->assertTrue($r['ok'], json_encode($r['checks']));
         $wider = count(analytics_fixture::standard_rows(...self::window($s, $s + 4 * $day)));
-        $this->assertSame($wider - $want, $r['counts']['imported']);
-        $this->assertSame($want, $r['counts']['skipped']);
-        $this->assert_target_is_source('postgres', $name, 'wider window', $s, $s + 4 * $day);
+        $this->assertSame($wider, $r['counts']['imported']);
+        analytics_fixture::assert_same_rows(array_merge(
+            analytics_fixture::standard_rows(...self::window($s, $s + 4 * $day)),
+            analytics_fixture::standard_rows(...self::window($s + 10 * $day, $s + 13 * $day))),
+            analytics_fixture::target_rows('postgres', $name), 'wider window');
 
         // Default --to: the first live event of the store (livesince); the real events of today are after it.
         set_config('livesince', $s + 5 * $day, 'logstore_tsdb');
@@ -271,15 +387,19 @@ class import_test extends base_testcase {
         $this->assertStringContainsString('2025-03-08 00:00:00 UTC)', $importer->window_text());
         $r = $importer->run();
         $this->assertTrue($r['ok'], json_encode($r['checks']));
-        $this->assert_target_is_source('postgres', $name, 'default window', null, $s + 5 * $day);
+        analytics_fixture::assert_same_rows(array_merge(
+            analytics_fixture::standard_rows(...self::window(null, $s + 5 * $day)),
+            analytics_fixture::standard_rows(...self::window($s + 10 * $day, $s + 13 * $day))),
+            analytics_fixture::target_rows('postgres', $name), 'default window');
     }
 
     /**
      * The store's filters apply (patterns, minimum edulevel, anonymous, IP), or not with --no-filters.
      */
     public function test_filters(): void {
-        $first = $this->target('postgres', ['excludeevents' => "\\core\\event\\user_login*\nmod_page", 'minedulevel' => 1,
-            'skipanonymous' => 1, 'logip' => 0]);
+        $settings = ['excludeevents' => "\\core\\event\\user_login*\nmod_page", 'minedulevel' => 1, 'skipanonymous' => 1,
+            'logip' => 0];
+        $first = $this->target('postgres', $settings);
         $source = analytics_fixture::standard_rows();
         $kept = array_values(array_filter($source, function($e) {
             return $e['edulevel'] >= 1 && !$e['anonymous'] && $e['component'] !== 'mod_page'
@@ -294,8 +414,7 @@ class import_test extends base_testcase {
             'filtered, logip off: no addresses');
 
         // --no-filters: every row, but the privacy settings still apply.
-        $name = $this->target('postgres', ['excludeevents' => "\\core\\event\\user_login*\nmod_page", 'minedulevel' => 1,
-            'skipanonymous' => 1, 'logip' => 0]);
+        $name = $this->target('postgres', $settings);
         $r = $this->importer(['chunk' => 5000, 'filters' => false])->run();
         $this->assertTrue($r['ok'], json_encode($r['checks']));
         $this->assertSame(count($source), $r['counts']['imported']);
@@ -317,74 +436,40 @@ class import_test extends base_testcase {
     }
 
     /**
-     * An exception after a chunk was written and before the state says so (a crash at the worst moment), then rows of a
-     * chunk that never reached the table (a crash in the middle of a flush): the next run imports exactly what is
-     * missing.
+     * A crash at the worst moment, twice: a chunk written (and the next one being written in the background), then an
+     * exception before its position is saved; the next run sends those chunks again and stores nothing twice.
      *
-     * @dataProvider pg_backends
+     * @dataProvider backends
      * @param string $backend
      */
-    public function test_interrupted_chunks_are_finished_exactly_once(string $backend): void {
+    public function test_crash_between_write_and_position(string $backend): void {
         global $DB;
         $name = $this->target($backend);
         $n = $DB->count_records('logstore_standard_log');
+        $this->run_crashing($this->importer(['chunk' => 1500]), 3);
+        $this->assertGreaterThanOrEqual(4500, analytics_fixture::count($backend, $name), 'three chunks are in the target');
         $importer = $this->importer(['chunk' => 1500]);
-        $this->run_crashing($importer, 3);
-        $this->assertSame(4500, analytics_fixture::count($backend, $name), 'three chunks are in the table');
-        $this->assertNotNull($importer->get_state()['inflight'], 'the third chunk is still in flight');
-
-        // Second crash: chunk 5 written, then 400 of its rows "lost" (deleted as if their batch never committed).
-        $settings = analytics_fixture::settings($backend, $name);
-        $this->run_crashing($this->importer(['chunk' => 1500]), 2, function() use ($settings) {
-            $db = analytics_fixture::pg($settings);
-            $db->execute('DELETE FROM ' . $db->table() . ' WHERE id IN (SELECT id FROM ' . $db->table()
-                . ' ORDER BY id DESC LIMIT 400)');
-            $db->close();
-        });
+        $ids = $DB->get_fieldset_sql('SELECT id FROM {logstore_standard_log} ORDER BY id');
+        $this->assertSame((int) $ids[2999], $importer->get_state()['positions'][$importer->position_key()][0],
+            'two chunks recorded');
+        $this->run_crashing($this->importer(['chunk' => 1500]), 2);
         $r = $this->importer(['chunk' => 1500])->run();
         $this->assertTrue($r['ok'], json_encode($r['checks']));
-        $this->assertSame(400, $r['recovered']['imported'], 'the lost rows of the interrupted chunk are imported');
-        $this->assertSame(1100, $r['recovered']['present'], 'the others are not imported again');
         $this->assertSame($n, analytics_fixture::count($backend, $name));
         $this->assert_target_is_source($backend, $name, 'after two crashes');
-        $state = importer::load_state(importer::state_key((new db_source())->descriptor(),
-            \logstore_tsdb\log\store::read_plugin_config()));
-        $this->assertSame($n, $state['totals']['imported']);
     }
 
     /**
-     * InfluxDB (points carry no event id): a chunk written, then a crash before the state says so; the next run finds
-     * every event of that chunk among the points by content and imports none of them again.
-     */
-    public function test_interrupted_chunk_found_by_content_in_influxdb(): void {
-        global $DB;
-        $name = $this->target('influxdb1');
-        $n = $DB->count_records('logstore_standard_log');
-        $this->run_crashing($this->importer(['chunk' => 2000]), 2);
-        $this->assertSame(4000, analytics_fixture::count('influxdb1', $name), 'two chunks are in InfluxDB');
-        $r = $this->importer(['chunk' => 2000])->run();
-        $this->assertTrue($r['ok'], json_encode($r['checks']));
-        $this->assertSame(2000, $r['recovered']['present'], 'the interrupted chunk was found by content');
-        $this->assertSame(0, $r['recovered']['imported']);
-        $this->assertSame($n - 4000, $r['counts']['imported']);
-        $this->assert_target_is_source('influxdb1', $name, 'after the crash');
-    }
-
-    /**
-     * Runs an importer that crashes at the worst moment: its k-th chunk is written, then an exception comes before the
-     * state records it (after $lose, which can make rows of that chunk disappear as if their batch never committed).
+     * Runs an importer that crashes at the worst moment: its k-th chunk is written, then an exception comes before
+     * its position is saved.
      *
      * @param importer $importer
      * @param int $k
-     * @param callable|null $lose
      */
-    protected function run_crashing(importer $importer, int $k, ?callable $lose = null): void {
+    protected function run_crashing(importer $importer, int $k): void {
         $chunks = 0;
-        $importer->afterwrite = function() use (&$chunks, $k, $lose) {
+        $importer->afterwrite = function() use (&$chunks, $k) {
             if (++$chunks === $k) {
-                if ($lose) {
-                    $lose();
-                }
                 throw new RuntimeException("simulated crash after chunk $k");
             }
         };
@@ -398,7 +483,8 @@ class import_test extends base_testcase {
 
     /**
      * Imports from exports of the site's table: CSV (psql style), JSON lines (row_to_json), JSON array; each
-     * interrupted once and resumed by its ids.
+     * interrupted once and resumed by its ids. An export of this very table, named as its source (--source=this-site),
+     * and the table itself are stored once.
      */
     public function test_import_from_exports(): void {
         global $DB;
@@ -441,21 +527,217 @@ class import_test extends base_testcase {
             analytics_fixture::assert_same_rows(analytics_fixture::standard_rows('id <= :last', ['last' => $lastid]),
                 analytics_fixture::target_rows('postgres', $name), basename($file) . ': every row once, every column');
         }
+
+        // The JSON array (the first 3000 rows) as this site's table, then the table: each row once.
+        $name = $this->target('postgres');
+        $r = $this->importer(['chunk' => 2000, 'identity' => (new db_source())->identity()], new file_source($json))->run();
+        $this->assertSame(3000, $r['counts']['imported']);
+        $r = $this->importer(['chunk' => 2000])->run();
+        $this->assertTrue($r['ok'], json_encode($r['checks']));
+        $this->assert_target_is_source('postgres', $name, 'an export of this table, then the table');
     }
 
     /**
-     * Progress line, rate and ETA; the measured speed of the import (printed, not asserted: no timing thresholds).
+     * TimescaleDB: an import into days whose chunks are already compressed (by the compression policy), killed and
+     * resumed; the continuous aggregates come up to date by TimescaleDB's own refresh policies (the scheduler runs
+     * them; no manual refresh), also for old days imported after the aggregates were materialised.
      */
-    public function test_progress_and_speed(): void {
+    public function test_timescaledb_compressed_days_and_aggregates(): void {
         global $DB;
+        $name = $this->target('timescaledb');
+        $s = log_dataset::START;
+        $cli = tsdb_test_site::plugin_cli('import_standard_log.php');
+        // The first three days, then every chunk is compressed by the policy.
+        [$rc, $out, $err] = tsdb_test_site::run_cli($cli, ['--to=' . ($s + 3 * 86400), '--chunk=2000']);
+        $this->assertSame(0, $rc, $out . $err);
+        analytics_fixture::run_policies($name, ['policy_compression']);
+        $db = analytics_fixture::pg(analytics_fixture::settings('timescaledb', $name));
+        $compressed = function() use ($db, $name) {
+            return (int) $db->query("SELECT count(*) AS n FROM timescaledb_information.chunks WHERE hypertable_name = ?"
+                . ' AND is_compressed', [$name])[0]->n;
+        };
+        $this->assertGreaterThan(0, $compressed(), 'the imported days are compressed');
+
+        // Everything, killed once while it writes (the first three days are sent again: into compressed chunks).
+        $n = $DB->count_records('logstore_standard_log');
+        $this->kill_cli_at('timescaledb', $name, ['--all', '--chunk=500'], intdiv($n * 2, 3), 0, $this->dir . '/k.log');
+        [$rc, $out, $err] = tsdb_test_site::run_cli($cli, ['--all', '--chunk=500']);
+        $this->assertSame(0, $rc, $out . $err);
+        $this->assertMatchesRegularExpression('/OK    target: /', $out);
+        $this->assert_target_is_source('timescaledb', $name, 'into compressed days, killed and resumed');
+        analytics_fixture::run_policies($name, ['policy_compression', 'policy_refresh_continuous_aggregate']);
+        $this->assert_daily_aggregate($db, $name, 'after the refresh policies');
+
+        // Older logs found later (new ids, old days): into the compressed chunks; the aggregates lag until the
+        // policies run.
+        $before = $compressed();
+        log_dataset::insert_standard(log_dataset::generate(900, 3, 77, $s));
+        [$rc, $out, $err] = tsdb_test_site::run_cli($cli, ['--all']);
+        $this->assertSame(0, $rc, $out . $err);
+        $this->assertStringContainsString('Imported 900 events', $out);
+        $this->assert_target_is_source('timescaledb', $name, 'old days added later');
+        $this->assertSame($before, $compressed(), 'written into the compressed chunks (none decompressed)');
+        $total = (int) $db->query('SELECT sum(events) AS n FROM public.' . \logstore_tsdb\local\pgdb::quote_identifier(
+            \logstore_tsdb\local\summary::derived($name, '_daily')))[0]->n;
+        $this->assertSame($DB->count_records('logstore_standard_log') - 900, $total,
+            'the aggregate does not have them yet (materialised before they came)');
+        $ran = analytics_fixture::run_policies($name, ['policy_refresh_continuous_aggregate']);
+        $this->assertNotEmpty($ran);
+        $this->assert_daily_aggregate($db, $name, 'old days imported after the aggregates were materialised');
+        $db->close();
+    }
+
+    /**
+     * The `_daily` aggregate (day, course, user => events) equals the same counts from logstore_standard_log.
+     *
+     * @param \logstore_tsdb\local\pgdb $db
+     * @param string $name
+     * @param string $msg
+     */
+    protected function assert_daily_aggregate(\logstore_tsdb\local\pgdb $db, string $name, string $msg): void {
+        global $DB;
+        $want = [];
+        foreach ($DB->get_recordset_sql('SELECT timecreated - timecreated % 86400 AS day, courseid, userid, COUNT(1) AS n
+                FROM {logstore_standard_log} GROUP BY timecreated - timecreated % 86400, courseid, userid') as $r) {
+            $want["{$r->day}/{$r->courseid}/{$r->userid}"] = (int) $r->n;
+        }
+        $got = [];
+        foreach ($db->query_native('SELECT extract(epoch FROM day)::bigint AS day, courseid, userid, events FROM public.'
+                . \logstore_tsdb\local\pgdb::quote_identifier(\logstore_tsdb\local\summary::derived($name, '_daily'))) as $r) {
+            $got["{$r->day}/{$r->courseid}/{$r->userid}"] = (int) $r->events;
+        }
+        ksort($want);
+        ksort($got);
+        $this->assertSame($want, $got, $msg);
+    }
+
+    /**
+     * The state of the plugin's previous importer (done id ranges × windows, a chunk in flight): its done rows are
+     * left out (they carry another identity), the rest is imported once.
+     */
+    public function test_previous_importers_state(): void {
+        global $DB;
+        $name = $this->target('postgres');
+        $ids = $DB->get_fieldset_sql('SELECT id FROM {logstore_standard_log} ORDER BY id');
+        $cut = (int) $ids[5000];
+        $key = importer::state_key((new db_source())->descriptor(), \logstore_tsdb\log\store::read_plugin_config());
+        set_config($key, json_encode(['done' => [[(int) $ids[0], $cut, null, null, 0]], 'runs' => 2,
+            'totals' => ['imported' => 5001], 'inflight' => ['first' => $cut + 1, 'last' => $cut + 10]]), 'logstore_tsdb');
+        $out = [];
+        $r = $this->importer(['out' => function($l) use (&$out) {
+            $out[] = $l;
+        }])->run();
+        $this->assertTrue($r['ok'], json_encode($r['checks']));
+        $this->assertSame(count($ids) - 5001, $r['counts']['imported']);
+        $this->assertStringContainsString("previous version was stopped while it wrote the rows with keys "
+            . ($cut + 1) . '-' . ($cut + 10), implode("\n", $out));
+        analytics_fixture::assert_same_rows(analytics_fixture::standard_rows('id > :cut', ['cut' => $cut]),
+            analytics_fixture::target_rows('postgres', $name), 'only the rows the previous importer had not done');
+    }
+
+    /**
+     * Bad input is named, never a crash: unknown or malformed options, a missing file, rows that are not events
+     * (counted and named by id, the rest imported once), rows the extension cannot take as a chunk (a value of the
+     * wrong type) and ids out of order (the import stops, says why and where it resumes; exit code 1, no PHP notice).
+     */
+    public function test_bad_input_is_named(): void {
+        global $DB;
+        $cli = tsdb_test_site::plugin_cli('import_standard_log.php');
+        $name = $this->target('postgres');
+        file_put_contents($this->dir . '/x.xml', '<log/>');
+        foreach ([[['--from=yesterday'], '--from: expected YYYY-MM-DD'], [['--chunk=0'], '--chunk: between 1 and 200000'],
+                [['--file=' . $this->dir . '/missing.jsonl'], 'missing.jsonl does not exist or cannot be read'],
+                [['--file=' . $this->dir . '/x.xml', '--format=xml'], 'The import file cannot be read']] as [$args, $want]) {
+            [$rc, $out, $err] = tsdb_test_site::run_cli($cli, $args);
+            $this->assertSame(1, $rc, implode(' ', $args) . ": $out$err");
+            $this->assertStringContainsString($want, $out . $err);
+            $this->assert_no_php_notice($out . $err, implode(' ', $args));
+        }
+
+        // 60 rows of the site as JSON lines; two are not events (a context id that is not a number, no event name).
+        $rows = [];
+        foreach ($DB->get_records_sql('SELECT * FROM {logstore_standard_log} ORDER BY id', [], 0, 60) as $r) {
+            $rows[] = (array) $r;
+        }
+        $fixed = $rows;
+        $rows[10]['contextid'] = 'abc';
+        $rows[20]['eventname'] = '';
+        $write = function(string $file, array $rows) {
+            file_put_contents($file, implode("\n", array_map('json_encode', $rows)) . "\n");
+        };
+        $file = $this->dir . '/bad-rows.jsonl';
+        $write($file, $rows);
+        [$rc, $out, $err] = tsdb_test_site::run_cli($cli, ['--file=' . $file, '--all']);
+        $this->assertSame(0, $rc, $out . $err);
+        $this->assertStringContainsString("row {$rows[10]['id']}: not an event: contextid is not an integer", $out);
+        $this->assertStringContainsString("row {$rows[20]['id']}: not an event: no eventname", $out);
+        $this->assertStringContainsString('Imported 58 events', $out);
+        $this->assertStringContainsString('not events: 2;', $out);
+        $this->assert_no_php_notice($out . $err, 'rows that are not events');
+        analytics_fixture::assert_same_rows(analytics_fixture::standard_rows('id <= :last AND id <> :a AND id <> :b',
+            ['last' => $rows[59]['id'], 'a' => $rows[10]['id'], 'b' => $rows[20]['id']]),
+            analytics_fixture::target_rows('postgres', $name), 'the events of the file once, the two bad rows not');
+
+        // A value the extension cannot take (an array as courseid) in the second chunk: the first is imported, the
+        // run stops naming the column, and resumes there once the file is fixed.
+        $name = $this->target('postgres');
+        $bad = $fixed;
+        $bad[45]['courseid'] = [1];
+        $file = $this->dir . '/bad-type.jsonl';
+        $write($file, $bad);
+        [$rc, $out, $err] = tsdb_test_site::run_cli($cli, ['--file=' . $file, '--all', '--chunk=30']);
+        $this->assertSame(1, $rc, $out . $err);
+        $this->assertStringContainsString('Import failed: The import stopped: ', $out . $err);
+        $this->assertStringContainsString('courseid: must be a string, an integer or null, array given', $out . $err);
+        $this->assertStringContainsString("The rows up to id {$rows[29]['id']} are imported", $out . $err);
+        $this->assert_no_php_notice($out . $err, 'a value of the wrong type');
+        $this->assertSame(30, analytics_fixture::count('postgres', $name), 'the first chunk');
+        $write($file, $fixed);
+        [$rc, $out, $err] = tsdb_test_site::run_cli($cli, ['--file=' . $file, '--all', '--chunk=30']);
+        $this->assertSame(0, $rc, $out . $err);
+        $this->assertStringContainsString('Imported 30 events', $out);
+        analytics_fixture::assert_same_rows(analytics_fixture::standard_rows('id <= :last', ['last' => $rows[59]['id']]),
+            analytics_fixture::target_rows('postgres', $name), 'resumed after the fix: every row once');
+
+        // Ids out of order: refused with the ids, nothing written.
+        $name = $this->target('postgres');
+        $swapped = $fixed;
+        [$swapped[4], $swapped[5]] = [$swapped[5], $swapped[4]];
+        $file = $this->dir . '/swapped.jsonl';
+        $write($file, $swapped);
+        [$rc, $out, $err] = tsdb_test_site::run_cli($cli, ['--file=' . $file, '--all']);
+        $this->assertSame(1, $rc, $out . $err);
+        $this->assertStringContainsString("ids must increase along the file (id {$rows[4]['id']} after {$rows[5]['id']})",
+            $out . $err);
+        $this->assert_no_php_notice($out . $err, 'ids out of order');
+        $this->assertSame(0, analytics_fixture::count('postgres', $name));
+    }
+
+    /**
+     * Progress: the line, and an ETA from the rows still to read over the rate of the last minute (a slow start does
+     * not skew it); the real import prints 100 %; the measured speed is printed, not asserted.
+     */
+    public function test_progress_and_eta(): void {
+        global $DB;
+        $this->assertSame('[###############...............]  50.0%  500 / 1,000 rows  100 rows/s  ETA 0:00:05',
+            progress::line(500, 1000, 100.0, 5.0, 5.0));
+        $this->assertSame('1,234 bytes  617 rows/s  0:00:02', progress::line(1234, null, 617.0, null, 2.0, 'bytes'));
+        // 10 s at 100 rows/s (the start), then 1000 rows/s: after 70 s the ETA is the rows left at 1000 rows/s.
+        $stream = fopen('php://memory', 'w+');
+        $p = new progress($stream, false, 0, 1000.0);
+        $total = 300000;
+        $done = 0;
+        for ($t = 1; $t <= 70; $t++) {
+            $done += $t <= 10 ? 100 : 1000;
+            $p->update($done, $total, $done, 'rows', false, 1000.0 + $t);
+        }
+        $this->assertSame($done, 61000);
+        $this->assertStringEndsWith('1,000 rows/s  ETA 0:03:59', $p->lastline, 'ETA = 239,000 rows / 1,000 rows/s');
+
         $this->target('postgres');
         $n = $DB->count_records('logstore_standard_log');
-        $this->assertSame('[###############...............]  50.0%  500 / 1,000 rows  100 rows/s  ETA 0:00:05',
-            progress::line(500, 1000, 500, 5.0));
-        $this->assertSame('1,234 bytes  617 rows/s  0:00:02', progress::line(1234, null, 1234, 2.0, 'bytes'));
         $stream = fopen('php://memory', 'w+');
-        $progress = new progress($stream, false, 0);
-        $r = $this->importer(['chunk' => 5000, 'progress' => $progress])->run();
+        $r = $this->importer(['chunk' => 5000, 'progress' => new progress($stream, false, 0)])->run();
         $this->assertTrue($r['ok'], json_encode($r['checks']));
         rewind($stream);
         $this->assertStringContainsString('100.0%  ' . number_format($n) . ' / ' . number_format($n) . ' rows',

@@ -27,8 +27,11 @@ namespace logstore_tsdb\local\import;
 defined('MOODLE_INTERNAL') || die();
 
 /**
- * Reads {logstore_standard_log} by id ranges (keyset: `id > :last ORDER BY id`, the primary key), restricted to a
- * time window with the timecreated index giving the id bounds.
+ * Reads {logstore_standard_log} in id order (keyset: `id > :last ORDER BY id`, the primary key), between the smallest
+ * and the largest id of the time window.
+ *
+ * On PostgreSQL the rows come as COPY text lines from pg_copy_to() on Moodle's own connection (converted in the
+ * extension: no PHP array per row); on other databases (MySQL, MariaDB...) through a recordset, one PHP array per row.
  *
  * @package    logstore_tsdb
  * @copyright  2025 The logstore_tsdb authors
@@ -39,20 +42,32 @@ class db_source extends source {
     /** @var string Moodle table name (without prefix). */
     protected $table;
 
-    /** @var array cache of id bounds per window */
-    protected $bounds = [];
+    /** @var bool|null Read with COPY: null = when Moodle's database is PostgreSQL. */
+    protected $copy;
+
+    /** @var int|null Smallest id of the window (null: from the start). */
+    protected $lo = null;
+
+    /** @var int|null Largest id of the window (null: the window is empty). */
+    protected $hi = null;
+
+    /** @var string SQL excluding id ranges × time windows already imported by the previous importer. */
+    protected $exclusions = '';
 
     /**
      * Constructor.
      *
      * @param string $table
+     * @param bool|null $copy read with COPY (PostgreSQL only); null: whenever Moodle's database is PostgreSQL
      */
-    public function __construct(string $table = 'logstore_standard_log') {
+    public function __construct(string $table = 'logstore_standard_log', ?bool $copy = null) {
         $this->table = $table;
+        $this->copy = $copy;
+        $this->set_window(null, null);
     }
 
     /**
-     * Identity.
+     * Identity of the position.
      *
      * @return string
      */
@@ -67,17 +82,29 @@ class db_source extends source {
      * @return string
      */
     public function name(): string {
-        return '{' . $this->table . '}';
+        return '{' . $this->table . '}' . ($this->pg_handle() ? ' (COPY)' : ' (recordset)');
     }
 
     /**
-     * The time window as SQL.
+     * The site's identifier (kept when the site moves to another address) and the table.
+     *
+     * @return string
+     */
+    public function identity(): string {
+        global $CFG;
+        return 'moodle:' . ($CFG->siteidentifier ?? get_site_identifier()) . ':' . $CFG->prefix . $this->table;
+    }
+
+    /**
+     * Restricts the ids read to those between the smallest and the largest id of a time window (the rows in between
+     * that are outside the window are read too, for tsdb_import() to pass over). Without a window: up to the largest
+     * id now (rows the standard store adds meanwhile are for a later run).
      *
      * @param int|null $from
      * @param int|null $to
-     * @return array [sql, params]
      */
-    protected static function window(?int $from, ?int $to): array {
+    public function set_window(?int $from, ?int $to): void {
+        global $DB;
         $w = [];
         $p = [];
         if ($from !== null) {
@@ -88,68 +115,114 @@ class db_source extends source {
             $w[] = 'timecreated < ?';
             $p[] = $to;
         }
-        return [$w ? ' AND ' . implode(' AND ', $w) : '', $p];
-    }
-
-    /**
-     * Smallest and largest id in a window (null, null when empty).
-     *
-     * @param int|null $from
-     * @param int|null $to
-     * @return array
-     */
-    public function id_bounds(?int $from, ?int $to): array {
-        global $DB;
-        $k = "$from/$to";
-        if (!isset($this->bounds[$k])) {
-            [$w, $p] = self::window($from, $to);
-            $r = $DB->get_record_sql('SELECT MIN(id) AS lo, MAX(id) AS hi FROM {' . $this->table . '} WHERE 1 = 1' . $w, $p);
-            $this->bounds[$k] = [$r->lo === null ? null : (int) $r->lo, $r->hi === null ? null : (int) $r->hi];
+        if (!$w) {
+            $this->lo = null;
+            $hi = $DB->get_field_sql('SELECT MAX(id) FROM {' . $this->table . '}');
+            $this->hi = $hi === null || $hi === false ? null : (int) $hi;
+            return;
         }
-        return $this->bounds[$k];
+        $where = implode(' AND ', $w);
+        $first = $DB->get_records_sql("SELECT id FROM {{$this->table}} WHERE $where ORDER BY id", $p, 0, 1);
+        $last = $DB->get_records_sql("SELECT id FROM {{$this->table}} WHERE $where ORDER BY id DESC", $p, 0, 1);
+        $this->lo = $first ? (int) reset($first)->id : null;
+        $this->hi = $last ? (int) reset($last)->id : null;
     }
 
     /**
-     * Rows after a key.
+     * Leaves out rows an import by the plugin's previous version already wrote (with another identity).
      *
-     * @param int $afterkey
+     * @param array $rectangles [[first id, last id, from|null, to|null], ...]
+     */
+    public function set_exclusions(array $rectangles): void {
+        $parts = [];
+        foreach ($rectangles as $r) {
+            $c = ['id BETWEEN ' . (int) $r[0] . ' AND ' . (int) $r[1]];
+            if ($r[2] !== null) {
+                $c[] = 'timecreated >= ' . (int) $r[2];
+            }
+            if ($r[3] !== null) {
+                $c[] = 'timecreated < ' . (int) $r[3];
+            }
+            $parts[] = 'NOT (' . implode(' AND ', $c) . ')';
+        }
+        $this->exclusions = $parts ? ' AND ' . implode(' AND ', $parts) : '';
+    }
+
+    /**
+     * Moodle's own PostgreSQL connection (pgsql extension) for COPY, or null.
+     *
+     * @return \PgSql\Connection|null
+     */
+    protected function pg_handle() {
+        global $DB;
+        if ($this->copy === false || $DB->get_dbfamily() !== 'postgres' || !function_exists('pg_copy_to')) {
+            return null;
+        }
+        $handle = (function() {
+            return method_exists($this, 'get_db_handle') ? $this->get_db_handle() : null;
+        })->call($DB);
+        return $handle instanceof \PgSql\Connection ? $handle : null;
+    }
+
+    /**
+     * The id condition of the rows after a position (ints only: safe inside SQL text).
+     *
+     * @param int $afterid
+     * @param int|null $lastid
+     * @return string|null null when nothing is left
+     */
+    protected function where(int $afterid, ?int $lastid = null): ?string {
+        if ($this->hi === null) {
+            return null;
+        }
+        $after = max($afterid, ($this->lo ?? 1) - 1);
+        $last = min($this->hi, $lastid ?? $this->hi);
+        return $after >= $last ? null : "id > $after AND id <= $last" . $this->exclusions;
+    }
+
+    /**
+     * Rows after an id: COPY text lines (PostgreSQL) or arrays.
+     *
+     * @param int $afterid
      * @param int $afteroffset unused
      * @param int $limit
-     * @param int|null $from
-     * @param int|null $to
      * @return array
      */
-    public function read(int $afterkey, int $afteroffset, int $limit, ?int $from, ?int $to): array {
-        global $DB;
-        [$lo, $hi] = $this->id_bounds($from, $to);
-        if ($lo === null || $afterkey >= $hi) {
-            return ['rows' => [], 'end' => true];
+    public function read(int $afterid, int $afteroffset, int $limit): array {
+        global $DB, $CFG;
+        $where = $this->where($afterid);
+        if ($where === null) {
+            return ['rows' => [], 'end' => true, 'offset' => 0];
         }
-        $afterkey = max($afterkey, $lo - 1);
-        [$w, $p] = self::window($from, $to);
-        $rows = $DB->get_records_sql('SELECT id, ' . implode(', ', self::COLUMNS) . ' FROM {' . $this->table . '}'
-            . ' WHERE id > ? AND id <= ?' . $w . ' ORDER BY id', array_merge([$afterkey, $hi], $p), 0, $limit);
-        $out = [];
-        foreach ($rows as $r) {
-            $out[] = [(int) $r->id, (array) $r, 0];
+        $columns = 'id, ' . implode(', ', self::COLUMNS);
+        $pg = $this->pg_handle();
+        if ($pg) {
+            $rows = pg_copy_to($pg, "(SELECT $columns FROM {$CFG->prefix}{$this->table} WHERE $where ORDER BY id LIMIT "
+                . (int) $limit . ')');
+            if ($rows === false) {
+                throw new \dml_read_exception(pg_last_error($pg));
+            }
+        } else {
+            $rows = [];
+            $rs = $DB->get_recordset_sql("SELECT $columns FROM {{$this->table}} WHERE $where ORDER BY id", [], 0, $limit);
+            foreach ($rs as $r) {
+                $rows[] = (array) $r;
+            }
+            $rs->close();
         }
-        return ['rows' => $out, 'end' => count($out) < $limit];
+        return ['rows' => $rows, 'end' => count($rows) < $limit, 'offset' => 0];
     }
 
     /**
-     * Rows in a window and key range.
+     * Rows left after an id (up to $lastid).
      *
-     * @param int|null $from
-     * @param int|null $to
-     * @param int $afterkey
-     * @param int|null $lastkey
+     * @param int $afterid
+     * @param int|null $lastid
      * @return int
      */
-    public function count(?int $from, ?int $to, int $afterkey = 0, ?int $lastkey = null): ?int {
+    public function count_after(int $afterid, ?int $lastid = null): ?int {
         global $DB;
-        [$w, $p] = self::window($from, $to);
-        $sql = 'id > ?' . ($lastkey !== null ? ' AND id <= ?' : '') . $w;
-        $params = array_merge([$afterkey], $lastkey !== null ? [$lastkey] : [], $p);
-        return (int) $DB->count_records_select($this->table, $sql, $params);
+        $where = $this->where($afterid, $lastid);
+        return $where === null ? 0 : (int) $DB->count_records_select($this->table, $where);
     }
 }

@@ -36,7 +36,8 @@ defined('MOODLE_INTERNAL') || die();
  *   'log.jsonl'`), streamed; or one JSON array of objects (read whole: for small exports).
  *
  * The key of a row is its `id` when the file has that column (it must increase: export ORDER BY id), else its row
- * number. A position is the key plus the byte offset after it, so a resumed run seeks instead of re-reading.
+ * number; tsdb_import() takes it as the row's id. A position is the key plus the byte offset after it, so a resumed
+ * run seeks instead of re-reading.
  *
  * @package    logstore_tsdb
  * @copyright  2025 The logstore_tsdb authors
@@ -64,6 +65,9 @@ class file_source extends source {
 
     /** @var array|null JSON array rows */
     protected $array = null;
+
+    /** @var array Rows already imported by the previous importer: [[first id, last id, from|null, to|null], ...]. */
+    protected $exclusions = [];
 
     /** @var int Largest JSON array file read whole. */
     const MAX_ARRAY_BYTES = 268435456;
@@ -146,6 +150,25 @@ class file_source extends source {
     }
 
     /**
+     * The file (the same export imported again is stored once; the CLI's --source names another origin, such as
+     * this site's table the file was exported from).
+     *
+     * @return string
+     */
+    public function identity(): string {
+        return 'file:' . $this->path . ($this->idkeys ? '' : ':rows');
+    }
+
+    /**
+     * Leaves out rows an import by the plugin's previous version already wrote.
+     *
+     * @param array $rectangles [[first id, last id, from|null, to|null], ...]
+     */
+    public function set_exclusions(array $rectangles): void {
+        $this->exclusions = $rectangles;
+    }
+
+    /**
      * Does the file have an id column?
      *
      * @return bool
@@ -177,16 +200,14 @@ class file_source extends source {
     }
 
     /**
-     * Rows after a position.
+     * Rows after a position, as arrays with their key as id.
      *
      * @param int $afterkey
      * @param int $afteroffset
      * @param int $limit
-     * @param int|null $from
-     * @param int|null $to
      * @return array
      */
-    public function read(int $afterkey, int $afteroffset, int $limit, ?int $from, ?int $to): array {
+    public function read(int $afterkey, int $afteroffset, int $limit): array {
         $out = [];
         if ($this->format === 'json') {
             $index = $afteroffset > 0 ? $afteroffset : 0;
@@ -197,12 +218,12 @@ class file_source extends source {
                 $key = $this->idkeys ? (int) $row['id'] : $index + 1;
                 $this->check_order($prevkey, $key);
                 $prevkey = $key;
-                if ($key <= $afterkey || !self::in_window($row, $from, $to)) {
-                    continue;
+                if ($key > $afterkey && !$this->excluded($key, $row)) {
+                    $row['id'] = $key;
+                    $out[] = $row;
                 }
-                $out[] = [$key, $row, $index + 1];
             }
-            return ['rows' => $out, 'end' => $index >= $n];
+            return ['rows' => $out, 'end' => $index >= $n, 'offset' => $index];
         }
         fseek($this->fh, $afteroffset > 0 ? $afteroffset : $this->dataoffset);
         $rownumber = null;
@@ -211,7 +232,7 @@ class file_source extends source {
             if ($this->format === 'csv') {
                 $fields = fgetcsv($this->fh, 0, ',', '"', '');
                 if ($fields === false) {
-                    return ['rows' => $out, 'end' => true];
+                    return ['rows' => $out, 'end' => true, 'offset' => ftell($this->fh)];
                 }
                 if ($fields === [null]) {
                     continue; // Blank line.
@@ -221,7 +242,7 @@ class file_source extends source {
             } else {
                 $line = fgets($this->fh);
                 if ($line === false) {
-                    return ['rows' => $out, 'end' => true];
+                    return ['rows' => $out, 'end' => true, 'offset' => ftell($this->fh)];
                 }
                 if (trim($line) === '') {
                     continue;
@@ -244,15 +265,32 @@ class file_source extends source {
             }
             $this->check_order($prevkey, $key);
             $prevkey = $key;
-            if ($key <= $afterkey || !self::in_window($row, $from, $to)) {
-                continue;
+            if ($key > $afterkey && !$this->excluded($key, $row)) {
+                $row['id'] = $key;
+                $out[] = $row;
             }
-            $out[] = [$key, $row, ftell($this->fh)];
         }
         $pos = ftell($this->fh);
         $end = fgetc($this->fh) === false;
         fseek($this->fh, $pos);
-        return ['rows' => $out, 'end' => $end];
+        return ['rows' => $out, 'end' => $end, 'offset' => $pos];
+    }
+
+    /**
+     * Was the row imported by the previous importer?
+     *
+     * @param int $key
+     * @param array $row
+     * @return bool
+     */
+    protected function excluded(int $key, array $row): bool {
+        foreach ($this->exclusions as [$k1, $k2, $t1, $t2]) {
+            $t = is_numeric($row['timecreated']) ? (int) $row['timecreated'] : null;
+            if ($key >= $k1 && $key <= $k2 && $t !== null && ($t1 === null || $t >= $t1) && ($t2 === null || $t < $t2)) {
+                return true;
+            }
+        }
+        return false;
     }
 
     /**
@@ -269,49 +307,14 @@ class file_source extends source {
     }
 
     /**
-     * Is a row inside the time window?
+     * Counting a file means reading it: not done (the progress bar counts bytes instead).
      *
-     * @param array $row
-     * @param int|null $from
-     * @param int|null $to
-     * @return bool
-     */
-    protected static function in_window(array $row, ?int $from, ?int $to): bool {
-        if ($row['timecreated'] === null || !is_numeric($row['timecreated'])) {
-            return $from === null && $to === null; // Kept for the importer to refuse and count.
-        }
-        $t = (int) $row['timecreated'];
-        return ($from === null || $t >= $from) && ($to === null || $t < $to);
-    }
-
-    /**
-     * Counting a file means reading it: not done for progress (the byte offset is used instead).
-     *
-     * @param int|null $from
-     * @param int|null $to
-     * @param int $afterkey
-     * @param int|null $lastkey
+     * @param int $afterid
+     * @param int|null $lastid
      * @return int|null
      */
-    public function count(?int $from, ?int $to, int $afterkey = 0, ?int $lastkey = null): ?int {
-        $n = 0;
-        $key = $afterkey;
-        $offset = 0;
-        while (true) {
-            $r = $this->read($key, $offset, 10000, null, null);
-            foreach ($r['rows'] as [$k, $row, $off]) {
-                if ($lastkey !== null && $k > $lastkey) {
-                    return $n;
-                }
-                if (self::in_window($row, $from, $to)) {
-                    $n++;
-                }
-                [$key, $offset] = [$k, $off];
-            }
-            if ($r['end'] || !$r['rows']) {
-                return $n;
-            }
-        }
+    public function count_after(int $afterid, ?int $lastid = null): ?int {
+        return null;
     }
 
     /**

@@ -27,8 +27,8 @@ namespace logstore_tsdb\local\import;
 defined('MOODLE_INTERNAL') || die();
 
 /**
- * A stream of logstore_standard_log rows, each with a key that increases along the stream (the row id for the
- * table, the row number for a file), read in chunks. A position (key, plus a byte offset for files) lets a later run
+ * A stream of logstore_standard_log rows in increasing id order (the row id for the table, the row number for a file
+ * without an id column), read in chunks. A position (the last id read, plus a byte offset for files) lets a later run
  * continue where an earlier one stopped.
  *
  * @package    logstore_tsdb
@@ -37,13 +37,13 @@ defined('MOODLE_INTERNAL') || die();
  */
 abstract class source {
 
-    /** @var string[] The columns of logstore_standard_log besides id. */
+    /** @var string[] The columns of logstore_standard_log besides id, in the table's order (tsdb_import()'s). */
     const COLUMNS = ['eventname', 'component', 'action', 'target', 'objecttable', 'objectid', 'crud', 'edulevel', 'contextid',
         'contextlevel', 'contextinstanceid', 'userid', 'courseid', 'relateduserid', 'anonymous', 'other', 'timecreated',
         'origin', 'ip', 'realuserid'];
 
     /**
-     * A stable identity of the source (the import state is kept per source).
+     * A stable identity of the source and how it is read (the import position is kept per source and target).
      *
      * @return string
      */
@@ -57,27 +57,40 @@ abstract class source {
     abstract public function name(): string;
 
     /**
-     * Rows after a position, within a time window, in key order.
+     * Where the rows come from: the imported events' identity (their producer) is derived from it, so the same row
+     * imported twice, by any run, is stored once.
      *
-     * @param int $afterkey rows with a larger key (0: from the start)
-     * @param int $afteroffset where the row after $afterkey starts (files; 0 = unknown, scan)
-     * @param int $limit at most this many rows
-     * @param int|null $from timecreated >= from
-     * @param int|null $to timecreated < to
-     * @return array ['rows' => [[key, row array, offset after the row], ...], 'end' => bool (nothing after the last row)]
+     * @return string
      */
-    abstract public function read(int $afterkey, int $afteroffset, int $limit, ?int $from, ?int $to): array;
+    abstract public function identity(): string;
 
     /**
-     * Number of rows in a time window and key range (for progress and the final check).
+     * The rows after a position, in id order: every row (the time window is applied by tsdb_import(), which must see
+     * the rows it passes over).
      *
-     * @param int|null $from
-     * @param int|null $to
-     * @param int $afterkey only keys above this
-     * @param int|null $lastkey only keys up to this
+     * @param int $afterid rows with a larger id (0: from the start)
+     * @param int $afteroffset where the row after $afterid starts (files; 0 = unknown)
+     * @param int $limit at most this many rows
+     * @return array ['rows' => COPY text lines or row arrays with their id, 'end' => bool (nothing after them),
+     *               'offset' => position after the last row (files)]
+     */
+    abstract public function read(int $afterid, int $afteroffset, int $limit): array;
+
+    /**
+     * How many rows are left after a position (for the progress bar's ETA and the final check).
+     *
+     * @param int $afterid
+     * @param int|null $lastid only up to this id
      * @return int|null null when it cannot be known without reading everything
      */
-    abstract public function count(?int $from, ?int $to, int $afterkey = 0, ?int $lastkey = null): ?int;
+    abstract public function count_after(int $afterid, ?int $lastid = null): ?int;
+
+    /**
+     * Leaves out rows an import by the plugin's previous version already wrote (with another identity).
+     *
+     * @param array $rectangles [[first id, last id, from|null, to|null], ...]
+     */
+    abstract public function set_exclusions(array $rectangles): void;
 
     /**
      * Closes files.
