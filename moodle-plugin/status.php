@@ -83,11 +83,16 @@ function logstore_tsdb_status_time($time): string {
         'ago' => format_time(max(0, time() - $seconds))]));
 }
 
-// The verdict first: System status's check of the store, with its reason; events lost in the last hour make it a
-// warning at least (the health check notifies only after several failing checks).
+// The verdict first: System status's check of the store, with its reason. The health check notifies only after
+// several failing checks; meanwhile batches waiting in the spool (the database is not taking them: now), or else
+// events lost in the last hour, make it a warning that says so.
 $verdict = (new \logstore_tsdb\check\extension_check())->get_result();
 $hour = status::last_hour();
-if ($verdict->get_status() === \core\check\result::OK && $hour['failed'] + $hour['dropped'] > 0) {
+$spool = status::spool_info($cfg);
+if ($verdict->get_status() === \core\check\result::OK && $spool && $spool['files']) {
+    $verdict = new \core\check\result(\core\check\result::WARNING, s(get_string('status_verdict_spool', 'logstore_tsdb',
+        (object) ['files' => $spool['files'], 'age' => format_time(max(0, time() - $spool['oldest']))])));
+} else if ($verdict->get_status() === \core\check\result::OK && $hour['failed'] + $hour['dropped'] > 0) {
     $verdict = new \core\check\result(\core\check\result::WARNING,
         s(get_string('status_verdict_losses', 'logstore_tsdb', (object) $hour)));
 }
@@ -112,7 +117,6 @@ echo $OUTPUT->single_button(new moodle_url('/admin/tool/log/store/tsdb/status.ph
 
 // The figures that matter.
 $totals = metrics::site_totals();
-$spool = status::spool_info($cfg);
 $rows = [
     get_string('status_lastsuccess', 'logstore_tsdb') => logstore_tsdb_status_time(max((int) $totals['lastsuccessat'],
         metrics::seconds($stats['last_success_at'] ?? 0))),
@@ -125,6 +129,9 @@ $rows = [
         : get_string('status_spoolempty', 'logstore_tsdb'),
     get_string('status_lasterror', 'logstore_tsdb') => $totals['lasterror'] !== ''
         ? s($totals['lasterror']) . ' (' . logstore_tsdb_status_time($totals['lasterrorat']) . ')'
+        : get_string('status_none', 'logstore_tsdb'),
+    get_string('status_recreated', 'logstore_tsdb') => ($recreated = status::schema_recreated()) !== null
+        ? s(get_string('status_recreated_value', 'logstore_tsdb', status::recreated_words($recreated)))
         : get_string('status_none', 'logstore_tsdb'),
     get_string('status_backend', 'logstore_tsdb') => s(get_string('backend_' . $cfg->backend, 'logstore_tsdb')),
     get_string('status_mode', 'logstore_tsdb') => s((string) ($stats['mode'] ?? $cfg->mode)),
@@ -145,7 +152,11 @@ if ($jobs !== null) {
             get_string('status_job_lastrun', 'logstore_tsdb'), get_string('status_job_lastsuccess', 'logstore_tsdb'),
             get_string('status_job_next', 'logstore_tsdb')];
         foreach ($jobs as $job) {
-            $table->data[] = [s($job->proc_name), s((string) $job->target), s((string) ($job->last_run_status ?? '-')),
+            $lastrun = (string) ($job->last_run_status ?? '-');
+            if ((string) $job->last_error !== '') {
+                $lastrun = get_string('status_job_failed', 'logstore_tsdb', $job->last_error);
+            }
+            $table->data[] = [s($job->proc_name), s((string) $job->target), s($lastrun),
                 logstore_tsdb_status_time((int) $job->last_success), $job->next_start ? userdate((int) $job->next_start) : '-'];
         }
         echo html_writer::table($table);

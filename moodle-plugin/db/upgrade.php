@@ -31,6 +31,8 @@ defined('MOODLE_INTERNAL') || die();
  * @return bool
  */
 function xmldb_logstore_tsdb_upgrade($oldversion) {
+    global $DB;
+
     if ($oldversion < 2025070101) {
         // Until this version an empty spool_dir meant "the default directory", and the spool was used in durable
         // mode only. The spool is now used in every write mode and an empty spool_dir turns it off: a site that kept
@@ -49,6 +51,31 @@ function xmldb_logstore_tsdb_upgrade($oldversion) {
             set_config('gzip', 'auto', 'logstore_tsdb');
         }
         upgrade_plugin_savepoint(true, 2025070102, 'logstore', 'tsdb');
+    }
+    if ($oldversion < 2025070104) {
+        // The sink reports an events table it made again (dropped under it): counted site-wide, and when and why;
+        // a process's last error keeps its own time (not the time of the report that carried it).
+        $dbman = $DB->get_manager();
+        $fields = [
+            'logstore_tsdb_workers' => [
+                new xmldb_field('schema_recreated', XMLDB_TYPE_INTEGER, '18', null, XMLDB_NOTNULL, null, '0', 'batches'),
+                new xmldb_field('schemarecreatedat', XMLDB_TYPE_INTEGER, '10', null, XMLDB_NOTNULL, null, '0', 'extversion'),
+                new xmldb_field('schemarecreatedmsg', XMLDB_TYPE_TEXT, null, null, null, null, null, 'schemarecreatedat'),
+                new xmldb_field('lasterrorat', XMLDB_TYPE_INTEGER, '10', null, XMLDB_NOTNULL, null, '0', 'lastsuccessat'),
+            ],
+            'logstore_tsdb_metrics' => [
+                new xmldb_field('schema_recreated', XMLDB_TYPE_INTEGER, '18', null, XMLDB_NOTNULL, null, '0', 'batches'),
+            ],
+        ];
+        foreach ($fields as $tablename => $tablefields) {
+            $table = new xmldb_table($tablename);
+            foreach ($tablefields as $field) {
+                if (!$dbman->field_exists($table, $field)) {
+                    $dbman->add_field($table, $field);
+                }
+            }
+        }
+        upgrade_plugin_savepoint(true, 2025070104, 'logstore', 'tsdb');
     }
     return true;
 }

@@ -31,8 +31,9 @@ use logstore_tsdb\local\extension;
 use logstore_tsdb\local\status;
 
 /**
- * Reports a missing extension, a refused configuration, a failing health check and the extension's warning
- * (tsdb_stats()['warning']: clear text off this machine, page settings a PHP-FPM pool overrides).
+ * Reports a missing extension, a refused configuration, a failing health check, an events table the sink made again
+ * in the last day and the extension's warning (tsdb_stats()['warning']: clear text off this machine, page settings a
+ * PHP-FPM pool overrides).
  *
  * @package    logstore_tsdb
  * @copyright  2025 The logstore_tsdb authors
@@ -78,6 +79,11 @@ class extension_check extends \core\check\check {
         $problem = (string) get_config('logstore_tsdb', 'healthlastproblem');
         if ((int) get_config('logstore_tsdb', 'healthfailcount') > 0 && $problem !== '') {
             return new result(result::WARNING, s(get_string('check_health_failing', 'logstore_tsdb', $problem)));
+        }
+        $recreated = status::schema_recreated();
+        if ($recreated !== null) {
+            return new result(result::WARNING, s(get_string('check_schema_recreated', 'logstore_tsdb',
+                status::recreated_words($recreated))));
         }
         $warning = (string) (extension::stats()['warning'] ?? '');
         if ($warning !== '') {

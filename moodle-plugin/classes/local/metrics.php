@@ -42,7 +42,7 @@ class metrics {
     const INTERVAL = 60;
 
     /** @var string[] Cumulative counters of tsdb_stats(). */
-    const COUNTERS = ['accepted', 'written', 'failed', 'dropped', 'retried', 'batches'];
+    const COUNTERS = ['accepted', 'written', 'failed', 'dropped', 'retried', 'batches', 'schema_recreated'];
 
     /**
      * Reports this process's counters if the last report is older than INTERVAL.
@@ -95,8 +95,11 @@ class metrics {
         $row->queuedbytes = (int) ($stats['queued_bytes'] ?? 0);
         $row->lasterror = \core_text::substr((string) ($stats['last_error'] ?? ''), 0, 1000);
         $row->lastsuccessat = self::seconds($stats['last_success_at'] ?? 0);
+        $row->lasterrorat = $row->lasterror !== '' ? self::seconds($stats['last_error_at'] ?? 0) : 0;
         $row->backend = (string) ($stats['backend'] ?? '');
         $row->extversion = (string) ($stats['version'] ?? '');
+        $row->schemarecreatedat = self::seconds($stats['schema_recreated_at'] ?? 0);
+        $row->schemarecreatedmsg = \core_text::substr((string) ($stats['schema_recreated_message'] ?? ''), 0, 1000);
         $row->timereported = $now;
         if ($prev) {
             $row->id = $prev->id;
@@ -182,9 +185,11 @@ class metrics {
             }
             $totals['workers']++;
             $totals['lastsuccessat'] = max($totals['lastsuccessat'], (int) $r->lastsuccessat);
-            if ($r->lasterror !== null && $r->lasterror !== '') {
+            // The newest error of all, at its own time (a report of an older one may be newer).
+            $errorat = (int) $r->lasterrorat ?: (int) $r->timereported;
+            if ($r->lasterror !== null && $r->lasterror !== '' && $errorat >= $totals['lasterrorat']) {
                 $totals['lasterror'] = $r->lasterror;
-                $totals['lasterrorat'] = (int) $r->timereported;
+                $totals['lasterrorat'] = $errorat;
             }
         }
         return $totals;

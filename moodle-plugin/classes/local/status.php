@@ -35,6 +35,9 @@ defined('MOODLE_INTERNAL') || die();
  */
 class status {
 
+    /** @var int Seconds an events table made again is reported on the status page and in System status. */
+    const RECREATED_WITHIN = 86400;
+
     /**
      * Size and age of the spool (batches kept through an outage, and durable mode's journals).
      *
@@ -79,7 +82,8 @@ class status {
      *
      * @param \stdClass $cfg plugin config
      * @return array|null [job => \stdClass{job_id, proc_name, target, last_run_status, last_success, next_start,
-     *      total_failures}] or ['error' => message]; null when the backend is not a TimescaleDB
+     *      total_failures, last_error (job_errors' message of a failed last run)}] or ['error' => message]; null when
+     *      the backend is not a TimescaleDB
      */
     public static function timescale_jobs(#[\SensitiveParameter] \stdClass $cfg): ?array {
         if ($cfg->backend !== 'postgres') {
@@ -96,10 +100,16 @@ class status {
             }
             $table = (string) ($cfg->table ?: 'logstore_tsdb_log');
             $schema = (string) ($cfg->schema ?: 'public');
-            // The policies of a continuous aggregate name the aggregate's view as their hypertable.
+            // The policies of a continuous aggregate name the aggregate's view as their hypertable. A job that never
+            // succeeded has -infinity as its last success (which no bigint holds).
             return $db->query("SELECT j.job_id, j.proc_name, j.hypertable_name AS target, s.last_run_status,
-                    extract(epoch FROM s.last_successful_finish)::bigint AS last_success,
-                    extract(epoch FROM s.next_start)::bigint AS next_start, s.total_failures
+                    CASE WHEN isfinite(s.last_successful_finish)
+                        THEN extract(epoch FROM s.last_successful_finish)::bigint END AS last_success,
+                    CASE WHEN isfinite(s.next_start) THEN extract(epoch FROM s.next_start)::bigint END AS next_start,
+                    s.total_failures,
+                    CASE WHEN s.last_run_status = 'Failed' THEN (SELECT e.err_message
+                        FROM timescaledb_information.job_errors e WHERE e.job_id = j.job_id
+                        ORDER BY e.finish_time DESC NULLS LAST LIMIT 1) END AS last_error
                 FROM timescaledb_information.jobs j
                 LEFT JOIN timescaledb_information.job_stats s ON s.job_id = j.job_id
                 WHERE j.hypertable_schema = ? AND (j.hypertable_name = ? OR j.hypertable_name IN (
@@ -111,6 +121,55 @@ class status {
         } finally {
             $db->close();
         }
+    }
+
+    /**
+     * The newest report of the sink making the store's events table again (someone dropped it, or a restore lacked
+     * it) in the last $within seconds, from this process and from every process's report (metrics::record()). Only a
+     * report naming what the store writes to now counts (PostgreSQL: "schema"."table"; InfluxDB: the database or
+     * bucket), not one of a table the store has left.
+     *
+     * @param int $within seconds back
+     * @param int|null $now
+     * @return array|null ['at' => unix time, 'message' => the extension's words] or null when none
+     */
+    public static function schema_recreated(int $within = self::RECREATED_WITHIN, ?int $now = null): ?array {
+        global $DB;
+        $now = $now ?? time();
+        $cfg = \logstore_tsdb\log\store::read_plugin_config();
+        if ($cfg->backend === 'postgres') {
+            $table = '"' . (($cfg->schema ?? '') ?: 'public') . '"."' . (($cfg->table ?? '') ?: 'logstore_tsdb_log') . '"';
+        } else if (strpos((string) $cfg->backend, 'influxdb') === 0) {
+            $table = (string) (($cfg->backend === 'influxdb2' ? $cfg->bucket : $cfg->database) ?? '');
+        } else {
+            return null;
+        }
+        $stats = extension::stats();
+        $reports = [['at' => metrics::seconds($stats['schema_recreated_at'] ?? 0),
+            'message' => (string) ($stats['schema_recreated_message'] ?? '')]];
+        foreach ($DB->get_records_select('logstore_tsdb_workers', 'schemarecreatedat >= ?', [$now - $within],
+                'schemarecreatedat DESC', 'id, schemarecreatedat, schemarecreatedmsg') as $row) {
+            $reports[] = ['at' => (int) $row->schemarecreatedat, 'message' => (string) $row->schemarecreatedmsg];
+        }
+        $found = null;
+        foreach ($reports as $report) {
+            if ($report['at'] >= $now - $within && $report['at'] > ($found['at'] ?? 0)
+                    && $table !== '' && strpos($report['message'], $table) !== false) {
+                $found = $report;
+            }
+        }
+        return $found;
+    }
+
+    /**
+     * What the language strings about a table made again take.
+     *
+     * @param array $recreated schema_recreated()
+     * @return \stdClass date, ago, message
+     */
+    public static function recreated_words(array $recreated): \stdClass {
+        return (object) ['date' => userdate($recreated['at']), 'ago' => format_time(max(0, time() - $recreated['at'])),
+            'message' => $recreated['message']];
     }
 
     /**

@@ -204,6 +204,8 @@ $string['status_thisprocess'] = 'The PHP process that answered this page (anothe
 $string['status_site'] = 'All PHP processes that reported in the last 15 minutes (counters since each one started)';
 $string['status_workers'] = 'Reporting processes';
 $string['status_lasterror'] = 'Last error';
+$string['status_recreated'] = 'Events table made again';
+$string['status_recreated_value'] = '{$a->date} ({$a->ago} ago): {$a->message}';
 $string['status_lastsuccess'] = 'Last successful write';
 $string['status_never'] = 'Never';
 $string['status_none'] = 'None';
@@ -216,6 +218,7 @@ $string['status_failed'] = 'Failed';
 $string['status_dropped'] = 'Dropped';
 $string['status_warning'] = 'The tsdb extension warns: {$a}';
 $string['status_verdict_losses'] = 'Events were lost in the last hour: {$a->failed} failed, {$a->dropped} dropped.';
+$string['status_verdict_spool'] = 'The time series database is not taking events: {$a->files} spool files wait, the oldest for {$a->age}. They are written once it answers. Test connection says why.';
 $string['status_ago'] = '{$a->date} ({$a->ago} ago)';
 $string['status_lasthour'] = 'Last hour';
 $string['status_lasthour_value'] = '{$a->written} events written, {$a->failed} failed, {$a->dropped} dropped';
@@ -226,6 +229,7 @@ $string['status_jobs_error'] = 'TimescaleDB\'s jobs could not be read: {$a}';
 $string['status_job'] = 'Job';
 $string['status_job_target'] = 'Table or aggregate';
 $string['status_job_lastrun'] = 'Last run';
+$string['status_job_failed'] = 'Failed: {$a}';
 $string['status_job_lastsuccess'] = 'Last success';
 $string['status_job_next'] = 'Next run';
 $string['status_details'] = 'Details: every counter';
@@ -285,6 +289,7 @@ $string['health_problem_failures'] = '{$a->failed} events failed and {$a->droppe
 $string['health_problem_spool'] = '{$a->segments} spooled batches are waiting, the oldest for {$a->minutes} minutes: the time series database is not taking them ({$a->error})';
 $string['health_problem_config'] = 'configuration refused: {$a}';
 $string['health_problem_influx'] = 'the plugin cannot read from InfluxDB: {$a}';
+$string['health_problem_recreated'] = 'the events table was missing and was created again on {$a->date}: what it held before is gone ({$a->message})';
 $string['health_problem_flush'] = 'the cron process could not write a test event: {$a}';
 
 // Status check (Site administration > Reports > System status).
@@ -292,6 +297,7 @@ $string['cachedef_workerreport'] = 'When each PHP process last reported its time
 $string['check_extension'] = 'tsdb PHP extension';
 $string['check_extension_ok'] = 'The tsdb extension {$a} is loaded and configured.';
 $string['check_health_failing'] = 'The time series database log store is failing: {$a}';
+$string['check_schema_recreated'] = 'The events table was created again on {$a->date} ({$a->ago} ago): it was missing (dropped, or left out of a restore), so the events it held before are gone from it; events sent since are in it. The extension says: {$a->message}';
 $string['check_warning'] = 'The time series database log store works, but the tsdb extension warns: {$a}';
 
 // Errors.

@@ -32,10 +32,11 @@ class status_page_test extends base_testcase {
     }
 
     /**
-     * Drops the TimescaleDB tables of the test.
+     * Drops the PostgreSQL and TimescaleDB tables of the test.
      */
     protected function tearDown(): void {
         parent::tearDown();
+        $this->drop_pg_tables();
         foreach ($this->tstables as $table) {
             $pdo = self::timescale();
             foreach ($pdo->query("SELECT c.relname, c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
@@ -160,16 +161,40 @@ class status_page_test extends base_testcase {
     }
 
     /**
+     * With the database stopped (nothing listens on its port) the events wait in the spool, and the verdict says that
+     * the database is not taking them, how many files wait and the error; Test connection fails with the reason.
+     */
+    public function test_a_stopped_database_is_the_verdict(): void {
+        $course = $this->gen()->create_course();
+        $this->forget_events_so_far();
+        $settings = $this->pg_settings('stopped');
+        $this->configure(array_merge($settings, ['port' => tsdb_test_site_pool::free_port(), 'retry_max_elapsed_ms' => 0]));
+        $this->set_user($this->gen()->create_user());
+        \core\event\course_viewed::create(['context' => context_course::instance($course->id)])->trigger();
+        $this->assertSame(0, tsdb_flush(30000));
+        $this->assertGreaterThan(0, tsdb_stats()['spool_segments']);
+        \cache::make('logstore_tsdb', 'workerreport')->purge();
+        $this->assertTrue(\logstore_tsdb\local\metrics::report_if_due(), 'this process reports its error');
+        $http = (new tsdb_test_http())->login_admin();
+        $html = $http->get(self::status_path());
+        $this->assert_no_php_notice($html, 'status page');
+        $this->assertMatchesRegularExpression('~<div class="logstore-tsdb-verdict[^"]*"><span class="badge[^"]*">Warning</span>'
+            . ' <span>The time series database is not taking events: \\d+ spool files wait, the oldest for [^.]+\\. They are'
+            . ' written once it answers\\. Test connection says why\\.</span></div>~', $html);
+        $this->assertMatchesRegularExpression('~^\\d+ files, .+, the oldest .+ old$~', self::status_row($html, 'Spool'));
+        $html = $http->post(self::status_path(), ['action' => 'test', 'sesskey' => tsdb_test_http::sesskey($html)]);
+        $this->assertMatchesRegularExpression('~alert-danger.{0,600}onnection refused~s', $html, 'Test connection says why');
+        $this->assert_fpm_log_clean();
+    }
+
+    /**
      * On TimescaleDB the status page lists the policy jobs of the log table and of its continuous aggregates with
      * their last result, as TimescaleDB's scheduler reports them.
      */
     public function test_timescaledb_jobs_are_listed(): void {
-        $dsn = parse_url($this->server_env('TSDB_TEST_TIMESCALE_DSN'));
-        $table = 'status_ts_' . getmypid() . '_' . bin2hex(random_bytes(3));
-        $this->tstables[] = $table;
-        $this->configure(['backend' => 'postgres', 'host' => $dsn['host'], 'port' => $dsn['port'], 'user' => urldecode($dsn['user']),
-            'password' => urldecode($dsn['pass'] ?? ''), 'dbname' => ltrim($dsn['path'], '/'), 'table' => $table,
-            'retention_days' => 30]);
+        $settings = $this->timescale_settings('status_ts');
+        $table = $settings['table'];
+        $this->configure($settings);
         $course = $this->gen()->create_course();
         $this->set_user($this->gen()->create_user());
         $failed = tsdb_stats()['failed'];
@@ -198,6 +223,152 @@ class status_page_test extends base_testcase {
                 . '</td>~', $m[0], 'each job and what it works on (an aggregate named by its view)');
         }
         $this->assertStringContainsString(">$table</td>", $m[0]);
+        $this->assert_fpm_log_clean();
+    }
+
+    /**
+     * The plugin's settings for a table of this test's own in the TimescaleDB database of the test servers.
+     *
+     * @param string $prefix start of the table name
+     * @return array settings
+     */
+    protected function timescale_settings(string $prefix): array {
+        $dsn = parse_url($this->server_env('TSDB_TEST_TIMESCALE_DSN'));
+        $table = $prefix . '_' . getmypid() . '_' . bin2hex(random_bytes(3));
+        $this->tstables[] = $table;
+        return ['backend' => 'postgres', 'host' => $dsn['host'], 'port' => $dsn['port'], 'user' => urldecode($dsn['user']),
+            'password' => urldecode($dsn['pass'] ?? ''), 'dbname' => ltrim($dsn['path'], '/'), 'table' => $table,
+            'retention_days' => 30];
+    }
+
+    /**
+     * The events table dropped under the sink (DROP TABLE ... CASCADE, as an administrator starting over does) while
+     * N events wait in the spool (the database was unreachable): the next write makes the table again, the N and M
+     * events logged afterwards are in it exactly once with their values, and the status page (verdict and figures),
+     * System status's check, the health check and the site's counters say that the table was created again and why.
+     */
+    public function test_a_dropped_table_is_made_again_and_said(): void {
+        $settings = $this->timescale_settings('status_drop') + ['retry_max_elapsed_ms' => 0, 'flush_interval_ms' => 50];
+        $table = $settings['table'];
+        $course = $this->gen()->create_course();
+        $context = context_course::instance($course->id);
+        $users = [];
+        for ($i = 0; $i < 12; $i++) {
+            $users[] = $this->gen()->create_user();
+        }
+        $this->forget_events_so_far();
+        $this->configure($settings);
+        $view = function(\stdClass $user) use ($context) {
+            $this->set_user($user);
+            \core\event\course_viewed::create(['context' => $context])->trigger();
+            $this->set_user(null);
+        };
+        // Three events written: the table and the sink's record of it exist.
+        foreach (array_slice($users, 0, 3) as $user) {
+            $view($user);
+        }
+        $this->assertSame(0, tsdb_flush(60000));
+        $pdo = self::timescale();
+        $count = function() use ($pdo, $table): int {
+            return (int) $pdo->query("SELECT count(*) FROM public.\"$table\"")->fetchColumn();
+        };
+        $this->assertSame(3, $count(), tsdb_stats()['last_error']);
+        $recreated = tsdb_stats()['schema_recreated'];
+        // N = 5 while nothing answers on the database's port: they wait in the spool.
+        $this->configure(['port' => tsdb_test_site_pool::free_port()]);
+        foreach (array_slice($users, 3, 5) as $user) {
+            $view($user);
+        }
+        $this->assertSame(0, tsdb_flush(60000));
+        $this->assertGreaterThan(0, tsdb_stats()['spool_segments'], 'the N events are in the spool');
+        $pdo->exec("DROP TABLE public.\"$table\" CASCADE");
+        // The database answers again; M = 4 more.
+        $this->configure(['port' => $settings['port']]);
+        foreach (array_slice($users, 8, 4) as $user) {
+            $view($user);
+        }
+        $this->assertSame(0, tsdb_flush(60000));
+        for ($i = 0; $i < 100 && tsdb_stats()['spool_segments'] > 0; $i++) {
+            tsdb_replay_spool();
+            usleep(100000);
+        }
+        $stats = tsdb_stats();
+        $this->assertSame(0, $stats['spool_segments'], $stats['last_error']);
+        $this->assertSame($recreated + 1, $stats['schema_recreated'], 'made again once: ' . $stats['schema_recreated_message']);
+        $this->assertStringContainsString("\"$table\" was missing (dropped, or restored without it) and was created again",
+            $stats['schema_recreated_message']);
+        // N + M once each, with their values (the three written before went with the table).
+        $ids = array_map(function($u) {
+            return (int) $u->id;
+        }, array_slice($users, 3));
+        $rows = $pdo->query("SELECT userid, courseid, contextid, eventname, crud, edulevel FROM public.\"$table\" ORDER BY userid")
+            ->fetchAll(\PDO::FETCH_ASSOC);
+        $this->assertSame($ids, array_map('intval', array_column($rows, 'userid')), 'the N + M events once each');
+        foreach ($rows as $row) {
+            $this->assertSame([(string) $course->id, (string) $context->id, '\\core\\event\\course_viewed', 'r', '2'],
+                [(string) $row['courseid'], (string) $row['contextid'], $row['eventname'], $row['crud'],
+                (string) $row['edulevel']]);
+        }
+
+        // The site's counters carry it; the status page, System status and the health check say it.
+        \cache::make('logstore_tsdb', 'workerreport')->purge();
+        $this->assertTrue(\logstore_tsdb\local\metrics::report_if_due(), 'this process reports');
+        $this->assertGreaterThanOrEqual(1, \logstore_tsdb\local\metrics::site_totals()['schema_recreated']);
+        $http = (new tsdb_test_http())->login_admin();
+        $html = $http->get(self::status_path());
+        $this->assert_no_php_notice($html, 'status page');
+        $this->assertMatchesRegularExpression('~<div class="logstore-tsdb-verdict[^"]*"><span class="badge[^"]*">Warning</span>'
+            . ' <span>The events table was created again on [^<]+ \\(\\d+ secs? ago\\): it was missing[^<]+The extension says: '
+            . '[^<]*' . preg_quote($table, '~') . '[^<]*was missing[^<]*</span></div>~', $html);
+        $this->assertMatchesRegularExpression('~^.+ \\(\\d+ secs? ago\\): .*' . preg_quote($table, '~') . '.*created again~',
+            self::status_row($html, 'Events table made again'));
+        $this->assertMatchesRegularExpression('~<th[^>]*>Tables made again</th>\\s*<td[^>]*>[1-9]\\d*</td>~', $html,
+            'the site-wide counter in the details');
+        $out = $this->run_task('health_check');
+        $this->assertMatchesRegularExpression('~failing check 1: the events table was missing and was created again on .+'
+            . preg_quote($table, '~') . '~', $out);
+        $this->assert_fpm_log_clean();
+    }
+
+    /**
+     * A TimescaleDB policy job whose last run failed shows TimescaleDB's error for it (job_errors) on the status page.
+     */
+    public function test_a_failed_policy_job_shows_its_error(): void {
+        $settings = $this->timescale_settings('status_jobfail');
+        $table = $settings['table'];
+        $this->configure($settings);
+        $this->set_user($this->gen()->create_user());
+        $failed = tsdb_stats()['failed'];
+        \core\event\user_loggedin::create(['userid' => 2, 'objectid' => 2, 'other' => ['username' => 'admin']])->trigger();
+        $this->assertSame(0, tsdb_flush(60000));
+        $this->assertSame($failed, tsdb_stats()['failed'], tsdb_stats()['last_error']);
+        $pdo = self::timescale();
+        $job = (int) $pdo->query("SELECT job_id FROM timescaledb_information.jobs WHERE proc_name = 'policy_retention'"
+            . ' AND hypertable_name = ' . $pdo->quote($table))->fetchColumn();
+        $this->assertGreaterThan(0, $job, 'the retention policy of the table');
+        // The job's configuration names another hypertable, which is then dropped: the job's next run fails.
+        $gone = $table . '_gone';
+        $pdo->exec("CREATE TABLE public.\"$gone\" (t timestamptz NOT NULL)");
+        $pdo->exec("SELECT create_hypertable('public.\"$gone\"', 't')");
+        $id = (int) $pdo->query('SELECT id FROM _timescaledb_catalog.hypertable WHERE table_name = ' . $pdo->quote($gone))
+            ->fetchColumn();
+        // (alter_job checks the configuration, so the next run is set with it, a little later than the drop.)
+        $pdo->exec("SELECT alter_job($job, config => '{\"drop_after\": \"30 days\", \"hypertable_id\": $id}'::jsonb,"
+            . " next_start => now() + interval '5 seconds')");
+        $pdo->exec("DROP TABLE public.\"$gone\"");
+        $error = null;
+        for ($i = 0; $i < 300 && $error === null; $i++) {
+            usleep(200000);
+            $error = $pdo->query("SELECT e.err_message FROM timescaledb_information.job_errors e JOIN"
+                . " timescaledb_information.job_stats s ON s.job_id = e.job_id AND s.last_run_status = 'Failed'"
+                . " WHERE e.job_id = $job ORDER BY e.finish_time DESC LIMIT 1")->fetchColumn() ?: null;
+        }
+        $this->assertNotNull($error, 'TimescaleDB\'s scheduler ran the job and it failed');
+        $http = (new tsdb_test_http())->login_admin();
+        $html = $http->get(self::status_path());
+        $this->assert_no_php_notice($html, 'status page');
+        $this->assertMatchesRegularExpression('~<td[^>]*>policy_retention</td>\\s*<td[^>]*>' . preg_quote($table, '~')
+            . '</td>\\s*<td[^>]*>Failed: ' . preg_quote(s($error), '~') . '</td>~', $html);
         $this->assert_fpm_log_clean();
     }
 
