@@ -323,6 +323,7 @@ $string['importfileunreadable'] = 'The import file {$a} does not exist or cannot
 $string['importnoextension'] = 'The tsdb PHP extension is not loaded in this PHP (CLI): the import writes through it. Load it in the CLI php.ini too.';
 $string['importrunning'] = 'Another import of the same source into the same target is running.';
 $string['importrefused'] = 'The import stopped: {$a->error}. The rows up to id {$a->after} are imported; fix the source or the option and run the import again: it resumes there.';
+$string['importoldextension'] = 'The tsdb PHP extension loaded in this PHP (CLI) is version {$a}, older than this plugin: it has no tsdb_import(), which the import writes through. Install the extension of this release (its tsdb.so) for the CLI too.';
 $string['importwritefailed'] = 'The extension could not write the imported events: {$a}. What was written stays written and is not stored twice: fix the problem and run the import again, it resumes after the last chunk written.';
 
 // Privacy.

@@ -636,9 +636,10 @@ class import_test extends base_testcase {
     }
 
     /**
-     * Bad input is named, never a crash: unknown or malformed options, a missing file, rows that are not events
-     * (counted and named by id, the rest imported once), rows the extension cannot take as a chunk (a value of the
-     * wrong type) and ids out of order (the import stops, says why and where it resumes; exit code 1, no PHP notice).
+     * Bad input is named, never a crash: unknown or malformed options, a missing file, no extension, rows that are not
+     * events (counted and named by id, the rest imported once), rows the extension cannot take as a chunk (a value of
+     * the wrong type) and ids out of order (the import stops, says why and where it resumes; exit code 1, no PHP
+     * notice).
      */
     public function test_bad_input_is_named(): void {
         global $DB;
@@ -653,6 +654,10 @@ class import_test extends base_testcase {
             $this->assertStringContainsString($want, $out . $err);
             $this->assert_no_php_notice($out . $err, implode(' ', $args));
         }
+        // A PHP without the extension (an extension too old to have tsdb_import() is named as such, with its version).
+        [$rc, $out, $err] = tsdb_test_site::run_cli($cli, ['--all'], [], false);
+        $this->assertSame(1, $rc, $out . $err);
+        $this->assertStringContainsString('Import failed: The tsdb PHP extension is not loaded in this PHP (CLI)', $out . $err);
 
         // 60 rows of the site as JSON lines; two are not events (a context id that is not a number, no event name).
         $rows = [];

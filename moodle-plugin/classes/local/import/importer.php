@@ -265,6 +265,11 @@ class importer {
      */
     public function run(): array {
         if (!function_exists('tsdb_import')) {
+            // An extension of a release before tsdb_import() is not the same problem as none at all.
+            if (extension_loaded('tsdb')) {
+                throw new \moodle_exception('importoldextension', 'logstore_tsdb', '',
+                    function_exists('tsdb_version') ? tsdb_version() : '?');
+            }
             throw new \moodle_exception('importnoextension', 'logstore_tsdb');
         }
         $lock = $this->lock();
