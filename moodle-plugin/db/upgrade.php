@@ -77,5 +77,12 @@ function xmldb_logstore_tsdb_upgrade($oldversion) {
         }
         upgrade_plugin_savepoint(true, 2025070104, 'logstore', 'tsdb');
     }
+    if ($oldversion < 2025070105) {
+        // New setting create_database (InfluxDB 1.x): its default, off, as before, so that the upgrade asks nothing.
+        if (get_config('logstore_tsdb', 'create_database') === false) {
+            set_config('create_database', 0, 'logstore_tsdb');
+        }
+        upgrade_plugin_savepoint(true, 2025070105, 'logstore', 'tsdb');
+    }
     return true;
 }

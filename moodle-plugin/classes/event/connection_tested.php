@@ -24,6 +24,8 @@
 
 namespace logstore_tsdb\event;
 
+defined('MOODLE_INTERNAL') || die();
+
 /**
  * Triggered by Test connection on the status page: the event is also the marker that is written to the time series
  * database and read back (other['marker'], a random value), so every store records the test as any other action.

@@ -190,6 +190,90 @@ class influx_test extends base_testcase {
     }
 
     /**
+     * Course views of one user in a course, as the site logs them, then flushed.
+     *
+     * @param \stdClass $user
+     * @param \stdClass $course
+     * @param int[] $sections the coursesectionnumber of each view
+     */
+    protected function view_course(\stdClass $user, \stdClass $course, array $sections): void {
+        $this->set_user($user);
+        foreach ($sections as $n) {
+            \core\event\course_viewed::create(['context' => context_course::instance($course->id),
+                'other' => ['coursesectionnumber' => $n]])->trigger();
+        }
+        $this->set_user(null);
+        $this->assertSame(0, tsdb_flush(30000));
+    }
+
+    /**
+     * The sections of the course views in the test database, sorted.
+     *
+     * @return int[]
+     */
+    protected function sections(): array {
+        $out = array_map(function($pt) {
+            return (int) json_decode($pt['other'], true)['coursesectionnumber'];
+        }, $this->points());
+        sort($out);
+        return $out;
+    }
+
+    /**
+     * The database dropped under the site (issue 16). With "Create a missing database" unticked (the default) the
+     * events logged meanwhile wait in the spool, the last error names the setting, and once an admin creates the
+     * database the replay writes them, once each. Ticked, the extension creates the database again at the next batch
+     * (no event waits) and says so in its counters.
+     */
+    public function test_a_dropped_database(): void {
+        $course = $this->gen()->create_course();
+        $user = $this->gen()->create_and_enrol($course, 'student');
+        $this->forget_influx_events_so_far();
+        $this->configure(['retry_max_elapsed_ms' => 0]);
+        $this->assertSame('0', (string) \logstore_tsdb\log\store::read_plugin_config()->create_database, 'the default');
+        $quoted = influx_client::quote_identifier($this->database);
+        $this->view_course($user, $course, [1, 2, 3]);
+        $this->assertSame([1, 2, 3], $this->sections());
+
+        // Dropped; two views: spooled, not written, not lost.
+        $this->client()->query("DROP DATABASE $quoted", true);
+        $before = tsdb_stats();
+        $this->view_course($user, $course, [4, 5]);
+        $stats = tsdb_stats();
+        $this->assertSame(0, $stats['written'] - $before['written']);
+        $this->assertSame(2, $stats['spooled'] - $before['spooled'], $stats['last_error']);
+        $this->assertSame(0, $stats['failed'] - $before['failed']);
+        $this->assertStringContainsString('database: database "' . $this->database . '" does not exist', $stats['last_error']);
+        $this->assertStringContainsString('create_database = 1', $stats['last_error']);
+        $this->assertSame($before['schema_recreated'], $stats['schema_recreated'], 'not created: the admin did not choose so');
+        $names = array_column($this->client()->query('SHOW DATABASES'), 'name');
+        $this->assertNotContains($this->database, $names, 'the extension created nothing');
+
+        // The admin creates it again: the spool is replayed into it, every event once.
+        $this->client()->query("CREATE DATABASE $quoted", true);
+        for ($i = 0; $i < 5 && tsdb_stats()['spool_segments'] > 0; $i++) {
+            $result = tsdb_replay_spool(30000);
+            $this->assertSame('', $result['error']);
+        }
+        $this->assertSame(0, tsdb_stats()['spool_segments']);
+        $this->assertSame([4, 5], $this->sections(), 'the two views logged while it was missing, once each');
+
+        // Ticked: dropped again, the next batch creates it and is written at once.
+        $this->configure(['create_database' => 1, 'retry_max_elapsed_ms' => 0]);
+        $this->client()->query("DROP DATABASE $quoted", true);
+        $before = tsdb_stats();
+        $this->view_course($user, $course, [6, 7]);
+        $stats = tsdb_stats();
+        $this->assertSame(2, $stats['written'] - $before['written'], $stats['last_error']);
+        $this->assertSame(0, $stats['spooled'] - $before['spooled']);
+        $this->assertSame(1, $stats['schema_recreated'] - $before['schema_recreated']);
+        $this->assertStringContainsString('database: database "' . $this->database . '" was missing (dropped?) and was created '
+            . 'again', $stats['schema_recreated_message']);
+        $this->assertSame([6, 7], $this->sections());
+        $this->assertSame(7, count($this->standard_rows()), 'the standard store logged all seven');
+    }
+
+    /**
      * The admin changes the tag set while the site writes (contextid from tag to field, the default of the extension):
      * the events before and after are read as one log (the same events as the standard store), and privacy finds the
      * contexts and users of both halves and deletes a context's and a user's events from both (DELETE needs
