@@ -187,11 +187,13 @@ class import_test extends base_testcase {
         $seed = random_int(1, 1000000);
         mt_srand($seed);
         $log = $this->dir . '/killed.log';
-        $args = ['--all', '--chunk=400'];
+        // Small chunks: the whole table takes the CLI well over half a second (at --chunk=400 it took less than the
+        // first kill's delay on a quiet machine), and a kill at a fraction of the rows finds it writing.
+        $args = ['--all', '--chunk=50'];
         $counts = [];
-        // A kill at a random moment of the first 1.5 s (the bootstrap, the count, the first chunk), then two while it
+        // A kill at a random moment of the first 0.5 s (the bootstrap, the count, the first chunks), then two while it
         // writes, at random fractions of the rows.
-        $counts[] = $this->kill_cli_at($backend, $name, $args, 0, mt_rand(0, 1500) / 1000, $log);
+        $counts[] = $this->kill_cli_at($backend, $name, $args, 0, mt_rand(0, 500) / 1000, $log);
         foreach ([mt_rand(15, 45), mt_rand(55, 85)] as $percent) {
             $counts[] = $this->kill_cli_at($backend, $name, $args, max(1, intdiv($n * $percent, 100)), 0, $log);
         }
@@ -560,7 +562,7 @@ class import_test extends base_testcase {
 
         // Everything, killed once while it writes (the first three days are sent again: into compressed chunks).
         $n = $DB->count_records('logstore_standard_log');
-        $this->kill_cli_at('timescaledb', $name, ['--all', '--chunk=500'], intdiv($n * 2, 3), 0, $this->dir . '/k.log');
+        $this->kill_cli_at('timescaledb', $name, ['--all', '--chunk=100'], intdiv($n * 2, 3), 0, $this->dir . '/k.log');
         [$rc, $out, $err] = tsdb_test_site::run_cli($cli, ['--all', '--chunk=500']);
         $this->assertSame(0, $rc, $out . $err);
         $this->assertMatchesRegularExpression('/OK    target: /', $out);
