@@ -493,7 +493,7 @@ if ($failures) {
 $md[] = '';
 $md[] = '## How to run it';
 $md[] = '';
-$md[] = '`./build.sh bench-scale [EVENTS] [DAYS]` (default 200 000 events over 30 days: about half an hour, most of it installing the site and the InfluxDB phase) ' .
+$md[] = '`./build.sh bench-scale [EVENTS] [DAYS]` (default 200 000 events over 30 days: about 20 minutes on 2 loaded cores, most of it installing the site and the InfluxDB phase) ' .
     'runs php/bench/scale/run.sh, which starts its own PostgreSQL 15 with TimescaleDB (shared_buffers 2 GB for the two stores), ' .
     'InfluxDB 1.6.7 and a Moodle 5.1.3 site in a temp dir and stops them at exit. Documented runs: ' .
     '`./build.sh bench-scale 10000000 365 --name 10M-365d` and `./build.sh bench-scale 30000000 1095 --name 30M-1095d ' .
