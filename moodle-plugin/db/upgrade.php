@@ -84,5 +84,12 @@ function xmldb_logstore_tsdb_upgrade($oldversion) {
         }
         upgrade_plugin_savepoint(true, 2025070105, 'logstore', 'tsdb');
     }
+    if ($oldversion < 2025070106) {
+        // New setting countfromaggregate (TimescaleDB): off, the counts as before.
+        if (get_config('logstore_tsdb', 'countfromaggregate') === false) {
+            set_config('countfromaggregate', 0, 'logstore_tsdb');
+        }
+        upgrade_plugin_savepoint(true, 2025070106, 'logstore', 'tsdb');
+    }
     return true;
 }

@@ -152,6 +152,8 @@ class settings_definition {
                 'max' => 3600000, 'ext' => true],
             'retry_max_elapsed_ms' => ['section' => 'performance', 'type' => 'int', 'default' => 180000, 'min' => 0,
                 'max' => 86400000, 'ext' => true],
+            // TimescaleDB: counts of the Logs reports from the daily aggregate (off: see the help text).
+            'countfromaggregate' => ['section' => 'performance', 'type' => 'bool', 'default' => 0],
             // InfluxDB and PostgreSQL alike.
             'connect_timeout_ms' => ['section' => 'performance', 'type' => 'int', 'default' => 3000, 'min' => 100,
                 'max' => 600000, 'ext' => true],
@@ -225,6 +227,7 @@ class settings_definition {
         'statement_timeout_ms' => ['postgres'],
         'idle_close_ms' => ['postgres'],
         'retention_days' => ['postgres'],
+        'countfromaggregate' => ['postgres'],
         'password' => ['influxdb1', 'postgres'],
         'ca_file' => ['influxdb1', 'influxdb2', 'influxdb3', 'postgres'],
         'connect_timeout_ms' => ['influxdb1', 'influxdb2', 'influxdb3', 'postgres'],

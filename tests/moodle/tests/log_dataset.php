@@ -246,7 +246,9 @@ class log_dataset {
      * @return array tsdb_stats() after the flush
      */
     public static function write_through_extension(array $entries, array $settings): array {
-        $cfg = self::plugin_config($settings);
+        // No spool unless asked: the default directory may hold other tests' segments, which this process's flush
+        // thread would replay into these settings' table.
+        $cfg = self::plugin_config($settings + ['spool_dir' => '']);
         tsdb_configure(\logstore_tsdb\local\settings_definition::extension_config($cfg));
         \logstore_tsdb\local\extension::reset_for_tests();
         $before = tsdb_stats();

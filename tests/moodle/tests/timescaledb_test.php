@@ -211,10 +211,16 @@ class timescaledb_test extends base_testcase {
      * TimescaleDB's scheduler alone.
      */
     public function test_counts_from_the_daily_aggregate_are_exact(): void {
+        $db = pgdb::from_config(log_dataset::plugin_config(self::$settings));
+        // Off by default: counted from the events.
         $this->configure(self::$settings);
         $store = get_log_manager()->get_readers()['logstore_tsdb'];
+        $this->assertSame((int) $db->query_native('SELECT count(*) AS n FROM ' . $db->table() . ' WHERE courseid = 3')[0]->n,
+            $store->get_events_select_count('courseid = :c', ['c' => 3]));
+        $this->assertStringNotContainsString('_daily', $store->get_reader()->lastsql, 'counted from the events');
+        $this->configure(self::$settings + ['countfromaggregate' => 1]);
+        $store = get_log_manager()->get_readers()['logstore_tsdb'];
         $reader = $store->get_reader();
-        $db = pgdb::from_config(log_dataset::plugin_config(self::$settings));
         $fragments = [
             ['courseid = :c AND anonymous = 0', ['c' => 3]],
             ['courseid = :c', ['c' => 4]],
