@@ -64,6 +64,12 @@ class health {
                 return get_string('health_problem_influx', 'logstore_tsdb', $e->getMessage());
             }
         }
+        // The sink found its events table missing and made it again: what the table held is gone with it (said
+        // first: failures meanwhile are likely its consequence).
+        $recreated = status::schema_recreated(self::WINDOW, $now);
+        if ($recreated !== null) {
+            return get_string('health_problem_recreated', 'logstore_tsdb', status::recreated_words($recreated));
+        }
         $sum = ['written' => 0, 'failed' => 0, 'dropped' => 0];
         $series = metrics::series((int) (self::WINDOW / 60), $now);
         foreach ($sum as $k => $unused) {
@@ -71,11 +77,6 @@ class health {
         }
         if ($sum['failed'] + $sum['dropped'] > 0) {
             return get_string('health_problem_failures', 'logstore_tsdb', (object) $sum);
-        }
-        // The sink found its events table missing and made it again: what the table held is gone with it.
-        $recreated = status::schema_recreated(self::WINDOW, $now);
-        if ($recreated !== null) {
-            return get_string('health_problem_recreated', 'logstore_tsdb', status::recreated_words($recreated));
         }
         // With a spool an outage fails nothing: the events wait on disk. Batches still there after a whole check
         // period (the flush threads and the replay task try every minute) mean the database is not taking them.
