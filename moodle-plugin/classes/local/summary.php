@@ -362,10 +362,14 @@ class summary {
     public function users_deleted(array $userids): void {
         $layout = $this->layout();
         if ($layout === 'timescaledb') {
-            foreach (['_daily', '_daily_users', '_daily_active_users'] as $suffix) {
-                $this->db->execute('CALL refresh_continuous_aggregate(?::regclass, NULL, NULL)', [$this->q($suffix)]);
+            // From the oldest chunk on: TimescaleDB logs the range retention dropped as changed, so refreshing it
+            // would empty those days; there the users' rows are deleted instead (below).
+            $since = $this->db->query('SELECT min(range_start) AS t FROM timescaledb_information.chunks '
+                . 'WHERE hypertable_schema = ? AND hypertable_name = ?', [$this->schema, $this->table])[0]->t;
+            foreach ($since === null ? [] : ['_daily', '_daily_users', '_daily_active_users'] as $suffix) {
+                $this->db->execute('CALL refresh_continuous_aggregate(?::regclass, ?::timestamptz, NULL)',
+                    [$this->q($suffix), $since]);
             }
-            // Days whose events retention dropped are not refreshed (that would empty them): the users' rows there go.
             $this->db->execute('BEGIN');
             try {
                 $this->db->execute('SET LOCAL timescaledb.max_tuples_decompressed_per_dml_transaction = 0');
@@ -373,9 +377,8 @@ class summary {
                     $mat = $this->db->query('SELECT format(\'%I.%I\', materialization_hypertable_schema, '
                         . 'materialization_hypertable_name) AS m FROM timescaledb_information.continuous_aggregates '
                         . 'WHERE view_schema = ? AND view_name = ?', [$this->schema, self::derived($this->table, $suffix)]);
-                    $this->db->execute('DELETE FROM ' . $mat[0]->m . ' WHERE userid = ANY(?::bigint[]) AND day < COALESCE(('
-                        . 'SELECT min(range_start) FROM timescaledb_information.chunks WHERE hypertable_schema = ? '
-                        . "AND hypertable_name = ?), 'infinity')", [pgdb::int_array($userids), $this->schema, $this->table]);
+                    $this->db->execute('DELETE FROM ' . $mat[0]->m . ' WHERE userid = ANY(?::bigint[]) AND day < '
+                        . "COALESCE(?::timestamptz, 'infinity')", [pgdb::int_array($userids), $since]);
                 }
                 $this->db->execute('COMMIT');
             } catch (\Throwable $e) {
