@@ -267,7 +267,6 @@ $string['testconnection'] = 'Test connection';
 $string['testconnection_ok'] = 'Connection works: a marker event was written and read back ({$a}).';
 $string['testconnection_written'] = 'A marker event was written (the extension reports it written); reading back is not available for this backend: {$a}';
 $string['testconnection_failed'] = 'Connection test failed: {$a}';
-
 $string['testconnection_auth'] = 'The time series database at {$a} refused the login: the user name, password or API token is wrong, or the server does not let this user in. Check them in the store\'s settings.';
 $string['testconnection_unreachable'] = 'Nothing answers at {$a}: the database server is stopped, or the host name or port is wrong, or a firewall is in the way.';
 $string['testconnection_tls'] = 'The secure (TLS) connection to {$a} failed: the server\'s certificate is not trusted (set the CA certificate file), does not name this host, or the server does not offer TLS. Check the TLS settings of the store.';
@@ -275,6 +274,7 @@ $string['testconnection_said'] = 'Details: {$a}';
 $string['testconnection_notimescale_available'] = 'TimescaleDB is not enabled in the database {$a}: the events are in a plain PostgreSQL table partitioned by day, without compression or the daily summaries. The server has TimescaleDB: to use it, run CREATE EXTENSION timescaledb; in that database.';
 $string['testconnection_notimescale_absent'] = 'TimescaleDB is not installed on this PostgreSQL server: the events of the database {$a} are in a plain PostgreSQL table partitioned by day, without compression or the daily summaries. That works; install TimescaleDB on the server for larger sites.';
 $string['eventconnectiontested'] = 'Log store connection tested';
+
 // Tasks.
 $string['task_replay_spool'] = 'Replay the time series database spool';
 $string['task_health_check'] = 'Time series database log store health check';
@@ -325,9 +325,9 @@ $string['importbackend'] = 'The import writes to PostgreSQL / TimescaleDB or Inf
 $string['importfileformat'] = 'The import file cannot be read: {$a}';
 $string['importfileunreadable'] = 'The import file {$a} does not exist or cannot be read.';
 $string['importnoextension'] = 'The tsdb PHP extension is not loaded in this PHP (CLI): the import writes through it. Load it in the CLI php.ini too.';
+$string['importoldextension'] = 'The tsdb PHP extension loaded in this PHP (CLI) is version {$a}, older than this plugin: it has no tsdb_import(), which the import writes through. Install the extension of this release (its tsdb.so) for the CLI too.';
 $string['importrunning'] = 'Another import of the same source into the same target is running.';
 $string['importrefused'] = 'The import stopped: {$a->error}. The rows up to id {$a->after} are imported; fix the source or the option and run the import again: it resumes there.';
-$string['importoldextension'] = 'The tsdb PHP extension loaded in this PHP (CLI) is version {$a}, older than this plugin: it has no tsdb_import(), which the import writes through. Install the extension of this release (its tsdb.so) for the CLI too.';
 $string['importwritefailed'] = 'The extension could not write the imported events: {$a}. What was written stays written and is not stored twice: fix the problem and run the import again, it resumes after the last chunk written.';
 
 // Privacy.
