@@ -126,7 +126,7 @@ phpunit() {
 }
 
 # The plugin's tests in real Moodle sites of every version in ../shared/moodle (tests/servers/moodle.sh), one suite
-# per version; then the browser journey and the Debian package.
+# per version (the browser journey is one of their tests); then the Debian package.
 moodle_suites() {
   local site release
   export TSDB_SO=$SO

@@ -45,6 +45,25 @@ class journey_test extends base_testcase {
         }
         // This process's caches of the plugin's settings and of the site's plugins (another process changed them).
         purge_caches(['muc' => true]);
+        // New PHP-FPM workers: the reinstalled plugin has no earlier report of the running ones, so their next report
+        // would count their whole life's counters (earlier tests' failures among them) as the last hour's.
+        $pid = (int) @file_get_contents("$info->dir/fpm/fpm.pid");
+        $this->assertGreaterThan(0, $pid, 'the PHP-FPM master of the site');
+        [$rc, $out, $err] = tsdb_test_site::run(['kill', '-USR2', (string) $pid]);
+        $this->assertSame(0, $rc, "reloading PHP-FPM: $err");
+        $http = new tsdb_test_http();
+        for ($i = 0; $i < 100; $i++) {
+            usleep(100000);
+            try {
+                $http->get('/login/index.php');
+                if ($http->status === 200) {
+                    break;
+                }
+            } catch (\Throwable $e) {
+                // Not answering yet.
+            }
+        }
+        $this->assertSame(200, $http->status, 'the site answers after the reload');
         if ($this->table !== null) {
             self::journey_db()->exec('DROP TABLE IF EXISTS public."' . $this->table . '" CASCADE');
         }
