@@ -271,6 +271,11 @@ class influx_test extends base_testcase {
             . 'again', $stats['schema_recreated_message']);
         $this->assertSame([6, 7], $this->sections());
         $this->assertSame(7, count($this->standard_rows()), 'the standard store logged all seven');
+        // The status page's row and the health check say so, naming the database.
+        $recreated = \logstore_tsdb\local\status::schema_recreated();
+        $this->assertNotNull($recreated, 'the status page reports the database made again');
+        $this->assertStringContainsString('"' . $this->database . '"', $recreated['message']);
+        $this->assertStringContainsString($this->database, (string) \logstore_tsdb\local\health::problem(time()));
     }
 
     /**
