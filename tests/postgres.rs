@@ -1469,6 +1469,33 @@ fn a_hypertable_turned_back_into_a_plain_table_is_one_error_until_it_is_one_agai
 // ---------------------------------------------------------------------------------------------
 // Upgrade from schema version 1
 
+/// Version 1's schema record and events table, as that version made them (`main_tail`: what follows the columns).
+fn version_1_table(s: &str, meta: &str, main: &str, main_tail: &str) -> String {
+    format!(
+        "CREATE SCHEMA \"{s}\";\n\
+         CREATE TABLE {meta} (singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton), version integer NOT NULL, \
+           layout text NOT NULL, created_at timestamptz NOT NULL DEFAULT now(), upgraded_at timestamptz NOT NULL DEFAULT now());\n\
+         CREATE TABLE {main} (id bigserial NOT NULL, eventname varchar(255), component varchar(100), action varchar(100), \
+           target varchar(100), objecttable varchar(50), objectid bigint, crud varchar(1), edulevel smallint, \
+           contextid bigint, contextlevel bigint, contextinstanceid bigint, userid bigint, courseid bigint, \
+           relateduserid bigint, anonymous smallint, other jsonb, timecreated bigint, origin varchar(10), ip varchar(45), \
+           realuserid bigint, \"time\" timestamptz NOT NULL, event_id uuid NOT NULL){main_tail};\n"
+    )
+}
+
+/// Version 1's unique event_id index, report indexes and ledger, and its schema record of `layout`.
+fn version_1_indexes_and_ledger(main: &str, ledger: &str, meta: &str, layout: &str) -> String {
+    format!(
+        "CREATE UNIQUE INDEX logstore_tsdb_log_event_id_uq ON {main} (event_id, \"time\");\n\
+         CREATE INDEX logstore_tsdb_log_course_time_idx ON {main} (courseid, \"time\");\n\
+         CREATE INDEX logstore_tsdb_log_user_time_idx ON {main} (userid, \"time\");\n\
+         CREATE TABLE {ledger} (producer bigint NOT NULL, first_seq bigint NOT NULL, \
+           last_seq bigint NOT NULL CHECK (last_seq >= first_seq), committed_at timestamptz NOT NULL DEFAULT now(), \
+           PRIMARY KEY (producer, first_seq));\n\
+         INSERT INTO {meta} (version, layout) VALUES (1, '{layout}');\n"
+    )
+}
+
 /// The objects schema version 1 (the extension before 2026-12) created, as it created them: `event_id uuid` with
 /// a unique index, daily chunks segmented by course, two aggregates and a view. `rows` events are in it, the
 /// older half in a compressed chunk, with their ledger; returns their (producer 0x1, seq 1..) events.
@@ -1477,22 +1504,9 @@ fn make_version_1(t: &Target, s: &str, retention_days: i64) -> Vec<Ev> {
     let q = |name: &str| format!("\"{s}\".\"{name}\"");
     let (main, meta, ledger) = (q("logstore_tsdb_log"), q("logstore_tsdb_log_schema"), q("logstore_tsdb_log_ledger"));
     c.batch_execute(&format!(
-        "CREATE SCHEMA \"{s}\";\n\
-         CREATE TABLE {meta} (singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton), version integer NOT NULL, \
-           layout text NOT NULL, created_at timestamptz NOT NULL DEFAULT now(), upgraded_at timestamptz NOT NULL DEFAULT now());\n\
-         CREATE TABLE {main} (id bigserial NOT NULL, eventname varchar(255), component varchar(100), action varchar(100), \
-           target varchar(100), objecttable varchar(50), objectid bigint, crud varchar(1), edulevel smallint, \
-           contextid bigint, contextlevel bigint, contextinstanceid bigint, userid bigint, courseid bigint, \
-           relateduserid bigint, anonymous smallint, other jsonb, timecreated bigint, origin varchar(10), ip varchar(45), \
-           realuserid bigint, \"time\" timestamptz NOT NULL, event_id uuid NOT NULL);\n\
+        "{table}\
          SELECT create_hypertable('{main}', by_range('time', make_interval(hours => 24)), create_default_indexes => false);\n\
-         CREATE UNIQUE INDEX logstore_tsdb_log_event_id_uq ON {main} (event_id, \"time\");\n\
-         CREATE INDEX logstore_tsdb_log_course_time_idx ON {main} (courseid, \"time\");\n\
-         CREATE INDEX logstore_tsdb_log_user_time_idx ON {main} (userid, \"time\");\n\
-         CREATE TABLE {ledger} (producer bigint NOT NULL, first_seq bigint NOT NULL, \
-           last_seq bigint NOT NULL CHECK (last_seq >= first_seq), committed_at timestamptz NOT NULL DEFAULT now(), \
-           PRIMARY KEY (producer, first_seq));\n\
-         INSERT INTO {meta} (version, layout) VALUES (1, 'timescaledb');\n\
+         {indexes}\
          ALTER TABLE {main} SET (timescaledb.compress, timescaledb.compress_segmentby = 'courseid', \
            timescaledb.compress_orderby = '\"time\" DESC, event_id');\n\
          SELECT add_compression_policy('{main}', compress_after => INTERVAL '7 days');\n\
@@ -1503,6 +1517,8 @@ fn make_version_1(t: &Target, s: &str, retention_days: i64) -> Vec<Ev> {
            SELECT time_bucket(INTERVAL '1 day', \"time\") AS day, userid, count(*) AS events \
            FROM {main} WHERE userid > 0 GROUP BY day, userid WITH NO DATA;\n\
          CREATE OR REPLACE VIEW {active} AS SELECT day, count(*) AS active_users FROM {users} GROUP BY day;",
+        table = version_1_table(s, &meta, &main, ""),
+        indexes = version_1_indexes_and_ledger(&main, &ledger, &meta, "timescaledb"),
         hourly = q("logstore_tsdb_log_hourly"),
         users = q("logstore_tsdb_log_daily_users"),
         active = q("logstore_tsdb_log_daily_active_users"),
@@ -1660,24 +1676,13 @@ fn version_1_native_tables_are_upgraded_in_place_without_losing_or_duplicating_a
     let (y, m, d) = tsdb::sink::postgres::civil_from_days(day);
     // Version 1's native layout as it made it, with the day's partition and 40 events.
     c.batch_execute(&format!(
-        "CREATE SCHEMA \"{s}\";\n\
-         CREATE TABLE {meta} (singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton), version integer NOT NULL, \
-           layout text NOT NULL, created_at timestamptz NOT NULL DEFAULT now(), upgraded_at timestamptz NOT NULL DEFAULT now());\n\
-         CREATE TABLE {main} (id bigserial NOT NULL, eventname varchar(255), component varchar(100), action varchar(100), \
-           target varchar(100), objecttable varchar(50), objectid bigint, crud varchar(1), edulevel smallint, \
-           contextid bigint, contextlevel bigint, contextinstanceid bigint, userid bigint, courseid bigint, \
-           relateduserid bigint, anonymous smallint, other jsonb, timecreated bigint, origin varchar(10), ip varchar(45), \
-           realuserid bigint, \"time\" timestamptz NOT NULL, event_id uuid NOT NULL) PARTITION BY RANGE (\"time\");\n\
-         CREATE UNIQUE INDEX logstore_tsdb_log_event_id_uq ON {main} (event_id, \"time\");\n\
-         CREATE INDEX logstore_tsdb_log_course_time_idx ON {main} (courseid, \"time\");\n\
-         CREATE INDEX logstore_tsdb_log_user_time_idx ON {main} (userid, \"time\");\n\
-         CREATE TABLE {ledger} (producer bigint NOT NULL, first_seq bigint NOT NULL, \
-           last_seq bigint NOT NULL CHECK (last_seq >= first_seq), committed_at timestamptz NOT NULL DEFAULT now(), \
-           PRIMARY KEY (producer, first_seq));\n\
-         INSERT INTO {meta} (version, layout) VALUES (1, 'native');\n\
+        "{table}\
+         {indexes}\
          CREATE TABLE {part} PARTITION OF {main} FOR VALUES FROM ('{y:04}-{m:02}-{d:02} 00:00:00+00') \
            TO ('{y:04}-{m:02}-{d:02} 00:00:00+00'::timestamptz + INTERVAL '1 day');\n\
          INSERT INTO {ledger} (producer, first_seq, last_seq) VALUES (1, 1, 40);",
+        table = version_1_table(&s, &meta, &main, " PARTITION BY RANGE (\"time\")"),
+        indexes = version_1_indexes_and_ledger(&main, &ledger, &meta, "native"),
         part = q(&format!("logstore_tsdb_log_p{y:04}{m:02}{d:02}")),
     ))
     .unwrap();
