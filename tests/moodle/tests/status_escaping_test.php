@@ -11,6 +11,7 @@
  */
 
 require_once(__DIR__ . '/../lib/ops.php');
+require_once(__DIR__ . '/status_page_test.php');
 
 /**
  * Status page escaping tests.
@@ -29,7 +30,7 @@ class status_escaping_test extends base_testcase {
         $this->configure(['backend' => 'file', 'format' => 'json', 'path' => $evil, 'token' => $token,
             'retry_max_elapsed_ms' => 0]);
         $http = (new tsdb_test_http())->login_admin();
-        $path = substr(tsdb_test_site::$info->plugindir, strlen(tsdb_test_site::$info->webroot)) . '/status.php';
+        $path = status_page_test::status_path();
         $html = $http->get($path);
         $html = $http->post($path, ['action' => 'test', 'sesskey' => tsdb_test_http::sesskey($html)]);
         $this->assertSame(200, $http->status);
