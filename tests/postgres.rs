@@ -776,6 +776,35 @@ fn refused_connections_and_timeouts_are_retried() {
 }
 
 #[test]
+fn a_connection_closed_while_idle_is_replaced_at_once() {
+    // The server ends the kept connection between two batches (a restart, a proxy): the next batch
+    // is written on a new connection in the same call, not failed (it would cost the breaker's probe
+    // after an outage), and exactly once.
+    let Some(t) = pg() else { return };
+    let s = t.schema("stale");
+    let mut sink = t.sink(&s, &[("application_name", "tsdb_it_stale")]);
+    let first: Vec<Ev> = (0..3).map(plain).collect();
+    assert_eq!(sink.write(&batch(5, 1, &first)).unwrap().written, 3);
+    let ended: i64 = t
+        .client()
+        .query_one(
+            "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE application_name = 'tsdb_it_stale') k",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(ended, 1, "the sink's connection was ended");
+    let second: Vec<Ev> = (3..7).map(plain).collect();
+    match sink.write(&batch(5, 4, &second)) {
+        Ok(w) => assert_eq!(w.written, 4),
+        Err(e) => panic!("the batch after the server closed the idle connection failed: {e:?}"),
+    }
+    let all: Vec<Ev> = first.into_iter().chain(second).collect();
+    assert_rows(&t, &s, 5, 1, &all);
+}
+
+#[test]
 fn schema_is_idempotent_versioned_and_has_only_the_report_indexes() {
     let Some(t) = pg() else { return };
     let s = t.schema("schema");

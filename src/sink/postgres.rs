@@ -473,6 +473,19 @@ fn db_error(e: &Error) -> Option<&::postgres::error::DbError> {
     }
 }
 
+/// The connection is gone: closed under the client, a socket error, or the server's own
+/// "terminating connection" (57P01 administrator command, 57P02 crash of another backend).
+fn connection_lost(e: &Error) -> bool {
+    if let Some(d) = db_error(e) {
+        return matches!(d.code().code(), "57P01" | "57P02");
+    }
+    match e {
+        Error::Pg(pg) => pg.is_closed() || std::error::Error::source(pg).is_some_and(|s| s.is::<std::io::Error>()),
+        Error::Io(_) => true,
+        Error::Sink(_) => false,
+    }
+}
+
 /// A relation the write needs is gone: the table or the ledger (42P01), or the day's partition (23514
 /// without a constraint: "no partition of relation found for row").
 fn relation_missing(e: &Error) -> bool {
@@ -678,10 +691,19 @@ fn classify_db(pg: &::postgres::Error, cs: &ConnSettings, names: &Names) -> (Sin
 
 impl Sink for PostgresSink {
     fn write(&mut self, batch: &Batch) -> Result<Written, SinkError> {
+        let reused = self.conn.is_some();
         let r = match self.write_inner(batch) {
             // Dropped under this connection: a new one asks the catalog and creates what is missing
             // (`schema::ensure`), and the batch goes again at once.
             Err(e) if relation_missing(&e) => {
+                self.conn = None;
+                self.write_inner(batch)
+            }
+            // The kept connection died while idle (the server restarted, a proxy or firewall closed
+            // it): one new connection at once, so the first batch after an outage is not failed
+            // (and the breaker's probe not wasted) on a socket that was dead before it was sent.
+            // The ledger makes the second try exactly once even if the first one had committed.
+            Err(e) if reused && connection_lost(&e) => {
                 self.conn = None;
                 self.write_inner(batch)
             }
