@@ -39,9 +39,11 @@ function tsdb_configure(#[\SensitiveParameter] array $config): void {}
  * Waits until what is queued is written or the timeout passes.
  *
  * @param int $timeout_ms
+ * @param bool $probe with the circuit breaker open (the backend failed and batches go to the spool until the next
+ *      probe, breaker_open_ms), try the backend now: a connection test right after an outage
  * @return int events still pending (accepted but not yet written, failed or rejected)
  */
-function tsdb_flush(int $timeout_ms = 5000): int {}
+function tsdb_flush(int $timeout_ms = 5000, bool $probe = false): int {}
 
 /**
  * This process's counters: accepted, written, failed, rejected, dropped, truncated, retried, batches, pending,

@@ -514,11 +514,12 @@ pub fn tsdb_configure(config: &ZendHashTable) -> PhpResult<()> {
 }
 
 /// Waits until what is queued is written or `timeout_ms` passes; returns the events still pending.
+/// `probe`: with the circuit breaker open (an outage), try the backend now (Test connection).
 #[php_function]
-#[php(defaults(timeout_ms = 5000))]
-pub fn tsdb_flush(timeout_ms: i64) -> i64 {
+#[php(defaults(timeout_ms = 5000, probe = false))]
+pub fn tsdb_flush(timeout_ms: i64, probe: bool) -> i64 {
     let t = Duration::from_millis(timeout_ms.max(0) as u64);
-    process::get().map_or(0, |p| p.flush(t) as i64)
+    process::get().map_or(0, |p| p.flush_with(t, probe) as i64)
 }
 
 /// This process's counters.

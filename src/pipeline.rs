@@ -53,7 +53,12 @@ struct Queue {
 }
 
 enum Ctl {
-    Flush(Sender<()>),
+    /// Write what is queued, then answer; `probe`: with the circuit breaker open, try the backend
+    /// now rather than at the next scheduled probe.
+    Flush {
+        reply: Sender<()>,
+        probe: bool,
+    },
     Shutdown(Sender<()>),
 }
 
@@ -282,8 +287,15 @@ impl Pipeline {
     /// Asks the thread to write everything queued and waits up to `timeout`. Returns the events
     /// still pending (accepted, not yet written, failed or rejected).
     pub fn flush(&self, timeout: Duration) -> u64 {
+        self.flush_with(timeout, false)
+    }
+
+    /// `flush`, and with the circuit breaker open the backend is tried at once instead of the batch
+    /// going to the spool until the next probe: an administrator's "Test connection" right after an
+    /// outage must test the backend, not the breaker.
+    pub fn flush_with(&self, timeout: Duration, probe: bool) -> u64 {
         let (tx, rx) = bounded(1);
-        if self.ctl.send(Ctl::Flush(tx)).is_ok() {
+        if self.ctl.send(Ctl::Flush { reply: tx, probe }).is_ok() {
             let _ = rx.recv_timeout(timeout);
         }
         self.shared.stats.pending()
@@ -346,6 +358,9 @@ impl Worker {
                     default(timeout) => tick = true,
                 }
             }
+            if matches!(msg, Some(Ctl::Flush { probe: true, .. })) && self.breaker_until.is_some() {
+                self.breaker_until = Some(Instant::now());
+            }
             self.take_queue();
             let force = tick || msg.is_some();
             self.write_ready(force);
@@ -358,7 +373,7 @@ impl Worker {
                 self.replay_spool(self.config.ms("flush_interval_ms").max(REPLAY_EVERY));
             }
             match msg {
-                Some(Ctl::Flush(reply)) => {
+                Some(Ctl::Flush { reply, .. }) => {
                     let _ = reply.send(());
                 }
                 Some(Ctl::Shutdown(reply)) => {

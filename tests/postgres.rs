@@ -109,6 +109,8 @@ fn ledger(t: &Target, schema: &str) -> Vec<(i64, i64)> {
 mod events;
 #[path = "common/pipeline.rs"]
 mod pipeline;
+#[path = "common/relay.rs"]
+mod relay;
 
 use events::{fill, Ev};
 
@@ -802,6 +804,51 @@ fn a_connection_closed_while_idle_is_replaced_at_once() {
     }
     let all: Vec<Ev> = first.into_iter().chain(second).collect();
     assert_rows(&t, &s, 5, 1, &all);
+}
+
+#[test]
+fn a_probing_flush_tries_the_backend_while_the_breaker_is_open() {
+    // After an outage the circuit breaker keeps batches in the spool until its next probe (an hour
+    // here); a flush with `probe` (Test connection) tries the database at once, and then the spool is
+    // replayed: every event once.
+    let Some(t) = pg() else { return };
+    let s = t.schema("probe");
+    let mut relay = relay::Relay::start(&format!("{}:{}", t.host, t.port));
+    let spool = tempfile::tempdir().unwrap();
+    let port = relay.port.to_string();
+    let p = Pipeline::start(t.config(
+        &s,
+        &[
+            ("port", &port),
+            ("flush_interval_ms", "50"),
+            ("retry_max_elapsed_ms", "0"),
+            ("breaker_open_ms", "3600000"),
+            ("spool_dir", spool.path().to_str().unwrap()),
+        ],
+    ))
+    .unwrap();
+    let evs: Vec<Ev> = (0..4).map(plain).collect();
+    pipeline::log(&p, &evs[0]);
+    pipeline::wait_for(&p, "the first written", |st| st.written.load(Ordering::SeqCst) == 1);
+    relay.stop();
+    pipeline::log(&p, &evs[1]);
+    pipeline::wait_for(&p, "the second spooled", |st| st.spooled.load(Ordering::SeqCst) == 1);
+    assert!(p.stats().breaker_open.load(Ordering::SeqCst), "{}", pipeline::show(p.stats()));
+    relay.resume();
+    // A plain flush leaves the breaker alone: the third waits in the spool.
+    pipeline::log(&p, &evs[2]);
+    p.flush(Duration::from_secs(10));
+    assert_eq!(p.stats().spooled.load(Ordering::SeqCst), 2, "{}", pipeline::show(p.stats()));
+    assert_eq!(p.stats().written.load(Ordering::SeqCst), 1);
+    // The probing flush writes the fourth at once, and closes the breaker.
+    pipeline::log(&p, &evs[3]);
+    assert_eq!(p.flush_with(Duration::from_secs(30), true), 0);
+    assert_eq!(p.stats().written.load(Ordering::SeqCst), 2, "{}", pipeline::show(p.stats()));
+    assert!(!p.stats().breaker_open.load(Ordering::SeqCst));
+    pipeline::wait_for(&p, "the spool replayed", |st| st.replayed.load(Ordering::SeqCst) == 2);
+    p.shutdown(Duration::from_secs(10));
+    assert_eq!(p.stats().failed.load(Ordering::SeqCst), 0, "{}", pipeline::show(p.stats()));
+    assert_logged_rows(&t, &s, p.producer(), &evs);
 }
 
 #[test]
