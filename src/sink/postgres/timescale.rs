@@ -3,8 +3,16 @@
 //! Each is read from the catalog first and changed only where it differs, under the DDL lock.
 //!
 //! Chosen for years of logs (docs/SCALE.md has the measurements):
-//! - Day chunks, compressed once two days old and rolled up into chunks of `ROLLUP_DAYS`: the part
-//!   that is not compressed stays small, and a year is ~52 compressed chunks for the planner, not 365.
+//! - Day chunks, compressed once two days old, each into its own compressed chunk: no roll-up
+//!   (`timescaledb.compress_chunk_time_interval` is cleared, also on a table an older extension made with
+//!   its 7-day roll-up). With roll-up, TimescaleDB's compression job merges each day chunk into the
+//!   previous compressed chunk (`compress_chunk_impl()` → `ts_chunk_merge_on_dimension()`, which replaces
+//!   the kept chunk's dimension slice and drops the merged chunk); a continuous aggregate refresh job
+//!   materialising that range meanwhile lost the part of its batch inside the rolled-up chunk and deleted
+//!   its invalidation, so those events were in the hypertable and in no aggregate, for good. Old days
+//!   (imports, a spool replayed after an outage) are compressed while they are written and refreshed, so it
+//!   happened in every scale run (docs/postgres.md has the reproduction and the evidence). The price: a
+//!   year is 365 compressed chunks for the planner instead of ~52.
 //! - No segmentby; rows ordered by course, then newest first: every compressed batch holds ~1000 rows
 //!   (segments per course and day would be a few dozen rows and compress badly), a course's rows are
 //!   contiguous (min/max of `courseid` per batch skips the others) and newest first inside it.
@@ -22,8 +30,6 @@ use ::postgres::Client;
 
 /// Chunks are compressed once their end is this old.
 pub const COMPRESS_AFTER_HOURS: i32 = 48;
-/// Compressed day chunks are merged into chunks of this many days.
-pub const ROLLUP_DAYS: i64 = 7;
 /// Aggregate chunks are compressed once this old.
 const AGGREGATE_COMPRESS_AFTER_DAYS: i32 = 7;
 /// The compression of the events table, as `timescaledb_information.hypertable_compression_settings`
@@ -149,7 +155,7 @@ pub fn reconcile(c: &mut Client, n: &Names, s: &Settings, tsl: bool) -> Result<(
         }
         return Ok(());
     }
-    let compression_ok = compression_matches(c, n, s)?;
+    let compression_ok = compression_matches(c, n)?;
     let policy_ok = job_matches(
         c,
         "policy_compression",
@@ -178,10 +184,9 @@ pub fn reconcile(c: &mut Client, n: &Names, s: &Settings, tsl: bool) -> Result<(
             c.batch_execute(&format!(
                 "SET LOCAL timescaledb.auto_sparse_indexes = off; ALTER TABLE {} SET (timescaledb.compress, \
                  timescaledb.compress_segmentby = '{SEGMENTBY}', timescaledb.compress_orderby = '{}', \
-                 timescaledb.sparse_index = '{SPARSE_INDEX}', timescaledb.compress_chunk_time_interval = '{} hours')",
+                 timescaledb.sparse_index = '{SPARSE_INDEX}', timescaledb.compress_chunk_time_interval = '0 hours')",
                 n.main(),
                 ORDERBY.replace('\'', "''"),
-                rollup_hours(s)
             ))?;
         }
         if !policy_ok {
@@ -212,13 +217,7 @@ fn set_chunk_interval(c: &mut Client, n: &Names, hours: i32) -> Result<(), Error
     Ok(())
 }
 
-/// The rollup interval: `ROLLUP_DAYS`, a whole number of chunks.
-fn rollup_hours(s: &Settings) -> i64 {
-    let chunk = s.chunk_hours.max(1);
-    (ROLLUP_DAYS * 24 + chunk - 1) / chunk * chunk
-}
-
-fn compression_matches(c: &mut Client, n: &Names, s: &Settings) -> Result<bool, Error> {
+fn compression_matches(c: &mut Client, n: &Names) -> Result<bool, Error> {
     let row = c.query_opt(
         "SELECT coalesce(s.segmentby, ''), coalesce(s.orderby, ''), coalesce(s.compress_interval_length, ''), \
          coalesce((SELECT array_agg(i->>'type' || '(' || (i->>'column') || ')' ORDER BY 1) FROM jsonb_array_elements(s.index) i \
@@ -235,21 +234,8 @@ fn compression_matches(c: &mut Client, n: &Names, s: &Settings) -> Result<bool, 
     Ok(enabled == Some(true)
         && r.get::<_, String>(0) == SEGMENTBY
         && r.get::<_, String>(1) == ORDERBY
-        && interval_hours(&interval) == Some(rollup_hours(s))
+        && interval.is_empty()
         && sparse == [SPARSE_INDEX])
-}
-
-/// Hours of an interval as PostgreSQL prints it (`7 days`, `168:00:00`, `7 days 12:00:00`).
-fn interval_hours(text: &str) -> Option<i64> {
-    let mut hours = 0;
-    for part in text.split(' ').collect::<Vec<_>>().chunks(2) {
-        match part {
-            [n, unit] if unit.starts_with("day") => hours += n.parse::<i64>().ok()? * 24,
-            [hms] | [hms, _] if hms.contains(':') => hours += hms.split(':').next()?.parse::<i64>().ok()?,
-            _ => return None,
-        }
-    }
-    Some(hours)
 }
 
 /// Whether exactly one job `proc` exists for the relation and `cond` (with `$3` = `value`) holds for it.
@@ -399,22 +385,5 @@ mod tests {
         assert_eq!(refresh_start_hours(24, 3), Some(Some(71)));
         assert_eq!(refresh_start_hours(24, 2), None);
         assert_eq!(refresh_start_hours(24, 30), Some(Some(719)));
-    }
-
-    #[test]
-    fn intervals_as_printed() {
-        assert_eq!(interval_hours("7 days"), Some(168));
-        assert_eq!(interval_hours("1 day"), Some(24));
-        assert_eq!(interval_hours("168:00:00"), Some(168));
-        assert_eq!(interval_hours("7 days 12:00:00"), Some(180));
-        assert_eq!(interval_hours(""), None);
-    }
-
-    #[test]
-    fn rollup_is_whole_chunks() {
-        let s = |chunk_hours| Settings { retention_days: 0, chunk_hours, statement_timeout_ms: 1 };
-        assert_eq!(rollup_hours(&s(24)), 168);
-        assert_eq!(rollup_hours(&s(5)), 170);
-        assert_eq!(rollup_hours(&s(200)), 200);
     }
 }
