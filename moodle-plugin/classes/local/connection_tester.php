@@ -92,7 +92,9 @@ class connection_tester {
                 $result['message'] = get_string('testconnection_failed', 'logstore_tsdb', 'dropped (memory cap)');
                 return $result;
             }
-            $pending = tsdb_flush($timeoutms);
+            // Probing: right after an outage the circuit breaker would keep the marker in the spool until its next
+            // probe, and the test would report the outage's last error instead of trying the backend.
+            $pending = tsdb_flush($timeoutms, true);
         } catch (\Throwable $e) {
             return self::failure($result, $cfg, $e->getMessage());
         }

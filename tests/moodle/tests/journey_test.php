@@ -7,8 +7,9 @@
  * removed), then the browser installs the plugin zip through Moodle's Install plugins page, configures TimescaleDB
  * (a bad port refused first), enables the store, sees the status page healthy and Test connection green, reads the
  * course's Logs and Live logs from the time series database, sees the verdict and the spool say so while the database
- * is stopped, and exports the student's data (the store's part equal to the standard store's). Every page without a
- * PHP notice at DEBUG_DEVELOPER, nor the PHP-FPM pool's log.
+ * is stopped, and exports the student's data (the store's part equal to the standard store's); at last it disables
+ * the store and uninstalls the plugin from Plugins overview, its folder deleted (the events stay in the database).
+ * Every page without a PHP notice at DEBUG_DEVELOPER, nor the PHP-FPM pool's log.
  *
  * Screenshots go to the test's directory (removed afterwards) or, with TSDB_JOURNEY_SHOTS=DIR, to DIR/RELEASE (what
  * docs/img/journey/ holds comes from there).
@@ -119,13 +120,13 @@ class journey_test extends base_testcase {
         fwrite(STDERR, $out);
         $this->assertSame(0, $rc, "the journey failed:\n$out\n$err");
 
-        // Installed from the zip, enabled, configured as typed.
-        $this->assertTrue(is_file("$info->plugindir/version.php"));
-        $this->assertFileEquals("$src/version.php", "$info->plugindir/version.php");
-        $this->assertSame(['backend' => 'postgres', 'table' => $this->table, 'dbname' => $journey['db']['dbname']],
-            ['backend' => self::stored('backend'), 'table' => self::stored('table'), 'dbname' => self::stored('dbname')]);
-        $this->assertSame($journey['db']['password'], self::stored('password'), 'the password typed into its field');
-        $this->assertContains('logstore_tsdb', explode(',', $DB->get_field('config_plugins', 'value',
+        // Uninstalled at the end as an administrator does (the settings' values were checked by the script before):
+        // no folder, no setting, no table of the plugin in the site's database, not among the enabled stores.
+        $this->assertFalse(file_exists($info->plugindir), 'the plugin folder deleted');
+        $this->assertSame(0, $DB->count_records('config_plugins', ['plugin' => 'logstore_tsdb']));
+        $tables = array_filter($DB->get_tables(false), fn($t) => strpos($t, 'logstore_tsdb') === 0);
+        $this->assertSame([], array_values($tables), 'the plugin\'s tables dropped');
+        $this->assertNotContains('logstore_tsdb', explode(',', (string) $DB->get_field('config_plugins', 'value',
             ['plugin' => 'tool_log', 'name' => 'enabled_stores'])));
         // The student's views in the time series database once each, as the standard store has them.
         $views = self::journey_db()->query('SELECT userid, courseid, contextid, crud, edulevel FROM public."' . $this->table
@@ -139,8 +140,8 @@ class journey_test extends base_testcase {
                 array_map('strval', array_values($views[$i])));
         }
         foreach (['01-install-plugins', '03-plugins-check', '07-settings-saved', '08-manage-log-stores', '09-status-healthy',
-                '10-test-connection', '12-course-logs', '13-live-logs', '14-status-database-stopped', '17-privacy-requests']
-                as $shot) {
+                '10-test-connection', '12-course-logs', '13-live-logs', '14-status-database-stopped', '17-privacy-requests',
+                '18-uninstall-confirm', '19-uninstalled'] as $shot) {
             $this->assertSame(1280, getimagesize("$shots/$shot.png")[0] ?? null, "$shot.png");
         }
         $this->assert_fpm_log_clean();
