@@ -101,7 +101,7 @@ pub const SPECS: &[Spec] = &[
     Spec { key: "application_name", kind: Kind::Text, default: "logstore_tsdb", doc: "PostgreSQL `application_name` (shows in pg_stat_activity)." },
     Spec { key: "statement_timeout_ms", kind: Kind::Int(0, 3_600_000), default: "30000", doc: "PostgreSQL statement timeout (0: none)." },
     Spec { key: "idle_close_ms", kind: Kind::Int(0, 86_400_000), default: "60000", doc: "Close the PostgreSQL connection after this long without writes (0: keep open)." },
-    Spec { key: "chunk_interval_hours", kind: Kind::Int(1, 8760), default: "24", doc: "TimescaleDB chunk interval in hours (native PostgreSQL partitioning is always daily)." },
+    Spec { key: "chunk_interval_hours", kind: Kind::Int(1, 8760), default: "168", doc: "TimescaleDB chunk interval in hours: a week by default, so that a year is ~52 chunks for the planner (native PostgreSQL partitioning is always daily)." },
     Spec { key: "retention_days", kind: Kind::Int(0, 36_500), default: "0", doc: "Keep events this many days (0: forever). PostgreSQL: drop whole old partitions; TimescaleDB: retention policy." },
 ];
 

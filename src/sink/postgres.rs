@@ -135,10 +135,10 @@ impl PostgresSink {
     /// Reads the configuration; no I/O (the connection is made on the first write).
     pub fn new(config: &Config) -> Result<PostgresSink, String> {
         let port = u16::try_from(config.int("port")).map_err(|_| "port: out of range".to_string())?;
-        // `chunk_interval_hours` is optional (not every build's configuration has it): 24 by default.
+        // `chunk_interval_hours` is optional (not every build's configuration has it): a week by default.
         let chunk_hours = match config.int("chunk_interval_hours") {
             h if (1..=8760).contains(&h) => h,
-            _ => 24,
+            _ => 168,
         };
         Ok(PostgresSink {
             conn_settings: ConnSettings {

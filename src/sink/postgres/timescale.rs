@@ -3,7 +3,9 @@
 //! Each is read from the catalog first and changed only where it differs, under the DDL lock.
 //!
 //! Chosen for years of logs (docs/SCALE.md has the measurements):
-//! - Day chunks, compressed once two days old, each into its own compressed chunk: no roll-up
+//! - Week chunks (`chunk_interval_hours`, 168 by default: a year is ~52 chunks for the planner, and a
+//!   chunk's fixed cost on disk, ~90 kB compressed, is spread over a week of events), compressed once
+//!   two days old, each into its own compressed chunk: no roll-up
 //!   (`timescaledb.compress_chunk_time_interval` is cleared, also on a table an older extension made with
 //!   its 7-day roll-up). With roll-up, TimescaleDB's compression job merges each day chunk into the
 //!   previous compressed chunk (`compress_chunk_impl()` → `ts_chunk_merge_on_dimension()`, which replaces
@@ -11,8 +13,8 @@
 //!   materialising that range meanwhile lost the part of its batch inside the rolled-up chunk and deleted
 //!   its invalidation, so those events were in the hypertable and in no aggregate, for good. Old days
 //!   (imports, a spool replayed after an outage) are compressed while they are written and refreshed, so it
-//!   happened in every scale run (docs/postgres.md has the reproduction and the evidence). The price: a
-//!   year is 365 compressed chunks for the planner instead of ~52.
+//!   happened in every scale run (docs/postgres.md has the reproduction and the evidence). Week chunks give
+//!   the planner what roll-up gave, without the merge.
 //! - No segmentby; rows ordered by course, then newest first: every compressed batch holds ~1000 rows
 //!   (segments per course and day would be a few dozen rows and compress badly), a course's rows are
 //!   contiguous (min/max of `courseid` per batch skips the others) and newest first inside it.
