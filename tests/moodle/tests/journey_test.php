@@ -34,6 +34,7 @@ class journey_test extends base_testcase {
      * The plugin back as run.sh installed it if the journey left the site without it; the journey's table dropped.
      */
     protected function tearDown(): void {
+        global $DB;
         parent::tearDown();
         $info = tsdb_test_site::$info;
         if (!is_file("$info->plugindir/version.php") || !get_config('logstore_tsdb', 'version')) {
@@ -44,8 +45,10 @@ class journey_test extends base_testcase {
             [$rc, $out, $err] = tsdb_test_site::run_cli('admin/cli/upgrade.php', ['--non-interactive']);
             $this->assertSame(0, $rc, "upgrade.php: $out\n$err");
         }
-        // This process's caches of the plugin's settings and of the site's plugins (another process changed them).
+        // This process's caches of the plugin's settings, of the site's plugins and of its tables (another process
+        // changed them; the table list was read while the plugin was uninstalled).
         purge_caches(['muc' => true]);
+        $DB->reset_caches();
         // New PHP-FPM workers: the reinstalled plugin has no earlier report of the running ones, so their next report
         // would count their whole life's counters (earlier tests' failures among them) as the last hour's.
         $pid = (int) @file_get_contents("$info->dir/fpm/fpm.pid");
