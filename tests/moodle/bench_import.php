@@ -30,6 +30,7 @@
 require_once('PHPUnit/Autoload.php'); // The test bootstrap loads the test case classes (Debian's phpunit package).
 require(__DIR__ . '/bootstrap.php');
 require_once(__DIR__ . '/tests/analytics_fixture.php');
+require_once(dirname(__DIR__, 2) . '/php/bench/import_progress.php');
 
 use logstore_tsdb\local\import\db_source;
 use logstore_tsdb\local\import\importer;
@@ -61,45 +62,13 @@ function bench_import_cli(array $args): array {
     $progress = [];
     while (($line = fgets($pipes[1])) !== false) {
         $out .= $line;
-        if (preg_match('#\]\s+([\d.]+)%\s+([\d,]+) / ([\d,]+) rows\s+([\d,]+) rows/s\s+ETA (\d+):(\d\d):(\d\d)#', $line, $m)) {
-            $progress[] = ['t' => round(microtime(true) - $t0, 2), 'done' => (int) str_replace(',', '', $m[2]),
-                'total' => (int) str_replace(',', '', $m[3]), 'rate' => (int) str_replace(',', '', $m[4]),
-                'eta' => $m[5] * 3600 + $m[6] * 60 + $m[7]];
+        if (($p = tsdb_bench_import_progress($line, round(microtime(true) - $t0, 2))) !== null) {
+            $progress[] = $p;
         }
     }
     fclose($pipes[1]);
     $rc = proc_close($p);
     return ['exit' => $rc, 'seconds' => microtime(true) - $t0, 'output' => $out, 'progress' => $progress];
-}
-
-/**
- * The ETA printed after the first minute (else at 10 %) against the real remaining time.
- *
- * @param array $run bench_import_cli()
- * @return array|null
- */
-function bench_import_eta(array $run): ?array {
-    $pick = null;
-    foreach ($run['progress'] as $p) {
-        if ($p['t'] >= 60 && $p['done'] < $p['total']) {
-            $pick = $p + ['rule' => 'after the first minute'];
-            break;
-        }
-    }
-    if ($pick === null) {
-        foreach ($run['progress'] as $p) {
-            if ($p['done'] >= $p['total'] * 0.1 && $p['done'] < $p['total']) {
-                $pick = $p + ['rule' => 'at 10 %'];
-                break;
-            }
-        }
-    }
-    if ($pick === null) {
-        return null;
-    }
-    $real = $run['seconds'] - $pick['t'];
-    return ['rule' => $pick['rule'], 'at_s' => $pick['t'], 'eta_s' => $pick['eta'], 'real_remaining_s' => round($real, 1),
-        'eta_over_real' => $real > 0 ? round($pick['eta'] / $real, 2) : null];
 }
 
 /**
@@ -161,7 +130,7 @@ try {
         $intarget = analytics_fixture::count($backend, $name);
         $cli[] = ['seconds' => round($run['seconds'], 2), 'rows_per_s' => (int) ($all / $run['seconds']),
             'in_target' => $intarget, 'checks_ok' => strpos($run['output'], 'FAIL') === false,
-            'eta' => bench_import_eta($run), 'progress' => array_map(function($p) {
+            'eta' => tsdb_bench_import_eta($run['progress'], $run['seconds']), 'progress' => array_map(function($p) {
                 return [$p['t'], $p['done'], $p['rate'], $p['eta']];
             }, $run['progress'])];
         if (!$pg) {

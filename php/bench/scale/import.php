@@ -9,6 +9,7 @@
 //   php import.php OUT.json
 
 require_once(__DIR__ . '/lib/common.php');
+require_once(__DIR__ . '/../import_progress.php');
 
 const SCALE_IMPORT_TABLE = 'logstore_tsdb_import';
 $out = $argv[1];
@@ -87,9 +88,8 @@ function scale_run_import(string $cli, ?float $killat = null): array {
                 $buffer[$i - 1] = substr($buffer[$i - 1], $pos + 1);
                 $t = round(microtime(true) - $t0, 2);
                 $lines[] = [$t, ($i === 2 ? 'stderr: ' : '') . $line];
-                if (preg_match('#\]\s+([\d.]+)%\s+([\d,]+) / ([\d,]+) rows\s+([\d,]+) rows/s\s+ETA (\d+):(\d\d):(\d\d)#', $line, $m)) {
-                    $progress[] = ['t' => $t, 'done' => (int) str_replace(',', '', $m[2]), 'total' => (int) str_replace(',', '', $m[3]),
-                        'rate' => (int) str_replace(',', '', $m[4]), 'eta' => $m[5] * 3600 + $m[6] * 60 + $m[7]];
+                if (($p = tsdb_bench_import_progress($line, $t)) !== null) {
+                    $progress[] = $p;
                 }
             }
         }
@@ -121,25 +121,7 @@ function scale_import_figures(array $run, int $n): array {
         }
         $prev = $p;
     }
-    $end = $run['seconds'];
-    $pick = null;
-    foreach ($run['progress'] as $p) {
-        if ($p['t'] >= 60 && $p['done'] < $p['total'] * 0.5) {
-            $pick = $p + ['rule' => 'after the first minute'];
-            break;
-        }
-    }
-    if ($pick === null) {
-        foreach ($run['progress'] as $p) {
-            if ($p['done'] >= $p['total'] * 0.1 && $p['done'] < $p['total']) {
-                $pick = $p + ['rule' => 'at 10 %'];
-                break;
-            }
-        }
-    }
-    $eta = $pick ? ['at_s' => $pick['t'], 'rule' => $pick['rule'], 'done' => $pick['done'], 'eta_s' => $pick['eta'],
-        'real_remaining_s' => round($end - $pick['t'], 1),
-        'eta_over_real' => $end > $pick['t'] ? round($pick['eta'] / ($end - $pick['t']), 2) : null] : null;
+    $eta = tsdb_bench_import_eta($run['progress'], $run['seconds']);
     $values = array_column($rates, 'rows_per_s');
     return ['rows_per_s' => $end > 0 ? (int) ($n / $end) : null, 'rates' => $rates,
         'rate_min' => $values ? min($values) : null, 'rate_median' => scale_median($values), 'rate_max' => $values ? max($values) : null,
