@@ -80,7 +80,7 @@ function logstore_tsdb_status_time($time): string {
         return get_string('status_never', 'logstore_tsdb');
     }
     return s(get_string('status_ago', 'logstore_tsdb', (object) ['date' => userdate($seconds),
-        'ago' => format_time(max(0, time() - $seconds))]));
+        'ago' => status::age($seconds)]));
 }
 
 // The verdict first: System status's check of the store, with its reason. The health check notifies only after
@@ -91,7 +91,7 @@ $hour = status::last_hour();
 $spool = status::spool_info($cfg);
 if ($verdict->get_status() === \core\check\result::OK && $spool && $spool['files']) {
     $verdict = new \core\check\result(\core\check\result::WARNING, s(get_string('status_verdict_spool', 'logstore_tsdb',
-        (object) ['files' => $spool['files'], 'age' => format_time(max(0, time() - $spool['oldest']))])));
+        (object) ['files' => $spool['files'], 'age' => status::age($spool['oldest'])])));
 } else if ($verdict->get_status() === \core\check\result::OK && $hour['failed'] + $hour['dropped'] > 0) {
     $verdict = new \core\check\result(\core\check\result::WARNING,
         s(get_string('status_verdict_losses', 'logstore_tsdb', (object) $hour)));
@@ -125,7 +125,7 @@ $rows = [
         (object) ['events' => $totals['pending'], 'processes' => $totals['liveworkers']])),
     get_string('status_spool', 'logstore_tsdb') => $spool && $spool['files']
         ? s(get_string('status_spoolsize', 'logstore_tsdb', (object) ['files' => $spool['files'],
-            'size' => display_size($spool['bytes']), 'age' => format_time(max(0, time() - $spool['oldest']))]))
+            'size' => display_size($spool['bytes']), 'age' => status::age($spool['oldest'])]))
         : get_string('status_spoolempty', 'logstore_tsdb'),
     get_string('status_lasterror', 'logstore_tsdb') => $totals['lasterror'] !== ''
         ? s($totals['lasterror']) . ' (' . logstore_tsdb_status_time($totals['lasterrorat']) . ')'

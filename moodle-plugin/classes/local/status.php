@@ -168,8 +168,19 @@ class status {
      * @return \stdClass date, ago, message
      */
     public static function recreated_words(array $recreated): \stdClass {
-        return (object) ['date' => userdate($recreated['at']), 'ago' => format_time(max(0, time() - $recreated['at'])),
+        return (object) ['date' => userdate($recreated['at']), 'ago' => self::age($recreated['at']),
             'message' => $recreated['message']];
+    }
+
+    /**
+     * How long ago a time was, for "... ago" and "the oldest ... old": at least 1 sec, since Moodle's format_time()
+     * says "now" for 0, which makes "now ago".
+     *
+     * @param int $at unix time
+     * @return string
+     */
+    public static function age(int $at): string {
+        return format_time(max(1, time() - $at));
     }
 
     /**
