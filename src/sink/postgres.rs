@@ -135,11 +135,8 @@ impl PostgresSink {
     /// Reads the configuration; no I/O (the connection is made on the first write).
     pub fn new(config: &Config) -> Result<PostgresSink, String> {
         let port = u16::try_from(config.int("port")).map_err(|_| "port: out of range".to_string())?;
-        // `chunk_interval_hours` is optional (not every build's configuration has it): a week by default.
-        let chunk_hours = match config.int("chunk_interval_hours") {
-            h if (1..=8760).contains(&h) => h,
-            _ => 168,
-        };
+        // Every configuration has it, with its default (a week) and checked to be 1..=8760 hours.
+        let chunk_hours = config.int("chunk_interval_hours");
         Ok(PostgresSink {
             conn_settings: ConnSettings {
                 host: config.get("host").to_string(),
