@@ -1040,6 +1040,7 @@ fn timescale_hypertable_compression_policies_and_aggregates() {
             "logstore_tsdb_log_hourly"
         ]
     );
+    assert_eq!(aggregate_chunk_days(&t, &s), AGGREGATE_CHUNK_DAYS);
     // TimescaleDB's own scheduler runs every policy; then each aggregate adds up to the events.
     run_jobs_by_scheduler(&t, &s);
     for (view, column) in [
@@ -1062,6 +1063,40 @@ fn timescale_hypertable_compression_policies_and_aggregates() {
         .unwrap()
         .get(0);
     assert!((13..=26).contains(&users), "13 distinct users (over at most two days): {users}");
+    // Aggregates an older extension left in TimescaleDB's default 70-day chunks: the next connection sets
+    // their chunk size without making them again (same materialisations, same rows).
+    drop(sink);
+    c.batch_execute(&format!(
+        "SELECT set_chunk_time_interval(format('%I.%I', view_schema, view_name)::regclass, INTERVAL '70 days') \
+         FROM timescaledb_information.continuous_aggregates WHERE view_schema = '{s}'"
+    ))
+    .unwrap();
+    // Each aggregate's materialisation and the rows in it (the view would add events not materialised yet).
+    let materialised = |c: &mut postgres::Client| -> Vec<(String, i64)> {
+        let tables: Vec<(String, String)> = c
+            .query(
+                "SELECT materialization_hypertable_schema::text, materialization_hypertable_name::text \
+                 FROM timescaledb_information.continuous_aggregates WHERE view_schema = $1 ORDER BY 2",
+                &[&s],
+            )
+            .unwrap()
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect();
+        tables
+            .into_iter()
+            .map(|(schema, name)| {
+                let rows = c.query_one(&format!("SELECT count(*) FROM \"{schema}\".\"{name}\""), &[]).unwrap().get(0);
+                (name, rows)
+            })
+            .collect()
+    };
+    let before = materialised(&mut c);
+    assert_eq!(aggregate_chunk_days(&t, &s), [70; 5]);
+    let mut sink = t.sink(&s, &[("retention_days", "30")]);
+    sink.write(&batch(2, 1, &evs[..1])).unwrap();
+    assert_eq!(aggregate_chunk_days(&t, &s), AGGREGATE_CHUNK_DAYS);
+    assert_eq!(materialised(&mut c), before, "the same aggregates with the same rows");
     // A table an older extension made with its 7-day roll-up: the next connection clears the roll-up.
     // Retention follows the configuration: changed, then removed.
     drop(sink);
@@ -1070,6 +1105,7 @@ fn timescale_hypertable_compression_policies_and_aggregates() {
     ))
     .unwrap();
     let mut sink = t.sink(&s, &[("retention_days", "60")]);
+    // The same batch again: a retry, written once.
     sink.write(&batch(2, 1, &evs[..1])).unwrap();
     let rollup: Option<String> = c
         .query_one(
@@ -1106,6 +1142,25 @@ fn timescale_hypertable_compression_policies_and_aggregates() {
     .unwrap();
     sink.write(&batch(1, 1, &evs)).unwrap();
     assert_eq!(count(&t, &s), 102);
+}
+
+/// Days per chunk of the aggregates' materialisations, in the order of their names (activity, daily,
+/// daily_active_users, daily_users, hourly).
+const AGGREGATE_CHUNK_DAYS: [i64; 5] = [14, 14, 140, 14, 14];
+
+fn aggregate_chunk_days(t: &Target, s: &str) -> Vec<i64> {
+    t.client()
+        .query(
+            "SELECT (extract(epoch FROM d.time_interval) / 86400)::bigint \
+             FROM timescaledb_information.continuous_aggregates a JOIN timescaledb_information.dimensions d \
+             ON (d.hypertable_schema, d.hypertable_name) = (a.materialization_hypertable_schema, \
+             a.materialization_hypertable_name) WHERE a.view_schema = $1 ORDER BY a.view_name",
+            &[&s],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
 }
 
 // ---------------------------------------------------------------------------------------------
