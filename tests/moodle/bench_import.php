@@ -62,8 +62,9 @@ function bench_import_cli(array $args): array {
     $progress = [];
     while (($line = fgets($pipes[1])) !== false) {
         $out .= $line;
-        if (($p = tsdb_bench_import_progress($line, round(microtime(true) - $t0, 2))) !== null) {
-            $progress[] = $p;
+        // Not $p: that is the process, and dropping its handle closes the pipe.
+        if (($bar = tsdb_bench_import_progress($line, round(microtime(true) - $t0, 2))) !== null) {
+            $progress[] = $bar;
         }
     }
     fclose($pipes[1]);

@@ -88,8 +88,9 @@ function scale_run_import(string $cli, ?float $killat = null): array {
                 $buffer[$i - 1] = substr($buffer[$i - 1], $pos + 1);
                 $t = round(microtime(true) - $t0, 2);
                 $lines[] = [$t, ($i === 2 ? 'stderr: ' : '') . $line];
-                if (($p = tsdb_bench_import_progress($line, $t)) !== null) {
-                    $progress[] = $p;
+                // Not $p: that is the process, and dropping its handle closes the pipes.
+                if (($bar = tsdb_bench_import_progress($line, $t)) !== null) {
+                    $progress[] = $bar;
                 }
             }
         }
@@ -121,7 +122,8 @@ function scale_import_figures(array $run, int $n): array {
         }
         $prev = $p;
     }
-    $eta = tsdb_bench_import_eta($run['progress'], $run['seconds']);
+    $end = $run['seconds'];
+    $eta = tsdb_bench_import_eta($run['progress'], $end);
     $values = array_column($rates, 'rows_per_s');
     return ['rows_per_s' => $end > 0 ? (int) ($n / $end) : null, 'rates' => $rates,
         'rate_min' => $values ? min($values) : null, 'rate_median' => scale_median($values), 'rate_max' => $values ? max($values) : null,
