@@ -242,6 +242,13 @@ class timescaledb_test extends base_testcase {
         };
         try {
             $check(true, 'materialised');
+            // A user alone from the per-user aggregate (ordered by user), a user in a course from the daily one.
+            foreach (['_daily_users' => ['userid = :u', ['u' => 9]], '_daily' => ['userid = ? AND courseid = ?', [12, 5]]]
+                    as $suffix => [$where, $params]) {
+                $store->get_events_select_count($where, $params);
+                $this->assertStringContainsString(pgdb::quote_identifier(summary::derived(self::$settings['table'], $suffix)),
+                    $reader->lastsql, $where);
+            }
             // A late event two days back (a spool replayed after an outage): below the watermark, logged by
             // TimescaleDB as an invalidation until the refresh policy has run.
             $late = self::$entries[0];

@@ -62,7 +62,8 @@ class pg_reader {
     /** @var int[] Days of the successive time windows of a page (then no window): see get_rows(). */
     const WINDOW_DAYS = [1, 4, 16, 64, 256];
 
-    /** @var string[] The columns the daily aggregate `<table>_daily` is keyed by (besides the day). */
+    /** @var string[] The columns the daily aggregates `<table>_daily` and `<table>_daily_users` are keyed by (besides the
+     * day). */
     const DAILY_KEYS = ['courseid', 'userid', 'anonymous'];
 
     /** @var \stdClass plugin config */
@@ -363,8 +364,10 @@ class pg_reader {
     }
 
     /**
-     * The count from the daily aggregate `<table>_daily` (day, courseid, userid, events, anonymous_events), when the
-     * fragment is only equalities on those keys and a range of whole UTC days, and the aggregate is exact now.
+     * The count from the daily aggregate `<table>_daily` (day, courseid, userid, events, anonymous_events), or for a
+     * user alone from `<table>_daily_users` (day, userid, ...: its rows are ordered by user, where `_daily`'s are
+     * grouped by course), when the fragment is only equalities on those keys and a range of whole UTC days, and the
+     * aggregate is exact now.
      *
      * The aggregate is TimescaleDB's real-time continuous aggregate: its materialised days plus the raw rows after its
      * watermark. It is exact unless rows below the watermark changed since its last refresh (a late event, an import, a
@@ -388,7 +391,7 @@ class pg_reader {
         }
         $table = (string) ($this->cfg->table ?: 'logstore_tsdb_log');
         $schema = (string) ($this->cfg->schema ?: 'public');
-        $view = summary::derived($table, '_daily');
+        $view = summary::derived($table, isset($keys['courseid']) ? '_daily' : '_daily_users');
         $sum = !isset($keys['anonymous']) ? 'events' : ($keys['anonymous'] ? 'anonymous_events'
             : 'events - anonymous_events');
         unset($keys['anonymous']);
