@@ -166,7 +166,7 @@ pub fn reconcile(c: &mut Client, n: &Names, s: &Settings, tsl: bool) -> Result<(
         .unwrap_or(false);
     if !tsl {
         if !chunk_ok {
-            in_tx(c, s, (n.lock_class("ddl"), 0), false, |c| set_chunk_interval(c, n, chunk_hours))?;
+            in_tx(c, s, (n.lock_class("ddl"), 0), false, |c| set_chunk_interval(c, &n.main(), chunk_hours))?;
         }
         return Ok(());
     }
@@ -191,7 +191,7 @@ pub fn reconcile(c: &mut Client, n: &Names, s: &Settings, tsl: bool) -> Result<(
     }
     in_tx(c, s, (n.lock_class("ddl"), 0), false, |c| {
         if !chunk_ok {
-            set_chunk_interval(c, n, chunk_hours)?;
+            set_chunk_interval(c, &n.main(), chunk_hours)?;
         }
         if !compression_ok {
             // Settings apply to chunks compressed from now on; compressed chunks keep theirs. The
@@ -227,8 +227,10 @@ pub fn reconcile(c: &mut Client, n: &Names, s: &Settings, tsl: bool) -> Result<(
     })
 }
 
-fn set_chunk_interval(c: &mut Client, n: &Names, hours: i32) -> Result<(), Error> {
-    c.execute("SELECT set_chunk_time_interval($1::text::regclass, make_interval(hours => $2))", &[&n.main(), &hours])?;
+/// The size of the chunks made from now on, of the hypertable or of an aggregate's materialisation (given
+/// by its view); chunks made before keep theirs.
+fn set_chunk_interval(c: &mut Client, relation: &str, hours: i32) -> Result<(), Error> {
+    c.execute("SELECT set_chunk_time_interval($1::text::regclass, make_interval(hours => $2))", &[&relation, &hours])?;
     Ok(())
 }
 
@@ -346,11 +348,8 @@ fn ensure_aggregate(c: &mut Client, n: &Names, a: &Aggregate, s: &Settings) -> R
          timescaledb.compress_segmentby = '{}', timescaledb.compress_orderby = '{}')",
         a.segmentby, a.orderby
     ))?;
-    // Chunks made from now on; an older extension's chunks keep their size and are compressed as before.
-    c.execute(
-        "SELECT set_chunk_time_interval($1::text::regclass, make_interval(days => $2))",
-        &[&view, &a.chunk_days],
-    )?;
+    // An older extension's chunks keep their size and are compressed as before.
+    set_chunk_interval(c, &view, a.chunk_days * 24)?;
     c.execute("SELECT remove_continuous_aggregate_policy($1::text::regclass, if_exists => true)", &[&view])?;
     if let Some(start) = refresh_start_hours(a.bucket_hours, s.retention_days) {
         let start_offset = start.map(|h| format!("make_interval(hours => {h})")).unwrap_or_else(|| "NULL".into());
