@@ -1307,12 +1307,29 @@ fn old_days_written_while_the_scheduler_compresses_and_refreshes_them_are_in_eve
         .map(|r| (r.get(0), r.get(1)))
         .collect()
     };
+    // A round can also leave an aggregate behind the one it is built on (`_daily_active_users` refreshed while
+    // `_daily_users` was being refreshed): TimescaleDB logs that as an invalidation below its watermark, which
+    // its next refresh applies. Events lost as roll-up lost them leave no invalidation and still fail below.
+    let pending = |c: &mut postgres::Client| -> i64 {
+        c.query_one(
+            "SELECT count(*) FROM _timescaledb_catalog.continuous_agg ca WHERE ca.user_view_schema = $1 AND (\
+             EXISTS (SELECT 1 FROM _timescaledb_catalog.continuous_aggs_hypertable_invalidation_log l \
+                     WHERE l.hypertable_id = ca.raw_hypertable_id AND l.greatest_modified_value >= 0 \
+                     AND l.lowest_modified_value < _timescaledb_functions.cagg_watermark(ca.mat_hypertable_id)) \
+             OR EXISTS (SELECT 1 FROM _timescaledb_catalog.continuous_aggs_materialization_invalidation_log l \
+                     WHERE l.materialization_id = ca.mat_hypertable_id AND l.greatest_modified_value >= 0 \
+                     AND l.lowest_modified_value < _timescaledb_functions.cagg_watermark(ca.mat_hypertable_id)))",
+            &[&s],
+        )
+        .unwrap()
+        .get(0)
+    };
     let mut before = chunks(&mut c);
     for round in 0.. {
-        assert!(round < 6, "the policies still change chunks after 6 rounds");
+        assert!(round < 6, "the policies still change chunks or leave invalidations after 6 rounds");
         run_jobs_by_scheduler_n(&t, &s, 11);
         let after = chunks(&mut c);
-        if after == before {
+        if after == before && pending(&mut c) == 0 {
             break;
         }
         before = after;
