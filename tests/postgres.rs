@@ -1036,6 +1036,7 @@ fn timescale_hypertable_compression_policies_and_aggregates() {
             "logstore_tsdb_log_activity",
             "logstore_tsdb_log_daily",
             "logstore_tsdb_log_daily_active_users",
+            "logstore_tsdb_log_daily_courses",
             "logstore_tsdb_log_daily_users",
             "logstore_tsdb_log_hourly"
         ]
@@ -1047,6 +1048,7 @@ fn timescale_hypertable_compression_policies_and_aggregates() {
         ("daily", "events"),
         ("daily_users", "events"),
         ("daily_active_users", "events"),
+        ("daily_courses", "events"),
         ("hourly", "events"),
         ("activity", "events"),
         ("hourly", "other + teaching + participating"),
@@ -1063,6 +1065,28 @@ fn timescale_hypertable_compression_policies_and_aggregates() {
         .unwrap()
         .get(0);
     assert!((13..=26).contains(&users), "13 distinct users (over at most two days): {users}");
+    // A course's day in `_daily_courses` (built on `_daily`) is its events' distinct users and counts.
+    let mut per_course = |sql: &str| -> Vec<String> {
+        c.query(&format!("SELECT concat_ws(' ', d::date, courseid, a, e, an, te, p) FROM ({sql}) x ORDER BY 1"), &[])
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect()
+    };
+    let from_events = per_course(&format!(
+        "SELECT time_bucket(INTERVAL '1 day', \"time\") AS d, courseid, count(DISTINCT userid) FILTER (WHERE userid > 0) AS a, \
+         count(*) AS e, count(*) FILTER (WHERE anonymous <> 0) AS an, count(*) FILTER (WHERE edulevel = 1) AS te, \
+         count(*) FILTER (WHERE edulevel = 2) AS p FROM \"{s}\".logstore_tsdb_log GROUP BY 1, 2"
+    ));
+    assert!(from_events.len() > 1, "{from_events:?}");
+    assert_eq!(
+        per_course(&format!(
+            "SELECT day AS d, courseid, active_users AS a, events AS e, anonymous_events AS an, teaching AS te, \
+             participating AS p \
+             FROM \"{s}\".logstore_tsdb_log_daily_courses"
+        )),
+        from_events
+    );
     // Aggregates an older extension left in TimescaleDB's default 70-day chunks: the next connection sets
     // their chunk size without making them again (same materialisations, same rows).
     drop(sink);
@@ -1092,7 +1116,7 @@ fn timescale_hypertable_compression_policies_and_aggregates() {
             .collect()
     };
     let before = materialised(&mut c);
-    assert_eq!(aggregate_chunk_days(&t, &s), [70; 5]);
+    assert_eq!(aggregate_chunk_days(&t, &s), [70; 6]);
     let mut sink = t.sink(&s, &[("retention_days", "30")]);
     sink.write(&batch(2, 1, &evs[..1])).unwrap();
     assert_eq!(aggregate_chunk_days(&t, &s), AGGREGATE_CHUNK_DAYS);
@@ -1145,8 +1169,8 @@ fn timescale_hypertable_compression_policies_and_aggregates() {
 }
 
 /// Days per chunk of the aggregates' materialisations, in the order of their names (activity, daily,
-/// daily_active_users, daily_users, hourly).
-const AGGREGATE_CHUNK_DAYS: [i64; 5] = [14, 14, 140, 14, 14];
+/// daily_active_users, daily_courses, daily_users, hourly).
+const AGGREGATE_CHUNK_DAYS: [i64; 6] = [14, 14, 140, 140, 14, 14];
 
 fn aggregate_chunk_days(t: &Target, s: &str) -> Vec<i64> {
     t.client()
@@ -1256,7 +1280,7 @@ fn old_days_written_while_the_scheduler_compresses_and_refreshes_them_are_in_eve
     }
     let mut c = t.client();
     let ids = job_ids(&t, &s);
-    assert_eq!(ids.len(), 11, "policy jobs (no retention)");
+    assert_eq!(ids.len(), 13, "policy jobs (no retention)");
     let schedules: Vec<(i32, String)> = ids
         .iter()
         .map(|id| {
@@ -1327,7 +1351,7 @@ fn old_days_written_while_the_scheduler_compresses_and_refreshes_them_are_in_eve
     let mut before = chunks(&mut c);
     for round in 0.. {
         assert!(round < 6, "the policies still change chunks or leave invalidations after 6 rounds");
-        run_jobs_by_scheduler_n(&t, &s, 11);
+        run_jobs_by_scheduler_n(&t, &s, 13);
         let after = chunks(&mut c);
         if after == before && pending(&mut c) == 0 {
             break;
@@ -1348,6 +1372,7 @@ fn old_days_written_while_the_scheduler_compresses_and_refreshes_them_are_in_eve
         ("daily", "day", &days),
         ("daily_users", "day", &days),
         ("daily_active_users", "day", &days),
+        ("daily_courses", "day", &days),
         ("activity", "day", &days),
     ] {
         let got = buckets(
@@ -1367,8 +1392,8 @@ fn old_days_written_while_the_scheduler_compresses_and_refreshes_them_are_in_eve
 /// Has TimescaleDB's background scheduler run every policy of the table in `s` (compression, retention,
 /// aggregate refreshes) now, as on a production site, and waits until each has succeeded since.
 fn run_jobs_by_scheduler(t: &Target, s: &str) {
-    // Compression and retention, and a refresh and a compression policy per aggregate (5).
-    run_jobs_by_scheduler_n(t, s, 12)
+    // Compression and retention, and a refresh and a compression policy per aggregate (6).
+    run_jobs_by_scheduler_n(t, s, 14)
 }
 
 /// `run_jobs_by_scheduler` when the table has `n` policy jobs.
@@ -1948,6 +1973,7 @@ fn version_1_tables_are_upgraded_in_place_without_losing_or_duplicating_an_event
             "logstore_tsdb_log_activity",
             "logstore_tsdb_log_daily",
             "logstore_tsdb_log_daily_active_users",
+            "logstore_tsdb_log_daily_courses",
             "logstore_tsdb_log_daily_users",
             "logstore_tsdb_log_hourly",
         ];
@@ -1956,8 +1982,8 @@ fn version_1_tables_are_upgraded_in_place_without_losing_or_duplicating_an_event
             want.sort();
         }
         assert_eq!(views, want);
-        run_jobs_by_scheduler_n(&t, &s, if retention > 0 { 12 } else { 11 });
-        for view in ["daily", "daily_users", "hourly", "activity", "daily_active_users"] {
+        run_jobs_by_scheduler_n(&t, &s, if retention > 0 { 14 } else { 13 });
+        for view in ["daily", "daily_users", "hourly", "activity", "daily_active_users", "daily_courses"] {
             let sum: i64 = c
                 .query_one(&format!("SELECT sum(events)::bigint FROM \"{s}\".logstore_tsdb_log_{view}"), &[])
                 .unwrap()

@@ -137,18 +137,18 @@ d.write("postgres/site-activity.json")
 d = Dashboard("logstore-tsdb-course-pg", "Moodle: course activity (PostgreSQL)",
               "Activity in the chosen courses: events, active users, activities, people (from the aggregates).", PGDS,
               [ds_var("datasource", "Log database", PG), TABLE,
-               query_var("course", "Course", PGDS, "SELECT DISTINCT courseid FROM ${table}_hourly WHERE courseid > 1 "
-                                                   "ORDER BY 1")], ["postgresql"])
+               query_var("course", "Course", PGDS, "SELECT DISTINCT courseid FROM ${table}_daily_courses "
+                                                   "WHERE courseid > 1 ORDER BY 1")], ["postgresql"])
 d.panel("timeseries", "Events per hour", [sql(
     'SELECT bucket AS "time", courseid::text AS "metric", sum(events) AS "events" FROM ${table}_hourly '
     'WHERE $__timeFilter(bucket) AND courseid IN ($course) GROUP BY 1, 2 ORDER BY 1')], options=TS)
 d.panel("timeseries", "Active users per day", [sql(
-    'SELECT $__timeGroupAlias(day, \'1d\'), courseid::text AS "metric", count(*) AS "active users" '
-    'FROM ${table}_daily WHERE $__timeFilter(day) AND courseid IN ($course) AND userid > 0 GROUP BY 1, 2 ORDER BY 1')],
+    'SELECT $__timeGroupAlias(day, \'1d\'), courseid::text AS "metric", active_users AS "active users" '
+    'FROM ${table}_daily_courses WHERE $__timeFilter(day) AND courseid IN ($course) AND active_users > 0 ORDER BY 1')],
     options=TS)
 d.panel("timeseries", "Teaching and participating per day", [sql(
     'SELECT $__timeGroupAlias(day, \'1d\'), sum(teaching) AS "teaching", sum(participating) AS "participating" '
-    'FROM ${table}_daily WHERE $__timeFilter(day) AND courseid IN ($course) GROUP BY 1 ORDER BY 1')], options=TS,
+    'FROM ${table}_daily_courses WHERE $__timeFilter(day) AND courseid IN ($course) GROUP BY 1 ORDER BY 1')], options=TS,
     fieldconfig=STACKED)
 d.panel("table", "Most used activities", [sql(
     'SELECT contextinstanceid AS "course module", component AS "component", courseid AS "course", '

@@ -27,10 +27,10 @@ namespace logstore_tsdb\local;
 defined('MOODLE_INTERNAL') || die();
 
 /**
- * With TimescaleDB the sink keeps five real-time continuous aggregates (src/sink/postgres/timescale.rs): `<table>_daily`,
- * `_daily_users`, `_daily_active_users`, `_hourly` and `_activity`. On plain PostgreSQL (the sink's daily partitions)
- * this class gives the same five relations, with the same names, columns and types, so that every documented query and
- * dashboard runs unchanged on both:
+ * With TimescaleDB the sink keeps six real-time continuous aggregates (src/sink/postgres/timescale.rs): `<table>_daily`,
+ * `_daily_courses`, `_daily_users`, `_daily_active_users`, `_hourly` and `_activity`. On plain PostgreSQL (the sink's
+ * daily partitions) this class gives the same six relations, with the same names, columns and types, so that every
+ * documented query and dashboard runs unchanged on both:
  *
  * - `<table><suffix>_mat`: the materialised buckets of each (tables made from the definition itself);
  * - `<table>_summary`: the watermark (every day before it is materialised) and, per day, the change counter of its
@@ -57,12 +57,17 @@ class summary {
 
     /**
      * @var array[] The aggregates as in timescale.rs: suffix => [bucket column, bucket seconds, grouping columns,
-     *      aggregates]. `_daily_active_users` is defined on the events (TimescaleDB: on `_daily_users`, the same figures).
+     *      aggregates], parents before children. `_daily_courses` and `_daily_active_users` are defined on the events
+     *      (TimescaleDB: on `_daily` and `_daily_users`, the same figures and types).
      */
     const AGGREGATES = [
         '_daily' => ['day', 86400, 'courseid, userid', 'count(*) AS events, '
             . 'count(*) FILTER (WHERE anonymous <> 0) AS anonymous_events, '
             . 'count(*) FILTER (WHERE edulevel = 1) AS teaching, count(*) FILTER (WHERE edulevel = 2) AS participating'],
+        '_daily_courses' => ['day', 86400, 'courseid', 'count(DISTINCT userid) FILTER (WHERE userid > 0) AS active_users, '
+            . 'count(*)::numeric AS events, (count(*) FILTER (WHERE anonymous <> 0))::numeric AS anonymous_events, '
+            . '(count(*) FILTER (WHERE edulevel = 1))::numeric AS teaching, '
+            . '(count(*) FILTER (WHERE edulevel = 2))::numeric AS participating'],
         '_daily_users' => ['day', 86400, 'userid', 'count(*) AS events, '
             . 'count(*) FILTER (WHERE anonymous <> 0) AS anonymous_events'],
         '_daily_active_users' => ['day', 86400, '', 'count(DISTINCT userid) FILTER (WHERE userid > 0) AS active_users, '
@@ -163,6 +168,7 @@ class summary {
      */
     public function ensure(): void {
         if ($this->exists()) {
+            $this->add_daily_courses();
             return;
         }
         $state = $this->q('_summary');
@@ -184,17 +190,52 @@ class summary {
             }
             $this->db->execute("DROP TABLE IF EXISTS $state");
             $this->db->execute("CREATE TABLE $state (day timestamptz PRIMARY KEY, changes bigint NOT NULL)");
-            $watermark = "COALESCE((SELECT max(day) + interval '1 day' FROM $state), '-infinity'::timestamptz)";
-            foreach (self::AGGREGATES as $suffix => [$col]) {
-                $mat = $this->q($suffix . '_mat');
-                $this->db->execute("DROP TABLE IF EXISTS $mat");
-                $this->db->execute("CREATE TABLE $mat AS " . $this->select($suffix, 'false') . ' WITH NO DATA');
-                $this->db->execute('CREATE INDEX ' . pgdb::quote_identifier(self::derived($this->table, $suffix . '_mat_ix'))
-                    . " ON $mat ($col)");
-                $this->db->execute('CREATE VIEW ' . $this->q($suffix) . " AS SELECT * FROM $mat WHERE $col < $watermark "
-                    . 'UNION ALL ' . $this->select($suffix, "\"time\" >= $watermark"));
+            foreach (array_keys(self::AGGREGATES) as $suffix) {
+                $this->db->execute('DROP TABLE IF EXISTS ' . $this->q($suffix . '_mat'));
+                $this->create($suffix);
             }
             $this->db->execute("COMMENT ON TABLE $state IS '" . self::VERSION . "'");
+            $this->db->execute('COMMIT');
+        } catch (\Throwable $e) {
+            $this->db->execute('ROLLBACK');
+            throw $e;
+        }
+    }
+
+    /**
+     * Creates the table of an aggregate's materialised buckets (empty) and its view.
+     *
+     * @param string $suffix
+     */
+    protected function create(string $suffix): void {
+        $col = self::AGGREGATES[$suffix][0];
+        $mat = $this->q($suffix . '_mat');
+        $watermark = "COALESCE((SELECT max(day) + interval '1 day' FROM {$this->q('_summary')}), '-infinity'::timestamptz)";
+        $this->db->execute("CREATE TABLE $mat AS " . $this->select($suffix, 'false') . ' WITH NO DATA');
+        $this->db->execute('CREATE INDEX ' . pgdb::quote_identifier(self::derived($this->table, $suffix . '_mat_ix'))
+            . " ON $mat ($col)");
+        $this->db->execute('CREATE VIEW ' . $this->q($suffix) . " AS SELECT * FROM $mat WHERE $col < $watermark "
+            . 'UNION ALL ' . $this->select($suffix, "\"time\" >= $watermark"));
+    }
+
+    /**
+     * Summaries made by the plugin before `_daily_courses` existed get it, its materialised days summed from
+     * `_daily_mat` (the same figures, also of days whose events retention dropped); nothing else is made again.
+     */
+    protected function add_daily_courses(): void {
+        $mat = $this->q('_daily_courses_mat');
+        if ($this->db->query('SELECT to_regclass(?) AS t', [$mat])[0]->t !== null) {
+            return;
+        }
+        $this->db->execute('BEGIN');
+        try {
+            $this->db->execute('SELECT pg_advisory_xact_lock(?)', [$this->lock()]);
+            if ($this->db->query('SELECT to_regclass(?) AS t', [$mat])[0]->t === null) {
+                $this->create('_daily_courses');
+                $this->db->execute("INSERT INTO $mat SELECT day, courseid, count(*) FILTER (WHERE userid > 0), sum(events), "
+                    . 'sum(anonymous_events), sum(teaching), sum(participating) FROM ' . $this->q('_daily_mat')
+                    . ' GROUP BY 1, 2');
+            }
             $this->db->execute('COMMIT');
         } catch (\Throwable $e) {
             $this->db->execute('ROLLBACK');
@@ -366,7 +407,7 @@ class summary {
             // would empty those days; there the users' rows are deleted instead (below).
             $since = $this->db->query('SELECT min(range_start) AS t FROM timescaledb_information.chunks '
                 . 'WHERE hypertable_schema = ? AND hypertable_name = ?', [$this->schema, $this->table])[0]->t;
-            foreach ($since === null ? [] : ['_daily', '_daily_users', '_daily_active_users'] as $suffix) {
+            foreach ($since === null ? [] : ['_daily', '_daily_courses', '_daily_users', '_daily_active_users'] as $suffix) {
                 $this->db->execute('CALL refresh_continuous_aggregate(?::regclass, ?::timestamptz, NULL)',
                     [$this->q($suffix), $since]);
             }

@@ -4,8 +4,9 @@
 // to start now (alter_job(id, next_start => now()), nothing else changed), then job_stats / job_errors are polled
 // until every job has run successfully since. Jobs depend on each other (an aggregate's compression compresses only
 // what its refresh has materialised, a roll-up what compression made), and on a site the scheduler repeats them every
-// schedule_interval: so this is done in rounds until a round changes no chunk and every chunk older than its
-// compression policy's age (events and aggregates) is compressed. No run_job, no manual refresh. A failed job fails the
+// schedule_interval: so this is done in rounds until a round changes no chunk, every chunk older than its
+// compression policy's age (events and aggregates) is compressed and no aggregate has a change below its watermark left
+// (an aggregate on another, refreshed while its parent was, materialises the parent's change at its next run). No run_job, no manual refresh. A failed job fails the
 // run with TimescaleDB's own error.
 // Then VACUUM (ANALYZE) of both stores, as autovacuum would have done on a site that logged these events over time.
 //   php policies.php OUT.json
@@ -30,6 +31,17 @@ function scale_uncompressed_old_chunks($ts): array {
             AND c.hypertable_name = coalesce(a.materialization_hypertable_name, j.hypertable_name)
         WHERE j.proc_name = 'policy_compression' AND NOT c.is_compressed
             AND c.range_end < now() - (j.config->>'compress_after')::interval");
+}
+
+/** Aggregates with a change logged below their watermark: their next refresh materialises it. */
+function scale_pending_invalidations($ts): int {
+    return (int) scale_value($ts, "SELECT count(*) FROM _timescaledb_catalog.continuous_agg ca WHERE
+        EXISTS (SELECT 1 FROM _timescaledb_catalog.continuous_aggs_hypertable_invalidation_log l
+                WHERE l.hypertable_id = ca.raw_hypertable_id AND l.greatest_modified_value >= 0
+                AND l.lowest_modified_value < _timescaledb_functions.cagg_watermark(ca.mat_hypertable_id))
+        OR EXISTS (SELECT 1 FROM _timescaledb_catalog.continuous_aggs_materialization_invalidation_log l
+                WHERE l.materialization_id = ca.mat_hypertable_id AND l.greatest_modified_value >= 0
+                AND l.lowest_modified_value < _timescaledb_functions.cagg_watermark(ca.mat_hypertable_id))");
 }
 
 /** What a round may change: every chunk with its compression state. */
@@ -77,17 +89,20 @@ for ($round = 1; $round <= SCALE_MAX_ROUNDS; $round++) {
     }
     $old = scale_uncompressed_old_chunks($ts);
     $new = scale_chunk_state($ts);
+    $invalid = scale_pending_invalidations($ts);
     $rounds[] = ['round' => $round, 'seconds' => round(microtime(true) - $tr, 1), 'chunks_changed' => $new !== $state,
-        'old_chunks_not_compressed' => count($old)];
-    scale_say(sprintf('round %d: every job ran in %.0f s; chunks %s; %d chunk(s) older than their compression age not compressed',
-        $round, microtime(true) - $tr, $new !== $state ? 'changed' : 'unchanged', count($old)));
-    if ($failures || ($new === $state && !$old)) {
+        'old_chunks_not_compressed' => count($old), 'aggregates_with_changes_below_watermark' => $invalid];
+    scale_say(sprintf('round %d: every job ran in %.0f s; chunks %s; %d chunk(s) older than their compression age not '
+        . 'compressed; %d aggregate(s) with changes below the watermark', $round, microtime(true) - $tr,
+        $new !== $state ? 'changed' : 'unchanged', count($old), $invalid));
+    if ($failures || ($new === $state && !$old && !$invalid)) {
         break;
     }
     $state = $new;
     if ($round === SCALE_MAX_ROUNDS) {
         $failures[] = SCALE_MAX_ROUNDS . ' rounds of every policy job and still ' . count($old) .
-            ' chunk(s) older than their compression age not compressed, or chunks still changing';
+            ' chunk(s) older than their compression age not compressed, chunks still changing or aggregates with ' .
+            'changes below their watermark';
     }
 }
 $seconds = microtime(true) - $t0;

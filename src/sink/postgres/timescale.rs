@@ -20,8 +20,8 @@
 //!   contiguous (min/max of `courseid` per batch skips the others) and newest first inside it.
 //! - A bloom filter on `userid` per batch: a user's events skip the batches without them.
 //! - Aggregates designed for the reports and dashboards, each compressed: `_daily` (day, course, user:
-//!   the reader's exact counts, active users and engagement per course), `_daily_users` (day, user: a
-//!   user's history), `_daily_active_users` (on top of it), `_hourly` (hour, course: activity, logins)
+//!   the reader's exact counts, engagement per course), `_daily_courses` (on top of it: day, course,
+//!   distinct users), `_daily_users` (day, user: a user's history), `_daily_active_users` (on top of it), `_hourly` (hour, course: activity, logins)
 //!   and `_activity` (day, course module, event: top activities and events), in 14-day chunks
 //!   compressed a week after their end (TimescaleDB's 70 days left a fifth of a year uncompressed,
 //!   with an index per grouping column: most of their disk). Their refresh policy
@@ -80,6 +80,24 @@ pub fn aggregates(n: &Names) -> Vec<Aggregate> {
             segmentby: "courseid",
             orderby: "day DESC, userid",
             chunk_days: 14,
+        },
+        Aggregate {
+            suffix: "_daily_courses",
+            name: n.derived("_daily_courses"),
+            bucket_hours: 24,
+            // A row per course and day (`_daily` has one per user besides): the per-course dashboards
+            // read a few hundred rows instead of every user's, and `_daily`'s rows of a day and course
+            // counted are its distinct users.
+            select: format!(
+                "SELECT time_bucket(INTERVAL '1 day', day) AS day, courseid, \
+                 count(*) FILTER (WHERE userid > 0) AS active_users, sum(events) AS events, \
+                 sum(anonymous_events) AS anonymous_events, sum(teaching) AS teaching, \
+                 sum(participating) AS participating FROM {} GROUP BY 1, 2",
+                n.q(&n.derived("_daily"))
+            ),
+            segmentby: "",
+            orderby: "day DESC, courseid",
+            chunk_days: 140,
         },
         Aggregate {
             suffix: "_daily_users",

@@ -42,6 +42,8 @@ class downsampling_test extends base_testcase {
     /** @var array[] The aggregates (summary::AGGREGATES): suffix => [bucket column, bucket seconds, keys, values]. */
     const SPECS = [
         '_daily' => ['day', 86400, ['courseid', 'userid'], ['events', 'anonymous_events', 'teaching', 'participating']],
+        '_daily_courses' => ['day', 86400, ['courseid'], ['active_users', 'events', 'anonymous_events', 'teaching',
+            'participating']],
         '_daily_users' => ['day', 86400, ['userid'], ['events', 'anonymous_events']],
         '_daily_active_users' => ['day', 86400, [], ['active_users', 'events']],
         '_hourly' => ['bucket', 3600, ['courseid'], ['events', 'other', 'teaching', 'participating', 'logins',
@@ -189,7 +191,7 @@ class downsampling_test extends base_testcase {
     }
 
     /**
-     * TimescaleDB, the five continuous aggregates kept by their refresh policies, run by TimescaleDB's own scheduler
+     * TimescaleDB, the six continuous aggregates kept by their refresh policies, run by TimescaleDB's own scheduler
      * and nothing else: two days of events up to an hour ago (and real events of now) are materialised up to the
      * policies' end offset with exactly the counts of logstore_standard_log; then events days and weeks old arrive
      * (as a spool replayed after a long outage, or an import of old logs, writes them): below the watermarks they are
@@ -204,7 +206,7 @@ class downsampling_test extends base_testcase {
         $entries = self::standard_entries();
         analytics_fixture::write('timescaledb', $name, $entries);
         $ran = analytics_fixture::run_policies($name, ['policy_refresh_continuous_aggregate']);
-        $this->assertCount(5, $ran, 'one refresh policy per aggregate: ' . json_encode($ran));
+        $this->assertCount(count(summary::AGGREGATES), $ran, 'one refresh policy per aggregate: ' . json_encode($ran));
         $db = analytics_fixture::pg(analytics_fixture::settings('timescaledb', $name));
         try {
             $watermarks = $this->assert_continuous_aggregates($db, $name, $entries);
@@ -303,7 +305,7 @@ class downsampling_test extends base_testcase {
     }
 
     /**
-     * Plain PostgreSQL: the five summaries of the `summarise` task.
+     * Plain PostgreSQL: the six summaries of the `summarise` task.
      *
      * @param pgdb $db
      * @param summary $summary
@@ -324,7 +326,7 @@ class downsampling_test extends base_testcase {
     }
 
     /**
-     * Plain PostgreSQL: the five summaries give exact figures before and after refreshes; late events written into
+     * Plain PostgreSQL: the six summaries give exact figures before and after refreshes; late events written into
      * a day older than the look-back are counted at the next refresh (the partition's counters changed); an import
      * (summary::invalidate(), as the importer calls it) at once; a privacy deletion removes the user's rows at once and
      * the counts follow at the next refresh; the summaries outlive partitions dropped by retention; the task runs.
@@ -352,6 +354,14 @@ class downsampling_test extends base_testcase {
                 'from the first day (and the look-back before it) to today');
             $this->assertSame($s + 4 * 86400, $summary->watermark());
             $this->assert_summaries($db, $summary, $entries, 'materialised + events', $s + 4 * 86400);
+            // Summaries of the previous plugin (without `_daily_courses`): the next refresh adds it, its materialised
+            // days from `_daily_mat`, and makes nothing else again (that would lose the days retention dropped).
+            $db->execute('DROP VIEW ' . $summary->q('_daily_courses'));
+            $db->execute('DROP TABLE ' . $summary->q('_daily_courses_mat'));
+            $this->assertTrue($summary->exists());
+            $summary->refresh($now);
+            $this->assert_summaries($db, $summary, $entries, '_daily_courses added', $s + 4 * 86400);
+            $this->assertNotEmpty($db->query('SELECT 1 FROM ' . $summary->q('_daily_courses_mat')));
 
             // Late events written live into day 2, older than the look-back (a spool replayed after an outage): stale
             // until PostgreSQL counted them in the day's partition, then the next refresh materialises that day again.
@@ -430,7 +440,7 @@ class downsampling_test extends base_testcase {
 
     /**
      * Plain PostgreSQL: the summaries of the plugin's previous version (`_hourly` by event name, `_daily_users`, a
-     * watermark per summary) are replaced by the five at the first refresh; with retention their materialised rows are
+     * watermark per summary) are replaced by the six at the first refresh; with retention their materialised rows are
      * kept as `<table>_hourly_v1` and `<table>_daily_users_v1` (they may hold days whose events are gone).
      */
     public function test_postgres_summary_replaces_version_1(): void {
@@ -467,7 +477,7 @@ class downsampling_test extends base_testcase {
                 $this->assertFalse($summary->exists());
                 $summary->refresh(log_dataset::START + 2 * 86400);
                 $this->assertTrue($summary->exists());
-                $this->assert_summaries($db, $summary, $entries, "retention $retention: the five summaries");
+                $this->assert_summaries($db, $summary, $entries, "retention $retention: the six summaries");
                 $kept = $db->query('SELECT to_regclass(?) AS h, to_regclass(?) AS d', [$q('_hourly_v1'), $q('_daily_users_v1')]);
                 if ($retention) {
                     $this->assertSame([[(string) (log_dataset::START + 10 * 3600), '2', '\\core\\event\\course_viewed', '4']],
