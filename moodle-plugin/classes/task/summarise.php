@@ -27,10 +27,9 @@ namespace logstore_tsdb\task;
 defined('MOODLE_INTERNAL') || die();
 
 /**
- * Refreshes the summaries `<table>_daily` (and `_daily_courses` on it), `_daily_users`, `_daily_active_users`, `_hourly`
- * and `_activity` (see
- * \logstore_tsdb\local\summary) on plain PostgreSQL; TimescaleDB refreshes its continuous aggregates itself, InfluxDB
- * downsamples with continuous queries / tasks.
+ * Refreshes the summaries `<table>_daily`, `_daily_courses`, `_daily_users`, `_daily_active_users`, `_hourly` and
+ * `_activity` (see \logstore_tsdb\local\summary) on plain PostgreSQL; TimescaleDB refreshes its continuous aggregates
+ * itself, InfluxDB downsamples with continuous queries / tasks.
  *
  * @package    logstore_tsdb
  * @copyright  2025 The logstore_tsdb authors
