@@ -1042,7 +1042,6 @@ fn timescale_hypertable_compression_policies_and_aggregates() {
         ]
     );
     assert_eq!(aggregate_chunk_days(&t, &s), AGGREGATE_CHUNK_DAYS);
-    assert_eq!(refresh_schedules(&t, &s), REFRESH_SCHEDULES);
     // TimescaleDB's own scheduler runs every policy; then each aggregate adds up to the events.
     run_jobs_by_scheduler(&t, &s);
     for (view, column) in [
@@ -1088,18 +1087,14 @@ fn timescale_hypertable_compression_policies_and_aggregates() {
         )),
         from_events
     );
-    // Aggregates an older extension left in TimescaleDB's default 70-day chunks, refreshed on the
-    // schedule TimescaleDB drifts from each run's end: the next connection sets their chunk size and
-    // schedules without making them again (same materialisations, same rows).
+    // Aggregates an older extension left in TimescaleDB's default 70-day chunks: the next connection sets
+    // their chunk size without making them again (same materialisations, same rows).
     drop(sink);
     c.batch_execute(&format!(
         "SELECT set_chunk_time_interval(format('%I.%I', view_schema, view_name)::regclass, INTERVAL '70 days') \
-         FROM timescaledb_information.continuous_aggregates WHERE view_schema = '{s}';\n\
-         SELECT alter_job(job_id, fixed_schedule => false) FROM timescaledb_information.jobs \
-         WHERE proc_name = 'policy_refresh_continuous_aggregate' AND hypertable_schema = '{s}'"
+         FROM timescaledb_information.continuous_aggregates WHERE view_schema = '{s}'"
     ))
     .unwrap();
-    assert_ne!(refresh_schedules(&t, &s), REFRESH_SCHEDULES);
     // Each aggregate's materialisation and the rows in it (the view would add events not materialised yet).
     let materialised = |c: &mut postgres::Client| -> Vec<(String, i64)> {
         let tables: Vec<(String, String)> = c
@@ -1125,7 +1120,6 @@ fn timescale_hypertable_compression_policies_and_aggregates() {
     let mut sink = t.sink(&s, &[("retention_days", "30")]);
     sink.write(&batch(2, 1, &evs[..1])).unwrap();
     assert_eq!(aggregate_chunk_days(&t, &s), AGGREGATE_CHUNK_DAYS);
-    assert_eq!(refresh_schedules(&t, &s), REFRESH_SCHEDULES);
     assert_eq!(materialised(&mut c), before, "the same aggregates with the same rows");
     // A table an older extension made with its 7-day roll-up: the next connection clears the roll-up.
     // Retention follows the configuration: changed, then removed.
@@ -1177,26 +1171,6 @@ fn timescale_hypertable_compression_policies_and_aggregates() {
 /// Days per chunk of the aggregates' materialisations, in the order of their names (activity, daily,
 /// daily_active_users, daily_courses, daily_users, hourly).
 const AGGREGATE_CHUNK_DAYS: [i64; 6] = [14, 14, 140, 140, 14, 14];
-
-/// When each aggregate's refresh policy runs, in the order of their names: minutes past the hour and the
-/// half hour of its fixed schedule; those on another aggregate (daily_active_users on daily_users,
-/// daily_courses on daily) a quarter of an hour after their parent.
-const REFRESH_SCHEDULES: [&str; 6] = ["00 fixed", "00 fixed", "15 fixed", "15 fixed", "00 fixed", "00 fixed"];
-
-fn refresh_schedules(t: &Target, s: &str) -> Vec<String> {
-    t.client()
-        .query(
-            "SELECT to_char(initial_start AT TIME ZONE 'UTC', 'MI') || CASE WHEN fixed_schedule AND \
-             schedule_interval = INTERVAL '30 minutes' THEN ' fixed' ELSE ' drifting' END \
-             FROM timescaledb_information.jobs WHERE proc_name = 'policy_refresh_continuous_aggregate' \
-             AND hypertable_schema = $1 ORDER BY hypertable_name",
-            &[&s],
-        )
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect()
-}
 
 fn aggregate_chunk_days(t: &Target, s: &str) -> Vec<i64> {
     t.client()

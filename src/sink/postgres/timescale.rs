@@ -44,9 +44,6 @@ const SPARSE_INDEX: &str = "bloom(userid)";
 /// The version of the aggregates' definitions, in each one's comment: an aggregate made by an older
 /// extension (another comment, or none) is replaced.
 const AGGREGATES_VERSION: &str = "logstore_tsdb aggregate 2";
-/// The origin of the refresh policies' fixed schedules (every 30 minutes from it, plus each
-/// aggregate's `refresh_minute`).
-const REFRESH_ORIGIN: &str = "TIMESTAMPTZ '2000-01-01 00:00:00+00'";
 
 /// One continuous aggregate.
 pub struct Aggregate {
@@ -63,11 +60,6 @@ pub struct Aggregate {
     /// the aggregates' disk at 10 M events a year (docs/SCALE.md: all in 1/8.4 of the standard table
     /// with 70 days, 1/10.2 with 14).
     pub chunk_days: i32,
-    /// Minutes past the hour and the half hour its refresh policy runs. An aggregate built on another
-    /// is materialised from what its parent has materialised: run with it, it missed what the
-    /// parent's same run added, until its own next run; a quarter of an hour later the parent's run
-    /// is done.
-    pub refresh_minute: i32,
 }
 
 /// Every continuous aggregate the sink keeps, parents before children.
@@ -88,7 +80,6 @@ pub fn aggregates(n: &Names) -> Vec<Aggregate> {
             segmentby: "courseid",
             orderby: "day DESC, userid",
             chunk_days: 14,
-            refresh_minute: 0,
         },
         Aggregate {
             suffix: "_daily_courses",
@@ -107,7 +98,6 @@ pub fn aggregates(n: &Names) -> Vec<Aggregate> {
             segmentby: "",
             orderby: "day DESC, courseid",
             chunk_days: 140,
-            refresh_minute: 15,
         },
         Aggregate {
             suffix: "_daily_users",
@@ -120,7 +110,6 @@ pub fn aggregates(n: &Names) -> Vec<Aggregate> {
             segmentby: "",
             orderby: "userid, day DESC",
             chunk_days: 14,
-            refresh_minute: 0,
         },
         Aggregate {
             suffix: "_daily_active_users",
@@ -135,7 +124,6 @@ pub fn aggregates(n: &Names) -> Vec<Aggregate> {
             orderby: "day DESC",
             // A row a day: few chunks for the planner when a year is read.
             chunk_days: 140,
-            refresh_minute: 15,
         },
         Aggregate {
             suffix: "_hourly",
@@ -152,7 +140,6 @@ pub fn aggregates(n: &Names) -> Vec<Aggregate> {
             segmentby: "",
             orderby: "courseid, bucket DESC",
             chunk_days: 14,
-            refresh_minute: 0,
         },
         Aggregate {
             suffix: "_activity",
@@ -165,7 +152,6 @@ pub fn aggregates(n: &Names) -> Vec<Aggregate> {
             segmentby: "courseid",
             orderby: "day DESC, contextinstanceid, eventname",
             chunk_days: 14,
-            refresh_minute: 0,
         },
     ]
 }
@@ -322,11 +308,10 @@ fn retention_matches(c: &mut Client, schema: &str, table: &str, days: i64) -> Re
 
 /// The aggregate's catalog state: `None` when it does not exist; else whether it is ours (this
 /// version's comment), real-time, compressed, with the refresh and compression policies and the chunk
-/// size and schedule asked for.
+/// size asked for.
 fn aggregate_matches(c: &mut Client, n: &Names, a: &Aggregate, s: &Settings) -> Result<bool, Error> {
     let row = c.query_opt(
-        &format!(
-            "SELECT obj_description(format('%I.%I', a.view_schema, a.view_name)::regclass, 'pg_class'), \
+        "SELECT obj_description(format('%I.%I', a.view_schema, a.view_name)::regclass, 'pg_class'), \
          a.materialized_only, a.compression_enabled, \
          (SELECT array_agg(coalesce(extract(epoch FROM (j.config->>'start_offset')::interval)::bigint / 3600, -1)) \
           FROM timescaledb_information.jobs j WHERE j.proc_name = 'policy_refresh_continuous_aggregate' \
@@ -337,14 +322,9 @@ fn aggregate_matches(c: &mut Client, n: &Names, a: &Aggregate, s: &Settings) -> 
                (a.materialization_hypertable_schema, a.materialization_hypertable_name))), \
          (SELECT d.time_interval = make_interval(days => $3) FROM timescaledb_information.dimensions d \
           WHERE d.hypertable_schema = a.materialization_hypertable_schema \
-          AND d.hypertable_name = a.materialization_hypertable_name), \
-         (SELECT bool_and(j.fixed_schedule AND j.initial_start = {REFRESH_ORIGIN} + make_interval(mins => $4)) \
-          FROM timescaledb_information.jobs j WHERE j.proc_name = 'policy_refresh_continuous_aggregate' \
-          AND (j.hypertable_schema, j.hypertable_name) IN ((a.view_schema, a.view_name), \
-               (a.materialization_hypertable_schema, a.materialization_hypertable_name))) \
-         FROM timescaledb_information.continuous_aggregates a WHERE a.view_schema = $1 AND a.view_name = $2"
-        ),
-        &[&n.schema, &a.name, &a.chunk_days, &a.refresh_minute],
+          AND d.hypertable_name = a.materialization_hypertable_name) \
+         FROM timescaledb_information.continuous_aggregates a WHERE a.view_schema = $1 AND a.view_name = $2",
+        &[&n.schema, &a.name, &a.chunk_days],
     )?;
     let Some(r) = row else { return Ok(false) };
     let comment: Option<String> = r.get(0);
@@ -356,8 +336,7 @@ fn aggregate_matches(c: &mut Client, n: &Names, a: &Aggregate, s: &Settings) -> 
         && r.get::<_, bool>(2)
         && starts == want.into_iter().collect::<Vec<_>>()
         && r.get::<_, i64>(4) == 1
-        && r.get::<_, Option<bool>>(5) == Some(true)
-        && (want.is_none() || r.get::<_, Option<bool>>(6) == Some(true)))
+        && r.get::<_, Option<bool>>(5) == Some(true))
 }
 
 /// Creates the aggregate (replacing one an older extension made) and sets its compression and policies.
@@ -395,10 +374,9 @@ fn ensure_aggregate(c: &mut Client, n: &Names, a: &Aggregate, s: &Settings) -> R
         c.execute(
             &format!(
                 "SELECT add_continuous_aggregate_policy($1::text::regclass, start_offset => {start_offset}, \
-                 end_offset => INTERVAL '1 hour', schedule_interval => INTERVAL '30 minutes', \
-                 initial_start => {REFRESH_ORIGIN} + make_interval(mins => $2))"
+                 end_offset => INTERVAL '1 hour', schedule_interval => INTERVAL '30 minutes')"
             ),
-            &[&view, &a.refresh_minute],
+            &[&view],
         )?;
     }
     c.execute("SELECT remove_compression_policy($1::text::regclass, if_exists => true)", &[&view])?;
