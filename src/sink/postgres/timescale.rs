@@ -23,8 +23,9 @@
 //!   the reader's exact counts, engagement per course), `_daily_courses` (on top of it: day, course,
 //!   distinct users), `_daily_users` (day, user: a user's history), `_daily_active_users` (on top of
 //!   it), `_hourly` (hour, course: activity, logins) and `_activity` (day, course module, event: top
-//!   activities and events), in 14-day chunks compressed a week after their end (TimescaleDB's 70 days left a fifth of a year uncompressed,
-//!   with an index per grouping column: most of their disk). Their refresh policy
+//!   activities and events), in 14-day chunks compressed a week after their end (TimescaleDB's 70
+//!   days left a fifth of a year uncompressed, with an index per grouping column: most of their
+//!   disk). Their refresh policy
 //!   covers every day the events still exist for, so late events and imports of old logs are
 //!   materialised by TimescaleDB's scheduler without a manual refresh.
 
