@@ -57,8 +57,8 @@ class summary {
 
     /**
      * @var array[] The aggregates as in timescale.rs: suffix => [bucket column, bucket seconds, grouping columns,
-     *      aggregates], parents before children. `_daily_courses` and `_daily_active_users` are defined on the events
-     *      (TimescaleDB: on `_daily` and `_daily_users`, the same figures and types).
+     *      aggregates]. The expressions are TimescaleDB's (`numeric` counts of `_daily_courses` and `_daily_active_users`:
+     *      their type when TimescaleDB's were sums over `_daily` and `_daily_users`).
      */
     const AGGREGATES = [
         '_daily' => ['day', 86400, 'courseid, userid', 'count(*) AS events, '

@@ -5,9 +5,8 @@
 // until every job has run successfully since. Jobs depend on each other (an aggregate's compression compresses only
 // what its refresh has materialised, a roll-up what compression made), and on a site the scheduler repeats them every
 // schedule_interval: so this is done in rounds until a round changes no chunk, every chunk older than its
-// compression policy's age (events and aggregates) is compressed and no aggregate has a change below its watermark left
-// (an aggregate on another, refreshed while its parent was, materialises the parent's change at its next run). No
-// run_job, no manual refresh. A failed job fails the run with TimescaleDB's own error.
+// compression policy's age (events and aggregates) is compressed and no aggregate has a change below its watermark
+// left. No run_job, no manual refresh. A failed job fails the run with TimescaleDB's own error.
 // Then VACUUM (ANALYZE) of both stores, as autovacuum would have done on a site that logged these events over time.
 //   php policies.php OUT.json
 

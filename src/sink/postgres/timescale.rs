@@ -20,9 +20,9 @@
 //!   contiguous (min/max of `courseid` per batch skips the others) and newest first inside it.
 //! - A bloom filter on `userid` per batch: a user's events skip the batches without them.
 //! - Aggregates designed for the reports and dashboards, each compressed: `_daily` (day, course, user:
-//!   the reader's exact counts, engagement per course), `_daily_courses` (on top of it: day, course,
-//!   distinct users), `_daily_users` (day, user: a user's history), `_daily_active_users` (on top of
-//!   it), `_hourly` (hour, course: activity, logins) and `_activity` (day, course module, event: top
+//!   the reader's exact counts, engagement per course), `_daily_courses` (day, course: distinct
+//!   users), `_daily_users` (day, user: a user's history), `_daily_active_users` (day: distinct
+//!   users), `_hourly` (hour, course: activity, logins) and `_activity` (day, course module, event: top
 //!   activities and events), in 14-day chunks compressed a week after their end (TimescaleDB's 70
 //!   days left a fifth of a year uncompressed, with an index per grouping column: most of their
 //!   disk). Their refresh policy
@@ -42,9 +42,8 @@ const AGGREGATE_COMPRESS_AFTER_DAYS: i32 = 7;
 const SEGMENTBY: &str = "";
 const ORDERBY: &str = "courseid,\"time\" DESC,id DESC";
 const SPARSE_INDEX: &str = "bloom(userid)";
-/// The version of the aggregates' definitions, in each one's comment: an aggregate made by an older
-/// extension (another comment, or none) is replaced.
-const AGGREGATES_VERSION: &str = "logstore_tsdb aggregate 2";
+/// The comment of an aggregate, before its version (`Aggregate::version`).
+const AGGREGATE_COMMENT: &str = "logstore_tsdb aggregate";
 
 /// One continuous aggregate.
 pub struct Aggregate {
@@ -61,9 +60,22 @@ pub struct Aggregate {
     /// the aggregates' disk at 10 M events a year (docs/SCALE.md: all in 1/8.4 of the standard table
     /// with 70 days, 1/10.2 with 14).
     pub chunk_days: i32,
+    /// The version of its definition, in its comment (`logstore_tsdb aggregate <version>`): an
+    /// aggregate with another comment (an older definition, or none) is replaced. 3: `_daily_courses`
+    /// and `_daily_active_users` read the events; in version 2 they were aggregates on `_daily` and
+    /// `_daily_users` and twice lost a whole day in tests/postgres.rs's concurrent test (refreshed by
+    /// the scheduler beside their parent's refresh), with no invalidation left to repair it.
+    pub version: u32,
 }
 
-/// Every continuous aggregate the sink keeps, parents before children.
+impl Aggregate {
+    /// The comment that marks its definition.
+    fn comment(&self) -> String {
+        format!("{AGGREGATE_COMMENT} {}", self.version)
+    }
+}
+
+/// Every continuous aggregate the sink keeps.
 pub fn aggregates(n: &Names) -> Vec<Aggregate> {
     let main = n.main();
     let day = "time_bucket(INTERVAL '1 day', \"time\") AS day";
@@ -81,24 +93,26 @@ pub fn aggregates(n: &Names) -> Vec<Aggregate> {
             segmentby: "courseid",
             orderby: "day DESC, userid",
             chunk_days: 14,
+            version: 2,
         },
         Aggregate {
             suffix: "_daily_courses",
             name: n.derived("_daily_courses"),
             bucket_hours: 24,
             // A row per course and day (`_daily` has one per user besides): the per-course dashboards
-            // read a few hundred rows instead of every user's, and `_daily`'s rows of a day and course
-            // counted are its distinct users.
+            // read a few hundred rows instead of every user's. From the events, not from `_daily` (see
+            // `version`); `numeric` counts: their type when they were sums over `_daily`, kept for the
+            // queries written against them (the plain PostgreSQL summary has the same expressions).
             select: format!(
-                "SELECT time_bucket(INTERVAL '1 day', day) AS day, courseid, \
-                 count(*) FILTER (WHERE userid > 0) AS active_users, sum(events) AS events, \
-                 sum(anonymous_events) AS anonymous_events, sum(teaching) AS teaching, \
-                 sum(participating) AS participating FROM {} GROUP BY 1, 2",
-                n.q(&n.derived("_daily"))
+                "SELECT {day}, courseid, count(DISTINCT userid) FILTER (WHERE userid > 0) AS active_users, \
+                 count(*)::numeric AS events, (count(*) FILTER (WHERE anonymous <> 0))::numeric AS anonymous_events, \
+                 (count(*) FILTER (WHERE edulevel = 1))::numeric AS teaching, \
+                 (count(*) FILTER (WHERE edulevel = 2))::numeric AS participating FROM {main} GROUP BY 1, 2"
             ),
             segmentby: "",
             orderby: "day DESC, courseid",
             chunk_days: 140,
+            version: 3,
         },
         Aggregate {
             suffix: "_daily_users",
@@ -111,20 +125,21 @@ pub fn aggregates(n: &Names) -> Vec<Aggregate> {
             segmentby: "",
             orderby: "userid, day DESC",
             chunk_days: 14,
+            version: 2,
         },
         Aggregate {
             suffix: "_daily_active_users",
             name: n.derived("_daily_active_users"),
             bucket_hours: 24,
             select: format!(
-                "SELECT time_bucket(INTERVAL '1 day', day) AS day, count(*) FILTER (WHERE userid > 0) AS active_users, \
-                 sum(events) AS events FROM {} GROUP BY 1",
-                n.q(&n.derived("_daily_users"))
+                "SELECT {day}, count(DISTINCT userid) FILTER (WHERE userid > 0) AS active_users, \
+                 count(*)::numeric AS events FROM {main} GROUP BY 1"
             ),
             segmentby: "",
             orderby: "day DESC",
             // A row a day: few chunks for the planner when a year is read.
             chunk_days: 140,
+            version: 3,
         },
         Aggregate {
             suffix: "_hourly",
@@ -141,6 +156,7 @@ pub fn aggregates(n: &Names) -> Vec<Aggregate> {
             segmentby: "",
             orderby: "courseid, bucket DESC",
             chunk_days: 14,
+            version: 2,
         },
         Aggregate {
             suffix: "_activity",
@@ -153,6 +169,7 @@ pub fn aggregates(n: &Names) -> Vec<Aggregate> {
             segmentby: "courseid",
             orderby: "day DESC, contextinstanceid, eventname",
             chunk_days: 14,
+            version: 2,
         },
     ]
 }
@@ -332,7 +349,7 @@ fn aggregate_matches(c: &mut Client, n: &Names, a: &Aggregate, s: &Settings) -> 
     let starts: Option<Vec<Option<i64>>> = r.get(3);
     let want = refresh_start_hours(a.bucket_hours, s.retention_days).map(|h| h.unwrap_or(-1));
     let starts: Vec<i64> = starts.unwrap_or_default().into_iter().flatten().collect();
-    Ok(comment.as_deref() == Some(AGGREGATES_VERSION)
+    Ok(comment == Some(a.comment())
         && !r.get::<_, bool>(1)
         && r.get::<_, bool>(2)
         && starts == want.into_iter().collect::<Vec<_>>()
@@ -348,16 +365,18 @@ fn ensure_aggregate(c: &mut Client, n: &Names, a: &Aggregate, s: &Settings) -> R
          JOIN pg_namespace s ON s.oid = c.relnamespace WHERE s.nspname = $1 AND c.relname = $2",
         &[&n.schema, &a.name],
     )?;
-    let ours = matches!(&existing, Some(r) if r.get::<_, Option<String>>(1).as_deref() == Some(AGGREGATES_VERSION));
+    let comment = existing.as_ref().and_then(|r| r.get::<_, Option<String>>(1));
+    let ours = comment == Some(a.comment());
     if let (Some(r), false) = (&existing, ours) {
-        retire(c, n, a, &r.get::<_, String>(0), s)?;
+        retire(c, n, a, &r.get::<_, String>(0), comment.as_deref(), s)?;
     }
     if !ours {
         // WITH NO DATA: allowed inside a transaction; the refresh policy fills it.
         c.batch_execute(&format!(
             "CREATE MATERIALIZED VIEW {view} WITH (timescaledb.continuous, timescaledb.materialized_only = false) \
-             AS {} WITH NO DATA;\nCOMMENT ON VIEW {view} IS '{AGGREGATES_VERSION}'",
-            a.select
+             AS {} WITH NO DATA;\nCOMMENT ON VIEW {view} IS '{}'",
+            a.select,
+            a.comment()
         ))?;
     }
     // Two statements: TimescaleDB takes either the real-time option or the compression options in one ALTER.
@@ -390,8 +409,16 @@ fn ensure_aggregate(c: &mut Client, n: &Names, a: &Aggregate, s: &Settings) -> R
 
 /// An aggregate an older extension made under this name (or a plain view): dropped when the events it
 /// summarises are all still there (it is rebuilt from them); with retention, kept beside the new one as
-/// `<name>_v1` without its refresh policy, since it may hold days whose events are gone.
-fn retire(c: &mut Client, n: &Names, a: &Aggregate, relkind: &str, s: &Settings) -> Result<(), Error> {
+/// `<name>_v<its version>` (`_v1` without a version) without its refresh policy, since it may hold days
+/// whose events are gone.
+fn retire(
+    c: &mut Client,
+    n: &Names,
+    a: &Aggregate,
+    relkind: &str,
+    comment: Option<&str>,
+    s: &Settings,
+) -> Result<(), Error> {
     let view = n.q(&a.name);
     if relkind == "v" && !is_continuous(c, n, &a.name)? {
         c.batch_execute(&format!("DROP VIEW {view}"))?;
@@ -402,7 +429,9 @@ fn retire(c: &mut Client, n: &Names, a: &Aggregate, relkind: &str, s: &Settings)
         return Ok(());
     }
     c.execute("SELECT remove_continuous_aggregate_policy($1::text::regclass, if_exists => true)", &[&view])?;
-    let old = n.derived(&format!("{}_v1", a.suffix));
+    let version =
+        comment.and_then(|t| t.strip_prefix(AGGREGATE_COMMENT)).and_then(|v| v.trim().parse::<u32>().ok()).unwrap_or(1);
+    let old = n.derived(&format!("{}_v{version}", a.suffix));
     c.batch_execute(&format!("ALTER MATERIALIZED VIEW {view} RENAME TO {}", quote_ident(&old)))?;
     Ok(())
 }

@@ -211,8 +211,7 @@ trait tsdb_privacy_fixture {
         if ($this->backend === 'timescaledb' && $this->tspdo) {
             $this->tspdo->exec('ALTER DATABASE ' . $this->ts_dbname()
                 . ' RESET timescaledb.max_tuples_decompressed_per_dml_transaction');
-            // The six continuous aggregates (children first: _daily_active_users is built on _daily_users,
-            // _daily_courses on _daily), then the tables.
+            // The six continuous aggregates, then the tables.
             foreach (['_daily_active_users' => 'MATERIALIZED VIEW', '_daily_courses' => 'MATERIALIZED VIEW',
                     '_daily_users' => 'MATERIALIZED VIEW',
                     '_daily' => 'MATERIALIZED VIEW', '_hourly' => 'MATERIALIZED VIEW', '_activity' => 'MATERIALIZED VIEW',
