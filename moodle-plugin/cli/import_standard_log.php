@@ -189,6 +189,10 @@ cli_writeln(($opts['dryrun'] ? 'Dry run: would import ' : 'Imported ') . $c['imp
 cli_writeln("Rows read: {$c['read']}; left out by the store's filters: {$c['filtered']}; outside the window: {$c['outside']}; "
     . "not events: {$c['invalid']}; rejected by the sink: {$c['rejected']}; values cut to their cap: {$c['truncated']}; "
     . "serialize()d other converted: " . ($c['unserialized'] + $c['converted']) . '.');
+// Where the time went: the source (a slow source database or file) or the writes (the tsdb backend), which overlap.
+$t = $report['timings'];
+cli_writeln("Time reading the source: {$t['read']} s; handing chunks to the extension, waiting for the previous chunk's "
+    . "write: {$t['import']} s; saving the position: {$t['state']} s.");
 foreach ($report['checks'] as $name => [$ok, $text]) {
     cli_writeln(($ok ? 'OK    ' : 'FAIL  ') . "$name: $text");
 }
