@@ -104,8 +104,8 @@ d.panel("stat", "Events", [sql('SELECT COALESCE(sum(events), 0) AS "events" FROM
                                'WHERE $__timeFilter(bucket)', "table")], w=6, h=4, options=STAT)
 d.panel("stat", "Active users", [sql('SELECT count(DISTINCT userid) AS "users" FROM ${table}_daily_users '
                                      'WHERE $__timeFilter(day) AND userid > 0', "table")], w=6, h=4, options=STAT)
-d.panel("stat", "Courses with activity", [sql('SELECT count(DISTINCT courseid) AS "courses" FROM ${table}_hourly '
-                                              'WHERE $__timeFilter(bucket) AND courseid > 1', "table")],
+d.panel("stat", "Courses with activity", [sql('SELECT count(DISTINCT courseid) AS "courses" FROM ${table}_daily_courses '
+                                              'WHERE $__timeFilter(day) AND courseid > 1', "table")],
         w=6, h=4, options=STAT)
 d.panel("stat", "Failed logins", [sql('SELECT COALESCE(sum(failed_logins), 0) AS "failed logins" FROM ${table}_hourly '
                                       'WHERE $__timeFilter(bucket)', "table")], w=6, h=4, options=STAT)
@@ -123,7 +123,7 @@ d.panel("timeseries", "Teaching and participating per hour", [sql(
     'sum(other) AS "other" FROM ${table}_hourly WHERE $__timeFilter(bucket) GROUP BY 1 ORDER BY 1')], options=TS,
     fieldconfig=STACKED)
 d.panel("barchart", "Most active courses", [sql(
-    'SELECT courseid::text AS "course", sum(events) AS "events" FROM ${table}_hourly WHERE $__timeFilter(bucket) '
+    'SELECT courseid::text AS "course", sum(events) AS "events" FROM ${table}_daily_courses WHERE $__timeFilter(day) '
     'AND courseid > 1 GROUP BY courseid ORDER BY 2 DESC LIMIT 15', "table")],
     options={"orientation": "horizontal", "xField": "course"})
 d.panel("table", "Most frequent events", [sql(
