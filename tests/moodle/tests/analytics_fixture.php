@@ -475,8 +475,9 @@ class analytics_fixture {
      * Lets TimescaleDB's own background scheduler run the policy jobs of a table and of its continuous aggregates
      * (compression, retention, refresh): each job is told to start now (alter_job), then job_stats must show a new
      * successful run; a failed run fails with TimescaleDB's own error (job_errors). No run_job(), no manual refresh.
-     * The refresh jobs run one after the other (each materialises on its own, but one at a time is what a site's
-     * scheduler does most of the time), then the other jobs together.
+     * The refresh jobs run one after the other, before the other jobs (started beside its refresh, an aggregate's
+     * compression can fail with TimescaleDB's "aborting recompression due to concurrent updates", retried at its next
+     * run on a site: tests/postgres.rs, run_jobs_by_scheduler_n).
      *
      * @param string $name the table (TimescaleDB target)
      * @param string[] $procs which jobs, by proc_name (policy_compression, policy_retention,
