@@ -963,7 +963,19 @@ fn timescale_hypertable_compression_policies_and_aggregates() {
     let Some(t) = timescale() else { return };
     let s = t.schema("tsdb_objects");
     let mut sink = t.sink(&s, &[("retention_days", "30")]);
-    let evs: Vec<Ev> = (0..100).map(plain).collect();
+    // A tenth of them logins and a tenth failed logins (counted per course and day by `_daily_courses`).
+    let evs: Vec<Ev> = (0..100)
+        .map(|i| {
+            let mut e = plain(i);
+            let name: &[u8] = match i % 10 {
+                3 => b"\\core\\event\\user_loggedin",
+                7 => b"\\core\\event\\user_login_failed",
+                _ => return e,
+            };
+            e.strs[StrField::EventName as usize] = Some(name.to_vec());
+            e
+        })
+        .collect();
     sink.write(&batch(1, 1, &evs)).unwrap();
     let tsl = matches!(sink.layout(), Some(Layout::Timescale { tsl: true, .. }));
     let mut c = t.client();
@@ -1067,22 +1079,29 @@ fn timescale_hypertable_compression_policies_and_aggregates() {
     assert!((13..=26).contains(&users), "13 distinct users (over at most two days): {users}");
     // A course's day in `_daily_courses` is its events' distinct users and counts.
     let mut per_course = |sql: &str| -> Vec<String> {
-        c.query(&format!("SELECT concat_ws(' ', d::date, courseid, a, e, an, te, p) FROM ({sql}) x ORDER BY 1"), &[])
-            .unwrap()
-            .iter()
-            .map(|r| r.get(0))
-            .collect()
+        c.query(
+            &format!("SELECT concat_ws(' ', d::date, courseid, a, e, an, te, p, l, f) FROM ({sql}) x ORDER BY 1"),
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
     };
     let from_events = per_course(&format!(
         "SELECT time_bucket(INTERVAL '1 day', \"time\") AS d, courseid, count(DISTINCT userid) FILTER (WHERE userid > 0) AS a, \
          count(*) AS e, count(*) FILTER (WHERE anonymous <> 0) AS an, count(*) FILTER (WHERE edulevel = 1) AS te, \
-         count(*) FILTER (WHERE edulevel = 2) AS p FROM \"{s}\".logstore_tsdb_log GROUP BY 1, 2"
+         count(*) FILTER (WHERE edulevel = 2) AS p, \
+         count(*) FILTER (WHERE eventname = '\\core\\event\\user_loggedin') AS l, \
+         count(*) FILTER (WHERE eventname = '\\core\\event\\user_login_failed') AS f \
+         FROM \"{s}\".logstore_tsdb_log GROUP BY 1, 2"
     ));
     assert!(from_events.len() > 1, "{from_events:?}");
+    assert!(from_events.iter().any(|r| !r.ends_with(" 0 0")), "some logins: {from_events:?}");
     assert_eq!(
         per_course(&format!(
             "SELECT day AS d, courseid, active_users AS a, events AS e, anonymous_events AS an, teaching AS te, \
-             participating AS p \
+             participating AS p, logins AS l, failed_logins AS f \
              FROM \"{s}\".logstore_tsdb_log_daily_courses"
         )),
         from_events

@@ -100,15 +100,16 @@ d = Dashboard("logstore-tsdb-site-pg", "Moodle: site activity (PostgreSQL)",
               "Site-wide activity from the aggregates of the logstore_tsdb table (TimescaleDB's continuous aggregates, or "
               "the summaries of the plugin's summarise task on plain PostgreSQL); only Events by origin reads the events.", PGDS,
               [ds_var("datasource", "Log database", PG), TABLE], ["postgresql"])
-d.panel("stat", "Events", [sql('SELECT COALESCE(sum(events), 0) AS "events" FROM ${table}_hourly '
-                               'WHERE $__timeFilter(bucket)', "table")], w=6, h=4, options=STAT)
+d.panel("stat", "Events", [sql('SELECT COALESCE(sum(events), 0) AS "events" FROM ${table}_daily_courses '
+                               'WHERE $__timeFilter(day)', "table")], w=6, h=4, options=STAT)
 d.panel("stat", "Active users", [sql('SELECT count(DISTINCT userid) AS "users" FROM ${table}_daily_users '
                                      'WHERE $__timeFilter(day) AND userid > 0', "table")], w=6, h=4, options=STAT)
 d.panel("stat", "Courses with activity", [sql('SELECT count(DISTINCT courseid) AS "courses" FROM ${table}_daily_courses '
                                               'WHERE $__timeFilter(day) AND courseid > 1', "table")],
         w=6, h=4, options=STAT)
-d.panel("stat", "Failed logins", [sql('SELECT COALESCE(sum(failed_logins), 0) AS "failed logins" FROM ${table}_hourly '
-                                      'WHERE $__timeFilter(bucket)', "table")], w=6, h=4, options=STAT)
+d.panel("stat", "Failed logins", [sql('SELECT COALESCE(sum(failed_logins), 0) AS "failed logins" '
+                                      'FROM ${table}_daily_courses WHERE $__timeFilter(day)', "table")],
+        w=6, h=4, options=STAT)
 d.panel("timeseries", "Events per hour", [sql('SELECT bucket AS "time", sum(events) AS "events" FROM ${table}_hourly '
                                               'WHERE $__timeFilter(bucket) GROUP BY 1 ORDER BY 1')], options=TS)
 d.panel("timeseries", "Active users per day", [sql('SELECT day AS "time", active_users AS "active users" '

@@ -67,7 +67,9 @@ class summary {
         '_daily_courses' => ['day', 86400, 'courseid', 'count(DISTINCT userid) FILTER (WHERE userid > 0) AS active_users, '
             . 'count(*)::numeric AS events, (count(*) FILTER (WHERE anonymous <> 0))::numeric AS anonymous_events, '
             . '(count(*) FILTER (WHERE edulevel = 1))::numeric AS teaching, '
-            . '(count(*) FILTER (WHERE edulevel = 2))::numeric AS participating'],
+            . '(count(*) FILTER (WHERE edulevel = 2))::numeric AS participating, '
+            . "count(*) FILTER (WHERE eventname = '\\core\\event\\user_loggedin') AS logins, "
+            . "count(*) FILTER (WHERE eventname = '\\core\\event\\user_login_failed') AS failed_logins"],
         '_daily_users' => ['day', 86400, 'userid', 'count(*) AS events, '
             . 'count(*) FILTER (WHERE anonymous <> 0) AS anonymous_events'],
         '_daily_active_users' => ['day', 86400, '', 'count(DISTINCT userid) FILTER (WHERE userid > 0) AS active_users, '
@@ -219,22 +221,32 @@ class summary {
     }
 
     /**
-     * Summaries made by the plugin before `_daily_courses` existed get it, its materialised days summed from
-     * `_daily_mat` (the same figures, also of days whose events retention dropped); nothing else is made again.
+     * Summaries made by the plugin before `_daily_courses` existed, or before it had `logins` and `failed_logins`, get
+     * it made again, its materialised days from `_daily_mat` and `_hourly_mat` (the same figures, also of days whose
+     * events retention dropped); nothing else is made again.
      */
     protected function add_daily_courses(): void {
         $mat = $this->q('_daily_courses_mat');
-        if ($this->db->query('SELECT to_regclass(?) AS t', [$mat])[0]->t !== null) {
+        $current = function() use ($mat): bool {
+            return (int) $this->db->query('SELECT count(*) AS n FROM pg_attribute WHERE attrelid = to_regclass(?) '
+                . "AND attname = 'failed_logins' AND NOT attisdropped", [$mat])[0]->n === 1;
+        };
+        if ($current()) {
             return;
         }
         $this->db->execute('BEGIN');
         try {
             $this->db->execute('SELECT pg_advisory_xact_lock(?)', [$this->lock()]);
-            if ($this->db->query('SELECT to_regclass(?) AS t', [$mat])[0]->t === null) {
+            if (!$current()) {
+                $this->db->execute('DROP VIEW IF EXISTS ' . $this->q('_daily_courses'));
+                $this->db->execute("DROP TABLE IF EXISTS $mat");
                 $this->create('_daily_courses');
-                $this->db->execute("INSERT INTO $mat SELECT day, courseid, count(*) FILTER (WHERE userid > 0), sum(events), "
-                    . 'sum(anonymous_events), sum(teaching), sum(participating) FROM ' . $this->q('_daily_mat')
-                    . ' GROUP BY 1, 2');
+                $this->db->execute("INSERT INTO $mat SELECT d.day, d.courseid, count(*) FILTER (WHERE d.userid > 0), "
+                    . 'sum(d.events), sum(d.anonymous_events), sum(d.teaching), sum(d.participating), '
+                    . 'COALESCE(max(h.logins), 0), COALESCE(max(h.failed_logins), 0) FROM ' . $this->q('_daily_mat') . ' d '
+                    . 'LEFT JOIN (SELECT to_timestamp(floor(extract(epoch FROM bucket) / 86400) * 86400) AS day, courseid, '
+                    . 'sum(logins) AS logins, sum(failed_logins) AS failed_logins FROM ' . $this->q('_hourly_mat')
+                    . ' GROUP BY 1, 2) h ON h.day = d.day AND h.courseid = d.courseid GROUP BY 1, 2');
             }
             $this->db->execute('COMMIT');
         } catch (\Throwable $e) {

@@ -21,7 +21,7 @@
 //! - A bloom filter on `userid` per batch: a user's events skip the batches without them.
 //! - Aggregates designed for the reports and dashboards, each compressed: `_daily` (day, course, user:
 //!   the reader's exact counts, engagement per course), `_daily_courses` (day, course: distinct
-//!   users), `_daily_users` (day, user: a user's history), `_daily_active_users` (day: distinct
+//!   users, logins), `_daily_users` (day, user: a user's history), `_daily_active_users` (day: distinct
 //!   users), `_hourly` (hour, course: activity, logins) and `_activity` (day, course module, event: top
 //!   activities and events), in 14-day chunks compressed a week after their end (TimescaleDB's 70
 //!   days left a fifth of a year uncompressed, with an index per grouping column: most of their
@@ -107,7 +107,10 @@ pub fn aggregates(n: &Names) -> Vec<Aggregate> {
                 "SELECT {day}, courseid, count(DISTINCT userid) FILTER (WHERE userid > 0) AS active_users, \
                  count(*)::numeric AS events, (count(*) FILTER (WHERE anonymous <> 0))::numeric AS anonymous_events, \
                  (count(*) FILTER (WHERE edulevel = 1))::numeric AS teaching, \
-                 (count(*) FILTER (WHERE edulevel = 2))::numeric AS participating FROM {main} GROUP BY 1, 2"
+                 (count(*) FILTER (WHERE edulevel = 2))::numeric AS participating, \
+                 count(*) FILTER (WHERE eventname = '\\core\\event\\user_loggedin') AS logins, \
+                 count(*) FILTER (WHERE eventname = '\\core\\event\\user_login_failed') AS failed_logins \
+                 FROM {main} GROUP BY 1, 2"
             ),
             segmentby: "",
             orderby: "day DESC, courseid",

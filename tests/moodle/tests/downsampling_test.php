@@ -43,7 +43,7 @@ class downsampling_test extends base_testcase {
     const SPECS = [
         '_daily' => ['day', 86400, ['courseid', 'userid'], ['events', 'anonymous_events', 'teaching', 'participating']],
         '_daily_courses' => ['day', 86400, ['courseid'], ['active_users', 'events', 'anonymous_events', 'teaching',
-            'participating']],
+            'participating', 'logins', 'failed_logins']],
         '_daily_users' => ['day', 86400, ['userid'], ['events', 'anonymous_events']],
         '_daily_active_users' => ['day', 86400, [], ['active_users', 'events']],
         '_hourly' => ['bucket', 3600, ['courseid'], ['events', 'other', 'teaching', 'participating', 'logins',
@@ -362,6 +362,12 @@ class downsampling_test extends base_testcase {
             $summary->refresh($now);
             $this->assert_summaries($db, $summary, $entries, '_daily_courses added', $s + 4 * 86400);
             $this->assertNotEmpty($db->query('SELECT 1 FROM ' . $summary->q('_daily_courses_mat')));
+            // `_daily_courses` of the plugin before it had logins: made again, its logins from `_hourly_mat`.
+            $db->execute('DROP VIEW ' . $summary->q('_daily_courses'));
+            $db->execute('ALTER TABLE ' . $summary->q('_daily_courses_mat') . ' DROP COLUMN logins, DROP COLUMN failed_logins');
+            $summary->refresh($now);
+            $this->assert_summaries($db, $summary, $entries, '_daily_courses with logins', $s + 4 * 86400);
+            $this->assertNotEmpty($db->query('SELECT 1 FROM ' . $summary->q('_daily_courses_mat') . ' WHERE logins > 0'));
 
             // Late events written live into day 2, older than the look-back (a spool replayed after an outage): stale
             // until PostgreSQL counted them in the day's partition, then the next refresh materialises that day again.
