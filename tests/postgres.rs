@@ -1042,17 +1042,7 @@ fn timescale_hypertable_compression_policies_and_aggregates() {
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert_eq!(
-        caggs,
-        [
-            "logstore_tsdb_log_activity",
-            "logstore_tsdb_log_daily",
-            "logstore_tsdb_log_daily_active_users",
-            "logstore_tsdb_log_daily_courses",
-            "logstore_tsdb_log_daily_users",
-            "logstore_tsdb_log_hourly"
-        ]
-    );
+    assert_eq!(caggs, aggregate_names());
     assert_eq!(aggregate_chunk_days(&t, &s), AGGREGATE_CHUNK_DAYS);
     // TimescaleDB's own scheduler runs every policy; then each aggregate adds up to the events.
     run_jobs_by_scheduler(&t, &s);
@@ -1061,6 +1051,7 @@ fn timescale_hypertable_compression_policies_and_aggregates() {
         ("daily_users", "events"),
         ("daily_active_users", "events"),
         ("daily_courses", "events"),
+        ("daily_events", "events"),
         ("hourly", "events"),
         ("activity", "events"),
         ("hourly", "other + teaching + participating"),
@@ -1106,6 +1097,25 @@ fn timescale_hypertable_compression_policies_and_aggregates() {
         )),
         from_events
     );
+    // A day's event name and origin in `_daily_events` is their events' count.
+    let mut per_event = |sql: &str| -> Vec<String> {
+        c.query(&format!("SELECT concat_ws(' ', d::date, eventname, origin, e) FROM ({sql}) x ORDER BY 1"), &[])
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect()
+    };
+    let from_events = per_event(&format!(
+        "SELECT time_bucket(INTERVAL '1 day', \"time\") AS d, eventname, origin, count(*) AS e \
+         FROM \"{s}\".logstore_tsdb_log GROUP BY 1, 2, 3"
+    ));
+    assert!(from_events.len() >= 3, "three event names: {from_events:?}");
+    assert_eq!(
+        per_event(&format!(
+            "SELECT day AS d, eventname, origin, events AS e FROM \"{s}\".logstore_tsdb_log_daily_events"
+        )),
+        from_events
+    );
     // Aggregates an older extension left in TimescaleDB's default 70-day chunks: the next connection sets
     // their chunk size without making them again (same materialisations, same rows).
     drop(sink);
@@ -1135,7 +1145,7 @@ fn timescale_hypertable_compression_policies_and_aggregates() {
             .collect()
     };
     let before = materialised(&mut c);
-    assert_eq!(aggregate_chunk_days(&t, &s), [70; 6]);
+    assert_eq!(aggregate_chunk_days(&t, &s), [70; AGGREGATES.len()]);
     let mut sink = t.sink(&s, &[("retention_days", "30")]);
     sink.write(&batch(2, 1, &evs[..1])).unwrap();
     assert_eq!(aggregate_chunk_days(&t, &s), AGGREGATE_CHUNK_DAYS);
@@ -1189,7 +1199,20 @@ fn timescale_hypertable_compression_policies_and_aggregates() {
 
 /// Days per chunk of the aggregates' materialisations, in the order of their names (activity, daily,
 /// daily_active_users, daily_courses, daily_users, hourly).
-const AGGREGATE_CHUNK_DAYS: [i64; 6] = [14, 14, 140, 140, 14, 14];
+/// The sink's continuous aggregates by suffix, in the order of their names.
+const AGGREGATES: [&str; 7] =
+    ["_activity", "_daily", "_daily_active_users", "_daily_courses", "_daily_events", "_daily_users", "_hourly"];
+
+/// Policy jobs of a table without retention: its compression, a refresh and a compression per aggregate.
+const JOBS: usize = 1 + 2 * AGGREGATES.len();
+
+/// Days per chunk of each aggregate (`AGGREGATES`).
+const AGGREGATE_CHUNK_DAYS: [i64; 7] = [14, 14, 140, 140, 140, 14, 14];
+
+/// The names of the aggregates of `logstore_tsdb_log`.
+fn aggregate_names() -> Vec<String> {
+    AGGREGATES.iter().map(|a| format!("logstore_tsdb_log{a}")).collect()
+}
 
 fn aggregate_chunk_days(t: &Target, s: &str) -> Vec<i64> {
     t.client()
@@ -1258,6 +1281,13 @@ fn timescale_objects(t: &Target, s: &str) -> (bool, Vec<String>, Vec<String>) {
     (hypertable, jobs, caggs)
 }
 
+/// Connecting again to an upgraded table changes nothing: the same policy jobs.
+fn connect_again_changes_nothing(t: &Target, s: &str, config: &[(&str, &str)]) {
+    let jobs = job_ids(t, s);
+    t.sink(s, config).maintain().unwrap();
+    assert_eq!(job_ids(t, s), jobs, "connecting again changes nothing");
+}
+
 /// The ids of the policy jobs of the table in `s` and of its continuous aggregates.
 fn job_ids(t: &Target, s: &str) -> Vec<i32> {
     t.client()
@@ -1299,7 +1329,7 @@ fn old_days_written_while_the_scheduler_compresses_and_refreshes_them_are_in_eve
     }
     let mut c = t.client();
     let ids = job_ids(&t, &s);
-    assert_eq!(ids.len(), 13, "policy jobs (no retention)");
+    assert_eq!(ids.len(), JOBS, "policy jobs (no retention)");
     let schedules: Vec<(i32, String)> = ids
         .iter()
         .map(|id| {
@@ -1370,7 +1400,7 @@ fn old_days_written_while_the_scheduler_compresses_and_refreshes_them_are_in_eve
     let mut before = chunks(&mut c);
     for round in 0.. {
         assert!(round < 6, "the policies still change chunks or leave invalidations after 6 rounds");
-        run_jobs_by_scheduler_n(&t, &s, 13);
+        run_jobs_by_scheduler_n(&t, &s, JOBS);
         let after = chunks(&mut c);
         if after == before && pending(&mut c) == 0 {
             break;
@@ -1392,6 +1422,7 @@ fn old_days_written_while_the_scheduler_compresses_and_refreshes_them_are_in_eve
         ("daily_users", "day", &days),
         ("daily_active_users", "day", &days),
         ("daily_courses", "day", &days),
+        ("daily_events", "day", &days),
         ("activity", "day", &days),
     ] {
         let got = buckets(
@@ -1411,8 +1442,8 @@ fn old_days_written_while_the_scheduler_compresses_and_refreshes_them_are_in_eve
 /// Has TimescaleDB's background scheduler run every policy of the table in `s` (compression, retention,
 /// aggregate refreshes) now, as on a production site, and waits until each has succeeded since.
 fn run_jobs_by_scheduler(t: &Target, s: &str) {
-    // Compression and retention, and a refresh and a compression policy per aggregate (6).
-    run_jobs_by_scheduler_n(t, s, 14)
+    // Compression and retention, and a refresh and a compression policy per aggregate.
+    run_jobs_by_scheduler_n(t, s, JOBS + 1)
 }
 
 /// `run_jobs_by_scheduler` when the table has `n` policy jobs: the aggregates' refreshes first, then the
@@ -1956,8 +1987,8 @@ fn version_1_tables_are_upgraded_in_place_without_losing_or_duplicating_an_event
         let Some(t) = timescale() else { return };
         let s = t.schema(&format!("upgrade_v1_r{retention}"));
         let old = make_version_1(&t, &s, retention);
-        let config: Vec<(&str, String)> = vec![("retention_days", retention.to_string())];
-        let config: Vec<(&str, &str)> = config.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let days = retention.to_string();
+        let config = [("retention_days", days.as_str())];
         let mut sink = t.sink(&s, &config);
         // Version 1's events sent again (a spool replayed after the upgrade): the ledger knows them.
         let w = sink.write(&batch(1, 1, &old)).unwrap();
@@ -2009,76 +2040,88 @@ fn version_1_tables_are_upgraded_in_place_without_losing_or_duplicating_an_event
             .iter()
             .map(|r| r.get(0))
             .collect();
-        let mut want = vec![
-            "logstore_tsdb_log_activity",
-            "logstore_tsdb_log_daily",
-            "logstore_tsdb_log_daily_active_users",
-            "logstore_tsdb_log_daily_courses",
-            "logstore_tsdb_log_daily_users",
-            "logstore_tsdb_log_hourly",
-        ];
+        let mut want = aggregate_names();
         if retention > 0 {
-            want.extend(["logstore_tsdb_log_daily_users_v1", "logstore_tsdb_log_hourly_v1"]);
+            want.extend(["logstore_tsdb_log_daily_users_v1".into(), "logstore_tsdb_log_hourly_v1".into()]);
             want.sort();
         }
         assert_eq!(views, want);
-        run_jobs_by_scheduler_n(&t, &s, if retention > 0 { 14 } else { 13 });
-        for view in ["daily", "daily_users", "hourly", "activity", "daily_active_users", "daily_courses"] {
+        run_jobs_by_scheduler_n(&t, &s, if retention > 0 { JOBS + 1 } else { JOBS });
+        for view in AGGREGATES {
             let sum: i64 = c
-                .query_one(&format!("SELECT sum(events)::bigint FROM \"{s}\".logstore_tsdb_log_{view}"), &[])
+                .query_one(&format!("SELECT sum(events)::bigint FROM \"{s}\".logstore_tsdb_log{view}"), &[])
                 .unwrap()
                 .get(0);
             assert_eq!(sum, 70, "{view}");
         }
-        // Connecting again changes nothing.
-        let jobs = job_ids(&t, &s);
-        t.sink(&s, &config).maintain().unwrap();
-        assert_eq!(job_ids(&t, &s), jobs);
+        connect_again_changes_nothing(&t, &s, &config);
     }
 }
 
 /// `_daily_courses` and `_daily_active_users` as version 2 of the aggregates made them: aggregates on
 /// `_daily` and `_daily_users`, with its comment and policies.
 fn make_version_2_hierarchical_aggregates(t: &Target, s: &str, retention_days: i64) {
-    let q = |suffix: &str| format!("\"{s}\".\"logstore_tsdb_log{suffix}\"");
+    let daily = format!("\"{s}\".\"logstore_tsdb_log_daily\"");
+    let daily_users = format!("\"{s}\".\"logstore_tsdb_log_daily_users\"");
+    make_old_aggregate(
+        t,
+        s,
+        "_daily_courses",
+        &format!(
+            "SELECT time_bucket(INTERVAL '1 day', day) AS day, courseid, \
+             count(*) FILTER (WHERE userid > 0) AS active_users, sum(events) AS events, \
+             sum(anonymous_events) AS anonymous_events, sum(teaching) AS teaching, \
+             sum(participating) AS participating FROM {daily} GROUP BY 1, 2"
+        ),
+        2,
+        retention_days,
+    );
+    make_old_aggregate(
+        t,
+        s,
+        "_daily_active_users",
+        &format!(
+            "SELECT time_bucket(INTERVAL '1 day', day) AS day, count(*) FILTER (WHERE userid > 0) AS active_users, \
+             sum(events) AS events FROM {daily_users} GROUP BY 1"
+        ),
+        2,
+        retention_days,
+    );
+}
+
+/// Replaces the aggregate `suffix` by `select` as an older extension made it: its version's comment,
+/// a first refresh and policies.
+fn make_old_aggregate(t: &Target, s: &str, suffix: &str, select: &str, version: u32, retention_days: i64) {
+    let view = format!("\"{s}\".\"logstore_tsdb_log{suffix}\"");
     let start =
         if retention_days > 0 { format!("INTERVAL '{} hours'", retention_days * 24 - 1) } else { "NULL".into() };
     let mut c = t.client();
-    for (suffix, select) in [
-        (
-            "_daily_courses",
-            format!(
-                "SELECT time_bucket(INTERVAL '1 day', day) AS day, courseid, \
-                 count(*) FILTER (WHERE userid > 0) AS active_users, sum(events) AS events, \
-                 sum(anonymous_events) AS anonymous_events, sum(teaching) AS teaching, \
-                 sum(participating) AS participating FROM {} GROUP BY 1, 2",
-                q("_daily")
-            ),
-        ),
-        (
-            "_daily_active_users",
-            format!(
-                "SELECT time_bucket(INTERVAL '1 day', day) AS day, count(*) FILTER (WHERE userid > 0) AS active_users, \
-                 sum(events) AS events FROM {} GROUP BY 1",
-                q("_daily_users")
-            ),
-        ),
-    ] {
-        let view = q(suffix);
-        c.batch_execute(&format!(
-            "DROP MATERIALIZED VIEW {view};\n\
-             CREATE MATERIALIZED VIEW {view} WITH (timescaledb.continuous, timescaledb.materialized_only = false) \
-             AS {select} WITH NO DATA;\n\
-             COMMENT ON VIEW {view} IS 'logstore_tsdb aggregate 2';\n\
-             ALTER MATERIALIZED VIEW {view} SET (timescaledb.compress = true, timescaledb.compress_segmentby = '');\n\
-             SELECT add_continuous_aggregate_policy('{view}', start_offset => {start}, \
-               end_offset => INTERVAL '1 hour', schedule_interval => INTERVAL '30 minutes');\n\
-             SELECT add_compression_policy('{view}', compress_after => INTERVAL '7 days');"
-        ))
-        .unwrap();
-        c.batch_execute(&format!("CALL refresh_continuous_aggregate('{view}', NULL, now() - INTERVAL '1 hour')"))
-            .unwrap();
-    }
+    c.batch_execute(&format!(
+        "DROP MATERIALIZED VIEW {view};\n\
+         CREATE MATERIALIZED VIEW {view} WITH (timescaledb.continuous, timescaledb.materialized_only = false) \
+         AS {select} WITH NO DATA;\n\
+         COMMENT ON VIEW {view} IS 'logstore_tsdb aggregate {version}';\n\
+         ALTER MATERIALIZED VIEW {view} SET (timescaledb.compress = true, timescaledb.compress_segmentby = '');"
+    ))
+    .unwrap();
+    // Alone (a refresh cannot run inside the implicit transaction of several statements), and before the
+    // policies, whose first run the scheduler may start at once.
+    c.batch_execute(&format!("CALL refresh_continuous_aggregate('{view}', NULL, now() - INTERVAL '1 hour')")).unwrap();
+    c.batch_execute(&format!(
+        "SELECT add_continuous_aggregate_policy('{view}', start_offset => {start}, \
+           end_offset => INTERVAL '1 hour', schedule_interval => INTERVAL '30 minutes');\n\
+         SELECT add_compression_policy('{view}', compress_after => INTERVAL '7 days');"
+    ))
+    .unwrap();
+}
+
+/// The rows of a query, each as the text of its record, in order.
+fn rows(c: &mut postgres::Client, sql: &str) -> Vec<String> {
+    c.query(&format!("SELECT concat_ws(' ', x.*) FROM ({sql}) x ORDER BY 1"), &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
 }
 
 /// Whether each of the schema's continuous aggregates is built on another one, by name.
@@ -2100,8 +2143,8 @@ fn version_2_aggregates_on_aggregates_are_made_again_from_the_events() {
     for retention in [0, 400] {
         let Some(t) = timescale() else { return };
         let s = t.schema(&format!("upgrade_aggregates_v2_r{retention}"));
-        let config: Vec<(&str, String)> = vec![("retention_days", retention.to_string())];
-        let config: Vec<(&str, &str)> = config.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let days = retention.to_string();
+        let config = [("retention_days", days.as_str())];
         // Two days of events: 26 hours ago and a minute ago.
         let evs: Vec<Ev> = (0..60).map(|i| plain_ago(i, if i < 30 { 26 * 3600 } else { 60 })).collect();
         let mut sink = t.sink(&s, &config);
@@ -2120,6 +2163,7 @@ fn version_2_aggregates_on_aggregates_are_made_again_from_the_events() {
             on("_daily", false),
             on("_daily_active_users", false),
             on("_daily_courses", false),
+            on("_daily_events", false),
             on("_daily_users", false),
             on("_hourly", false),
         ];
@@ -2139,14 +2183,21 @@ fn version_2_aggregates_on_aggregates_are_made_again_from_the_events() {
             .iter()
             .map(|r| r.get(0))
             .collect();
-        let mut want_comments: Vec<String> =
-            ["activity 2", "daily 2", "daily_active_users 3", "daily_courses 3", "daily_users 2", "hourly 2"]
-                .iter()
-                .map(|v| {
-                    let (name, version) = v.split_once(' ').unwrap_or_default();
-                    format!("logstore_tsdb_log_{name} logstore_tsdb aggregate {version}")
-                })
-                .collect();
+        let mut want_comments: Vec<String> = [
+            "activity 2",
+            "daily 2",
+            "daily_active_users 3",
+            "daily_courses 4",
+            "daily_events 4",
+            "daily_users 2",
+            "hourly 2",
+        ]
+        .iter()
+        .map(|v| {
+            let (name, version) = v.split_once(' ').unwrap_or_default();
+            format!("logstore_tsdb_log_{name} logstore_tsdb aggregate {version}")
+        })
+        .collect();
         if retention > 0 {
             want_comments.extend([
                 "logstore_tsdb_log_daily_active_users_v2 logstore_tsdb aggregate 2".to_string(),
@@ -2157,14 +2208,7 @@ fn version_2_aggregates_on_aggregates_are_made_again_from_the_events() {
         assert_eq!(comments, want_comments);
         // Filled by TimescaleDB's scheduler: the events' counts and distinct users per day and course. (With
         // retention the kept aggregates keep their compression policies.)
-        run_jobs_by_scheduler_n(&t, &s, if retention > 0 { 16 } else { 13 });
-        let rows = |c: &mut postgres::Client, sql: &str| -> Vec<String> {
-            c.query(&format!("SELECT concat_ws(' ', x.*) FROM ({sql}) x ORDER BY 1"), &[])
-                .unwrap()
-                .iter()
-                .map(|r| r.get(0))
-                .collect()
-        };
+        run_jobs_by_scheduler_n(&t, &s, if retention > 0 { JOBS + 3 } else { JOBS });
         let main = format!("\"{s}\".logstore_tsdb_log");
         let want_courses = rows(
             &mut c,
@@ -2186,12 +2230,76 @@ fn version_2_aggregates_on_aggregates_are_made_again_from_the_events() {
         );
         let got_days = rows(&mut c, &format!("SELECT day::date, active_users, events FROM {main}_daily_active_users"));
         assert_eq!(got_days, want_days);
-        // Connecting again changes nothing.
-        let jobs = job_ids(&t, &s);
-        t.sink(&s, &config).maintain().unwrap();
-        assert_eq!(job_ids(&t, &s), jobs);
+        connect_again_changes_nothing(&t, &s, &config);
         assert_eq!(aggregates_on_aggregates(&t, &s), want);
     }
+}
+
+#[test]
+fn version_3_daily_courses_is_made_again_with_logins() {
+    let Some(t) = timescale() else { return };
+    let s = t.schema("upgrade_daily_courses_v3");
+    // Every third event a login, every fifth a failed one; two days.
+    let evs: Vec<Ev> = (0..60)
+        .map(|i| {
+            let mut e = plain_ago(i, if i < 30 { 26 * 3600 } else { 60 });
+            let name: &[u8] = match (i % 3, i % 5) {
+                (0, _) => b"\\core\\event\\user_loggedin",
+                (_, 0) => b"\\core\\event\\user_login_failed",
+                _ => return e,
+            };
+            e.strs[StrField::EventName as usize] = Some(name.to_vec());
+            e
+        })
+        .collect();
+    let mut sink = t.sink(&s, &[]);
+    sink.write(&batch(1, 1, &evs)).unwrap();
+    if !matches!(sink.layout(), Some(Layout::Timescale { tsl: true, .. })) {
+        eprintln!("SKIPPED (aggregates): timescaledb.license is not 'timescale'");
+        return;
+    }
+    let main = format!("\"{s}\".logstore_tsdb_log");
+    // As version 3 made it (main at a833be1): from the events, without the two login counts.
+    make_old_aggregate(
+        &t,
+        &s,
+        "_daily_courses",
+        &format!(
+            "SELECT time_bucket(INTERVAL '1 day', \"time\") AS day, courseid, \
+             count(DISTINCT userid) FILTER (WHERE userid > 0) AS active_users, count(*)::numeric AS events, \
+             (count(*) FILTER (WHERE anonymous <> 0))::numeric AS anonymous_events, \
+             (count(*) FILTER (WHERE edulevel = 1))::numeric AS teaching, \
+             (count(*) FILTER (WHERE edulevel = 2))::numeric AS participating FROM {main} GROUP BY 1, 2"
+        ),
+        3,
+        0,
+    );
+    t.sink(&s, &[]).maintain().unwrap();
+    let mut c = t.client();
+    let comment: String = c
+        .query_one(&format!("SELECT obj_description('{main}_daily_courses'::regclass, 'pg_class')"), &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(comment, "logstore_tsdb aggregate 4");
+    run_jobs_by_scheduler_n(&t, &s, JOBS);
+    let want = rows(
+        &mut c,
+        &format!(
+            "SELECT time_bucket(INTERVAL '1 day', \"time\")::date, courseid, count(*), \
+             count(*) FILTER (WHERE eventname = '\\core\\event\\user_loggedin'), \
+             count(*) FILTER (WHERE eventname = '\\core\\event\\user_login_failed') FROM {main} GROUP BY 1, 2"
+        ),
+    );
+    assert_eq!(want.len(), 14, "two days of 7 courses");
+    let logins: (i64, i64) = c
+        .query_one(&format!("SELECT sum(logins)::bigint, sum(failed_logins)::bigint FROM {main}_daily_courses"), &[])
+        .map(|r| (r.get(0), r.get(1)))
+        .unwrap();
+    assert_eq!(logins, (20, 8));
+    let got =
+        rows(&mut c, &format!("SELECT day::date, courseid, events, logins, failed_logins FROM {main}_daily_courses"));
+    assert_eq!(got, want);
+    connect_again_changes_nothing(&t, &s, &[]);
 }
 
 #[test]

@@ -98,7 +98,7 @@ TABLE = text_var("table", "Log table", "logstore_tsdb_log")
 
 d = Dashboard("logstore-tsdb-site-pg", "Moodle: site activity (PostgreSQL)",
               "Site-wide activity from the aggregates of the logstore_tsdb table (TimescaleDB's continuous aggregates, or "
-              "the summaries of the plugin's summarise task on plain PostgreSQL); only Events by origin reads the events.", PGDS,
+              "the summaries of the plugin's summarise task on plain PostgreSQL).", PGDS,
               [ds_var("datasource", "Log database", PG), TABLE], ["postgresql"])
 d.panel("stat", "Events", [sql('SELECT COALESCE(sum(events), 0) AS "events" FROM ${table}_daily_courses '
                                'WHERE $__timeFilter(day)', "table")], w=6, h=4, options=STAT)
@@ -128,11 +128,11 @@ d.panel("barchart", "Most active courses", [sql(
     'AND courseid > 1 GROUP BY courseid ORDER BY 2 DESC LIMIT 15', "table")],
     options={"orientation": "horizontal", "xField": "course"})
 d.panel("table", "Most frequent events", [sql(
-    'SELECT eventname AS "event", sum(events) AS "events" FROM ${table}_activity WHERE $__timeFilter(day) '
+    'SELECT eventname AS "event", sum(events) AS "events" FROM ${table}_daily_events WHERE $__timeFilter(day) '
     'GROUP BY 1 ORDER BY 2 DESC LIMIT 20', "table")])
-d.panel("piechart", "Events by origin", description="Reads the events: no aggregate keeps the origin.", targets=[sql(
-    'SELECT origin AS "origin", count(*) AS "events" FROM ${table} WHERE $__timeFilter("time") GROUP BY 1 ORDER BY 2 DESC',
-    "table")], options={"reduceOptions": {"values": True, "calcs": [], "fields": ""}, "pieType": "donut"})
+d.panel("piechart", "Events by origin", [sql(
+    'SELECT origin AS "origin", sum(events) AS "events" FROM ${table}_daily_events WHERE $__timeFilter(day) '
+    'GROUP BY 1 ORDER BY 2 DESC', "table")], options={"reduceOptions": {"values": True, "calcs": [], "fields": ""}, "pieType": "donut"})
 d.write("postgres/site-activity.json")
 
 d = Dashboard("logstore-tsdb-course-pg", "Moodle: course activity (PostgreSQL)",

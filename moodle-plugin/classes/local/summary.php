@@ -27,9 +27,9 @@ namespace logstore_tsdb\local;
 defined('MOODLE_INTERNAL') || die();
 
 /**
- * With TimescaleDB the sink keeps six real-time continuous aggregates (src/sink/postgres/timescale.rs): `<table>_daily`,
- * `_daily_courses`, `_daily_users`, `_daily_active_users`, `_hourly` and `_activity`. On plain PostgreSQL (the sink's
- * daily partitions) this class gives the same six relations, with the same names, columns and types, so that every
+ * With TimescaleDB the sink keeps seven real-time continuous aggregates (src/sink/postgres/timescale.rs): `<table>_daily`,
+ * `_daily_courses`, `_daily_users`, `_daily_active_users`, `_hourly`, `_activity` and `_daily_events`. On plain
+ * PostgreSQL (the sink's daily partitions) this class gives the same seven relations, with the same names, columns and types, so that every
  * documented query and dashboard runs unchanged on both:
  *
  * - `<table><suffix>_mat`: the materialised buckets of each (tables made from the definition itself);
@@ -79,6 +79,7 @@ class summary {
             . "count(*) FILTER (WHERE eventname = '\\core\\event\\user_loggedin') AS logins, "
             . "count(*) FILTER (WHERE eventname = '\\core\\event\\user_login_failed') AS failed_logins"],
         '_activity' => ['day', 86400, 'courseid, contextlevel, contextinstanceid, component, eventname', 'count(*) AS events'],
+        '_daily_events' => ['day', 86400, 'eventname, origin', 'count(*) AS events'],
     ];
 
     /** @var pgdb */
@@ -171,6 +172,7 @@ class summary {
     public function ensure(): void {
         if ($this->exists()) {
             $this->add_daily_courses();
+            $this->add_daily_events();
             return;
         }
         $state = $this->q('_summary');
@@ -205,6 +207,15 @@ class summary {
     }
 
     /**
+     * The watermark in SQL (every day before it is materialised; -infinity before the first refresh).
+     *
+     * @return string
+     */
+    protected function watermark_sql(): string {
+        return "COALESCE((SELECT max(day) + interval '1 day' FROM {$this->q('_summary')}), '-infinity'::timestamptz)";
+    }
+
+    /**
      * Creates the table of an aggregate's materialised buckets (empty) and its view.
      *
      * @param string $suffix
@@ -212,7 +223,7 @@ class summary {
     protected function create(string $suffix): void {
         $col = self::AGGREGATES[$suffix][0];
         $mat = $this->q($suffix . '_mat');
-        $watermark = "COALESCE((SELECT max(day) + interval '1 day' FROM {$this->q('_summary')}), '-infinity'::timestamptz)";
+        $watermark = $this->watermark_sql();
         $this->db->execute("CREATE TABLE $mat AS " . $this->select($suffix, 'false') . ' WITH NO DATA');
         $this->db->execute('CREATE INDEX ' . pgdb::quote_identifier(self::derived($this->table, $suffix . '_mat_ix'))
             . " ON $mat ($col)");
@@ -247,6 +258,32 @@ class summary {
                     . 'LEFT JOIN (SELECT to_timestamp(floor(extract(epoch FROM bucket) / 86400) * 86400) AS day, courseid, '
                     . 'sum(logins) AS logins, sum(failed_logins) AS failed_logins FROM ' . $this->q('_hourly_mat')
                     . ' GROUP BY 1, 2) h ON h.day = d.day AND h.courseid = d.courseid GROUP BY 1, 2');
+            }
+            $this->db->execute('COMMIT');
+        } catch (\Throwable $e) {
+            $this->db->execute('ROLLBACK');
+            throw $e;
+        }
+    }
+
+    /**
+     * Summaries made by the plugin before `_daily_events` existed get it, its materialised days from the events still
+     * there (like a new continuous aggregate on TimescaleDB, it has no row for days whose events retention dropped).
+     */
+    protected function add_daily_events(): void {
+        $mat = $this->q('_daily_events_mat');
+        $missing = function() use ($mat): bool {
+            return $this->db->query('SELECT to_regclass(?) AS t', [$mat])[0]->t === null;
+        };
+        if (!$missing()) {
+            return;
+        }
+        $this->db->execute('BEGIN');
+        try {
+            $this->db->execute('SELECT pg_advisory_xact_lock(?)', [$this->lock()]);
+            if ($missing()) {
+                $this->create('_daily_events');
+                $this->db->execute("INSERT INTO $mat " . $this->select('_daily_events', '"time" < ' . $this->watermark_sql()));
             }
             $this->db->execute('COMMIT');
         } catch (\Throwable $e) {

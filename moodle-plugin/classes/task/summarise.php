@@ -27,8 +27,8 @@ namespace logstore_tsdb\task;
 defined('MOODLE_INTERNAL') || die();
 
 /**
- * Refreshes the summaries `<table>_daily`, `_daily_courses`, `_daily_users`, `_daily_active_users`, `_hourly` and
- * `_activity` (see \logstore_tsdb\local\summary) on plain PostgreSQL; TimescaleDB refreshes its continuous aggregates
+ * Refreshes the summaries `<table>_daily`, `_daily_courses`, `_daily_users`, `_daily_active_users`, `_hourly`,
+ * `_activity` and `_daily_events` (see \logstore_tsdb\local\summary) on plain PostgreSQL; TimescaleDB refreshes its continuous aggregates
  * itself, InfluxDB downsamples with continuous queries / tasks.
  *
  * @package    logstore_tsdb

@@ -22,8 +22,8 @@
 //! - Aggregates designed for the reports and dashboards, each compressed: `_daily` (day, course, user:
 //!   the reader's exact counts, engagement per course), `_daily_courses` (day, course: distinct
 //!   users, logins), `_daily_users` (day, user: a user's history), `_daily_active_users` (day: distinct
-//!   users), `_hourly` (hour, course: activity, logins) and `_activity` (day, course module, event: top
-//!   activities and events), in 14-day chunks compressed a week after their end (TimescaleDB's 70
+//!   users), `_hourly` (hour, course: activity, logins), `_activity` (day, course module, event: top
+//!   activities) and `_daily_events` (day, event name, origin: site-wide top events), in 14-day chunks compressed a week after their end (TimescaleDB's 70
 //!   days left a fifth of a year uncompressed, with an index per grouping column: most of their
 //!   disk). Their refresh policy
 //!   covers every day the events still exist for, so late events and imports of old logs are
@@ -64,7 +64,9 @@ pub struct Aggregate {
     /// aggregate with another comment (an older definition, or none) is replaced. 3: `_daily_courses`
     /// and `_daily_active_users` read the events; in version 2 they were aggregates on `_daily` and
     /// `_daily_users` and twice lost a whole day in tests/postgres.rs's concurrent test (refreshed by
-    /// the scheduler beside their parent's refresh), with no invalidation left to repair it.
+    /// the scheduler beside their parent's refresh), with no invalidation left to repair it. 4:
+    /// `_daily_courses` gains `logins` and `failed_logins` (the site board's stats read whole days), and
+    /// `_daily_events` is new.
     pub version: u32,
 }
 
@@ -115,7 +117,7 @@ pub fn aggregates(n: &Names) -> Vec<Aggregate> {
             segmentby: "",
             orderby: "day DESC, courseid",
             chunk_days: 140,
-            version: 3,
+            version: 4,
         },
         Aggregate {
             suffix: "_daily_users",
@@ -173,6 +175,21 @@ pub fn aggregates(n: &Names) -> Vec<Aggregate> {
             orderby: "day DESC, contextinstanceid, eventname",
             chunk_days: 14,
             version: 2,
+        },
+        Aggregate {
+            suffix: "_daily_events",
+            name: n.derived("_daily_events"),
+            bucket_hours: 24,
+            // A row per event name and origin a day, site-wide: the most frequent events and the events by
+            // origin over a year read a few tens of thousands of rows instead of `_activity` (a row per
+            // context) or the events.
+            select: format!(
+                "SELECT {day}, eventname, origin, count(*) AS events FROM {main} GROUP BY 1, 2, 3"
+            ),
+            segmentby: "",
+            orderby: "day DESC, eventname",
+            chunk_days: 140,
+            version: 4,
         },
     ]
 }

@@ -15,6 +15,7 @@
  */
 
 require_once(__DIR__ . '/reader_comparison.php');
+require_once(__DIR__ . '/analytics_fixture.php');
 
 use logstore_tsdb\local\pgdb;
 use logstore_tsdb\local\summary;
@@ -83,56 +84,12 @@ class timescaledb_test extends base_testcase {
 
     /**
      * Lets TimescaleDB's background scheduler run the refresh policy of each continuous aggregate of the hypertable
-     * now, and waits (at most two minutes) until each has succeeded once more.
+     * now, and waits until each has succeeded once more (analytics_fixture::run_policies).
      */
     protected static function run_refresh_policies(): void {
-        $db = pgdb::from_config(log_dataset::plugin_config(self::$settings));
-        try {
-            $jobs = $db->query("SELECT j.job_id, coalesce(s.total_successes, 0) AS ok FROM timescaledb_information.jobs j"
-                . ' LEFT JOIN timescaledb_information.job_stats s ON s.job_id = j.job_id'
-                . " WHERE j.proc_name = 'policy_refresh_continuous_aggregate' AND j.hypertable_schema = ?"
-                . ' AND j.hypertable_name LIKE ? ORDER BY 1',
-                [self::$settings['schema'], self::$settings['table'] . '\\_%']);
-            $aggregates = $db->query('SELECT count(*) AS n FROM timescaledb_information.continuous_aggregates'
-                . ' WHERE view_schema = ? AND view_name LIKE ?', [self::$settings['schema'],
-                self::$settings['table'] . '\\_%'])[0]->n;
-            if (count($jobs) !== (int) $aggregates || !$jobs) {
-                throw new RuntimeException('not one refresh policy per continuous aggregate of ' . self::$settings['table']
-                    . ': ' . count($jobs) . " policies, $aggregates aggregates");
-            }
-            self::run_jobs($db, $jobs, time() + 120);
-        } finally {
-            $db->close();
-        }
-    }
-
-    /**
-     * Has the scheduler start refresh jobs now and waits until each has one more success.
-     *
-     * @param pgdb $db
-     * @param \stdClass[] $jobs (job_id, ok: its successes before)
-     * @param int $deadline
-     */
-    protected static function run_jobs(pgdb $db, array $jobs, int $deadline): void {
-        foreach ($jobs as $job) {
-            $db->query('SELECT alter_job(?::int, next_start => now())', [$job->job_id]);
-        }
-        foreach ($jobs as $job) {
-            do {
-                $s = $db->query('SELECT total_successes, total_failures, last_run_status FROM timescaledb_information.job_stats'
-                    . ' WHERE job_id = ?', [$job->job_id]);
-                $done = $s && (int) $s[0]->total_successes > (int) $job->ok;
-                if (!$done) {
-                    usleep(250000);
-                }
-            } while (!$done && time() < $deadline);
-            if (!$done) {
-                $errors = $db->query('SELECT err_message FROM timescaledb_information.job_errors WHERE job_id = ?',
-                    [$job->job_id]);
-                throw new RuntimeException("refresh job {$job->job_id} did not succeed: " . json_encode($s) . ' '
-                    . json_encode($errors));
-            }
-        }
+        $ran = analytics_fixture::run_policies(self::$settings['table'], ['policy_refresh_continuous_aggregate']);
+        self::assertCount(count(summary::AGGREGATES), $ran, 'one refresh policy per continuous aggregate: '
+            . json_encode($ran));
     }
 
     /**
@@ -185,7 +142,8 @@ class timescaledb_test extends base_testcase {
                 . ' WHERE view_name LIKE ? ORDER BY view_name', [self::$settings['table'] . '\\_%']), 'view_name');
             $this->assertSame(array_map(function($suffix) {
                 return self::$settings['table'] . $suffix;
-            }, ['_activity', '_daily', '_daily_active_users', '_daily_courses', '_daily_users', '_hourly']), $views);
+            }, ['_activity', '_daily', '_daily_active_users', '_daily_courses', '_daily_events', '_daily_users', '_hourly']),
+                $views);
             $this->assertSame(self::N, (int) $db->query('SELECT count(*) AS n FROM ' . $db->table())[0]->n);
         } finally {
             $db->close();
