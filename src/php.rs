@@ -547,7 +547,7 @@ pub fn tsdb_stats() -> PhpResult<ZBox<ZendHashTable>> {
     for (k, v) in counters {
         ht.insert(k, v as i64)?;
     }
-    let (usage, quarantined) = crate::spool::usage_of(&config);
+    let (usage, quarantined, others) = crate::spool::usage_of(&config);
     let now_ms = crate::stats::now_unix() * 1000;
     let spool = [
         ("spooled", s.spooled.load(Relaxed)),
@@ -557,6 +557,7 @@ pub fn tsdb_stats() -> PhpResult<ZBox<ZendHashTable>> {
         ("spool_bytes", usage.bytes),
         ("spool_segments", usage.segments),
         ("quarantined", quarantined),
+        ("spool_other_segments", others),
         ("oldest_unsent_age_s", usage.oldest_created_ms.map_or(0, |t| (now_ms - t).max(0) as u64 / 1000)),
     ];
     for (k, v) in spool {
@@ -594,7 +595,7 @@ pub fn tsdb_replay_spool(max_ms: i64) -> PhpResult<ZBox<ZendHashTable>> {
             p.stats().note_recreated(&config.redact(msg));
         }
     }
-    let (usage, quarantined) = crate::spool::usage_of(&config);
+    let (usage, quarantined, _) = crate::spool::usage_of(&config);
     let mut ht = ZendHashTable::new();
     ht.insert("segments", rep.segments as i64)?;
     ht.insert("written", rep.written as i64)?;

@@ -244,14 +244,15 @@ impl Pipeline {
         let stats = &self.shared.stats;
         let mut j = self.shared.journal.lock();
         let dir = config.get("spool_dir");
-        if j.spool.as_ref().is_none_or(|s| s.dir() != std::path::Path::new(dir)) {
-            let limit = config.int("spool_limit_bytes") as u64;
-            match Spool::open(std::path::Path::new(dir), limit, config.flag("spool_fsync")) {
-                Ok(s) => j.spool = Some(s),
-                Err(e) => {
-                    stats.set_error(&format!("spool_dir: cannot use {dir} for the durable journal: {e}"));
+        let target = crate::spool::target_of(&config);
+        if j.spool.as_ref().is_none_or(|s| s.dir() != std::path::Path::new(dir) || s.target() != target) {
+            match Spool::of(&config) {
+                Some(Ok(s)) => j.spool = Some(s),
+                Some(Err(e)) => {
+                    stats.set_error(&format!("{e} (the durable journal)"));
                     return;
                 }
+                None => return,
             }
         }
         let delivered = self.shared.delivered.load(Relaxed);
@@ -405,14 +406,10 @@ impl Worker {
     fn open_spool(&mut self) {
         self.spool = None;
         self.breaker_until = None;
-        let dir = self.config.get("spool_dir");
-        if dir.is_empty() {
-            return;
-        }
-        let limit = self.config.int("spool_limit_bytes") as u64;
-        match Spool::open(std::path::Path::new(dir), limit, self.config.flag("spool_fsync")) {
-            Ok(s) => self.spool = Some(s),
-            Err(e) => self.shared.stats.set_error(&format!("spool_dir: cannot use {dir}: {e}")),
+        match Spool::of(&self.config) {
+            Some(Ok(s)) => self.spool = Some(s),
+            Some(Err(e)) => self.shared.stats.set_error(&e),
+            None => {}
         }
     }
 

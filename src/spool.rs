@@ -4,7 +4,12 @@
 //! - One segment file per spooled batch: a header (magic, version, event count, producer, creation
 //!   time) and framed records (`u32 length | u32 crc32 | record`). Written to a dot-named temp file,
 //!   fsynced (when `spool_fsync` is on) and renamed, so a segment is either whole or absent.
-//! - Names sort by creation time, so replay goes oldest first. Replay claims a segment with a
+//! - Names (`<created ms>-<producer>-<first seq>-<target>.seg`) sort by creation time, so replay goes
+//!   oldest first. `<target>` fingerprints where the events were going (`target_of`: backend, database
+//!   and table or measurement; no secret): a process replays only its own target's segments
+//!   (and those of versions before targets were named), so a process still configured for another
+//!   target (an idle PHP-FPM worker after the admin changed the table) never delivers them there.
+//!   Replay claims a segment with a
 //!   non-blocking `flock`, so one process at a time works on it, and deletes it only after the backend
 //!   confirmed its events. A segment that fails its checks is moved to `quarantine/` with the reason.
 //! - `spool_limit_bytes` caps the directory: beyond it the oldest segments are dropped and counted.
@@ -33,6 +38,8 @@ pub struct Spool {
     dir: PathBuf,
     limit: u64,
     fsync: bool,
+    /// The target whose segments this spool writes and replays (`target_of`).
+    target: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,22 +79,71 @@ fn u32_at(b: &[u8], at: usize) -> u32 {
     u32::from_le_bytes(x)
 }
 
+/// The fingerprint of where a configuration's events go: 8 hex digits of a crc32 of its backend and
+/// the settings naming its database and table (not the server's address: a database moved to another
+/// server, or reached through another port during an outage, gets its spooled events; not credentials,
+/// not tuning).
+pub fn target_of(config: &crate::config::Config) -> String {
+    let backend = config.get("backend");
+    let keys: &[&str] = match backend {
+        "postgres" => &["dbname", "schema", "table"],
+        "influxdb1" => &["database", "retention_policy", "measurement"],
+        "influxdb2" => &["org", "bucket", "measurement"],
+        "influxdb3" => &["database", "measurement"],
+        _ => &["path"],
+    };
+    let mut id = backend.to_string();
+    for k in keys {
+        id.push('\0');
+        id.push_str(config.get(k));
+    }
+    format!("{:08x}", crc32fast::hash(id.as_bytes()))
+}
+
 impl Spool {
-    pub fn open(dir: &Path, limit: u64, fsync: bool) -> io::Result<Spool> {
+    /// The spool in `dir` of the segments going to `target` (`target_of`).
+    pub fn open(dir: &Path, limit: u64, fsync: bool, target: &str) -> io::Result<Spool> {
         fs::DirBuilder::new().recursive(true).mode(0o700).create(dir.join("quarantine"))?;
         private_dir(dir)?;
         private_dir(&dir.join("quarantine"))?;
-        Ok(Spool { dir: dir.to_path_buf(), limit, fsync })
+        Ok(Spool { dir: dir.to_path_buf(), limit, fsync, target: target.to_string() })
+    }
+
+    /// The spool `config` names, or None without `spool_dir`.
+    pub fn of(config: &crate::config::Config) -> Option<Result<Spool, String>> {
+        let dir = config.get("spool_dir");
+        if dir.is_empty() {
+            return None;
+        }
+        Some(
+            Spool::open(
+                Path::new(dir),
+                config.int("spool_limit_bytes") as u64,
+                config.flag("spool_fsync"),
+                &target_of(config),
+            )
+            .map_err(|e| format!("spool_dir: cannot use {dir}: {e}")),
+        )
     }
 
     pub fn dir(&self) -> &Path {
         &self.dir
     }
 
+    pub fn target(&self) -> &str {
+        &self.target
+    }
+
+    /// The path of a new segment.
+    fn path(&self, created: i64, producer: u64, first_seq: u64) -> PathBuf {
+        self.dir.join(format!("{created:013}-{producer:016x}-{first_seq:020}-{}.{EXT}", self.target))
+    }
+
     /// Writes `records` (whole records, already validated) as one new segment. Returns its size.
     pub fn write(&self, records: &[u8], producer: u64, first_seq: u64) -> io::Result<u64> {
         let created = now_ms();
-        let name = format!("{created:013}-{producer:016x}-{first_seq:020}.{EXT}");
+        let path = self.path(created, producer, first_seq);
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let tmp = self.dir.join(format!(".{name}.tmp"));
         let mut frames = Vec::with_capacity(records.len() + records.len() / 32);
         let count = frame(records, &mut frames)?;
@@ -100,7 +156,7 @@ impl Spool {
                 Ok(())
             }
         });
-        if let Err(e) = written.and_then(|()| fs::rename(&tmp, self.dir.join(&name))) {
+        if let Err(e) = written.and_then(|()| fs::rename(&tmp, &path)) {
             let _ = fs::remove_file(&tmp);
             return Err(e);
         }
@@ -110,18 +166,29 @@ impl Spool {
         Ok((head.len() + frames.len()) as u64)
     }
 
-    /// Segments, oldest first.
+    /// This target's segments (and those named before targets were), oldest first.
     pub fn list(&self) -> Vec<Segment> {
+        self.segments(true)
+    }
+
+    /// Every target's segments (`true`: this target's), oldest first.
+    fn segments(&self, own: bool) -> Vec<Segment> {
         let mut v: Vec<Segment> = fs::read_dir(&self.dir)
             .into_iter()
             .flatten()
             .flatten()
             .filter_map(|e| {
                 let name = e.file_name().into_string().ok()?;
-                if name.starts_with('.') || !name.ends_with(EXT) {
+                let stem = name.strip_suffix(EXT)?.strip_suffix('.')?;
+                if name.starts_with('.') {
                     return None;
                 }
-                let created_ms = name.split('-').next()?.parse().ok()?;
+                let mut parts = stem.split('-');
+                let created_ms = parts.next()?.parse().ok()?;
+                // Created, producer, first sequence, then the target (absent before targets were named).
+                if own && parts.nth(2).is_some_and(|t| t != self.target) {
+                    return None;
+                }
                 let meta = e.metadata().ok()?;
                 meta.is_file().then(|| Segment { path: e.path(), bytes: meta.len(), created_ms })
             })
@@ -137,6 +204,11 @@ impl Spool {
             segments: segs.len() as u64,
             oldest_created_ms: segs.first().map(|s| s.created_ms),
         }
+    }
+
+    /// Segments in the directory going to other targets (written under another configuration).
+    pub fn others(&self) -> u64 {
+        (self.segments(false).len() - self.list().len()) as u64
     }
 
     /// Claims a segment for this process, or None when another process holds it (or it is gone).
@@ -179,10 +251,11 @@ impl Spool {
             .count() as u64
     }
 
-    /// Drops the oldest segments until the spool fits `limit` with `incoming` more bytes.
+    /// Drops the oldest segments (of any target: the limit is the directory's) until the spool fits
+    /// `limit` with `incoming` more bytes.
     pub fn make_room(&self, incoming: u64) -> Evicted {
         let mut ev = Evicted::default();
-        let segs = self.list();
+        let segs = self.segments(false);
         let mut total: u64 = segs.iter().map(|s| s.bytes).sum();
         for s in &segs {
             if total + incoming <= self.limit {
@@ -310,26 +383,22 @@ impl Spool {
 /// One replay pass with its own sink, outside the flush thread (`tsdb_replay_spool()`: a Moodle task or
 /// a CLI script).
 pub fn replay_with(config: &crate::config::Config, budget: std::time::Duration) -> Result<Replay, String> {
-    let dir = config.get("spool_dir");
-    if dir.is_empty() {
-        return Err("spool_dir: not set, there is no spool to replay".into());
-    }
-    let sp = Spool::open(Path::new(dir), config.int("spool_limit_bytes") as u64, config.flag("spool_fsync"))
-        .map_err(|e| format!("spool_dir: cannot use {dir}: {e}"))?;
+    let sp = Spool::of(config).ok_or("spool_dir: not set, there is no spool to replay")??;
     let mut sink = crate::sink::open(config)?;
     let mut rep = sp.replay(sink.as_mut(), config.batch_size(), Instant::now() + budget);
     rep.recreated = sink.take_recreated();
     Ok(rep)
 }
 
-/// Usage of the spool a configuration names, without creating it.
-pub fn usage_of(config: &crate::config::Config) -> (Usage, u64) {
+/// Usage of the spool a configuration names, without creating it: its target's segments, the
+/// quarantined ones and those of other targets.
+pub fn usage_of(config: &crate::config::Config) -> (Usage, u64, u64) {
     let dir = config.get("spool_dir");
     if dir.is_empty() {
-        return (Usage::default(), 0);
+        return (Usage::default(), 0, 0);
     }
-    let sp = Spool { dir: PathBuf::from(dir), limit: 0, fsync: false };
-    (sp.usage(), sp.quarantined())
+    let sp = Spool { dir: PathBuf::from(dir), limit: 0, fsync: false, target: target_of(config) };
+    (sp.usage(), sp.quarantined(), sp.others())
 }
 
 fn header(count: u32, producer: u64, created_ms: i64) -> Vec<u8> {
@@ -392,7 +461,7 @@ impl Journal {
         let rotate = self.files.last().is_none_or(|f| f.bytes >= JOURNAL_ROTATE_BYTES);
         if rotate {
             let created = now_ms();
-            let path = spool.dir.join(format!("{created:013}-{producer:016x}-{first_seq:020}.{EXT}"));
+            let path = spool.path(created, producer, first_seq);
             let mut file = OpenOptions::new().read(true).write(true).create_new(true).mode(0o600).open(&path)?;
             // SAFETY: flock on a descriptor we own; held until the file is released.
             unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
@@ -550,7 +619,7 @@ mod tests {
 
     fn spool(limit: u64) -> (tempfile::TempDir, Spool) {
         let d = tempfile::tempdir().unwrap();
-        let s = Spool::open(&d.path().join("spool"), limit, true).unwrap();
+        let s = Spool::open(&d.path().join("spool"), limit, true, "0000abcd").unwrap();
         (d, s)
     }
 
@@ -574,6 +643,48 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         assert_eq!(fs::metadata(&segs[1].path).unwrap().permissions().mode() & 0o777, 0o600);
         assert_eq!(fs::metadata(s.dir()).unwrap().permissions().mode() & 0o777, 0o700);
+    }
+
+    #[test]
+    fn a_spool_replays_only_its_targets_segments_and_those_named_before_targets() {
+        let (d, a) = spool(1 << 30);
+        let b = Spool::open(&d.path().join("spool"), 1 << 30, true, "0000beef").unwrap();
+        a.write(&records(1, 10), 9, 1).unwrap();
+        // Named as before targets were: whoever replays first takes it.
+        fs::write(a.dir().join("0000000000001-0000000000000007-00000000000000000001.seg"), b"x").unwrap();
+        let names = |s: &Spool| -> Vec<String> {
+            s.list().iter().map(|g| g.path.file_name().unwrap().to_string_lossy().into_owned()).collect()
+        };
+        assert_eq!(names(&b), ["0000000000001-0000000000000007-00000000000000000001.seg"]);
+        assert_eq!((b.usage().segments, b.others()), (1, 1));
+        assert_eq!(names(&a).len(), 2, "{:?}", names(&a));
+        assert!(names(&a)[1].ends_with("-0000abcd.seg"), "{:?}", names(&a));
+        assert_eq!((a.usage().segments, a.others()), (2, 0));
+        // The disk cap is the directory's: another target's segments count and are evicted too.
+        let capped = Spool { limit: 1, ..b.clone() };
+        assert_eq!(capped.make_room(0).segments, 2);
+        assert_eq!(a.list().len(), 0);
+    }
+
+    #[test]
+    fn a_target_is_where_the_events_go_not_how() {
+        let c = |pairs: &[(&str, &str)]| {
+            let mut all = vec![("backend", "postgres")];
+            all.extend_from_slice(pairs);
+            target_of(&crate::config::Config::from_pairs(all).unwrap())
+        };
+        let t = c(&[("table", "log_a")]);
+        assert_eq!(t.len(), 8);
+        let moved =
+            [("table", "log_a"), ("password", "other"), ("batch_size", "10"), ("host", "db2"), ("port", "5433")];
+        assert_eq!(t, c(&moved), "the same table on another server");
+        assert_ne!(t, c(&[("table", "log_b")]));
+        assert_ne!(t, c(&[("table", "log_a"), ("dbname", "other")]));
+        let influx = |db: &str| {
+            target_of(&crate::config::Config::from_pairs([("backend", "influxdb1"), ("database", db)]).unwrap())
+        };
+        assert_ne!(influx("a"), influx("b"));
+        assert_ne!(t, influx("a"));
     }
 
     #[test]

@@ -1600,7 +1600,7 @@ fn a_spool_replayed_by_another_process_makes_the_dropped_table_again() {
         // A worker wrote 100 events, then could not reach the database and spooled 200 more; the segment of the
         // 100 is still there too (the worker died between the commit and deleting it).
         PostgresSink::new(&config).unwrap().write(&batch(9, 1, &evs[..100])).unwrap();
-        let spool = tsdb::spool::Spool::open(dir.path(), 1 << 30, false).unwrap();
+        let spool = tsdb::spool::Spool::of(&config).unwrap().unwrap();
         for first in [1, 101, 201] {
             let k = first as usize - 1;
             spool.write(&records(9, first, &evs[k..k + 100]), 9, first).unwrap();

@@ -51,7 +51,7 @@ impl Sink for Taker {
 fn spool_directories_are_0700_and_segments_0600() {
     let d = tempfile::tempdir().unwrap();
     let dir = d.path().join("a/b/spool");
-    let sp = Spool::open(&dir, 1 << 30, false).unwrap();
+    let sp = Spool::open(&dir, 1 << 30, false, "0000abcd").unwrap();
     assert_eq!(mode(&dir), 0o700);
     assert_eq!(mode(&dir.join("quarantine")), 0o700);
     sp.write(&record(5, 1), 5, 1).unwrap();
@@ -75,7 +75,7 @@ fn an_existing_spool_dir_open_to_others_is_narrowed_to_0700() {
     for p in [dir.clone(), dir.join("quarantine")] {
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o777)).unwrap();
     }
-    Spool::open(&dir, 1 << 30, false).unwrap();
+    Spool::open(&dir, 1 << 30, false, "0000abcd").unwrap();
     assert_eq!((mode(&dir), mode(&dir.join("quarantine"))), (0o700, 0o700));
 }
 
@@ -85,7 +85,7 @@ fn an_existing_spool_dir_open_to_others_is_narrowed_to_0700() {
 fn a_spool_dir_another_user_owns_is_refused() {
     use std::os::unix::process::CommandExt;
     if let Ok(dir) = std::env::var("TSDB_TEST_FOREIGN_SPOOL") {
-        let Err(err) = Spool::open(Path::new(&dir), 1 << 30, false) else { panic!("{dir} was accepted") };
+        let Err(err) = Spool::open(Path::new(&dir), 1 << 30, false, "0000abcd") else { panic!("{dir} was accepted") };
         assert_eq!(err.to_string(), "owned by uid 0, not by this process's user (uid 65534)");
         assert_eq!(mode(Path::new(&dir)), 0o777, "another user's directory is left as it is");
         return;
@@ -114,13 +114,13 @@ fn a_spool_dir_another_user_owns_is_refused() {
     assert!(out.status.success(), "{text}");
     assert!(text.contains("1 passed"), "{text}");
     // Root itself may use it (an admin replaying the web server user's spool by hand).
-    Spool::open(&dir, 1 << 30, false).unwrap();
+    Spool::open(&dir, 1 << 30, false, "0000abcd").unwrap();
 }
 
 #[test]
 fn garbage_segments_are_quarantined_and_the_rest_replays() {
     let d = tempfile::tempdir().unwrap();
-    let sp = Spool::open(d.path(), 1 << 30, false).unwrap();
+    let sp = Spool::open(d.path(), 1 << 30, false, "0000abcd").unwrap();
     std::fs::write(d.path().join("0000000000001-0000000000000001-00000000000000000001.seg"), b"TSDBSPL1 garbage")
         .unwrap();
     sp.write(&record(5, 1), 5, 1).unwrap();
@@ -138,7 +138,7 @@ fn garbage_segments_are_quarantined_and_the_rest_replays() {
 #[test]
 fn a_segment_that_decodes_never_blocks_the_replay_of_the_others() {
     let d = tempfile::tempdir().unwrap();
-    let sp = Spool::open(d.path(), 1 << 30, false).unwrap();
+    let sp = Spool::open(d.path(), 1 << 30, false, "0000abcd").unwrap();
     let (a, b) = (record(7, u64::MAX), record(7, 0));
     let seg = oracles::segment(2, 7, 1, &[&a, &b]);
     assert!(tsdb::spool::decode(&seg).is_ok(), "checksums are right, so the segment decodes");

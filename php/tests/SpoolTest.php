@@ -85,6 +85,42 @@ final class SpoolTest extends TestCase {
         $this->assertSame(1, tsdb_stats()['quarantined']);
     }
 
+    /**
+     * A process configured for another file (an idle PHP-FPM worker that has not seen the admin's new settings yet)
+     * replays only its own target's segments: the events spooled for file B never land in file A, and a process
+     * configured for B replays them there once.
+     */
+    public function test_segments_of_another_target_are_left_for_a_process_configured_for_it(): void {
+        $b = $this->configure_down(['path' => $this->dir . '/b/events.jsonl', 'breaker_open_ms' => 3600000]);
+        for ($i = 0; $i < 200; $i++) {
+            tsdb_log_event(tsdb_test_event($i));
+        }
+        $this->wait_stats(fn($s) => $s['pending'] === 0 && $s['spool_segments'] === 2);
+        // Now configured for A, which is up: its flush thread replays its spool every second.
+        mkdir($this->dir . '/a');
+        $this->configure_down(['path' => $this->dir . '/a/events.jsonl']);
+        for ($i = 500; $i < 600; $i++) {
+            tsdb_log_event(tsdb_test_event($i));
+        }
+        $s = $this->wait_stats(fn($s) => $s['pending'] === 0 && $s['written'] >= 100);
+        for ($i = 0; $i < 15; $i++) {
+            tsdb_flush(100);
+            usleep(200000);
+        }
+        $s = tsdb_stats();
+        $this->assertSame([0, 2, 0], [$s['spool_segments'], $s['spool_other_segments'], $s['replayed']], json_encode($s));
+        $this->assertSame(range(1500, 1599), array_column(tsdb_test_read_jsonl($this->dir . '/a/events.jsonl'), 'userid'),
+            "only A's events in A");
+        // A process configured for B, which is up now, replays B's segments into B.
+        mkdir($this->dir . '/b');
+        [$rc, $out] = tsdb_test_replay_in_another_process($b, 10000);
+        $this->assertSame(0, $rc, $out);
+        $rep = json_decode($out, true);
+        $this->assertSame([2, 200, ''], [$rep['segments'], $rep['written'], $rep['error']], $out);
+        $this->assertSame(range(1000, 1199), array_column(tsdb_test_read_jsonl($this->dir . '/b/events.jsonl'), 'userid'));
+        $this->assertSame(0, tsdb_stats()['spool_other_segments']);
+    }
+
     public function test_spool_cap_drops_oldest_and_counts(): void {
         $this->configure_down(['spool_limit_bytes' => 1048576, 'batch_size' => 1000, 'breaker_open_ms' => 3600000]);
         $s0 = tsdb_stats();

@@ -254,6 +254,7 @@ $string['stat_spool_dropped'] = 'Spooled events dropped (spool cap)';
 $string['stat_spool_bytes'] = 'Spool size (bytes)';
 $string['stat_spool_segments'] = 'Spool segments';
 $string['stat_quarantined'] = 'Spool segments quarantined';
+$string['stat_spool_other_segments'] = 'Spool segments of another configuration (another database or table; replayed only by a process configured for it)';
 $string['stat_oldest_unsent_age_s'] = 'Oldest event not yet written, waiting for';
 $string['stat_breaker'] = 'Circuit breaker';
 $string['stat_last_error'] = 'Last error';
