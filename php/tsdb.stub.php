@@ -48,8 +48,8 @@ function tsdb_flush(int $timeout_ms = 5000, bool $probe = false): int {}
 /**
  * This process's counters: accepted, written, failed, rejected, dropped, truncated, retried, batches, pending,
  * queued_bytes, spooled, replayed, replay_rejected, spool_dropped, spool_bytes, spool_segments, quarantined,
- * spool_other_segments (segments spooled for another target: another backend, database or table, replayed only by a
- * process configured for it), oldest_unsent_age_s, breaker (open/closed), last_error (secrets redacted), last_error_at, last_success_at
+ * spool_other_segments (segments spooled for another target: another backend, database or table; the flush thread
+ * leaves them, tsdb_replay_spool() delivers them to the configured one), oldest_unsent_age_s, breaker (open/closed), last_error (secrets redacted), last_error_at, last_success_at
  * (unix seconds), schema_recreated (times the sink found its table or database gone and made it again),
  * schema_recreated_at (unix seconds, 0: never), schema_recreated_message (what it made again), warning (what is allowed but unsafe: credentials or events in clear text off this machine),
  * backend, mode, pid, version. accepted = written + failed + rejected + spooled + pending.
@@ -59,7 +59,8 @@ function tsdb_flush(int $timeout_ms = 5000, bool $probe = false): int {}
 function tsdb_stats(): array {}
 
 /**
- * Replays the configured target's spooled batches to it for up to `max_ms` (for a scheduled task or a CLI script).
+ * Replays spooled batches, whatever target they were spooled for, to the configured backend for up to `max_ms` (for
+ * a scheduled task or a CLI script).
  * Segments another process holds are skipped; a corrupt segment is moved to quarantine/ with the reason.
  *
  * @param int $max_ms

@@ -547,7 +547,7 @@ pub fn tsdb_stats() -> PhpResult<ZBox<ZendHashTable>> {
     for (k, v) in counters {
         ht.insert(k, v as i64)?;
     }
-    let (usage, quarantined, others) = crate::spool::usage_of(&config);
+    let (usage, quarantined, others) = crate::spool::usage_of(&config, false);
     let now_ms = crate::stats::now_unix() * 1000;
     let spool = [
         ("spooled", s.spooled.load(Relaxed)),
@@ -595,7 +595,7 @@ pub fn tsdb_replay_spool(max_ms: i64) -> PhpResult<ZBox<ZendHashTable>> {
             p.stats().note_recreated(&config.redact(msg));
         }
     }
-    let (usage, quarantined, _) = crate::spool::usage_of(&config);
+    let (usage, quarantined, _) = crate::spool::usage_of(&config, true);
     let mut ht = ZendHashTable::new();
     ht.insert("segments", rep.segments as i64)?;
     ht.insert("written", rep.written as i64)?;

@@ -6,10 +6,11 @@
 //!   fsynced (when `spool_fsync` is on) and renamed, so a segment is either whole or absent.
 //! - Names (`<created ms>-<producer>-<first seq>-<target>.seg`) sort by creation time, so replay goes
 //!   oldest first. `<target>` fingerprints where the events were going (`target_of`: backend, database
-//!   and table or measurement; no secret): a process replays only its own target's segments
-//!   (and those of versions before targets were named), so a process still configured for another
-//!   target (an idle PHP-FPM worker after the admin changed the table) never delivers them there.
-//!   Replay claims a segment with a
+//!   and table or measurement; no secret). A flush thread replays only its own target's segments (and
+//!   those named before targets were), so a process still configured for another target (an idle
+//!   PHP-FPM worker that has not seen the admin's new settings) never delivers them there; the replay
+//!   task (`replay_with`), which reads the site's configuration as it runs, replays every target's into
+//!   the configured one. Replay claims a segment with a
 //!   non-blocking `flock`, so one process at a time works on it, and deletes it only after the backend
 //!   confirmed its events. A segment that fails its checks is moved to `quarantine/` with the reason.
 //! - `spool_limit_bytes` caps the directory: beyond it the oldest segments are dropped and counted.
@@ -40,6 +41,8 @@ pub struct Spool {
     fsync: bool,
     /// The target whose segments this spool writes and replays (`target_of`).
     target: String,
+    /// Whether it replays every target's segments (`every_target`).
+    every: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -106,7 +109,12 @@ impl Spool {
         fs::DirBuilder::new().recursive(true).mode(0o700).create(dir.join("quarantine"))?;
         private_dir(dir)?;
         private_dir(&dir.join("quarantine"))?;
-        Ok(Spool { dir: dir.to_path_buf(), limit, fsync, target: target.to_string() })
+        Ok(Spool { dir: dir.to_path_buf(), limit, fsync, target: target.to_string(), every: false })
+    }
+
+    /// The same spool replaying the segments of every target, not only its own.
+    pub fn every_target(self) -> Spool {
+        Spool { every: true, ..self }
     }
 
     /// The spool `config` names, or None without `spool_dir`.
@@ -166,9 +174,10 @@ impl Spool {
         Ok((head.len() + frames.len()) as u64)
     }
 
-    /// This target's segments (and those named before targets were), oldest first.
+    /// This target's segments (and those named before targets were; every target's with
+    /// `every_target`), oldest first.
     pub fn list(&self) -> Vec<Segment> {
-        self.segments(true)
+        self.segments(!self.every)
     }
 
     /// Every target's segments (`true`: this target's), oldest first.
@@ -383,21 +392,22 @@ impl Spool {
 /// One replay pass with its own sink, outside the flush thread (`tsdb_replay_spool()`: a Moodle task or
 /// a CLI script).
 pub fn replay_with(config: &crate::config::Config, budget: std::time::Duration) -> Result<Replay, String> {
-    let sp = Spool::of(config).ok_or("spool_dir: not set, there is no spool to replay")??;
+    let sp = Spool::of(config).ok_or("spool_dir: not set, there is no spool to replay")??.every_target();
     let mut sink = crate::sink::open(config)?;
     let mut rep = sp.replay(sink.as_mut(), config.batch_size(), Instant::now() + budget);
     rep.recreated = sink.take_recreated();
     Ok(rep)
 }
 
-/// Usage of the spool a configuration names, without creating it: its target's segments, the
-/// quarantined ones and those of other targets.
-pub fn usage_of(config: &crate::config::Config) -> (Usage, u64, u64) {
+/// Usage of the spool a configuration names, without creating it: the segments its flush thread
+/// replays (`every`: the replay task's, every target's), the quarantined ones and those of other
+/// targets.
+pub fn usage_of(config: &crate::config::Config, every: bool) -> (Usage, u64, u64) {
     let dir = config.get("spool_dir");
     if dir.is_empty() {
         return (Usage::default(), 0, 0);
     }
-    let sp = Spool { dir: PathBuf::from(dir), limit: 0, fsync: false, target: target_of(config) };
+    let sp = Spool { dir: PathBuf::from(dir), limit: 0, fsync: false, target: target_of(config), every };
     (sp.usage(), sp.quarantined(), sp.others())
 }
 
@@ -660,6 +670,7 @@ mod tests {
         assert_eq!(names(&a).len(), 2, "{:?}", names(&a));
         assert!(names(&a)[1].ends_with("-0000abcd.seg"), "{:?}", names(&a));
         assert_eq!((a.usage().segments, a.others()), (2, 0));
+        assert_eq!(b.clone().every_target().list().len(), 2, "the replay task takes every target's");
         // The disk cap is the directory's: another target's segments count and are evicted too.
         let capped = Spool { limit: 1, ..b.clone() };
         assert_eq!(capped.make_room(0).segments, 2);

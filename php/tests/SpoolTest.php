@@ -86,12 +86,14 @@ final class SpoolTest extends TestCase {
     }
 
     /**
-     * A process configured for another file (an idle PHP-FPM worker that has not seen the admin's new settings yet)
-     * replays only its own target's segments: the events spooled for file B never land in file A, and a process
-     * configured for B replays them there once.
+     * A flush thread configured for another file (an idle PHP-FPM worker that has not seen the admin's new settings
+     * yet) replays only its own target's segments: the events spooled for file B never land in file A that way. The
+     * replay task (tsdb_replay_spool(), reading the site's configuration as it runs) delivers every target's to the
+     * configured one: B's events reach B while B is configured, and A's once the admin moved the site to A.
      */
-    public function test_segments_of_another_target_are_left_for_a_process_configured_for_it(): void {
+    public function test_a_flush_thread_leaves_another_targets_segments_to_the_replay_task(): void {
         $b = $this->configure_down(['path' => $this->dir . '/b/events.jsonl', 'breaker_open_ms' => 3600000]);
+        $replayed = tsdb_stats()['replayed'];
         for ($i = 0; $i < 200; $i++) {
             tsdb_log_event(tsdb_test_event($i));
         }
@@ -102,23 +104,40 @@ final class SpoolTest extends TestCase {
         for ($i = 500; $i < 600; $i++) {
             tsdb_log_event(tsdb_test_event($i));
         }
-        $s = $this->wait_stats(fn($s) => $s['pending'] === 0 && $s['written'] >= 100);
+        $this->wait_stats(fn($s) => $s['pending'] === 0 && file_exists($this->dir . '/a/events.jsonl'));
         for ($i = 0; $i < 15; $i++) {
             tsdb_flush(100);
             usleep(200000);
         }
         $s = tsdb_stats();
-        $this->assertSame([0, 2, 0], [$s['spool_segments'], $s['spool_other_segments'], $s['replayed']], json_encode($s));
+        $this->assertSame([0, 2, 0], [$s['spool_segments'], $s['spool_other_segments'], $s['replayed'] - $replayed],
+            json_encode($s));
         $this->assertSame(range(1500, 1599), array_column(tsdb_test_read_jsonl($this->dir . '/a/events.jsonl'), 'userid'),
             "only A's events in A");
-        // A process configured for B, which is up now, replays B's segments into B.
+        // The replay task configured for B, which is up now, replays B's segments into B.
         mkdir($this->dir . '/b');
         [$rc, $out] = tsdb_test_replay_in_another_process($b, 10000);
         $this->assertSame(0, $rc, $out);
         $rep = json_decode($out, true);
-        $this->assertSame([2, 200, ''], [$rep['segments'], $rep['written'], $rep['error']], $out);
+        $this->assertSame([2, 200, '', 0], [$rep['segments'], $rep['written'], $rep['error'], $rep['remaining_segments']],
+            $out);
         $this->assertSame(range(1000, 1199), array_column(tsdb_test_read_jsonl($this->dir . '/b/events.jsonl'), 'userid'));
         $this->assertSame(0, tsdb_stats()['spool_other_segments']);
+        // B down again, 100 more spooled for it; then the admin moves the site to A: the task delivers them to A.
+        unlink($this->dir . '/b/events.jsonl');
+        rmdir($this->dir . '/b');
+        $this->configure_down(['path' => $this->dir . '/b/events.jsonl', 'breaker_open_ms' => 3600000]);
+        $s0 = tsdb_stats();
+        for ($i = 700; $i < 800; $i++) {
+            tsdb_log_event(tsdb_test_event($i));
+        }
+        $this->wait_stats(fn($s) => $s['pending'] === 0 && $s['spooled'] - $s0['spooled'] === 100);
+        [$rc, $out] = tsdb_test_replay_in_another_process(['path' => $this->dir . '/a/events.jsonl'] + $b, 10000);
+        $this->assertSame(0, $rc, $out);
+        $rep = json_decode($out, true);
+        $this->assertSame([1, 100, ''], [$rep['segments'], $rep['written'], $rep['error']], $out);
+        $this->assertSame(array_merge(range(1500, 1599), range(1700, 1799)),
+            array_column(tsdb_test_read_jsonl($this->dir . '/a/events.jsonl'), 'userid'), "B's last events in A");
     }
 
     public function test_spool_cap_drops_oldest_and_counts(): void {
