@@ -180,7 +180,8 @@ impl Spool {
         self.segments(!self.every)
     }
 
-    /// Every target's segments (`true`: this target's), oldest first.
+    /// The segments in the directory, oldest first: with `own` only this target's (and those named
+    /// before targets were), else all.
     fn segments(&self, own: bool) -> Vec<Segment> {
         let mut v: Vec<Segment> = fs::read_dir(&self.dir)
             .into_iter()
