@@ -1055,6 +1055,8 @@ fn timescale_hypertable_compression_policies_and_aggregates() {
         ("hourly", "events"),
         ("activity", "events"),
         ("hourly", "other + teaching + participating"),
+        ("hourly_site", "events"),
+        ("hourly_site", "other + teaching + participating"),
         ("daily", "anonymous_events + (events - anonymous_events)"),
     ] {
         let sum: i64 = c
@@ -1115,6 +1117,28 @@ fn timescale_hypertable_compression_policies_and_aggregates() {
             "SELECT day AS d, eventname, origin, events AS e FROM \"{s}\".logstore_tsdb_log_daily_events"
         )),
         from_events
+    );
+    // An hour of the site in `_hourly_site` is its events' counts.
+    let hours = rows(
+        &mut c,
+        &format!(
+            "SELECT time_bucket(INTERVAL '1 hour', \"time\"), count(*), count(*) FILTER (WHERE edulevel = 0), \
+             count(*) FILTER (WHERE edulevel = 1), count(*) FILTER (WHERE edulevel = 2), \
+             count(*) FILTER (WHERE eventname = '\\core\\event\\user_loggedin'), \
+             count(*) FILTER (WHERE eventname = '\\core\\event\\user_login_failed') \
+             FROM \"{s}\".logstore_tsdb_log GROUP BY 1"
+        ),
+    );
+    assert!(!hours.is_empty());
+    assert_eq!(
+        rows(
+            &mut c,
+            &format!(
+                "SELECT bucket, events, other, teaching, participating, logins, failed_logins \
+                 FROM \"{s}\".logstore_tsdb_log_hourly_site"
+            )
+        ),
+        hours
     );
     // Aggregates an older extension left in TimescaleDB's default 70-day chunks: the next connection sets
     // their chunk size without making them again (same materialisations, same rows).
@@ -1200,14 +1224,22 @@ fn timescale_hypertable_compression_policies_and_aggregates() {
 /// Days per chunk of the aggregates' materialisations, in the order of their names (activity, daily,
 /// daily_active_users, daily_courses, daily_users, hourly).
 /// The sink's continuous aggregates by suffix, in the order of their names.
-const AGGREGATES: [&str; 7] =
-    ["_activity", "_daily", "_daily_active_users", "_daily_courses", "_daily_events", "_daily_users", "_hourly"];
+const AGGREGATES: [&str; 8] = [
+    "_activity",
+    "_daily",
+    "_daily_active_users",
+    "_daily_courses",
+    "_daily_events",
+    "_daily_users",
+    "_hourly",
+    "_hourly_site",
+];
 
 /// Policy jobs of a table without retention: its compression, a refresh and a compression per aggregate.
 const JOBS: usize = 1 + 2 * AGGREGATES.len();
 
 /// Days per chunk of each aggregate (`AGGREGATES`).
-const AGGREGATE_CHUNK_DAYS: [i64; 7] = [14, 14, 140, 140, 140, 14, 14];
+const AGGREGATE_CHUNK_DAYS: [i64; 8] = [14, 14, 140, 140, 140, 14, 14, 140];
 
 /// The names of the aggregates of `logstore_tsdb_log`.
 fn aggregate_names() -> Vec<String> {
@@ -1418,6 +1450,7 @@ fn old_days_written_while_the_scheduler_compresses_and_refreshes_them_are_in_eve
     assert_eq!((hours.len(), days.len()), (40 * 24, 40));
     for (view, bucket, want) in [
         ("hourly", "bucket", &hours),
+        ("hourly_site", "bucket", &hours),
         ("daily", "day", &days),
         ("daily_users", "day", &days),
         ("daily_active_users", "day", &days),
@@ -2166,6 +2199,7 @@ fn version_2_aggregates_on_aggregates_are_made_again_from_the_events() {
             on("_daily_events", false),
             on("_daily_users", false),
             on("_hourly", false),
+            on("_hourly_site", false),
         ];
         if retention > 0 {
             want.extend([on("_daily_active_users_v2", true), on("_daily_courses_v2", true)]);
@@ -2191,6 +2225,7 @@ fn version_2_aggregates_on_aggregates_are_made_again_from_the_events() {
             "daily_events 4",
             "daily_users 2",
             "hourly 2",
+            "hourly_site 5",
         ]
         .iter()
         .map(|v| {

@@ -110,18 +110,18 @@ d.panel("stat", "Courses with activity", [sql('SELECT count(DISTINCT courseid) A
 d.panel("stat", "Failed logins", [sql('SELECT COALESCE(sum(failed_logins), 0) AS "failed logins" '
                                       'FROM ${table}_daily_courses WHERE $__timeFilter(day)', "table")],
         w=6, h=4, options=STAT)
-d.panel("timeseries", "Events per hour", [sql('SELECT bucket AS "time", sum(events) AS "events" FROM ${table}_hourly '
+d.panel("timeseries", "Events per hour", [sql('SELECT bucket AS "time", sum(events) AS "events" FROM ${table}_hourly_site '
                                               'WHERE $__timeFilter(bucket) GROUP BY 1 ORDER BY 1')], options=TS)
 d.panel("timeseries", "Active users per day", [sql('SELECT day AS "time", active_users AS "active users" '
                                                    'FROM ${table}_daily_active_users WHERE $__timeFilter(day) '
                                                    'AND active_users > 0 ORDER BY 1')], options=TS)
 d.panel("timeseries", "Logins and failed logins per hour", [sql(
     'SELECT $__timeGroupAlias(bucket, \'1h\'), sum(logins) AS "logins", sum(failed_logins) AS "failed logins" '
-    'FROM ${table}_hourly WHERE $__timeFilter(bucket) GROUP BY 1 HAVING sum(logins) + sum(failed_logins) > 0 '
+    'FROM ${table}_hourly_site WHERE $__timeFilter(bucket) GROUP BY 1 HAVING sum(logins) + sum(failed_logins) > 0 '
     'ORDER BY 1')], options=TS)
 d.panel("timeseries", "Teaching and participating per hour", [sql(
     'SELECT $__timeGroupAlias(bucket, \'1h\'), sum(teaching) AS "teaching", sum(participating) AS "participating", '
-    'sum(other) AS "other" FROM ${table}_hourly WHERE $__timeFilter(bucket) GROUP BY 1 ORDER BY 1')], options=TS,
+    'sum(other) AS "other" FROM ${table}_hourly_site WHERE $__timeFilter(bucket) GROUP BY 1 ORDER BY 1')], options=TS,
     fieldconfig=STACKED)
 d.panel("barchart", "Most active courses", [sql(
     'SELECT courseid::text AS "course", sum(events) AS "events" FROM ${table}_daily_courses WHERE $__timeFilter(day) '

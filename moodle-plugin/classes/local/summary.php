@@ -27,9 +27,9 @@ namespace logstore_tsdb\local;
 defined('MOODLE_INTERNAL') || die();
 
 /**
- * With TimescaleDB the sink keeps seven real-time continuous aggregates (src/sink/postgres/timescale.rs): `<table>_daily`,
- * `_daily_courses`, `_daily_users`, `_daily_active_users`, `_hourly`, `_activity` and `_daily_events`. On plain
- * PostgreSQL (the sink's daily partitions) this class gives the same seven relations, with the same names, columns and types, so that every
+ * With TimescaleDB the sink keeps eight real-time continuous aggregates (src/sink/postgres/timescale.rs): `<table>_daily`,
+ * `_daily_courses`, `_daily_users`, `_daily_active_users`, `_hourly`, `_activity`, `_daily_events` and `_hourly_site`. On
+ * plain PostgreSQL (the sink's daily partitions) this class gives the same eight relations, with the same names, columns and types, so that every
  * documented query and dashboard runs unchanged on both:
  *
  * - `<table><suffix>_mat`: the materialised buckets of each (tables made from the definition itself);
@@ -80,7 +80,14 @@ class summary {
             . "count(*) FILTER (WHERE eventname = '\\core\\event\\user_login_failed') AS failed_logins"],
         '_activity' => ['day', 86400, 'courseid, contextlevel, contextinstanceid, component, eventname', 'count(*) AS events'],
         '_daily_events' => ['day', 86400, 'eventname, origin', 'count(*) AS events'],
+        '_hourly_site' => ['bucket', 3600, '', 'count(*) AS events, count(*) FILTER (WHERE edulevel = 0) AS other, '
+            . 'count(*) FILTER (WHERE edulevel = 1) AS teaching, count(*) FILTER (WHERE edulevel = 2) AS participating, '
+            . "count(*) FILTER (WHERE eventname = '\\core\\event\\user_loggedin') AS logins, "
+            . "count(*) FILTER (WHERE eventname = '\\core\\event\\user_login_failed') AS failed_logins"],
     ];
+
+    /** @var string[] Aggregates added after the summaries' version: made, from the events, when missing. */
+    const ADDED = ['_daily_events', '_hourly_site'];
 
     /** @var pgdb */
     protected $db;
@@ -172,7 +179,9 @@ class summary {
     public function ensure(): void {
         if ($this->exists()) {
             $this->add_daily_courses();
-            $this->add_daily_events();
+            foreach (self::ADDED as $suffix) {
+                $this->add_missing($suffix);
+            }
             return;
         }
         $state = $this->q('_summary');
@@ -267,11 +276,13 @@ class summary {
     }
 
     /**
-     * Summaries made by the plugin before `_daily_events` existed get it, its materialised days from the events still
+     * Summaries made by the plugin before an aggregate existed get it, its materialised days from the events still
      * there (like a new continuous aggregate on TimescaleDB, it has no row for days whose events retention dropped).
+     *
+     * @param string $suffix one of ADDED
      */
-    protected function add_daily_events(): void {
-        $mat = $this->q('_daily_events_mat');
+    protected function add_missing(string $suffix): void {
+        $mat = $this->q($suffix . '_mat');
         $missing = function() use ($mat): bool {
             return $this->db->query('SELECT to_regclass(?) AS t', [$mat])[0]->t === null;
         };
@@ -282,8 +293,8 @@ class summary {
         try {
             $this->db->execute('SELECT pg_advisory_xact_lock(?)', [$this->lock()]);
             if ($missing()) {
-                $this->create('_daily_events');
-                $this->db->execute("INSERT INTO $mat " . $this->select('_daily_events', '"time" < ' . $this->watermark_sql()));
+                $this->create($suffix);
+                $this->db->execute("INSERT INTO $mat " . $this->select($suffix, '"time" < ' . $this->watermark_sql()));
             }
             $this->db->execute('COMMIT');
         } catch (\Throwable $e) {

@@ -28,7 +28,7 @@ defined('MOODLE_INTERNAL') || die();
 
 /**
  * Refreshes the summaries `<table>_daily`, `_daily_courses`, `_daily_users`, `_daily_active_users`, `_hourly`,
- * `_activity` and `_daily_events` (see \logstore_tsdb\local\summary) on plain PostgreSQL; TimescaleDB refreshes its continuous aggregates
+ * `_activity`, `_daily_events` and `_hourly_site` (see \logstore_tsdb\local\summary) on plain PostgreSQL; TimescaleDB refreshes its continuous aggregates
  * itself, InfluxDB downsamples with continuous queries / tasks.
  *
  * @package    logstore_tsdb

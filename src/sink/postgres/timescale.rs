@@ -23,7 +23,8 @@
 //!   the reader's exact counts, engagement per course), `_daily_courses` (day, course: distinct
 //!   users, logins), `_daily_users` (day, user: a user's history), `_daily_active_users` (day: distinct
 //!   users), `_hourly` (hour, course: activity, logins), `_activity` (day, course module, event: top
-//!   activities) and `_daily_events` (day, event name, origin: site-wide top events), in 14-day chunks compressed a week after their end (TimescaleDB's 70
+//!   activities), `_daily_events` (day, event name, origin: site-wide top events) and `_hourly_site`
+//!   (hour: the site's activity and logins), in 14-day chunks compressed a week after their end (TimescaleDB's 70
 //!   days left a fifth of a year uncompressed, with an index per grouping column: most of their
 //!   disk). Their refresh policy
 //!   covers every day the events still exist for, so late events and imports of old logs are
@@ -66,7 +67,7 @@ pub struct Aggregate {
     /// `_daily_users` and twice lost a whole day in tests/postgres.rs's concurrent test (refreshed by
     /// the scheduler beside their parent's refresh), with no invalidation left to repair it. 4:
     /// `_daily_courses` gains `logins` and `failed_logins` (the site board's stats read whole days), and
-    /// `_daily_events` is new.
+    /// `_daily_events` is new. 5: `_hourly_site` is new.
     pub version: u32,
 }
 
@@ -190,6 +191,25 @@ pub fn aggregates(n: &Names) -> Vec<Aggregate> {
             orderby: "day DESC, eventname",
             chunk_days: 140,
             version: 4,
+        },
+        Aggregate {
+            suffix: "_hourly_site",
+            name: n.derived("_hourly_site"),
+            bucket_hours: 1,
+            // `_hourly` without the course: a row per hour (8 760 a year instead of one per active course
+            // and hour) for the site-wide hourly panels and the logins per day.
+            select: format!(
+                "SELECT time_bucket(INTERVAL '1 hour', \"time\") AS bucket, count(*) AS events, \
+                 count(*) FILTER (WHERE edulevel = 0) AS other, count(*) FILTER (WHERE edulevel = 1) AS teaching, \
+                 count(*) FILTER (WHERE edulevel = 2) AS participating, \
+                 count(*) FILTER (WHERE eventname = '\\core\\event\\user_loggedin') AS logins, \
+                 count(*) FILTER (WHERE eventname = '\\core\\event\\user_login_failed') AS failed_logins \
+                 FROM {main} GROUP BY 1"
+            ),
+            segmentby: "",
+            orderby: "bucket DESC",
+            chunk_days: 140,
+            version: 5,
         },
     ]
 }

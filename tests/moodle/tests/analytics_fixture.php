@@ -95,8 +95,9 @@ class analytics_fixture {
 
     /** @var string[] Companions of a table: the sink's, TimescaleDB's aggregates, the plain-PostgreSQL summaries. */
     const COMPANIONS = ['_ledger', '_schema', '_summary', '_daily_courses', '_daily', '_daily_users', '_daily_active_users',
-        '_hourly', '_activity', '_daily_events', '_daily_mat', '_daily_courses_mat', '_daily_users_mat',
-        '_daily_active_users_mat', '_hourly_mat', '_activity_mat', '_daily_events_mat', '_hourly_v1', '_daily_users_v1'];
+        '_hourly', '_activity', '_daily_events', '_hourly_site', '_daily_mat', '_daily_courses_mat', '_daily_users_mat',
+        '_daily_active_users_mat', '_hourly_mat', '_activity_mat', '_daily_events_mat', '_hourly_site_mat', '_hourly_v1',
+        '_daily_users_v1'];
 
     /** @var int Days of the analytics data set, ending at the start of today (UTC). */
     const DAYS = 21;

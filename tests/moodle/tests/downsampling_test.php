@@ -50,6 +50,7 @@ class downsampling_test extends base_testcase {
             'failed_logins']],
         '_activity' => ['day', 86400, ['courseid', 'contextlevel', 'contextinstanceid', 'component', 'eventname'], ['events']],
         '_daily_events' => ['day', 86400, ['eventname', 'origin'], ['events']],
+        '_hourly_site' => ['bucket', 3600, [], ['events', 'other', 'teaching', 'participating', 'logins', 'failed_logins']],
     ];
 
     /**
@@ -192,7 +193,7 @@ class downsampling_test extends base_testcase {
     }
 
     /**
-     * TimescaleDB, the seven continuous aggregates kept by their refresh policies, run by TimescaleDB's own scheduler
+     * TimescaleDB, the eight continuous aggregates kept by their refresh policies, run by TimescaleDB's own scheduler
      * and nothing else: two days of events up to an hour ago (and real events of now) are materialised up to the
      * policies' end offset with exactly the counts of logstore_standard_log; then events days and weeks old arrive
      * (as a spool replayed after a long outage, or an import of old logs, writes them): below the watermarks they are
@@ -369,14 +370,18 @@ class downsampling_test extends base_testcase {
             $summary->refresh($now);
             $this->assert_summaries($db, $summary, $entries, '_daily_courses with logins', $s + 4 * 86400);
             $this->assertNotEmpty($db->query('SELECT 1 FROM ' . $summary->q('_daily_courses_mat') . ' WHERE logins > 0'));
-            // Summaries of the plugin before `_daily_events`: the next refresh adds it, its materialised days from the
-            // events.
-            $db->execute('DROP VIEW ' . $summary->q('_daily_events'));
-            $db->execute('DROP TABLE ' . $summary->q('_daily_events_mat'));
+            // Summaries of the plugin before `_daily_events` and `_hourly_site`: the next refresh adds them, their
+            // materialised days from the events.
+            foreach (summary::ADDED as $suffix) {
+                $db->execute('DROP VIEW ' . $summary->q($suffix));
+                $db->execute('DROP TABLE ' . $summary->q($suffix . '_mat'));
+            }
             $summary->refresh($now);
-            $this->assert_summaries($db, $summary, $entries, '_daily_events added', $s + 4 * 86400);
-            $this->assertSame(self::expected('_daily_events', $entries, $s + 4 * 86400),
-                $this->read($db, '_daily_events', $summary->q('_daily_events_mat')), 'every day materialised in _daily_events');
+            $this->assert_summaries($db, $summary, $entries, 'aggregates added', $s + 4 * 86400);
+            foreach (summary::ADDED as $suffix) {
+                $this->assertSame(self::expected($suffix, $entries, $s + 4 * 86400),
+                    $this->read($db, $suffix, $summary->q($suffix . '_mat')), "every day materialised in $suffix");
+            }
 
             // Late events written live into day 2, older than the look-back (a spool replayed after an outage): stale
             // until PostgreSQL counted them in the day's partition, then the next refresh materialises that day again.

@@ -211,9 +211,10 @@ trait tsdb_privacy_fixture {
         if ($this->backend === 'timescaledb' && $this->tspdo) {
             $this->tspdo->exec('ALTER DATABASE ' . $this->ts_dbname()
                 . ' RESET timescaledb.max_tuples_decompressed_per_dml_transaction');
-            // The seven continuous aggregates, then the tables.
+            // The eight continuous aggregates, then the tables.
             foreach (['_daily_active_users' => 'MATERIALIZED VIEW', '_daily_courses' => 'MATERIALIZED VIEW',
                     '_daily_users' => 'MATERIALIZED VIEW', '_daily_events' => 'MATERIALIZED VIEW',
+                    '_hourly_site' => 'MATERIALIZED VIEW',
                     '_daily' => 'MATERIALIZED VIEW', '_hourly' => 'MATERIALIZED VIEW', '_activity' => 'MATERIALIZED VIEW',
                     '' => 'TABLE', '_ledger' => 'TABLE', '_schema' => 'TABLE'] as $suffix => $kind) {
                 $this->tspdo->exec("DROP $kind IF EXISTS public.\"{$this->target}$suffix\" CASCADE");

@@ -142,8 +142,8 @@ class timescaledb_test extends base_testcase {
                 . ' WHERE view_name LIKE ? ORDER BY view_name', [self::$settings['table'] . '\\_%']), 'view_name');
             $this->assertSame(array_map(function($suffix) {
                 return self::$settings['table'] . $suffix;
-            }, ['_activity', '_daily', '_daily_active_users', '_daily_courses', '_daily_events', '_daily_users', '_hourly']),
-                $views);
+            }, ['_activity', '_daily', '_daily_active_users', '_daily_courses', '_daily_events', '_daily_users', '_hourly',
+                '_hourly_site']), $views);
             $this->assertSame(self::N, (int) $db->query('SELECT count(*) AS n FROM ' . $db->table())[0]->n);
         } finally {
             $db->close();
