@@ -75,6 +75,9 @@ struct Shared {
 #[derive(Default)]
 struct JournalState {
     spool: Option<Spool>,
+    /// The configuration `spool` was opened for: the same `Arc` means the same spool, without
+    /// fingerprinting the target on every request.
+    opened_for: Option<Arc<Config>>,
     journal: Journal,
 }
 
@@ -243,20 +246,23 @@ impl Pipeline {
         };
         let stats = &self.shared.stats;
         let mut j = self.shared.journal.lock();
-        let dir = config.get("spool_dir");
-        let target = crate::spool::target_of(&config);
-        if j.spool.as_ref().is_none_or(|s| s.dir() != std::path::Path::new(dir) || s.target() != target) {
-            match Spool::of(&config) {
-                Some(Ok(s)) => j.spool = Some(s),
-                Some(Err(e)) => {
-                    stats.set_error(&format!("{e} (the durable journal)"));
-                    return;
+        if !j.opened_for.as_ref().is_some_and(|c| Arc::ptr_eq(c, &config)) {
+            let dir = config.get("spool_dir");
+            let target = crate::spool::target_of(&config);
+            if j.spool.as_ref().is_none_or(|s| s.dir() != std::path::Path::new(dir) || s.target() != target) {
+                match Spool::of(&config) {
+                    Some(Ok(s)) => j.spool = Some(s),
+                    Some(Err(e)) => {
+                        stats.set_error(&format!("{e} (the durable journal)"));
+                        return;
+                    }
+                    None => return,
                 }
-                None => return,
             }
+            j.opened_for = Some(config);
         }
         let delivered = self.shared.delivered.load(Relaxed);
-        let JournalState { spool, journal } = &mut *j;
+        let JournalState { spool, journal, .. } = &mut *j;
         journal.release(delivered);
         if let Some(sp) = spool.as_ref() {
             if let Err(e) = journal.append(sp, self.shared.producer, &records, last_seq, orphans) {

@@ -117,21 +117,25 @@ impl Spool {
         Spool { every: true, ..self }
     }
 
-    /// The spool `config` names, or None without `spool_dir`.
+    /// The spool `config` names, made if missing, or None without `spool_dir`.
     pub fn of(config: &crate::config::Config) -> Option<Result<Spool, String>> {
-        let dir = config.get("spool_dir");
-        if dir.is_empty() {
-            return None;
-        }
+        let sp = Spool::peek(config)?;
         Some(
-            Spool::open(
-                Path::new(dir),
-                config.int("spool_limit_bytes") as u64,
-                config.flag("spool_fsync"),
-                &target_of(config),
-            )
-            .map_err(|e| format!("spool_dir: cannot use {dir}: {e}")),
+            Spool::open(&sp.dir, sp.limit, sp.fsync, &sp.target)
+                .map_err(|e| format!("spool_dir: cannot use {}: {e}", sp.dir.display())),
         )
+    }
+
+    /// The spool `config` names, as it is on disk (nothing created), or None without `spool_dir`.
+    fn peek(config: &crate::config::Config) -> Option<Spool> {
+        let dir = config.get("spool_dir");
+        (!dir.is_empty()).then(|| Spool {
+            dir: PathBuf::from(dir),
+            limit: config.int("spool_limit_bytes") as u64,
+            fsync: config.flag("spool_fsync"),
+            target: target_of(config),
+            every: false,
+        })
     }
 
     pub fn dir(&self) -> &Path {
@@ -404,12 +408,13 @@ pub fn replay_with(config: &crate::config::Config, budget: std::time::Duration) 
 /// replays (`every`: the replay task's, every target's), the quarantined ones and those of other
 /// targets.
 pub fn usage_of(config: &crate::config::Config, every: bool) -> (Usage, u64, u64) {
-    let dir = config.get("spool_dir");
-    if dir.is_empty() {
-        return (Usage::default(), 0, 0);
+    match Spool::peek(config) {
+        Some(sp) => {
+            let sp = Spool { every, ..sp };
+            (sp.usage(), sp.quarantined(), sp.others())
+        }
+        None => (Usage::default(), 0, 0),
     }
-    let sp = Spool { dir: PathBuf::from(dir), limit: 0, fsync: false, target: target_of(config), every };
-    (sp.usage(), sp.quarantined(), sp.others())
 }
 
 fn header(count: u32, producer: u64, created_ms: i64) -> Vec<u8> {

@@ -121,3 +121,31 @@ function tsdb_test_rmtree(string $path): void {
         unlink($path);
     }
 }
+
+/**
+ * Runs DDL on the events table (DROP ... CASCADE) as an administrator does: again while TimescaleDB's scheduler is
+ * in its way. A refresh policy (the first runs follow the aggregates' creation) locks an aggregate, then the table;
+ * DROP the other way round: PostgreSQL ends one with "deadlock detected" or the catalog's "tuple concurrently
+ * deleted", and the failed statement changed nothing. Throws on any other error, or after 20 tries.
+ *
+ * @param resource|\PgSql\Connection $db
+ */
+function tsdb_test_pg_ddl($db, string $sql): void {
+    for ($try = 1;; $try++) {
+        pg_send_query($db, $sql);
+        $result = pg_get_result($db);
+        while (pg_get_result($db) !== false) {
+            // Drain: one result per statement.
+        }
+        $state = (string) pg_result_error_field($result, PGSQL_DIAG_SQLSTATE);
+        if ($state === '' || $state[0] === '0') {
+            return;
+        }
+        $error = pg_result_error($result);
+        $busy = $state === '40P01' || strpos($error, 'tuple concurrently') !== false;
+        if (!$busy || $try === 20) {
+            throw new RuntimeException("$sql: $error");
+        }
+        usleep(250000);
+    }
+}

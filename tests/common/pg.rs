@@ -71,8 +71,28 @@ impl PgServer {
     /// A fresh, empty schema for one test.
     pub fn schema(&self, name: &str) -> String {
         let schema = format!("{}_{name}", self.schema_prefix);
-        self.client().batch_execute(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE")).unwrap();
+        self.ddl_retrying(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"));
         schema
+    }
+
+    /// Runs DDL on the events table (DROP ... CASCADE, ALTER) as an administrator does: again while
+    /// TimescaleDB's scheduler is in its way. A refresh policy (the first runs follow the aggregates'
+    /// creation) locks an aggregate, then the table; DROP the other way round: PostgreSQL ends one with
+    /// "deadlock detected" or the catalog's "tuple concurrently deleted", and the failed statements
+    /// (one implicit transaction) changed nothing.
+    pub fn ddl_retrying(&self, sql: &str) {
+        let mut client = self.client();
+        for attempt in 1.. {
+            match client.batch_execute(sql) {
+                Ok(()) => return,
+                Err(e) => {
+                    let busy = e.code() == Some(&postgres::error::SqlState::T_R_DEADLOCK_DETECTED)
+                        || e.as_db_error().is_some_and(|d| d.message().contains("tuple concurrently"));
+                    assert!(busy && attempt < 20, "{sql}: {e:?}");
+                    std::thread::sleep(std::time::Duration::from_millis(250));
+                }
+            }
+        }
     }
 
     /// The sink's configuration for this server and `schema`; later pairs of `extra` win.

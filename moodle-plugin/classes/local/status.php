@@ -140,7 +140,9 @@ class status {
         if ($cfg->backend === 'postgres') {
             $table = '"' . (($cfg->schema ?? '') ?: 'public') . '"."' . (($cfg->table ?? '') ?: 'logstore_tsdb_log') . '"';
         } else if (strpos((string) $cfg->backend, 'influxdb') === 0) {
-            $table = (string) (($cfg->backend === 'influxdb2' ? $cfg->bucket : $cfg->database) ?? '');
+            // Quoted as the extension names it: database "moodle" is not database "moodle_old".
+            $name = (string) (($cfg->backend === 'influxdb2' ? $cfg->bucket : $cfg->database) ?? '');
+            $table = $name === '' ? '' : '"' . $name . '"';
         } else {
             return null;
         }

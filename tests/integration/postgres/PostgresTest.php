@@ -48,7 +48,7 @@ final class PostgresTest extends TestCase {
 
     private function schema(string $name): string {
         $schema = "it_php_$name";
-        pg_query($this->db, "DROP SCHEMA IF EXISTS \"$schema\" CASCADE");
+        tsdb_test_pg_ddl($this->db, "DROP SCHEMA IF EXISTS \"$schema\" CASCADE");
         return $schema;
     }
 

@@ -284,6 +284,41 @@ abstract class base_testcase extends TestCase {
     }
 
     /**
+     * A connection to the TimescaleDB database of the test servers (TSDB_TEST_TIMESCALE_DSN).
+     *
+     * @return \PDO
+     */
+    protected static function timescale(): \PDO {
+        $dsn = parse_url(getenv('TSDB_TEST_TIMESCALE_DSN'));
+        return new \PDO(sprintf('pgsql:host=%s;port=%s;dbname=%s', $dsn['host'], $dsn['port'], ltrim($dsn['path'], '/')),
+            urldecode($dsn['user']), urldecode($dsn['pass'] ?? ''), [\PDO::ATTR_ERRMODE => \PDO::ERRMODE_EXCEPTION]);
+    }
+
+    /**
+     * Runs a DROP as an administrator does: again when TimescaleDB's scheduler is in its way. A refresh policy
+     * running on one of the table's continuous aggregates (their first run follows their creation) locks the
+     * aggregate and then the table, DROP ... CASCADE the other way round: PostgreSQL ends one of them with
+     * "deadlock detected" (or the catalog's "tuple concurrently deleted"), and a failed DROP changed nothing.
+     *
+     * @param \PDO $pdo
+     * @param string $sql the DROP statement
+     */
+    public static function drop_retrying(\PDO $pdo, string $sql): void {
+        for ($try = 1;; $try++) {
+            try {
+                $pdo->exec($sql);
+                return;
+            } catch (\PDOException $e) {
+                $busy = $e->getCode() === '40P01' || strpos($e->getMessage(), 'tuple concurrently') !== false;
+                if (!$busy || $try === 20) {
+                    throw $e;
+                }
+                usleep(250000);
+            }
+        }
+    }
+
+    /**
      * Removes a directory tree.
      *
      * @param string $dir

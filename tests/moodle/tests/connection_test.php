@@ -46,22 +46,11 @@ class connection_test extends base_testcase {
         parent::tearDown();
         $this->drop_pg_tables();
         foreach ($this->tstables as $table) {
-            self::timescale()->exec('DROP TABLE IF EXISTS public."' . $table . '" CASCADE');
+            self::drop_retrying(self::timescale(), 'DROP TABLE IF EXISTS public."' . $table . '" CASCADE');
         }
         if ($this->influxdb !== '') {
             self::influx('DROP DATABASE "' . $this->influxdb . '"', true);
         }
-    }
-
-    /**
-     * A connection to the TimescaleDB database of the test servers.
-     *
-     * @return \PDO
-     */
-    protected static function timescale(): \PDO {
-        $dsn = parse_url(getenv('TSDB_TEST_TIMESCALE_DSN'));
-        return new \PDO(sprintf('pgsql:host=%s;port=%s;dbname=%s', $dsn['host'], $dsn['port'], ltrim($dsn['path'], '/')),
-            urldecode($dsn['user']), urldecode($dsn['pass'] ?? ''), [\PDO::ATTR_ERRMODE => \PDO::ERRMODE_EXCEPTION]);
     }
 
     /**

@@ -69,7 +69,7 @@ class journey_test extends base_testcase {
         }
         $this->assertSame(200, $http->status, 'the site answers after the reload');
         if ($this->table !== null) {
-            self::journey_db()->exec('DROP TABLE IF EXISTS public."' . $this->table . '" CASCADE');
+            self::drop_retrying(self::journey_db(), 'DROP TABLE IF EXISTS public."' . $this->table . '" CASCADE');
         }
     }
 

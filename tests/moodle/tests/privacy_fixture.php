@@ -217,7 +217,7 @@ trait tsdb_privacy_fixture {
                     '_hourly_site' => 'MATERIALIZED VIEW',
                     '_daily' => 'MATERIALIZED VIEW', '_hourly' => 'MATERIALIZED VIEW', '_activity' => 'MATERIALIZED VIEW',
                     '' => 'TABLE', '_ledger' => 'TABLE', '_schema' => 'TABLE'] as $suffix => $kind) {
-                $this->tspdo->exec("DROP $kind IF EXISTS public.\"{$this->target}$suffix\" CASCADE");
+                base_testcase::drop_retrying($this->tspdo, "DROP $kind IF EXISTS public.\"{$this->target}$suffix\" CASCADE");
             }
             $this->tspdo = null;
         } else if ($this->backend === 'influxdb1' && $this->target !== '') {

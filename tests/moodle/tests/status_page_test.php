@@ -42,7 +42,7 @@ class status_page_test extends base_testcase {
             foreach ($pdo->query("SELECT c.relname, c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
                     . " WHERE n.nspname = 'public' AND c.relname LIKE " . $pdo->quote($table . '%')
                     . " AND c.relkind IN ('r', 'p', 'v') ORDER BY c.relkind = 'v' DESC")->fetchAll() as $r) {
-                $pdo->exec(($r['relkind'] === 'v' ? 'DROP MATERIALIZED VIEW IF EXISTS' : 'DROP TABLE IF EXISTS')
+                self::drop_retrying($pdo, ($r['relkind'] === 'v' ? 'DROP MATERIALIZED VIEW IF EXISTS' : 'DROP TABLE IF EXISTS')
                     . ' public."' . $r['relname'] . '" CASCADE');
             }
         }
@@ -293,7 +293,7 @@ class status_page_test extends base_testcase {
         }
         $this->assertSame(0, tsdb_flush(60000));
         $this->assertGreaterThan(0, tsdb_stats()['spool_segments'], 'the N events are in the spool');
-        $pdo->exec("DROP TABLE public.\"$table\" CASCADE");
+        self::drop_retrying($pdo, "DROP TABLE public.\"$table\" CASCADE");
         // The database answers again; M = 4 more.
         $this->configure(['port' => $settings['port']]);
         foreach (array_slice($users, 8, 4) as $user) {
@@ -367,7 +367,7 @@ class status_page_test extends base_testcase {
         // (alter_job checks the configuration, so the next run is set with it, a little later than the drop.)
         $pdo->exec("SELECT alter_job($job, config => '{\"drop_after\": \"30 days\", \"hypertable_id\": $id}'::jsonb,"
             . " next_start => now() + interval '5 seconds')");
-        $pdo->exec("DROP TABLE public.\"$gone\"");
+        self::drop_retrying($pdo, "DROP TABLE public.\"$gone\"");
         $error = null;
         for ($i = 0; $i < 300 && $error === null; $i++) {
             usleep(200000);
@@ -382,17 +382,6 @@ class status_page_test extends base_testcase {
         $this->assertMatchesRegularExpression('~<td[^>]*>policy_retention</td>\\s*<td[^>]*>' . preg_quote($table, '~')
             . '</td>\\s*<td[^>]*>Failed: ' . preg_quote(s($error), '~') . '</td>~', $html);
         $this->assert_fpm_log_clean();
-    }
-
-    /**
-     * A connection to the TimescaleDB database of the test servers.
-     *
-     * @return \PDO
-     */
-    protected static function timescale(): \PDO {
-        $dsn = parse_url(getenv('TSDB_TEST_TIMESCALE_DSN'));
-        return new \PDO(sprintf('pgsql:host=%s;port=%s;dbname=%s', $dsn['host'], $dsn['port'], ltrim($dsn['path'], '/')),
-            urldecode($dsn['user']), urldecode($dsn['pass'] ?? ''), [\PDO::ATTR_ERRMODE => \PDO::ERRMODE_EXCEPTION]);
     }
 
     /**
