@@ -59,11 +59,12 @@ class pgdb {
      * @param string $appname application_name of this connection
      * @param bool $persistent keep the connection open for the next request of this PHP process (the reports' reader:
      *      a new connection costs the authentication and a server process with cold caches on every page)
+     * @param string[] $settings server settings of this connection (name => value, sent with the connection request)
      * @return self
      * @throws \moodle_exception when no driver is available or the connection fails
      */
     public static function from_config(#[\SensitiveParameter] \stdClass $cfg, string $appname = 'logstore_tsdb_moodle',
-            bool $persistent = false): self {
+            bool $persistent = false, array $settings = []): self {
         $params = [
             'host' => (string) ($cfg->host ?: '127.0.0.1'),
             'port' => (string) ((int) ($cfg->port ?: 5432)),
@@ -76,6 +77,11 @@ class pgdb {
         ];
         if (!empty($cfg->ca_file)) {
             $params['sslrootcert'] = (string) $cfg->ca_file;
+        }
+        if ($settings) {
+            $params['options'] = implode(' ', array_map(function($name, $value) {
+                return '-c ' . $name . '=' . $value;
+            }, array_keys($settings), $settings));
         }
         return new self($params, (string) ($cfg->schema ?: 'public'), (string) ($cfg->table ?: 'logstore_tsdb_log'),
             $persistent);

@@ -152,8 +152,9 @@ class settings_definition {
                 'max' => 3600000, 'ext' => true],
             'retry_max_elapsed_ms' => ['section' => 'performance', 'type' => 'int', 'default' => 180000, 'min' => 0,
                 'max' => 86400000, 'ext' => true],
-            // TimescaleDB: counts of the Logs reports from the daily aggregate (off: see the help text).
-            'countfromaggregate' => ['section' => 'performance', 'type' => 'bool', 'default' => 0],
+            // TimescaleDB: counts of the Logs reports and the privacy provider from the daily aggregates while they
+            // are exact (ignored on plain PostgreSQL).
+            'countfromaggregate' => ['section' => 'performance', 'type' => 'bool', 'default' => 1],
             // InfluxDB and PostgreSQL alike.
             'connect_timeout_ms' => ['section' => 'performance', 'type' => 'int', 'default' => 3000, 'min' => 100,
                 'max' => 600000, 'ext' => true],

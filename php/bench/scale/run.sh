@@ -11,6 +11,7 @@
 #   --md FILE           the report (default docs/SCALE.md)
 #   --users N --courses N   the generated site (default 5000 users, 100 courses)
 #   --skip PHASE,...    leave phases out (analytics, influx, import, fresh): for development only, said in the report
+#                       (SCALE_SHAPES=id-prefix,... in the environment: only those report shapes, development only)
 #   --keep DIR          start the servers in DIR and leave them running (development); --reuse DIR runs in them again
 #                       (the load is not repeated when DIR/results/load.json exists); --servers-only: start, then exit
 #
@@ -46,7 +47,7 @@ parse_args() {
       --keep) KEEP=$(realpath -m "$2"); shift 2 ;;
       --reuse) REUSE=$(realpath "$2"); shift 2 ;;
       --servers-only) SERVERSONLY=1; shift ;;
-      -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
+      -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
       -*) echo "unknown option $1" >&2; exit 2 ;;
       *) positional+=("$1"); shift ;;
     esac

@@ -180,12 +180,14 @@ class timescaledb_test extends base_testcase {
      */
     public function test_counts_from_the_daily_aggregate_are_exact(): void {
         $db = pgdb::from_config(log_dataset::plugin_config(self::$settings));
-        // Off by default: counted from the events.
-        $this->configure(self::$settings);
+        // Off: counted from the events.
+        $this->configure(self::$settings + ['countfromaggregate' => 0]);
         $store = get_log_manager()->get_readers()['logstore_tsdb'];
         $this->assertSame((int) $db->query_native('SELECT count(*) AS n FROM ' . $db->table() . ' WHERE courseid = 3')[0]->n,
             $store->get_events_select_count('courseid = :c', ['c' => 3]));
         $this->assertStringNotContainsString('_daily', $store->get_reader()->lastsql, 'counted from the events');
+        // On by default.
+        $this->assertSame(1, \logstore_tsdb\local\settings_definition::all()['countfromaggregate']['default']);
         $this->configure(self::$settings + ['countfromaggregate' => 1]);
         $store = get_log_manager()->get_readers()['logstore_tsdb'];
         $reader = $store->get_reader();
@@ -210,9 +212,10 @@ class timescaledb_test extends base_testcase {
         };
         try {
             $check(true, 'materialised');
-            // A user alone from the per-user aggregate (ordered by user), a user in a course from the daily one.
-            foreach (['_daily_users' => ['userid = :u', ['u' => 9]], '_daily' => ['userid = ? AND courseid = ?', [12, 5]]]
-                    as $suffix => [$where, $params]) {
+            // A user alone from the per-user aggregate (ordered by user), a user in a course from the daily one, a
+            // course alone from its row a day.
+            foreach (['_daily_users' => ['userid = :u', ['u' => 9]], '_daily' => ['userid = ? AND courseid = ?', [12, 5]],
+                    '_daily_courses' => ['courseid = :c AND anonymous = 0', ['c' => 3]]] as $suffix => [$where, $params]) {
                 $store->get_events_select_count($where, $params);
                 $this->assertStringContainsString(pgdb::quote_identifier(summary::derived(self::$settings['table'], $suffix)),
                     $reader->lastsql, $where);

@@ -66,11 +66,19 @@ class pg_reader {
      * day). */
     const DAILY_KEYS = ['courseid', 'userid', 'anonymous'];
 
+    /** @var string[] The reader's session: no JIT. Report queries run for milliseconds, and PostgreSQL compiled those
+     * its cost estimate finds large (a real-time aggregate over the year, counts over every chunk) for up to 77 ms
+     * more (docs/SCALE.md, run G). */
+    const SETTINGS = ['jit' => 'off'];
+
     /** @var \stdClass plugin config */
     protected $cfg;
 
     /** @var pgdb|null */
     protected $db;
+
+    /** @var bool|null Whether the database has TimescaleDB (timescale()). */
+    protected $timescale = null;
 
     /** @var bool Close $db in close() (it was opened here). */
     protected $owndb;
@@ -100,7 +108,7 @@ class pg_reader {
      */
     public function db(): pgdb {
         if ($this->db === null) {
-            $this->db = pgdb::from_config($this->cfg, 'logstore_tsdb_reader', true);
+            $this->db = pgdb::from_config($this->cfg, 'logstore_tsdb_reader', true, self::SETTINGS);
         }
         return $this->db;
     }
@@ -354,7 +362,8 @@ class pg_reader {
     public function count(string $selectwhere, array $params): int {
         $db = $this->db();
         $fragment = fragment::parse($selectwhere, $params);
-        $n = empty($this->cfg->countfromaggregate) ? null : $this->count_from_daily($db, $fragment);
+        $aggregate = !empty($this->cfg->countfromaggregate) && $this->timescale($db);
+        $n = $aggregate ? $this->count_from_daily($db, $fragment) : null;
         if ($n !== null) {
             return $n;
         }
@@ -364,19 +373,18 @@ class pg_reader {
     }
 
     /**
-     * The count from the daily aggregate `<table>_daily` (day, courseid, userid, events, anonymous_events), or for a
-     * user alone from `<table>_daily_users` (day, userid, ...: its rows are ordered by user, where `_daily`'s are
-     * grouped by course), when the fragment is only equalities on those keys and a range of whole UTC days, and the
-     * aggregate is exact now.
+     * The count from a daily aggregate: `<table>_daily` (day, courseid, userid, events, anonymous_events) for a user
+     * in a course, `<table>_daily_courses` (a row per day and course) for a course alone, `<table>_daily_users` (its
+     * rows ordered by user) for a user alone; when the fragment is only equalities on those keys and a range of whole
+     * UTC days, and the aggregate is exact now.
      *
      * The aggregate is TimescaleDB's real-time continuous aggregate: its materialised days plus the raw rows after its
      * watermark. It is exact unless rows below the watermark changed since its last refresh (a late event, an import, a
      * deletion): TimescaleDB logs such changes in its invalidation logs, and while any is there the count is taken from
      * the events themselves. The check and the sum are one statement (one snapshot).
      *
-     * Only with the setting countfromaggregate: docs/SCALE.md found events written during a bulk load, while
-     * TimescaleDB's jobs ran, in the table but in no aggregate and with no invalidation logged, which this check cannot
-     * see; until that is understood, counts come from the events by default.
+     * With the setting countfromaggregate (on by default since the scale runs at 10 M events found every aggregate
+     * equal to the events once TimescaleDB's roll-up of compressed chunks, which lost events, was no longer used).
      *
      * @param pgdb $db
      * @param fragment $fragment
@@ -391,7 +399,10 @@ class pg_reader {
         }
         $table = (string) ($this->cfg->table ?: 'logstore_tsdb_log');
         $schema = (string) ($this->cfg->schema ?: 'public');
-        $view = summary::derived($table, isset($keys['courseid']) ? '_daily' : '_daily_users');
+        // The smallest aggregate keyed by exactly these: a course's days (a row per day), a user's (ordered by user),
+        // or a user's in a course (`_daily`, grouped by course).
+        $suffix = isset($keys['courseid']) ? (isset($keys['userid']) ? '_daily' : '_daily_courses') : '_daily_users';
+        $view = summary::derived($table, $suffix);
         $sum = !isset($keys['anonymous']) ? 'events' : ($keys['anonymous'] ? 'anonymous_events'
             : 'events - anonymous_events');
         unset($keys['anonymous']);
@@ -445,6 +456,20 @@ class pg_reader {
     }
 
     /**
+     * Whether the database has TimescaleDB (asked once per reader: no aggregate to count from on plain PostgreSQL,
+     * where the catalog query would fail and leave an error in the server's log on every count).
+     *
+     * @param pgdb $db
+     * @return bool
+     */
+    protected function timescale(pgdb $db): bool {
+        if ($this->timescale === null) {
+            $this->timescale = $db->timescaledb_version() !== null;
+        }
+        return $this->timescale;
+    }
+
+    /**
      * Is there a matching row?
      *
      * @param string $selectwhere
@@ -473,7 +498,7 @@ class pg_reader {
             }
             return;
         }
-        $db = pgdb::from_config($this->cfg, 'logstore_tsdb_reader');
+        $db = pgdb::from_config($this->cfg, 'logstore_tsdb_reader', false, self::SETTINGS);
         [$sql, $values] = $this->select_sql($db, $selectwhere, $params, $sort, $limitfrom, $limitnum);
         $open = false;
         if (!$db->table_exists()) {
