@@ -69,7 +69,7 @@ class journey_test extends base_testcase {
         }
         $this->assertSame(200, $http->status, 'the site answers after the reload');
         if ($this->table !== null) {
-            self::drop_retrying(self::journey_db(), 'DROP TABLE IF EXISTS public."' . $this->table . '" CASCADE');
+            self::drop_retrying(self::timescale(), 'DROP TABLE IF EXISTS public."' . $this->table . '" CASCADE');
         }
     }
 
@@ -132,7 +132,7 @@ class journey_test extends base_testcase {
         $this->assertNotContains('logstore_tsdb', explode(',', (string) $DB->get_field('config_plugins', 'value',
             ['plugin' => 'tool_log', 'name' => 'enabled_stores'])));
         // The student's views in the time series database once each, as the standard store has them.
-        $views = self::journey_db()->query('SELECT userid, courseid, contextid, crud, edulevel FROM public."' . $this->table
+        $views = self::timescale()->query('SELECT userid, courseid, contextid, crud, edulevel FROM public."' . $this->table
             . '" WHERE eventname = \'\\core\\event\\course_viewed\' AND userid = ' . (int) $student->id)->fetchAll(\PDO::FETCH_ASSOC);
         $standard = $DB->get_records('logstore_standard_log', ['eventname' => '\\core\\event\\course_viewed',
             'userid' => $student->id], 'id', 'id, userid, courseid, contextid, crud, edulevel');
@@ -148,16 +148,5 @@ class journey_test extends base_testcase {
             $this->assertSame(1280, getimagesize("$shots/$shot.png")[0] ?? null, "$shot.png");
         }
         $this->assert_fpm_log_clean();
-    }
-
-    /**
-     * A connection to the TimescaleDB database of the test servers.
-     *
-     * @return \PDO
-     */
-    protected static function journey_db(): \PDO {
-        $dsn = parse_url(getenv('TSDB_TEST_TIMESCALE_DSN'));
-        return new \PDO(sprintf('pgsql:host=%s;port=%s;dbname=%s', $dsn['host'], $dsn['port'], ltrim($dsn['path'], '/')),
-            urldecode($dsn['user']), urldecode($dsn['pass'] ?? ''), [\PDO::ATTR_ERRMODE => \PDO::ERRMODE_EXCEPTION]);
     }
 }

@@ -290,7 +290,7 @@ class pg_reader {
         $table = (string) ($this->cfg->table ?: 'logstore_tsdb_log');
         $schema = (string) ($this->cfg->schema ?: 'public');
         $rows = [];
-        if ($db->timescaledb_version() !== null) {
+        if ($this->timescale($db)) {
             $rows = $db->query('SELECT floor(extract(epoch FROM min(range_start)))::bigint AS lo, '
                 . 'ceil(extract(epoch FROM max(range_end)))::bigint AS hi FROM timescaledb_information.chunks '
                 . 'WHERE hypertable_schema = ? AND hypertable_name = ?', [$schema, $table]);
@@ -447,7 +447,8 @@ class pg_reader {
         try {
             $rows = $db->query_native($sql, $values);
         } catch (\moodle_exception $e) {
-            // No such aggregate (plain PostgreSQL, an older table), or TimescaleDB's catalog changed: count the events.
+            // No such aggregate (a table made before it), or TimescaleDB's catalog is not as this query knows it: count
+            // the events.
             return null;
         }
         $this->lastsql = $sql;
