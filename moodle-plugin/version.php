@@ -25,7 +25,7 @@
 defined('MOODLE_INTERNAL') || die();
 
 $plugin->component = 'logstore_tsdb';
-$plugin->version = 2025070106;
+$plugin->version = 2025070107;
 $plugin->requires = 2024042200; // Moodle 4.4.
 $plugin->supported = [404, 501];
 $plugin->maturity = MATURITY_BETA;

@@ -33,4 +33,12 @@ $definitions = [
         'simpledata' => true,
         'staticacceleration' => false,
     ],
+    // The time span each events table covers (key: its server and name; value: span and when it was read), so that
+    // a report page's reader does not ask TimescaleDB's catalog on every request (pg_reader::data_span()).
+    'dataspan' => [
+        'mode' => cache_store::MODE_APPLICATION,
+        'simplekeys' => true,
+        'simpledata' => true,
+        'staticacceleration' => true,
+    ],
 ];

@@ -91,5 +91,9 @@ function xmldb_logstore_tsdb_upgrade($oldversion) {
         }
         upgrade_plugin_savepoint(true, 2025070106, 'logstore', 'tsdb');
     }
+    if ($oldversion < 2025070107) {
+        // New cache definition dataspan (db/caches.php), which the upgrade registers: nothing to change here.
+        upgrade_plugin_savepoint(true, 2025070107, 'logstore', 'tsdb');
+    }
     return true;
 }

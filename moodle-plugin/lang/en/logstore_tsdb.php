@@ -298,6 +298,7 @@ $string['health_problem_recreated'] = 'the events table was missing and was crea
 $string['health_problem_flush'] = 'the cron process could not write a test event: {$a}';
 
 // Status check (Site administration > Reports > System status).
+$string['cachedef_dataspan'] = 'The time span each time series database events table covers (for the Logs reports\' pages)';
 $string['cachedef_workerreport'] = 'When each PHP process last reported its time series database log store counters';
 $string['check_extension'] = 'tsdb PHP extension';
 $string['check_extension_ok'] = 'The tsdb extension {$a} is loaded and configured.';

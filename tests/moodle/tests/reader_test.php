@@ -262,6 +262,43 @@ class reader_test extends base_testcase {
     }
 
     /**
+     * A report page takes the table's data span from the site's cache for a minute: events written since, older and
+     * newer than the cached span, are on the pages all the same (a stale span changes how many windows a page takes,
+     * never its rows), first pages newest first and oldest first.
+     */
+    public function test_a_stale_data_span_changes_no_page(): void {
+        $table = 'reader_span_' . getmypid();
+        log_dataset::drop_tsdb_table($table);
+        $settings = log_dataset::pg_settings($table);
+        try {
+            $middle = log_dataset::generate(300, 2, 11, log_dataset::START + 10 * DAYSECS);
+            log_dataset::write_through_extension($middle, $settings);
+            $this->configure($settings);
+            $cfg = \logstore_tsdb\log\store::read_plugin_config();
+            $reader = new tsdb_test_span_reader($cfg);
+            $before = $reader->span();
+            $this->assertSame(log_dataset::START + 10 * DAYSECS, $before[0], 'the first day of the events');
+            // Older and newer events than the cached span.
+            $older = log_dataset::generate(50, 1, 12, log_dataset::START);
+            $newer = log_dataset::generate(50, 1, 13, log_dataset::START + 20 * DAYSECS);
+            log_dataset::write_through_extension(array_merge($older, $newer), $settings);
+            $this->assertSame($before, $reader->span(), 'the cached span, stale now');
+            $this->assertSame(log_dataset::START, $reader->span_now()[0], 'the older events are in the table');
+            $all = array_column(array_merge($older, $middle, $newer), 'timecreated');
+            $store = get_log_manager()->get_readers()['logstore_tsdb'];
+            foreach (['timecreated DESC' => SORT_DESC, 'timecreated ASC' => SORT_ASC] as $sort => $order) {
+                $want = $all;
+                $order === SORT_DESC ? rsort($want) : sort($want);
+                $rows = $store->get_reader()->get_rows('', [], $sort, 0, 20);
+                $this->assertSame(array_slice($want, 0, 20), array_map('intval', array_column($rows, 'timecreated')),
+                    $sort);
+            }
+        } finally {
+            log_dataset::drop_tsdb_table($table);
+        }
+    }
+
+    /**
      * EXPLAIN of the reader's last statement.
      *
      * @param \logstore_tsdb\local\reader\pg_reader $reader
@@ -350,5 +387,28 @@ class reader_test extends base_testcase {
         } catch (unsupported_query $e) {
             $this->assertStringContainsString('keeps no queryable copy', $e->getMessage());
         }
+    }
+}
+
+/**
+ * The reader with its data span visible: as cached, and as the catalog says now.
+ */
+class tsdb_test_span_reader extends \logstore_tsdb\local\reader\pg_reader {
+    /**
+     * The span a report page would use (the site's cache, at most a minute old).
+     *
+     * @return int[]|null
+     */
+    public function span(): ?array {
+        return $this->data_span($this->db());
+    }
+
+    /**
+     * The span as the catalog says it now.
+     *
+     * @return int[]|null
+     */
+    public function span_now(): ?array {
+        return $this->data_span_now($this->db());
     }
 }

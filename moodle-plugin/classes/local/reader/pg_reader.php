@@ -59,6 +59,9 @@ class pg_reader {
     /** @var int Iterators with no limit or a larger one read through a server-side cursor in pages of this size. */
     const PAGE = 2000;
 
+    /** @var int Seconds a table's data span is taken from the site's cache (data_span()). */
+    const SPAN_SECONDS = 60;
+
     /** @var int[] Days of the successive time windows of a page (then no window): see get_rows(). */
     const WINDOW_DAYS = [1, 4, 16, 64, 256];
 
@@ -280,13 +283,36 @@ class pg_reader {
     }
 
     /**
+     * The time span the table's storage covers, as data_span_now() found it at most SPAN_SECONDS ago (the site's
+     * cache `dataspan`: a report page then sends one statement, not three).
+     *
+     * A span that is stale by then changes how many windows a page takes, never its rows: a window is open on the side
+     * the page starts from (newest first: [edge, open)), so events newer than the span are in every window, and a page
+     * is taken from a window only when the window holds all of it; the last window is the whole table.
+     *
+     * @param pgdb $db
+     * @return int[]|null
+     */
+    protected function data_span(pgdb $db): ?array {
+        $cache = \cache::make('logstore_tsdb', 'dataspan');
+        $key = sha1(json_encode([$this->cfg->host ?? '', $this->cfg->port ?? '', $this->cfg->dbname ?? '', $db->table()]));
+        $cached = $cache->get($key);
+        if (is_array($cached) && $cached['at'] > time() - self::SPAN_SECONDS) {
+            return $cached['span'];
+        }
+        $span = $this->data_span_now($db);
+        $cache->set($key, ['span' => $span, 'at' => time()]);
+        return $span;
+    }
+
+    /**
      * The time span the table's storage covers, [first second, after the last second], or null when unknown (the
      * TimescaleDB catalog's chunk ranges: no scan of the data; plain PostgreSQL: its daily partitions' names).
      *
      * @param pgdb $db
      * @return int[]|null
      */
-    protected function data_span(pgdb $db): ?array {
+    protected function data_span_now(pgdb $db): ?array {
         $table = (string) ($this->cfg->table ?: 'logstore_tsdb_log');
         $schema = (string) ($this->cfg->schema ?: 'public');
         $rows = [];
