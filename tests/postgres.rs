@@ -1575,6 +1575,7 @@ fn a_dropped_table_is_made_again_by_the_next_write_and_its_ledger_starts_afresh(
         let mut other = t.sink(s, &config);
         other.maintain().unwrap();
         assert_eq!(t.timescale.then(|| job_ids(t, s)), jobs, "connecting leaves the policies as they are");
+        t.stop_jobs(s, "logstore_tsdb_log");
         t.ddl_retrying(&format!("DROP TABLE \"{s}\".logstore_tsdb_log CASCADE"));
 
         // The M events after the drop: the next write makes the table again, and is written.
@@ -1638,6 +1639,7 @@ fn a_spool_replayed_by_another_process_makes_the_dropped_table_again() {
             let k = first as usize - 1;
             spool.write(&records(9, first, &evs[k..k + 100]), 9, first).unwrap();
         }
+        t.stop_jobs(s, "logstore_tsdb_log");
         t.ddl_retrying(&format!("DROP TABLE \"{s}\".logstore_tsdb_log CASCADE"));
         // The plugin's task (tsdb_replay_spool() in another process) replays: the table is made again and
         // every spooled event is written once, the 100 included (the old ledger's "written" was cleared).
@@ -1678,6 +1680,9 @@ fn changed_table_case(
         pipeline::log(&p, e);
     }
     pipeline::wait_for(&p, "N written", |st| st.written.load(Ordering::SeqCst) == n as u64);
+    if break_sql.contains("DROP TABLE") {
+        t.stop_jobs(s, "logstore_tsdb_log");
+    }
     t.ddl_retrying(break_sql);
     for e in &evs[n..] {
         pipeline::log(&p, e);
@@ -1816,6 +1821,7 @@ fn a_writer_that_may_not_create_the_dropped_table_says_so_then_what_to_grant() {
     let mut writer = t.sink(&s, &[("user", "tsdb_it_writer2"), ("password", "tsdb_it_writer2-pw")]);
     let evs: Vec<Ev> = (0..20).map(plain).collect();
     writer.write(&batch(5, 1, &evs[..10])).unwrap();
+    t.stop_jobs(&s, "logstore_tsdb_log");
     t.ddl_retrying(&format!("DROP TABLE {table} CASCADE"));
     let b = batch(5, 11, &evs[10..]);
     match writer.write(&b) {

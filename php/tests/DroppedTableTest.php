@@ -57,6 +57,7 @@ final class DroppedTableTest extends TestCase {
             $server['dbname'], $server['user'], $server['password']));
         $schema = 'it_php_dropped';
         $table = "\"$schema\".logstore_tsdb_log";
+        tsdb_test_pg_stop_jobs($db, $schema);
         tsdb_test_pg_ddl($db, "DROP SCHEMA IF EXISTS \"$schema\" CASCADE");
         $up = array_merge(['backend' => 'postgres', 'schema' => $schema, 'spool_dir' => $this->dir . '/spool',
             'flush_interval_ms' => 50, 'batch_size' => 100, 'retry_max_elapsed_ms' => 0, 'breaker_open_ms' => 200], $server);
@@ -114,6 +115,7 @@ final class DroppedTableTest extends TestCase {
         $timescale = (bool) pg_fetch_result(pg_query($db,
             "SELECT count(*) FROM pg_extension WHERE extname = 'timescaledb'"), 0, 0);
         $this->assertSame($timescale ? 'timescaledb' : 'native', $layout);
+        tsdb_test_pg_stop_jobs($db, $schema);
         tsdb_test_pg_ddl($db, "DROP SCHEMA \"$schema\" CASCADE");
     }
 }

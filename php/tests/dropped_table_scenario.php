@@ -37,6 +37,7 @@ for ($i = 100; $i < 100 + $n; $i++) {
 wait_stats('N spooled', fn($s) => $s['spooled'] === $n);
 $db = pg_connect(sprintf('host=%s port=%s dbname=%s user=%s password=%s', $up['host'], $up['port'], $up['dbname'],
     $up['user'], $up['password']));
+tsdb_test_pg_stop_jobs($db, $up['schema'], 'logstore_tsdb_log');
 tsdb_test_pg_ddl($db, sprintf('DROP TABLE "%s".logstore_tsdb_log CASCADE', $up['schema']));
 for ($i = 100 + $n; $i < 100 + $n + $m; $i++) {
     tsdb_log_event(tsdb_test_event($i));

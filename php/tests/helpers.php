@@ -123,6 +123,35 @@ function tsdb_test_rmtree(string $path): void {
 }
 
 /**
+ * Before a test drops an events table: deletes the TimescaleDB policy jobs of the hypertables in $schema whose names
+ * start with $prefix (and of their aggregates) and waits until their workers have ended. A job running while its
+ * hypertable is dropped can crash TimescaleDB 2.28.3's worker, and PostgreSQL then restarts the whole server
+ * (tests/common/stop_jobs.sql says more). Nothing to do without TimescaleDB.
+ *
+ * @param resource|\PgSql\Connection $db
+ */
+function tsdb_test_pg_stop_jobs($db, string $schema, string $prefix = ''): void {
+    if (pg_fetch_result(pg_query($db, "SELECT to_regclass('_timescaledb_catalog.bgw_job')"), 0, 0) === null) {
+        return;
+    }
+    $sql = file_get_contents(__DIR__ . '/../../tests/common/stop_jobs.sql');
+    $result = pg_query_params($db, $sql, [$schema, $prefix]);
+    if ($result === false) {
+        throw new RuntimeException("stopping the jobs of $schema.$prefix*: " . pg_last_error($db));
+    }
+    $deadline = microtime(true) + 60;
+    foreach (pg_fetch_all_columns($result, 0) as $worker) {
+        while ((int) pg_fetch_result(pg_query_params($db,
+                'SELECT count(*) FROM pg_stat_activity WHERE application_name = $1', [$worker]), 0, 0) > 0) {
+            if (microtime(true) > $deadline) {
+                throw new RuntimeException("the worker of $worker still runs after 60 s");
+            }
+            usleep(20000);
+        }
+    }
+}
+
+/**
  * Runs DDL on the events table (DROP ... CASCADE) as an administrator does: again while TimescaleDB's scheduler is
  * in its way. A refresh policy (the first runs follow the aggregates' creation) locks an aggregate, then the table;
  * DROP the other way round: PostgreSQL ends one with "deadlock detected" or the catalog's "tuple concurrently

@@ -71,8 +71,40 @@ impl PgServer {
     /// A fresh, empty schema for one test.
     pub fn schema(&self, name: &str) -> String {
         let schema = format!("{}_{name}", self.schema_prefix);
+        self.stop_jobs(&schema, "");
         self.ddl_retrying(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"));
         schema
+    }
+
+    /// Before a test drops an events table: deletes the TimescaleDB policy jobs of the hypertables in `schema`
+    /// whose names start with `prefix` (and of their aggregates) and waits until their workers have ended. A
+    /// job running while its hypertable is dropped can crash TimescaleDB 2.28.3's worker, and PostgreSQL then
+    /// restarts the whole server (tests/common/stop_jobs.sql says more). Nothing to do without TimescaleDB.
+    pub fn stop_jobs(&self, schema: &str, prefix: &str) {
+        let mut client = self.client();
+        let catalog: Option<String> =
+            client.query_one("SELECT to_regclass('_timescaledb_catalog.bgw_job')::text", &[]).unwrap().get(0);
+        if catalog.is_none() {
+            return;
+        }
+        let workers: Vec<String> = client
+            .query(include_str!("stop_jobs.sql"), &[&schema, &prefix])
+            .unwrap_or_else(|e| panic!("stopping the jobs of {schema}.{prefix}*: {e:?}"))
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        for name in workers {
+            while client
+                .query_one("SELECT count(*) FROM pg_stat_activity WHERE application_name = $1", &[&name])
+                .unwrap()
+                .get::<_, i64>(0)
+                > 0
+            {
+                assert!(std::time::Instant::now() < deadline, "the worker of {name} still runs after 60 s");
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+        }
     }
 
     /// Runs DDL on the events table (DROP ... CASCADE, ALTER) as an administrator does: again while

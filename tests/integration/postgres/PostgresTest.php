@@ -48,6 +48,7 @@ final class PostgresTest extends TestCase {
 
     private function schema(string $name): string {
         $schema = "it_php_$name";
+        tsdb_test_pg_stop_jobs($this->db, $schema);
         tsdb_test_pg_ddl($this->db, "DROP SCHEMA IF EXISTS \"$schema\" CASCADE");
         return $schema;
     }

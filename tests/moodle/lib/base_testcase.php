@@ -295,6 +295,43 @@ abstract class base_testcase extends TestCase {
     }
 
     /**
+     * Before a test drops an events table: deletes the TimescaleDB policy jobs of the hypertables in $schema whose names
+     * start with $prefix (and of their aggregates) and waits until their workers have ended. A job running while its
+     * hypertable is dropped can crash TimescaleDB 2.28.3's worker, and PostgreSQL then restarts the whole server, every
+     * site's database with it (tests/common/stop_jobs.sql says more). Nothing to do without TimescaleDB.
+     *
+     * @param \PDO|\logstore_tsdb\local\pgdb $db a connection to the database of the table
+     * @param string $schema
+     * @param string $prefix of the tables' names ('' for all of the schema)
+     */
+    public static function stop_jobs($db, string $schema, string $prefix = ''): void {
+        $rows = function(string $sql, array $params) use ($db): array {
+            if ($db instanceof \PDO) {
+                $st = $db->prepare($sql);
+                $st->execute($params);
+                return $st->fetchAll(\PDO::FETCH_OBJ);
+            }
+            return $db->query($sql, $params);
+        };
+        if ($rows("SELECT to_regclass('_timescaledb_catalog.bgw_job') AS t", [])[0]->t === null) {
+            return;
+        }
+        // Both drivers take ? here; the file's comments go (PDO would read the quotes in them).
+        $sql = str_replace(['$1', '$2'], '?',
+            preg_replace('/^--.*$/m', '', file_get_contents(__DIR__ . '/../../common/stop_jobs.sql')));
+        $deadline = microtime(true) + 60;
+        foreach ($rows($sql, [$schema, $prefix]) as $job) {
+            while ($rows('SELECT count(*) AS n FROM pg_stat_activity WHERE application_name = ?',
+                    [$job->application_name])[0]->n > 0) {
+                if (microtime(true) > $deadline) {
+                    throw new \coding_exception("the worker of {$job->application_name} still runs after 60 s");
+                }
+                usleep(20000);
+            }
+        }
+    }
+
+    /**
      * Runs a DROP as an administrator does: again when TimescaleDB's scheduler is in its way. A refresh policy
      * running on one of the table's continuous aggregates (their first run follows their creation) locks the
      * aggregate and then the table, DROP ... CASCADE the other way round: PostgreSQL ends one of them with

@@ -149,6 +149,7 @@ trait tsdb_test_ops {
      */
     protected function drop_pg_tables(): void {
         foreach ($this->pgtables as $table) {
+            self::stop_jobs(self::pg(), 'public', $table);
             $like = str_replace('_', '\\_', $table) . '%';
             foreach (self::pg_query("SELECT c.relname, c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
                     . " WHERE n.nspname = 'public' AND c.relname LIKE ? AND c.relkind IN ('r', 'p', 'v', 'm')"

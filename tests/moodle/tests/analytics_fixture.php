@@ -187,6 +187,7 @@ class analytics_fixture {
         }
         $db = self::pg($settings);
         try {
+            base_testcase::stop_jobs($db, 'public', $name);
             // The main table first: CASCADE takes its continuous aggregates and summary views with it.
             foreach (array_merge([''], self::COMPANIONS) as $suffix) {
                 $rel = \logstore_tsdb\local\summary::derived($name, $suffix);

@@ -46,6 +46,7 @@ class connection_test extends base_testcase {
         parent::tearDown();
         $this->drop_pg_tables();
         foreach ($this->tstables as $table) {
+            self::stop_jobs(self::timescale(), 'public', $table);
             self::drop_retrying(self::timescale(), 'DROP TABLE IF EXISTS public."' . $table . '" CASCADE');
         }
         if ($this->influxdb !== '') {

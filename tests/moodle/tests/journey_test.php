@@ -69,6 +69,7 @@ class journey_test extends base_testcase {
         }
         $this->assertSame(200, $http->status, 'the site answers after the reload');
         if ($this->table !== null) {
+            self::stop_jobs(self::timescale(), 'public', $this->table);
             self::drop_retrying(self::timescale(), 'DROP TABLE IF EXISTS public."' . $this->table . '" CASCADE');
         }
     }

@@ -293,6 +293,7 @@ class log_dataset {
     public static function drop_tsdb_table(string $table): void {
         $db = \logstore_tsdb\local\pgdb::from_config(self::plugin_config(self::pg_settings($table)));
         try {
+            base_testcase::stop_jobs($db, 'public', $table);
             foreach (['', '_ledger', '_schema', '_daily_courses', '_hourly', '_daily_users', '_daily_active_users',
                     '_daily_courses_mat', '_hourly_mat', '_daily_users_mat', '_summary'] as $suffix) {
                 $name = $table . $suffix;

@@ -211,6 +211,7 @@ trait tsdb_privacy_fixture {
         if ($this->backend === 'timescaledb' && $this->tspdo) {
             $this->tspdo->exec('ALTER DATABASE ' . $this->ts_dbname()
                 . ' RESET timescaledb.max_tuples_decompressed_per_dml_transaction');
+            base_testcase::stop_jobs($this->tspdo, 'public', $this->target);
             // The eight continuous aggregates, then the tables.
             foreach (['_daily_active_users' => 'MATERIALIZED VIEW', '_daily_courses' => 'MATERIALIZED VIEW',
                     '_daily_users' => 'MATERIALIZED VIEW', '_daily_events' => 'MATERIALIZED VIEW',

@@ -39,6 +39,7 @@ class status_page_test extends base_testcase {
         $this->drop_pg_tables();
         foreach ($this->tstables as $table) {
             $pdo = self::timescale();
+            self::stop_jobs($pdo, 'public', $table);
             foreach ($pdo->query("SELECT c.relname, c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
                     . " WHERE n.nspname = 'public' AND c.relname LIKE " . $pdo->quote($table . '%')
                     . " AND c.relkind IN ('r', 'p', 'v') ORDER BY c.relkind = 'v' DESC")->fetchAll() as $r) {
@@ -293,6 +294,7 @@ class status_page_test extends base_testcase {
         }
         $this->assertSame(0, tsdb_flush(60000));
         $this->assertGreaterThan(0, tsdb_stats()['spool_segments'], 'the N events are in the spool');
+        self::stop_jobs($pdo, 'public', $table);
         self::drop_retrying($pdo, "DROP TABLE public.\"$table\" CASCADE");
         // The database answers again; M = 4 more.
         $this->configure(['port' => $settings['port']]);

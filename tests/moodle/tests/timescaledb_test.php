@@ -99,6 +99,7 @@ class timescaledb_test extends base_testcase {
         $db = pgdb::from_config(log_dataset::plugin_config(self::$settings));
         try {
             $t = self::$settings['table'];
+            base_testcase::stop_jobs($db, 'public', $t);
             $db->execute('DROP TABLE IF EXISTS ' . pgdb::quote_identifier($t) . ', ' . pgdb::quote_identifier($t . '_ledger')
                 . ', ' . pgdb::quote_identifier($t . '_schema') . ' CASCADE');
         } finally {
