@@ -288,6 +288,12 @@ class privacy_test extends base_testcase {
         $task = '\\tool_dataprivacy\\task\\process_data_request_task';
         $DB->delete_records('task_adhoc', ['classname' => $task]);
         $requests = [];
+        // The admin approves each request here: the site's automatic approval (or filtering) would have done it already.
+        $approval = [];
+        foreach (['automaticdataexportapproval', 'automaticdatadeletionapproval', 'allowfiltering'] as $name) {
+            $approval[$name] = get_config('tool_dataprivacy', $name);
+            set_config($name, 0, 'tool_dataprivacy');
+        }
         try {
             $types = ['s1' => \tool_dataprivacy\api::DATAREQUEST_TYPE_EXPORT,
                 's2' => \tool_dataprivacy\api::DATAREQUEST_TYPE_DELETE];
@@ -327,6 +333,9 @@ class privacy_test extends base_testcase {
             $DB->delete_records('task_adhoc', ['classname' => $task]);
             foreach ($requests as $id) {
                 $DB->delete_records('tool_dataprivacy_request', ['id' => $id]);
+            }
+            foreach ($approval as $name => $value) {
+                set_config($name, $value === false ? null : $value, 'tool_dataprivacy');
             }
         }
     }
