@@ -146,6 +146,17 @@ moodle_suites() {
   done
 }
 
+# A database server that crashes restarts with every connection cut: each test after it fails for that. Said plainly
+# in the summary (PostgreSQL's own lines), and a failure even when no test noticed.
+no_server_crash() {
+  local crashes
+  crashes=$(grep -rhsE "terminated by signal (4|6|7|8|11)\b|terminated by exception" --include=server.log "$RUN" | head -n 5)
+  [[ -z $crashes ]] && return 0
+  echo "a PostgreSQL server of the tests crashed (its log):"
+  echo "$crashes"
+  return 1
+}
+
 test_all() {
   deps
   php_without_system_tsdb
@@ -164,6 +175,7 @@ test_all() {
   done
   moodle_suites
   suite "Debian package (tests/package)" tests/package/deb_test.sh "$SO"
+  suite "no PostgreSQL server crashed" no_server_crash
   log "summary"
   printf '%s\n' "${TIMES[@]}"
   echo "in all: $SECONDS s"
