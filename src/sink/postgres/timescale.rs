@@ -460,15 +460,24 @@ fn retire(
     s: &Settings,
 ) -> Result<(), Error> {
     let view = n.q(&a.name);
-    if relkind == "v" && !is_continuous(c, n, &a.name)? {
+    let continuous = is_continuous(c, n, &a.name)?;
+    if relkind == "v" && !continuous {
         c.batch_execute(&format!("DROP VIEW {view}"))?;
         return Ok(());
     }
+    if continuous {
+        // Its refresh policy first, either way: removing it cancels a refresh that runs (TimescaleDB 2.28's
+        // job workers can crash on an aggregate dropped under them, restarting the whole server), and a DROP
+        // then waits for the cancelled refresh's locks.
+        c.execute("SELECT remove_continuous_aggregate_policy($1::text::regclass, if_exists => true)", &[&view])?;
+    }
     if s.retention_days <= 0 {
+        if continuous {
+            c.execute("SELECT remove_compression_policy($1::text::regclass, if_exists => true)", &[&view])?;
+        }
         c.batch_execute(&format!("DROP MATERIALIZED VIEW {view} CASCADE"))?;
         return Ok(());
     }
-    c.execute("SELECT remove_continuous_aggregate_policy($1::text::regclass, if_exists => true)", &[&view])?;
     let version =
         comment.and_then(|t| t.strip_prefix(AGGREGATE_COMMENT)).and_then(|v| v.trim().parse::<u32>().ok()).unwrap_or(1);
     let old = n.derived(&format!("{}_v{version}", a.suffix));
