@@ -59,6 +59,16 @@ class pg_reader {
     /** @var int Iterators with no limit or a larger one read through a server-side cursor in pages of this size. */
     const PAGE = 2000;
 
+    /**
+     * @var string The span of a hypertable's chunks (lo, hi: TimescaleDB's internal time, microseconds since 1970) from
+     * its catalog tables, for schema and table (? placeholders). Not the view timescaledb_information.chunks, which
+     * costs about three times as much on a new connection. A dimension slice left without its chunk widens the span: the
+     * callers want one that holds every chunk (a page's windows, and the invalidations that matter to a count).
+     */
+    const CHUNK_SPAN = 'SELECT min(ds.range_start) AS lo, max(ds.range_end) AS hi FROM _timescaledb_catalog.hypertable h '
+        . 'JOIN _timescaledb_catalog.dimension d ON d.hypertable_id = h.id AND d.interval_length IS NOT NULL '
+        . 'JOIN _timescaledb_catalog.dimension_slice ds ON ds.dimension_id = d.id WHERE h.schema_name = ? AND h.table_name = ?';
+
     /** @var int Seconds a table's data span is taken from the site's cache (data_span()). */
     const SPAN_SECONDS = 60;
 
@@ -317,9 +327,8 @@ class pg_reader {
         $schema = (string) ($this->cfg->schema ?: 'public');
         $rows = [];
         if ($this->timescale($db)) {
-            $rows = $db->query('SELECT floor(extract(epoch FROM min(range_start)))::bigint AS lo, '
-                . 'ceil(extract(epoch FROM max(range_end)))::bigint AS hi FROM timescaledb_information.chunks '
-                . 'WHERE hypertable_schema = ? AND hypertable_name = ?', [$schema, $table]);
+            $rows = $db->query('SELECT floor(lo / 1e6)::bigint AS lo, ceil(hi / 1e6)::bigint AS hi FROM ('
+                . self::CHUNK_SPAN . ') span', [$schema, $table]);
         }
         if (!$rows || $rows[0]->lo === null) {
             // Not a hypertable: the native layout's partitions are named by day.
@@ -453,9 +462,7 @@ class pg_reader {
             . '_timescaledb_functions.cagg_watermark(ca.mat_hypertable_id) AS watermark '
             . 'FROM _timescaledb_catalog.continuous_agg ca WHERE ca.user_view_schema = ' . $arg($schema)
             . ' AND ca.user_view_name = ' . $arg($view) . ' AND NOT ca.materialized_only), '
-            . 'span AS (SELECT (extract(epoch FROM min(c.range_start)) * 1000000)::bigint AS lo '
-            . 'FROM timescaledb_information.chunks c WHERE c.hypertable_schema = ' . $arg($schema)
-            . ' AND c.hypertable_name = ' . $arg($table) . ') '
+            . 'span AS (' . sprintf(str_replace('?', '%s', self::CHUNK_SPAN), $arg($schema), $arg($table)) . ') '
             . 'SELECT CASE WHEN ' . $pending('continuous_aggs_hypertable_invalidation_log', 'hypertable_id', 'raw')
             . ' OR ' . $pending('continuous_aggs_materialization_invalidation_log', 'materialization_id', 'mat')
             . ' THEN NULL ELSE (SELECT coalesce(sum(' . $sum . '), 0) FROM '
