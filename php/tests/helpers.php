@@ -141,8 +141,8 @@ function tsdb_test_pg_stop_jobs($db, string $schema, string $prefix = ''): void 
     }
     $deadline = microtime(true) + 60;
     foreach (pg_fetch_all_columns($result, 0) as $worker) {
-        while ((int) pg_fetch_result(pg_query_params($db,
-                'SELECT count(*) FROM pg_stat_activity WHERE application_name = $1', [$worker]), 0, 0) > 0) {
+        while ((int) pg_fetch_result(pg_query_params($db, 'SELECT count(*) FROM pg_stat_activity'
+                . ' WHERE datname = current_database() AND application_name = $1', [$worker]), 0, 0) > 0) {
             if (microtime(true) > $deadline) {
                 throw new RuntimeException("the worker of $worker still runs after 60 s");
             }

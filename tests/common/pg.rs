@@ -96,7 +96,11 @@ impl PgServer {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
         for name in workers {
             while client
-                .query_one("SELECT count(*) FROM pg_stat_activity WHERE application_name = $1", &[&name])
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+                     AND application_name = $1",
+                    &[&name],
+                )
                 .unwrap()
                 .get::<_, i64>(0)
                 > 0

@@ -321,7 +321,8 @@ abstract class base_testcase extends TestCase {
             preg_replace('/^--.*$/m', '', file_get_contents(__DIR__ . '/../../common/stop_jobs.sql')));
         $deadline = microtime(true) + 60;
         foreach ($rows($sql, [$schema, $prefix]) as $job) {
-            while ($rows('SELECT count(*) AS n FROM pg_stat_activity WHERE application_name = ?',
+            while ($rows('SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database()'
+                    . ' AND application_name = ?',
                     [$job->application_name])[0]->n > 0) {
                 if (microtime(true) > $deadline) {
                     throw new \coding_exception("the worker of {$job->application_name} still runs after 60 s");
