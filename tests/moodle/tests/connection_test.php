@@ -46,8 +46,9 @@ class connection_test extends base_testcase {
         parent::tearDown();
         $this->drop_pg_tables();
         foreach ($this->tstables as $table) {
-            self::stop_jobs(self::timescale(), 'public', $table);
-            self::drop_retrying(self::timescale(), 'DROP TABLE IF EXISTS public."' . $table . '" CASCADE');
+            $pdo = self::timescale();
+            self::stop_jobs($pdo, 'public', $table);
+            self::drop_retrying($pdo, 'DROP TABLE IF EXISTS public."' . $table . '" CASCADE');
         }
         if ($this->influxdb !== '') {
             self::influx('DROP DATABASE "' . $this->influxdb . '"', true);

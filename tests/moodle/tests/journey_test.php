@@ -69,8 +69,9 @@ class journey_test extends base_testcase {
         }
         $this->assertSame(200, $http->status, 'the site answers after the reload');
         if ($this->table !== null) {
-            self::stop_jobs(self::timescale(), 'public', $this->table);
-            self::drop_retrying(self::timescale(), 'DROP TABLE IF EXISTS public."' . $this->table . '" CASCADE');
+            $pdo = self::timescale();
+            self::stop_jobs($pdo, 'public', $this->table);
+            self::drop_retrying($pdo, 'DROP TABLE IF EXISTS public."' . $this->table . '" CASCADE');
         }
     }
 

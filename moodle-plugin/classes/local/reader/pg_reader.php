@@ -62,7 +62,8 @@ class pg_reader {
     /**
      * @var string The span of a hypertable's chunks (lo, hi: TimescaleDB's internal time, microseconds since 1970) from
      * its catalog tables, for schema and table (? placeholders). Not the view timescaledb_information.chunks, which
-     * costs about three times as much on a new connection. A dimension slice left without its chunk widens the span: the
+     * costs 1.5 to 3 times as much on a new connection (14.3 against 9.5 ms at 10 M events, 22–32 against 8–10 in a
+     * database of 300 hypertables). A dimension slice left without its chunk widens the span: the
      * callers want one that holds every chunk (a page's windows, and the invalidations that matter to a count).
      */
     const CHUNK_SPAN = 'SELECT min(ds.range_start) AS lo, max(ds.range_end) AS hi FROM _timescaledb_catalog.hypertable h '
