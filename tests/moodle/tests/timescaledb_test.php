@@ -220,6 +220,12 @@ class timescaledb_test extends base_testcase {
                 $store->get_events_select_count($where, $params);
                 $this->assertStringContainsString(pgdb::quote_identifier(summary::derived(self::$settings['table'], $suffix)),
                     $reader->lastsql, $where);
+                // TimescaleDB made the view's watermark a constant when it planned the statement (else the real-time
+                // view is planned over every chunk: several times slower at 10 M events).
+                $plan = implode("\n", array_column(array_map('get_object_vars',
+                    $db->query_native('EXPLAIN ' . $reader->lastsql, $reader->lastparams)), 'QUERY PLAN'));
+                $this->assertStringContainsString('Append', $plan, $where);
+                $this->assertStringNotContainsString('cagg_watermark', $plan, $where);
             }
             // A late event two days back (a spool replayed after an outage): below the watermark, logged by
             // TimescaleDB as an invalidation until the refresh policy has run.
