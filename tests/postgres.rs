@@ -885,11 +885,14 @@ fn schema_is_idempotent_versioned_and_has_only_the_report_indexes() {
         .map(|r| r.get(0))
         .collect();
     // No unique index: the ledger keeps writes exactly-once.
-    assert_eq!(idx.len(), 3, "{idx:?}");
+    assert_eq!(idx.len(), 5, "{idx:?}");
     assert!(idx.iter().all(|d| !d.contains("UNIQUE")), "{idx:?}");
     assert!(idx.iter().any(|d| d.contains("(courseid, \"time\" DESC)")), "{idx:?}");
     assert!(idx.iter().any(|d| d.contains("(userid, \"time\" DESC)")), "{idx:?}");
     assert!(idx.iter().any(|d| d.contains("(\"time\" DESC)")), "{idx:?}");
+    // The privacy provider's OR: partial, most events have neither.
+    assert!(idx.iter().any(|d| d.ends_with("(relateduserid) WHERE (relateduserid IS NOT NULL)")), "{idx:?}");
+    assert!(idx.iter().any(|d| d.ends_with("(realuserid) WHERE (realuserid IS NOT NULL)")), "{idx:?}");
     // Column names and types are logstore_standard_log's.
     let cols: Vec<(String, String)> = c
         .query(
@@ -1603,14 +1606,7 @@ fn a_dropped_table_is_made_again_by_the_next_write_and_its_ledger_starts_afresh(
         assert_eq!(timescale_objects(t, s), objects, "hypertable, policies and aggregates are back");
         run_jobs_by_scheduler(t, s);
         let mut c = t.client();
-        let compressed: i64 = c
-            .query_one(
-                "SELECT count(*) FROM timescaledb_information.chunks WHERE hypertable_schema = $1 \
-                 AND hypertable_name = 'logstore_tsdb_log' AND is_compressed",
-                &[&s],
-            )
-            .unwrap()
-            .get(0);
+        let compressed = compressed_chunks(&mut c, s);
         assert_eq!(compressed, 1, "the 8-day-old chunk");
         // Refreshed over every day the retention keeps: all but the newest hour materialised, the real-time
         // part adds it; the 8-day-old events count too (late events and imports are not left out).
@@ -1995,8 +1991,24 @@ fn make_version_1(t: &Target, s: &str, retention_days: i64) -> Vec<Ev> {
         .unwrap();
     }
     c.execute(&format!("INSERT INTO {ledger} (producer, first_seq, last_seq) VALUES (1, 1, 40)"), &[]).unwrap();
-    // The compression policy's first run (TimescaleDB's scheduler starts it when the policy is made) may
-    // compress the chunk: it is waited for, so that it and this compression do not race ("already compressed").
+    compress_chunks_older_than(&mut c, s, &main, 9);
+    evs
+}
+
+/// How many of the events table's chunks (in schema `s`) are compressed.
+fn compressed_chunks(c: &mut postgres::Client, s: &str) -> i64 {
+    c.query_one(
+        "SELECT count(*) FROM timescaledb_information.chunks WHERE hypertable_schema = $1 \
+         AND hypertable_name = 'logstore_tsdb_log' AND is_compressed",
+        &[&s],
+    )
+    .unwrap()
+    .get(0)
+}
+
+/// Compresses the chunks of `main` (in schema `s`) older than `days`, after the compression policy's first
+/// run (TimescaleDB's scheduler starts it when the policy is made): the two would race ("already compressed").
+fn compress_chunks_older_than(c: &mut postgres::Client, s: &str, main: &str, days: i32) {
     let deadline = std::time::Instant::now() + Duration::from_secs(120);
     while c
         .query_one(
@@ -2014,10 +2026,80 @@ fn make_version_1(t: &Target, s: &str, retention_days: i64) -> Vec<Ev> {
     }
     c.batch_execute(&format!(
         "SELECT compress_chunk(ch, if_not_compressed => true) \
-         FROM show_chunks('{main}', older_than => now() - INTERVAL '9 days') ch"
+         FROM show_chunks('{main}', older_than => now() - make_interval(days => {days})) ch"
     ))
     .unwrap();
-    evs
+}
+
+#[test]
+fn events_involving_a_user_are_found_through_the_batch_metadata_and_partial_indexes() {
+    let Some(t) = timescale() else { return };
+    let s = t.schema("tsdb_involving");
+    let mut sink = t.sink(&s, &[]);
+    if !matches!(sink.layout(), Some(Layout::Timescale { tsl: true, .. })) {
+        eprintln!("SKIPPED: timescaledb.license is not 'timescale'");
+        return;
+    }
+    // 3000 events 20 to 10 days ago (compressed below) and 300 in the last hour; user 5000 is the actor of
+    // some, the related user of others (a third of the events have another related user), the real user
+    // (logged in as) of a few.
+    let user = 5000_i64;
+    let evs: Vec<Ev> = (0..3300)
+        .map(|i| {
+            let ago = if i < 3000 { 10 * 86400 + (3000 - i) * 288 } else { 3600 - (i - 3000) * 10 };
+            let mut e = plain_ago(i, ago);
+            if i % 97 == 0 {
+                e.ints[IntField::UserId as usize] = Some(user);
+            }
+            e.ints[IntField::RelatedUserId as usize] =
+                if i % 89 == 0 { Some(user) } else { (i % 3 == 0).then_some(2000 + i % 50) };
+            if i % 83 == 0 {
+                e.ints[IntField::RealUserId as usize] = Some(user);
+            }
+            e
+        })
+        .collect();
+    let want: Vec<i64> = (0..3300).filter(|i| i % 97 == 0 || i % 89 == 0 || i % 83 == 0).collect();
+    sink.write(&batch(1, 1, &evs)).unwrap();
+    let mut c = t.client();
+    let main = format!("\"{s}\".logstore_tsdb_log");
+    compress_chunks_older_than(&mut c, &s, &main, 5);
+    let compressed = compressed_chunks(&mut c, &s);
+    assert!(compressed >= 1, "old chunks compressed");
+    let involving = format!("FROM {main} WHERE userid = $1 OR relateduserid = $1 OR realuserid = $1");
+    let got: Vec<i64> = c
+        .query(&format!("SELECT (other::json->>'i')::bigint {involving} ORDER BY 1"), &[&user])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(got, want, "every event involving the user, once");
+    // Compressed batches are skipped on their metadata: every term of the OR has some (TimescaleDB pushes an
+    // OR down only then), the range of realuserid included (NULL in every batch here, and a column of NULLs
+    // has no bloom filter).
+    let plan: Vec<String> = c
+        .query(&format!("EXPLAIN SELECT count(*) {}", involving.replace("$1", &user.to_string())), &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let plan = plan.join("\n");
+    for meta in ["_ts_meta_v2_bloomh_userid", "_ts_meta_v2_bloomh_relateduserid", "_ts_meta_v2_min_realuserid"] {
+        assert!(plan.contains(meta), "{meta} in\n{plan}");
+    }
+    // Chunks not compressed yet have partial indexes on the two columns.
+    let indexes = rows(
+        &mut c,
+        &format!(
+            "SELECT indexdef FROM pg_indexes WHERE schemaname = '{s}' AND tablename = 'logstore_tsdb_log' ORDER BY 1"
+        ),
+    );
+    for column in ["relateduserid", "realuserid"] {
+        assert!(
+            indexes.iter().any(|d| d.contains(&format!("({column}) WHERE ({column} IS NOT NULL)"))),
+            "{column}: {indexes:?}"
+        );
+    }
 }
 
 #[test]

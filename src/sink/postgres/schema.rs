@@ -406,16 +406,21 @@ fn create_or_upgrade(
 }
 
 /// The indexes of the events table (TimescaleDB keeps them on chunks not compressed yet): a course's and a
-/// user's events newest first, and the newest events of the site (Live logs).
+/// user's events newest first, the newest events of the site (Live logs), and the events that involve a
+/// user as `relateduserid` or `realuserid` (the privacy provider's OR; partial: most events have neither).
 fn index_ddl(n: &Names) -> String {
     let main = n.main();
     [
-        ("_course_time_idx", "courseid, \"time\" DESC"),
-        ("_user_time_idx", "userid, \"time\" DESC"),
-        ("_time_idx", "\"time\" DESC"),
+        ("_course_time_idx", "courseid, \"time\" DESC", ""),
+        ("_user_time_idx", "userid, \"time\" DESC", ""),
+        ("_time_idx", "\"time\" DESC", ""),
+        ("_relateduser_idx", "relateduserid", " WHERE relateduserid IS NOT NULL"),
+        ("_realuser_idx", "realuserid", " WHERE realuserid IS NOT NULL"),
     ]
     .iter()
-    .map(|(suffix, cols)| format!("CREATE INDEX IF NOT EXISTS {} ON {main} ({cols});", quote_ident(&n.derived(suffix))))
+    .map(|(suffix, cols, partial)| {
+        format!("CREATE INDEX IF NOT EXISTS {} ON {main} ({cols}){partial};", quote_ident(&n.derived(suffix)))
+    })
     .collect::<Vec<_>>()
     .join("\n")
 }

@@ -18,7 +18,8 @@
 //! - No segmentby; rows ordered by course, then newest first: every compressed batch holds ~1000 rows
 //!   (segments per course and day would be a few dozen rows and compress badly), a course's rows are
 //!   contiguous (min/max of `courseid` per batch skips the others) and newest first inside it.
-//! - A bloom filter on `userid` per batch: a user's events skip the batches without them.
+//! - Per batch, bloom filters on `userid` and `relateduserid` and the range of `realuserid`: a user's
+//!   events, and those that involve them (the privacy provider), skip the batches without them.
 //! - Aggregates designed for the reports and dashboards, each compressed: `_daily` (day, course, user:
 //!   the reader's exact counts, engagement per course), `_daily_courses` (day, course: distinct
 //!   users, logins), `_daily_users` (day, user: a user's history), `_daily_active_users` (day: distinct
@@ -42,7 +43,11 @@ const AGGREGATE_COMPRESS_AFTER_DAYS: i32 = 7;
 /// prints it.
 const SEGMENTBY: &str = "";
 const ORDERBY: &str = "courseid,\"time\" DESC,id DESC";
-const SPARSE_INDEX: &str = "bloom(userid)";
+/// Per compressed batch: a bloom filter on `userid` (a user's events skip the batches without them), and
+/// for the privacy provider's `userid = u OR relateduserid = u OR realuserid = u` one on `relateduserid`
+/// and the range of `realuserid` (almost always empty: TimescaleDB skips a batch only when every term of
+/// an OR can be checked on its metadata, and a column of NULLs has no bloom filter but an empty range).
+const SPARSE_INDEXES: [&str; 3] = ["bloom(userid)", "bloom(relateduserid)", "minmax(realuserid)"];
 /// The comment of an aggregate, before its version (`Aggregate::version`).
 const AGGREGATE_COMMENT: &str = "logstore_tsdb aggregate";
 
@@ -271,13 +276,14 @@ pub fn reconcile(c: &mut Client, n: &Names, s: &Settings, tsl: bool) -> Result<(
         }
         if !compression_ok {
             // Settings apply to chunks compressed from now on; compressed chunks keep theirs. The
-            // automatic sparse indexes (one per btree index) are not wanted: only the bloom on userid.
+            // automatic sparse indexes (one per btree index) are not wanted: only SPARSE_INDEXES.
             c.batch_execute(&format!(
                 "SET LOCAL timescaledb.auto_sparse_indexes = off; ALTER TABLE {} SET (timescaledb.compress, \
                  timescaledb.compress_segmentby = '{SEGMENTBY}', timescaledb.compress_orderby = '{}', \
-                 timescaledb.sparse_index = '{SPARSE_INDEX}', timescaledb.compress_chunk_time_interval = '0 hours')",
+                 timescaledb.sparse_index = '{}', timescaledb.compress_chunk_time_interval = '0 hours')",
                 n.main(),
                 ORDERBY.replace('\'', "''"),
+                SPARSE_INDEXES.join(", "),
             ))?;
         }
         if !policy_ok {
@@ -313,7 +319,7 @@ fn set_chunk_interval(c: &mut Client, relation: &str, hours: i32) -> Result<(), 
 fn compression_matches(c: &mut Client, n: &Names) -> Result<bool, Error> {
     let row = c.query_opt(
         "SELECT coalesce(s.segmentby, ''), coalesce(s.orderby, ''), coalesce(s.compress_interval_length, ''), \
-         coalesce((SELECT array_agg(i->>'type' || '(' || (i->>'column') || ')' ORDER BY 1) FROM jsonb_array_elements(s.index) i \
+         coalesce((SELECT array_agg(i->>'type' || '(' || (i->>'column') || ')') FROM jsonb_array_elements(s.index) i \
                    WHERE i->>'source' = 'config'), '{}'), \
          (SELECT compression_enabled FROM timescaledb_information.hypertables h \
           WHERE h.hypertable_schema = $1 AND h.hypertable_name = $2) \
@@ -322,13 +328,16 @@ fn compression_matches(c: &mut Client, n: &Names) -> Result<bool, Error> {
     )?;
     let Some(r) = row else { return Ok(false) };
     let interval: String = r.get(2);
-    let sparse: Vec<String> = r.get(3);
+    let mut sparse: Vec<String> = r.get(3);
+    sparse.sort();
+    let mut want = SPARSE_INDEXES.to_vec();
+    want.sort();
     let enabled: Option<bool> = r.get(4);
     Ok(enabled == Some(true)
         && r.get::<_, String>(0) == SEGMENTBY
         && r.get::<_, String>(1) == ORDERBY
         && interval.is_empty()
-        && sparse == [SPARSE_INDEX])
+        && sparse == want)
 }
 
 /// Whether exactly one job `proc` exists for the relation and `cond` (with `$3` = `value`) holds for it.
