@@ -299,6 +299,50 @@ class reader_test extends base_testcase {
     }
 
     /**
+     * A page of the whole site among old events is read in the window of its last row (found by a statement that
+     * reads only `time`): the same rows as the whole table gives, newest and oldest first, at the start, in the middle
+     * and past the end (fewer rows than a page: no window).
+     */
+    public function test_a_site_page_of_old_events_is_read_from_its_last_row_on(): void {
+        $store = $this->store();
+        $reader = $store->get_reader();
+        $db = $reader->db();
+        // Before a time (the Logs report's day is a range): where the table's partitions or chunks end says nothing of
+        // its events' age (the extension makes the next days' ahead).
+        $where = 'edulevel = :e AND timecreated < :end';
+        $params = ['e' => 2, 'end' => log_dataset::START + 40 * DAYSECS];
+        [$sql, $values] = \logstore_tsdb\local\reader\pg_reader::where($db, $where, $params);
+        foreach (['DESC', 'ASC'] as $dir) {
+            $all = $db->query_native('SELECT id, floor(extract(epoch FROM "time"))::bigint AS t FROM ' . $db->table() . $sql
+                . " ORDER BY \"time\" $dir, id $dir", $values);
+            $this->assertGreaterThan(300, count($all));
+            foreach ([[0, 100], [150, 100], [count($all) - 40, 100]] as [$from, $num]) {
+                $rows = $reader->get_rows($where, $params, "timecreated $dir", $from, $num);
+                $this->assertSame(array_column(array_slice($all, $from, $num), 'id'), array_column($rows, 'id'),
+                    "$dir $from $num");
+                $last = $all[$from + $num - 1] ?? null;
+                if ($last !== null) {
+                    // The page's statement carries the window of its last row.
+                    $edge = (int) $last->t + ($dir === 'ASC' ? 1 : 0);
+                    $this->assertContains($edge, array_map('intval', $reader->lastparams), "$dir $from $num");
+                } else {
+                    $this->assertSame([2, $params['end'], $params['end']], array_map('intval', $reader->lastparams),
+                        "$dir $from $num: no window (the fragment's values and its range on time)");
+                }
+            }
+        }
+        // A course's or a user's page is not read that way (few batches hold them): the windows are of whole days.
+        $span = new tsdb_test_span_reader(\logstore_tsdb\log\store::read_plugin_config());
+        $dataend = $span->span()[1];
+        foreach ([['courseid = :c', ['c' => 3]], ['userid IN (:u1, :u2) AND edulevel = 2', ['u1' => 7, 'u2' => 8]]] as [$w, $p]) {
+            $windows = $span->windows_of($w, $p, 'timecreated DESC', 0, 100);
+            $this->assertSame([$dataend - DAYSECS, null], $windows[0], $w);
+            $this->assertSame([null, null], end($windows), $w);
+        }
+        $this->assertCount(2, $span->windows_of($where, $params, 'timecreated DESC', 0, 100), 'the page\'s window, then none');
+    }
+
+    /**
      * EXPLAIN of the reader's last statement.
      *
      * @param \logstore_tsdb\local\reader\pg_reader $reader
@@ -410,5 +454,20 @@ class tsdb_test_span_reader extends \logstore_tsdb\local\reader\pg_reader {
      */
     public function span_now(): ?array {
         return $this->data_span_now($this->db());
+    }
+
+    /**
+     * The windows a page would be looked for in.
+     *
+     * @param string $where
+     * @param array $params
+     * @param string $sort
+     * @param int $limitfrom
+     * @param int $limitnum
+     * @return array[]
+     */
+    public function windows_of(string $where, array $params, string $sort, int $limitfrom, int $limitnum): array {
+        return $this->windows($this->db(), \logstore_tsdb\local\reader\fragment::parse($where, $params), $sort, $limitfrom,
+            $limitnum);
     }
 }
