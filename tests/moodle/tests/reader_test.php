@@ -278,12 +278,15 @@ class reader_test extends base_testcase {
             $reader = new tsdb_test_span_reader($cfg);
             $before = $reader->span();
             $this->assertSame(log_dataset::START + 10 * DAYSECS, $before[0], 'the first day of the events');
+            $this->assertSame(max(array_column($middle, 'timecreated')) + 1, $before[1],
+                'the second after the newest event (not the end of its partition, made days ahead)');
             // Older and newer events than the cached span.
             $older = log_dataset::generate(50, 1, 12, log_dataset::START);
             $newer = log_dataset::generate(50, 1, 13, log_dataset::START + 20 * DAYSECS);
             log_dataset::write_through_extension(array_merge($older, $newer), $settings);
             $this->assertSame($before, $reader->span(), 'the cached span, stale now');
-            $this->assertSame(log_dataset::START, $reader->span_now()[0], 'the older events are in the table');
+            $this->assertSame([log_dataset::START, max(array_column($newer, 'timecreated')) + 1], $reader->span_now(),
+                'the older and newer events are in the table');
             $all = array_column(array_merge($older, $middle, $newer), 'timecreated');
             $store = get_log_manager()->get_readers()['logstore_tsdb'];
             foreach (['timecreated DESC' => SORT_DESC, 'timecreated ASC' => SORT_ASC] as $sort => $order) {

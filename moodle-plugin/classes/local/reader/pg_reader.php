@@ -348,7 +348,7 @@ class pg_reader {
     }
 
     /**
-     * The time span the table's storage covers, as data_span_now() found it at most SPAN_SECONDS ago (the site's
+     * The time span the table's events lie in, as data_span_now() found it at most SPAN_SECONDS ago (the site's
      * cache `dataspan`: a report page then sends one statement, not three).
      *
      * A span that is stale by then changes how many windows a page takes, never its rows: a window is open on the side
@@ -371,8 +371,9 @@ class pg_reader {
     }
 
     /**
-     * The time span the table's storage covers, [first second, after the last second], or null when unknown (the
-     * TimescaleDB catalog's chunk ranges: no scan of the data; plain PostgreSQL: its daily partitions' names).
+     * The time span the table's events lie in, [first second, after the last second], or null when unknown: from the
+     * start of the storage (the TimescaleDB catalog's chunk ranges: no scan of the data; plain PostgreSQL: its daily
+     * partitions' names) to the newest event.
      *
      * @param pgdb $db
      * @return int[]|null
@@ -399,7 +400,18 @@ class pg_reader {
         if (!$rows || $rows[0]->lo === null) {
             return null;
         }
-        return [(int) $rows[0]->lo, (int) $rows[0]->hi];
+        [$lo, $hi] = [(int) $rows[0]->lo, (int) $rows[0]->hi];
+        // Chunks and partitions end up to a week after their newest event (partitions are made days ahead): a page's
+        // first windows, anchored there, would hold nothing. The newest event's second, looked for in the last 8 days
+        // of the storage (a statement on its newest chunks or partitions only), else in all of it.
+        foreach ([$hi - 8 * DAYSECS, $lo] as $from) {
+            $newest = $db->query('SELECT floor(extract(epoch FROM max("time")))::bigint AS t FROM ' . $db->table()
+                . ' WHERE "time" >= to_timestamp(?::bigint)', [$from]);
+            if ($newest && $newest[0]->t !== null) {
+                return [$lo, min($hi, (int) $newest[0]->t + 1)];
+            }
+        }
+        return [$lo, $hi];
     }
 
     /**
