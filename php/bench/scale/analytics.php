@@ -29,6 +29,11 @@ $picks = $reports['picks'] ?? null;
 $table = explode('.', $load['tsdb_table'] ?? 'public.logstore_tsdb_log')[1];
 $ts = scale_pg(scale_ts_dbname());
 $std = scale_pg(scale_site()['dbname']);
+// Both sessions as docs/analytics.md asks of the dashboards' database (`jit = off`): with PostgreSQL's default, a query
+// over many chunks pays the compilation of its expressions for each (seconds), and the standard table's long scans
+// were not faster with it either (docs/SCALE.md).
+scale_rows($ts, 'SET jit = off');
+scale_rows($std, 'SET jit = off');
 $failures = [];
 
 // ---- the queries ----------------------------------------------------------------------------------------------------

@@ -347,7 +347,7 @@ if ($an = $run['analytics']) {
         'dashboards (macros expanded as Grafana does, course variable = %s, user = %s), over the whole window (%s to %s), on ' .
         'the sink\'s schema; against the same question asked of `logstore_standard_log` in plain SQL (php/bench/scale/' .
         'analytics.php writes it from the catalog, see "standard SQL"). Milliseconds, median of 5 after a warm-up (of 3 ' .
-        'when the warm-up took over 10 s); **×** = standard ÷ tsdb (how many times faster the tsdb answer is). **standard SQL**: "docs/analytics.md\'s" (the plain-SQL twin the page gives under the query), "the same" ' .
+        'when the warm-up took over 10 s), both sessions with `jit = off` as docs/analytics.md asks of the dashboards\' database; **×** = standard ÷ tsdb (how many times faster the tsdb answer is). **standard SQL**: "docs/analytics.md\'s" (the plain-SQL twin the page gives under the query), "the same" ' .
         '(the query reads only the events: the same SQL on logstore_standard_log), "over the events" (it only sums the ' .
         'counts of one continuous aggregate: the same query over the events, `sum(count)` as `count(*)`, as one would ' .
         'write it for the standard table), "the aggregate\'s definition" (the aggregate computed from its own SELECT, ' .
