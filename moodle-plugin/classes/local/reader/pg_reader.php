@@ -272,7 +272,7 @@ class pg_reader {
      * A page of the whole site (no equality on a SELECTIVE column) among events old enough to be compressed takes its
      * window from the data instead: the time of the page's last row, read by a statement that reads nothing but
      * `time` (TimescaleDB decompresses only the columns a statement reads, and such a page reads most batches of its
-     * days: the site's Logs of one old day took 32 ms, 8–12 in two statements at 10 M events). Every row of the page
+     * days: the site's Logs of one old day took 32–38 ms, 11–15 in two statements at 10 M events). Every row of the page
      * is at that time or newer (older, oldest first), so the window holds the page.
      *
      * @param pgdb $db
