@@ -255,4 +255,17 @@ trait reader_comparison {
             }
         }
     }
+
+    /**
+     * EXPLAIN of the reader's last statement.
+     *
+     * @param \logstore_tsdb\local\reader\pg_reader $reader
+     * @return string
+     */
+    protected function explain($reader): string {
+        $rows = $reader->db()->query_native('EXPLAIN ' . $reader->lastsql, $reader->lastparams);
+        return implode("\n", array_map(function($r) {
+            return reset($r);
+        }, array_map('get_object_vars', $rows)));
+    }
 }

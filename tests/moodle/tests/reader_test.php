@@ -346,19 +346,6 @@ class reader_test extends base_testcase {
     }
 
     /**
-     * EXPLAIN of the reader's last statement.
-     *
-     * @param \logstore_tsdb\local\reader\pg_reader $reader
-     * @return string
-     */
-    protected function explain($reader): string {
-        $rows = $reader->db()->query_native('EXPLAIN ' . $reader->lastsql, $reader->lastparams);
-        return implode("\n", array_map(function($r) {
-            return reset($r);
-        }, array_map('get_object_vars', $rows)));
-    }
-
-    /**
      * The same answers through PDO (no pgsql extension).
      */
     public function test_pdo_driver(): void {
