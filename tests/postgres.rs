@@ -1060,6 +1060,7 @@ fn timescale_hypertable_compression_policies_and_aggregates() {
         ("hourly", "other + teaching + participating"),
         ("hourly_site", "events"),
         ("hourly_site", "other + teaching + participating"),
+        ("weekly_courses", "events"),
         ("daily", "anonymous_events + (events - anonymous_events)"),
     ] {
         let sum: i64 = c
@@ -1121,14 +1122,15 @@ fn timescale_hypertable_compression_policies_and_aggregates() {
         )),
         from_events
     );
-    // An hour of the site in `_hourly_site` is its events' counts.
+    // An hour of the site in `_hourly_site` is its events' counts and distinct users.
     let hours = rows(
         &mut c,
         &format!(
             "SELECT time_bucket(INTERVAL '1 hour', \"time\"), count(*), count(*) FILTER (WHERE edulevel = 0), \
              count(*) FILTER (WHERE edulevel = 1), count(*) FILTER (WHERE edulevel = 2), \
              count(*) FILTER (WHERE eventname = '\\core\\event\\user_loggedin'), \
-             count(*) FILTER (WHERE eventname = '\\core\\event\\user_login_failed') \
+             count(*) FILTER (WHERE eventname = '\\core\\event\\user_login_failed'), \
+             count(DISTINCT userid) FILTER (WHERE userid > 0) \
              FROM \"{s}\".logstore_tsdb_log GROUP BY 1"
         ),
     );
@@ -1137,11 +1139,28 @@ fn timescale_hypertable_compression_policies_and_aggregates() {
         rows(
             &mut c,
             &format!(
-                "SELECT bucket, events, other, teaching, participating, logins, failed_logins \
+                "SELECT bucket, events, other, teaching, participating, logins, failed_logins, active_users \
                  FROM \"{s}\".logstore_tsdb_log_hourly_site"
             )
         ),
         hours
+    );
+    // A course's week in `_weekly_courses` is its events' distinct users and count, the week starting on
+    // Monday as date_trunc('week') has it.
+    let weeks = rows(
+        &mut c,
+        &format!(
+            "SELECT date_trunc('week', \"time\" AT TIME ZONE 'UTC') AT TIME ZONE 'UTC', courseid, \
+             count(DISTINCT userid) FILTER (WHERE userid > 0), count(*) FROM \"{s}\".logstore_tsdb_log GROUP BY 1, 2"
+        ),
+    );
+    assert!(!weeks.is_empty());
+    assert_eq!(
+        rows(
+            &mut c,
+            &format!("SELECT week, courseid, active_users, events FROM \"{s}\".logstore_tsdb_log_weekly_courses")
+        ),
+        weeks
     );
     // Aggregates an older extension left in TimescaleDB's default 70-day chunks: the next connection sets
     // their chunk size without making them again (same materialisations, same rows).
@@ -1227,7 +1246,7 @@ fn timescale_hypertable_compression_policies_and_aggregates() {
 /// Days per chunk of the aggregates' materialisations, in the order of their names (activity, daily,
 /// daily_active_users, daily_courses, daily_users, hourly).
 /// The sink's continuous aggregates by suffix, in the order of their names.
-const AGGREGATES: [&str; 8] = [
+const AGGREGATES: [&str; 9] = [
     "_activity",
     "_daily",
     "_daily_active_users",
@@ -1236,13 +1255,14 @@ const AGGREGATES: [&str; 8] = [
     "_daily_users",
     "_hourly",
     "_hourly_site",
+    "_weekly_courses",
 ];
 
 /// Policy jobs of a table without retention: its compression, a refresh and a compression per aggregate.
 const JOBS: usize = 1 + 2 * AGGREGATES.len();
 
 /// Days per chunk of each aggregate (`AGGREGATES`).
-const AGGREGATE_CHUNK_DAYS: [i64; 8] = [14, 14, 140, 140, 140, 14, 14, 140];
+const AGGREGATE_CHUNK_DAYS: [i64; 9] = [14, 14, 140, 140, 140, 14, 14, 140, 140];
 
 /// The names of the aggregates of `logstore_tsdb_log`.
 fn aggregate_names() -> Vec<String> {
@@ -1450,6 +1470,7 @@ fn old_days_written_while_the_scheduler_compresses_and_refreshes_them_are_in_eve
     };
     let hours = buckets(&mut c, &per("1 hour"));
     let days = buckets(&mut c, &per("1 day"));
+    let weeks = buckets(&mut c, &per("1 week"));
     assert_eq!((hours.len(), days.len()), (40 * 24, 40));
     for (view, bucket, want) in [
         ("hourly", "bucket", &hours),
@@ -1460,6 +1481,7 @@ fn old_days_written_while_the_scheduler_compresses_and_refreshes_them_are_in_eve
         ("daily_courses", "day", &days),
         ("daily_events", "day", &days),
         ("activity", "day", &days),
+        ("weekly_courses", "week", &weeks),
     ] {
         let got = buckets(
             &mut c,
@@ -2288,6 +2310,7 @@ fn version_2_aggregates_on_aggregates_are_made_again_from_the_events() {
             on("_daily_users", false),
             on("_hourly", false),
             on("_hourly_site", false),
+            on("_weekly_courses", false),
         ];
         if retention > 0 {
             want.extend([on("_daily_active_users_v2", true), on("_daily_courses_v2", true)]);
@@ -2313,7 +2336,8 @@ fn version_2_aggregates_on_aggregates_are_made_again_from_the_events() {
             "daily_events 4",
             "daily_users 2",
             "hourly 2",
-            "hourly_site 5",
+            "hourly_site 6",
+            "weekly_courses 6",
         ]
         .iter()
         .map(|v| {

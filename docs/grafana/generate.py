@@ -160,9 +160,8 @@ d.panel("table", "Most active users", [sql(
     'max(day) AS "last active day" FROM ${table}_daily WHERE $__timeFilter(day) AND courseid IN ($course) '
     'AND userid > 0 GROUP BY 1 ORDER BY 2 DESC LIMIT 20', "table")])
 d.panel("table", "Weekly engagement", [sql(
-    'SELECT date_trunc(\'week\', day AT TIME ZONE \'UTC\') AS "week", courseid AS "course", '
-    'count(DISTINCT userid) FILTER (WHERE userid > 0) AS "active users", sum(events) AS "events" '
-    'FROM ${table}_daily WHERE $__timeFilter(day) AND courseid IN ($course) GROUP BY 1, 2 ORDER BY 1, 2', "table")])
+    'SELECT week AS "week", courseid AS "course", active_users AS "active users", events AS "events" '
+    'FROM ${table}_weekly_courses WHERE $__timeFilter(week) AND courseid IN ($course) ORDER BY 1, 2', "table")])
 d.write("postgres/course-activity.json")
 
 d = Dashboard("logstore-tsdb-user-pg", "Moodle: user activity (PostgreSQL)",

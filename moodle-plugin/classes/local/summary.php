@@ -27,21 +27,24 @@ namespace logstore_tsdb\local;
 defined('MOODLE_INTERNAL') || die();
 
 /**
- * With TimescaleDB the sink keeps eight real-time continuous aggregates (src/sink/postgres/timescale.rs): `<table>_daily`,
- * `_daily_courses`, `_daily_users`, `_daily_active_users`, `_hourly`, `_activity`, `_daily_events` and `_hourly_site`. On
- * plain PostgreSQL (the sink's daily partitions) this class gives the same eight relations, with the same names, columns and types, so that every
- * documented query and dashboard runs unchanged on both:
+ * With TimescaleDB the sink keeps nine real-time continuous aggregates (src/sink/postgres/timescale.rs): `<table>_daily`,
+ * `_daily_courses`, `_daily_users`, `_daily_active_users`, `_hourly`, `_activity`, `_daily_events`, `_hourly_site` and
+ * `_weekly_courses`. On plain PostgreSQL (the sink's daily partitions) this class gives the same nine relations, with the
+ * same names, columns and types, so that every documented query and dashboard runs unchanged on both:
  *
  * - `<table><suffix>_mat`: the materialised buckets of each (tables made from the definition itself);
  * - `<table>_summary`: the watermark (every day before it is materialised) and, per day, the change counter of its
  *   partition when it was last materialised;
  * - views `<table><suffix>`: the materialised buckets before the watermark UNION ALL the raw table aggregated from the
- *   watermark on (real-time, like TimescaleDB's `materialized_only = false`).
+ *   watermark on (real-time, like TimescaleDB's `materialized_only = false`); for weeks, before and from the start of
+ *   the watermark's week.
  *
  * refresh() (the scheduled task `summarise`) materialises whole UTC days, one transaction per day: every day up to the
  * start of today, the last LOOKBACK_DAYS again, and any older day whose partition changed since it was materialised
  * (PostgreSQL's counters of inserted, updated and deleted rows per partition: late events, imports, deletions), never
- * a day whose partition retention dropped (the summaries outlive the raw events).
+ * a day whose partition retention dropped (the summaries outlive the raw events). A week (Monday to Monday, UTC, as
+ * TimescaleDB's time_bucket() and date_trunc('week') have it) is materialised whole, with the last of its days that a
+ * refresh materialises, once it has ended before today and none of its days was dropped.
  *
  * @package    logstore_tsdb
  * @copyright  2025 The logstore_tsdb authors
@@ -83,11 +86,25 @@ class summary {
         '_hourly_site' => ['bucket', 3600, '', 'count(*) AS events, count(*) FILTER (WHERE edulevel = 0) AS other, '
             . 'count(*) FILTER (WHERE edulevel = 1) AS teaching, count(*) FILTER (WHERE edulevel = 2) AS participating, '
             . "count(*) FILTER (WHERE eventname = '\\core\\event\\user_loggedin') AS logins, "
-            . "count(*) FILTER (WHERE eventname = '\\core\\event\\user_login_failed') AS failed_logins"],
+            . "count(*) FILTER (WHERE eventname = '\\core\\event\\user_login_failed') AS failed_logins, "
+            . 'count(DISTINCT userid) FILTER (WHERE userid > 0) AS active_users'],
+        '_weekly_courses' => ['week', self::WEEK, 'courseid', 'count(DISTINCT userid) FILTER (WHERE userid > 0) AS active_users, '
+            . 'count(*) AS events'],
     ];
 
-    /** @var string[] Aggregates added after the summaries' version: made, from the events, when missing. */
-    const ADDED = ['_daily_events', '_hourly_site'];
+    /** @var int Seconds of a week. */
+    const WEEK = 604800;
+
+    /** @var int Unix time of Monday 1970-01-05 00:00 UTC: buckets start there (weeks on Mondays; hours and days, whose
+     * lengths divide it, where they always do). */
+    const ORIGIN = 345600;
+
+    /**
+     * @var string[][] Aggregates added, or columns added to one, after the summaries' version: column => its type. A
+     *      summary without that column gets it (made, or the column added, from the events still there).
+     */
+    const ADDED = ['_daily_events' => ['events', 'bigint'], '_hourly_site' => ['active_users', 'bigint'],
+        '_weekly_courses' => ['active_users', 'bigint']];
 
     /** @var pgdb */
     protected $db;
@@ -164,7 +181,8 @@ class summary {
     protected function select(string $suffix, string $where): string {
         [$col, $seconds, $group, $aggregates] = self::AGGREGATES[$suffix];
         $keys = $group === '' ? [] : explode(', ', $group);
-        return "SELECT to_timestamp(floor(extract(epoch FROM \"time\") / $seconds) * $seconds) AS $col, "
+        $origin = self::ORIGIN;
+        return "SELECT to_timestamp(floor((extract(epoch FROM \"time\") - $origin) / $seconds) * $seconds + $origin) AS $col, "
             . implode('', array_map(function($k) {
                 return "$k, ";
             }, $keys)) . $aggregates . ' FROM ' . $this->db->table() . " WHERE $where GROUP BY "
@@ -179,8 +197,8 @@ class summary {
     public function ensure(): void {
         if ($this->exists()) {
             $this->add_daily_courses();
-            foreach (self::ADDED as $suffix) {
-                $this->add_missing($suffix);
+            foreach (self::ADDED as $suffix => [$column, $type]) {
+                $this->add_missing($suffix, $column, $type);
             }
             return;
         }
@@ -216,12 +234,15 @@ class summary {
     }
 
     /**
-     * The watermark in SQL (every day before it is materialised; -infinity before the first refresh).
+     * The watermark in SQL (every day before it is materialised; -infinity before the first refresh), for buckets of
+     * a week the start of its week.
      *
+     * @param int $seconds the aggregate's bucket
      * @return string
      */
-    protected function watermark_sql(): string {
-        return "COALESCE((SELECT max(day) + interval '1 day' FROM {$this->q('_summary')}), '-infinity'::timestamptz)";
+    protected function watermark_sql(int $seconds = 86400): string {
+        $day = "COALESCE((SELECT max(day) + interval '1 day' FROM {$this->q('_summary')}), '-infinity'::timestamptz)";
+        return $seconds === self::WEEK ? "(date_trunc('week', $day AT TIME ZONE 'UTC') AT TIME ZONE 'UTC')" : $day;
     }
 
     /**
@@ -232,12 +253,22 @@ class summary {
     protected function create(string $suffix): void {
         $col = self::AGGREGATES[$suffix][0];
         $mat = $this->q($suffix . '_mat');
-        $watermark = $this->watermark_sql();
         $this->db->execute("CREATE TABLE $mat AS " . $this->select($suffix, 'false') . ' WITH NO DATA');
         $this->db->execute('CREATE INDEX ' . pgdb::quote_identifier(self::derived($this->table, $suffix . '_mat_ix'))
             . " ON $mat ($col)");
-        $this->db->execute('CREATE VIEW ' . $this->q($suffix) . " AS SELECT * FROM $mat WHERE $col < $watermark "
-            . 'UNION ALL ' . $this->select($suffix, "\"time\" >= $watermark"));
+        $this->create_view($suffix);
+    }
+
+    /**
+     * Creates an aggregate's view: its materialised buckets before the watermark, the events aggregated from there.
+     *
+     * @param string $suffix
+     */
+    protected function create_view(string $suffix): void {
+        [$col, $seconds] = self::AGGREGATES[$suffix];
+        $watermark = $this->watermark_sql($seconds);
+        $this->db->execute('CREATE VIEW ' . $this->q($suffix) . ' AS SELECT * FROM ' . $this->q($suffix . '_mat')
+            . " WHERE $col < $watermark UNION ALL " . $this->select($suffix, "\"time\" >= $watermark"));
     }
 
     /**
@@ -276,15 +307,20 @@ class summary {
     }
 
     /**
-     * Summaries made by the plugin before an aggregate existed get it, its materialised days from the events still
-     * there (like a new continuous aggregate on TimescaleDB, it has no row for days whose events retention dropped).
+     * Summaries made by the plugin before an aggregate, or a column of one, existed get it: a new aggregate has its
+     * buckets from the events still there (like a new continuous aggregate on TimescaleDB, no row for days whose
+     * events retention dropped); a new column is added, and the buckets whose events are all still there are made
+     * again from them (older ones keep their counts, the new column NULL: not known any more).
      *
-     * @param string $suffix one of ADDED
+     * @param string $suffix a key of ADDED
+     * @param string $column the column it has from this version on
+     * @param string $type its type
      */
-    protected function add_missing(string $suffix): void {
+    protected function add_missing(string $suffix, string $column, string $type): void {
         $mat = $this->q($suffix . '_mat');
-        $missing = function() use ($mat): bool {
-            return $this->db->query('SELECT to_regclass(?) AS t', [$mat])[0]->t === null;
+        $missing = function() use ($mat, $column): bool {
+            return (int) $this->db->query('SELECT count(*) AS n FROM pg_attribute WHERE attrelid = to_regclass(?) '
+                . 'AND attname = ? AND NOT attisdropped', [$mat, $column])[0]->n === 0;
         };
         if (!$missing()) {
             return;
@@ -293,14 +329,43 @@ class summary {
         try {
             $this->db->execute('SELECT pg_advisory_xact_lock(?)', [$this->lock()]);
             if ($missing()) {
-                $this->create($suffix);
-                $this->db->execute("INSERT INTO $mat " . $this->select($suffix, '"time" < ' . $this->watermark_sql()));
+                [$col, $seconds] = self::AGGREGATES[$suffix];
+                $watermark = $this->watermark_sql($seconds);
+                $from = '-infinity';
+                if ($this->db->query('SELECT to_regclass(?) AS t', [$mat])[0]->t === null) {
+                    $this->create($suffix);
+                } else {
+                    $this->db->execute('DROP VIEW IF EXISTS ' . $this->q($suffix));
+                    $this->db->execute("ALTER TABLE $mat ADD COLUMN " . pgdb::quote_identifier($column) . " $type");
+                    $this->create_view($suffix);
+                    // From the first whole bucket of the events still there (retention drops whole days: a
+                    // week may have lost some).
+                    $first = $this->db->query('SELECT extract(epoch FROM min("time"))::bigint AS t FROM '
+                        . $this->db->table())[0]->t;
+                    $ceil = $seconds > 86400 && (int) ($this->cfg->retention_days ?? 0) > 0 ? $seconds - 1 : 0;
+                    $from = $first === null ? 'infinity' : gmdate('Y-m-d H:i:s+00',
+                        self::bucket_start((int) $first + $ceil, $seconds));
+                    $this->db->execute("DELETE FROM $mat WHERE $col >= ?::timestamptz", [$from]);
+                }
+                $this->db->execute("INSERT INTO $mat " . $this->select($suffix,
+                    "\"time\" >= ?::timestamptz AND \"time\" < $watermark"), [$from]);
             }
             $this->db->execute('COMMIT');
         } catch (\Throwable $e) {
             $this->db->execute('ROLLBACK');
             throw $e;
         }
+    }
+
+    /**
+     * The start of the bucket a time is in.
+     *
+     * @param int $time unix seconds
+     * @param int $seconds the bucket's length
+     * @return int
+     */
+    protected static function bucket_start(int $time, int $seconds): int {
+        return $time - (($time - self::ORIGIN) % $seconds + $seconds) % $seconds;
     }
 
     /**
@@ -381,10 +446,7 @@ class summary {
             $min = $this->db->query('SELECT extract(epoch FROM min("time"))::bigint AS t FROM ' . $this->db->table());
             $watermark = $min && $min[0]->t !== null ? min($today, (int) $min[0]->t - (int) $min[0]->t % 86400) : $today;
         }
-        $seen = [];
-        foreach ($this->db->query('SELECT extract(epoch FROM day)::bigint AS d, changes FROM ' . $this->q('_summary')) as $r) {
-            $seen[(int) $r->d] = (int) $r->changes;
-        }
+        $seen = $this->seen();
         $days = range(min($watermark, $today) - self::LOOKBACK_DAYS * 86400, $today, 86400);
         foreach ($changes as $day => $n) {
             if (($seen[$day] ?? null) !== $n) {
@@ -397,34 +459,88 @@ class summary {
         }));
         sort($days);
         $out = ['from' => $days ? $days[0] : $today, 'to' => $today, 'days' => 0];
+        $weeks = $this->weeks($days, $since, $today, $seen, $changes);
         foreach ($days as $day) {
             if (time() - $started > $maxseconds) {
                 $out['to'] = $day;
                 break;
             }
-            $this->recompute($day, $changes[$day] ?? -1);
+            $this->recompute($day, $changes[$day] ?? -1, $weeks[$day] ?? null);
             $out['days']++;
         }
         return $out;
     }
 
     /**
-     * Materialises one day of every aggregate in one transaction (serialised with any other change of the summaries)
-     * and records it with its partition's counter.
+     * The days materialised so far, with their partitions' counters then.
+     *
+     * @return int[] day => counter
+     */
+    protected function seen(): array {
+        $seen = [];
+        foreach ($this->db->query('SELECT extract(epoch FROM day)::bigint AS d, changes FROM ' . $this->q('_summary')) as $r) {
+            $seen[(int) $r->d] = (int) $r->changes;
+        }
+        return $seen;
+    }
+
+    /**
+     * The weeks materialised with a list of days: day => the start of its week, for the last day of each week in the
+     * list, when the week has ended by $end and has all its events: it starts after $since (not null: retention) and
+     * none of its days was dropped (materialised when it had a partition, the partition gone now). A week that lost
+     * days keeps its rows.
+     *
+     * A refresh that stops early leaves its last day's week for the next one, which materialises that day again
+     * (LOOKBACK_DAYS) or the later days of the week, which are then not recorded yet.
+     *
+     * @param int[] $days sorted
+     * @param int|null $since
+     * @param int $end
+     * @param int[] $seen seen()
+     * @param int[] $changes partition_changes()
+     * @return int[]
+     */
+    protected function weeks(array $days, ?int $since, int $end, array $seen, array $changes): array {
+        $lost = [];
+        foreach ($seen as $day => $counter) {
+            if ($counter >= 0 && !isset($changes[$day])) {
+                $lost[self::bucket_start($day, self::WEEK)] = true;
+            }
+        }
+        $out = [];
+        foreach ($days as $day) {
+            $week = self::bucket_start($day, self::WEEK);
+            $out = array_diff($out, [$week]);
+            if (($since === null || $week >= $since) && $week + self::WEEK <= $end && !isset($lost[$week])) {
+                $out[$day] = $week;
+            }
+        }
+        return $out;
+    }
+
+    /**
+     * Materialises one day of every aggregate by day or hour, and a week of those by week if asked, in one transaction
+     * (serialised with any other change of the summaries), and records the day with its partition's counter.
      *
      * @param int $day
      * @param int $changes the partition's counter, read before
+     * @param int|null $week the start of a week to materialise too
      */
-    protected function recompute(int $day, int $changes): void {
+    protected function recompute(int $day, int $changes, ?int $week = null): void {
         $this->db->execute('BEGIN');
         try {
             $this->db->execute('SELECT pg_advisory_xact_lock(?)', [$this->lock()]);
-            foreach (self::AGGREGATES as $suffix => [$col]) {
+            foreach (self::AGGREGATES as $suffix => [$col, $seconds]) {
+                $from = $seconds === self::WEEK ? $week : $day;
+                if ($from === null) {
+                    continue;
+                }
+                $to = $from + max($seconds, 86400);
                 $mat = $this->q($suffix . '_mat');
                 $this->db->execute("DELETE FROM $mat WHERE $col >= to_timestamp(?) AND $col < to_timestamp(?)",
-                    [$day, $day + 86400]);
+                    [$from, $to]);
                 $this->db->execute("INSERT INTO $mat " . $this->select($suffix,
-                    '"time" >= to_timestamp(?) AND "time" < to_timestamp(?)'), [$day, $day + 86400]);
+                    '"time" >= to_timestamp(?) AND "time" < to_timestamp(?)'), [$from, $to]);
             }
             $this->db->execute('INSERT INTO ' . $this->q('_summary') . ' (day, changes) VALUES (to_timestamp(?), ?) '
                 . 'ON CONFLICT (day) DO UPDATE SET changes = EXCLUDED.changes', [$day, $changes]);
@@ -447,8 +563,13 @@ class summary {
             return;
         }
         $changes = $this->partition_changes();
+        $days = [];
         for ($day = $from - $from % 86400; $day < min($to, $watermark); $day += 86400) {
-            $this->recompute($day, $changes[$day] ?? -1);
+            $days[] = $day;
+        }
+        $weeks = $this->weeks($days, $this->raw_since(time()), $watermark, $this->seen(), $changes);
+        foreach ($days as $day) {
+            $this->recompute($day, $changes[$day] ?? -1, $weeks[$day] ?? null);
         }
     }
 

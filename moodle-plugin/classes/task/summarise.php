@@ -28,8 +28,8 @@ defined('MOODLE_INTERNAL') || die();
 
 /**
  * Refreshes the summaries `<table>_daily`, `_daily_courses`, `_daily_users`, `_daily_active_users`, `_hourly`,
- * `_activity`, `_daily_events` and `_hourly_site` (see \logstore_tsdb\local\summary) on plain PostgreSQL; TimescaleDB refreshes its continuous aggregates
- * itself, InfluxDB downsamples with continuous queries / tasks.
+ * `_activity`, `_daily_events`, `_hourly_site` and `_weekly_courses` (see \logstore_tsdb\local\summary) on plain
+ * PostgreSQL; TimescaleDB refreshes its continuous aggregates itself, InfluxDB downsamples with continuous queries / tasks.
  *
  * @package    logstore_tsdb
  * @copyright  2025 The logstore_tsdb authors

@@ -93,11 +93,18 @@ class analytics_fixture {
     /** @var int Events of log_dataset imported after the aggregates were materialised, over the same days. */
     const LATE = 1500;
 
-    /** @var string[] Companions of a table: the sink's, TimescaleDB's aggregates, the plain-PostgreSQL summaries. */
-    const COMPANIONS = ['_ledger', '_schema', '_summary', '_daily_courses', '_daily', '_daily_users', '_daily_active_users',
-        '_hourly', '_activity', '_daily_events', '_hourly_site', '_daily_mat', '_daily_courses_mat', '_daily_users_mat',
-        '_daily_active_users_mat', '_hourly_mat', '_activity_mat', '_daily_events_mat', '_hourly_site_mat', '_hourly_v1',
-        '_daily_users_v1'];
+    /**
+     * Companions of a table: the sink's, TimescaleDB's aggregates, the plain-PostgreSQL summaries (and those of their
+     * first version).
+     *
+     * @return string[] suffixes
+     */
+    public static function companions(): array {
+        $aggregates = array_keys(\logstore_tsdb\local\summary::AGGREGATES);
+        return array_merge(['_ledger', '_schema', '_summary'], $aggregates, array_map(function($suffix) {
+            return $suffix . '_mat';
+        }, $aggregates), ['_hourly_v1', '_daily_users_v1']);
+    }
 
     /** @var int Days of the analytics data set, ending at the start of today (UTC). */
     const DAYS = 21;
@@ -189,7 +196,7 @@ class analytics_fixture {
         try {
             base_testcase::stop_jobs($db, 'public', $name);
             // The main table first: CASCADE takes its continuous aggregates and summary views with it.
-            foreach (array_merge([''], self::COMPANIONS) as $suffix) {
+            foreach (array_merge([''], self::companions()) as $suffix) {
                 $rel = \logstore_tsdb\local\summary::derived($name, $suffix);
                 $kind = $db->query("SELECT c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
                     . " WHERE n.nspname = 'public' AND c.relname = ?", [$rel]);

@@ -437,7 +437,15 @@ class analytics_test extends base_testcase {
         foreach ($got as $where => $rows) {
             ksort($got[$where]);
         }
-        $this->assert_everywhere($want, $got, 'per course and week');
+        // PostgreSQL: the weeks that start inside the range (whole buckets of `_weekly_courses`).
+        $whole = array_filter($want, function($k) {
+            return (int) explode('|', $k)[0] >= $this->from;
+        }, ARRAY_FILTER_USE_KEY);
+        $this->assertGreaterThanOrEqual(2 * 8, count($whole), 'at least two weeks of eight courses');
+        if (($this->from - 4 * 86400) % (7 * 86400) !== 0) {
+            $this->assertLessThan(count($want), count($whole), 'the range starts inside a week: that week left out');
+        }
+        $this->assert_everywhere($whole, $got, 'per course and week');
         $got = [];
         foreach ($this->influx('course_engagement_weekly') as $r) {
             $got[self::ns($r['time']) . '|' . $r['courseid']] = (int) $r['active_users'];
@@ -505,13 +513,15 @@ class analytics_test extends base_testcase {
                 $this->assertCount(1, $w, $suffix);
                 // The watermark is the end of the newest materialised bucket: that of the last event before the
                 // refresh window's end (an hour before the policy's run).
-                $end = (int) $w[0]->ran - 3600;
-                $end -= $end % $bucket;
+                // Buckets from Monday 1970-01-05 (weeks start on Mondays; hours and days where they always do).
+                $start = function(int $t) use ($bucket): int {
+                    return $t - ($t - 4 * 86400) % $bucket;
+                };
+                $end = $start((int) $w[0]->ran - 3600);
                 $last = max(array_filter(array_column(analytics_fixture::$entries, 'timecreated'), function($t) use ($end) {
                     return $t < $end;
                 }));
-                $this->assertSame($last - $last % $bucket + $bucket, (int) $w[0]->w, "$suffix: materialised up to its "
-                    . 'run - 1 hour');
+                $this->assertSame($start($last) + $bucket, (int) $w[0]->w, "$suffix: materialised up to its run - 1 hour");
                 $watermarks[$view] = (int) $w[0]->w * 1000000;
             }
             $left = $db->query("SELECT 'raw' AS log, h.table_name AS rel, l.lowest_modified_value AS lo,"

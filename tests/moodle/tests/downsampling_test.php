@@ -50,7 +50,9 @@ class downsampling_test extends base_testcase {
             'failed_logins']],
         '_activity' => ['day', 86400, ['courseid', 'contextlevel', 'contextinstanceid', 'component', 'eventname'], ['events']],
         '_daily_events' => ['day', 86400, ['eventname', 'origin'], ['events']],
-        '_hourly_site' => ['bucket', 3600, [], ['events', 'other', 'teaching', 'participating', 'logins', 'failed_logins']],
+        '_hourly_site' => ['bucket', 3600, [], ['events', 'other', 'teaching', 'participating', 'logins', 'failed_logins',
+            'active_users']],
+        '_weekly_courses' => ['week', 604800, ['courseid'], ['active_users', 'events']],
     ];
 
     /**
@@ -100,7 +102,7 @@ class downsampling_test extends base_testcase {
      *
      * @param string $suffix
      * @param array[] $entries
-     * @param int|null $before only buckets before this
+     * @param int|null $before only buckets that end by this
      * @return string[] "bucket|keys..." => "values,..."
      */
     public static function expected(string $suffix, array $entries, ?int $before = null): array {
@@ -108,8 +110,9 @@ class downsampling_test extends base_testcase {
         $sums = [];
         $users = [];
         foreach ($entries as $e) {
-            $b = $e['timecreated'] - $e['timecreated'] % $size;
-            if ($before !== null && $b >= $before) {
+            // Buckets from Monday 1970-01-05: weeks start on Mondays (TimescaleDB, date_trunc('week')).
+            $b = $e['timecreated'] - ($e['timecreated'] - 345600) % $size;
+            if ($before !== null && $b + $size > $before) {
                 continue;
             }
             $k = implode('|', array_merge([$b], array_map(function($c) use ($e) {
@@ -184,7 +187,10 @@ class downsampling_test extends base_testcase {
             $this->assertCount(1, $agg, "$view is a continuous aggregate");
             $mat = pgdb::quote_identifier($agg[0]->s) . '.' . pgdb::quote_identifier($agg[0]->t);
             $watermarks[$suffix] = $w = (int) $agg[0]->w;
-            $this->assertNotEmpty(self::expected($suffix, $entries, $w));
+            if (self::SPECS[$suffix][1] <= 86400) {
+                // Weeks are materialised once they ended, an hour before the policy ran.
+                $this->assertNotEmpty(self::expected($suffix, $entries, $w), "$view: materialised");
+            }
             $this->assertSame(self::expected($suffix, $entries, $w), $this->read($db, $suffix, $mat), "$view: materialised");
             $this->assertSame(self::expected($suffix, $entries), $this->read($db, $suffix, pgdb::quote_identifier($view)),
                 "$view: every bucket (real-time)");
@@ -223,7 +229,9 @@ class downsampling_test extends base_testcase {
             $this->assertSame(self::expected('_hourly', $entries), $this->read($db, '_hourly',
                 pgdb::quote_identifier(summary::derived($name, '_hourly'))), 'not counted before the policy runs');
             analytics_fixture::run_policies($name, ['policy_refresh_continuous_aggregate']);
-            $this->assert_continuous_aggregates($db, $name, $all);
+            $watermarks = $this->assert_continuous_aggregates($db, $name, $all);
+            $this->assertNotEmpty(self::expected('_weekly_courses', $all, $watermarks['_weekly_courses']),
+                'the weeks of the late events materialised');
         } finally {
             $db->close();
         }
@@ -370,18 +378,25 @@ class downsampling_test extends base_testcase {
             $summary->refresh($now);
             $this->assert_summaries($db, $summary, $entries, '_daily_courses with logins', $s + 4 * 86400);
             $this->assertNotEmpty($db->query('SELECT 1 FROM ' . $summary->q('_daily_courses_mat') . ' WHERE logins > 0'));
-            // Summaries of the plugin before `_daily_events` and `_hourly_site`: the next refresh adds them, their
-            // materialised days from the events.
-            foreach (summary::ADDED as $suffix) {
+            // Summaries of the plugin before `_daily_events`, `_hourly_site` and `_weekly_courses`: the next refresh
+            // adds them, their materialised days from the events.
+            foreach (summary::ADDED as $suffix => $column) {
                 $db->execute('DROP VIEW ' . $summary->q($suffix));
                 $db->execute('DROP TABLE ' . $summary->q($suffix . '_mat'));
             }
             $summary->refresh($now);
             $this->assert_summaries($db, $summary, $entries, 'aggregates added', $s + 4 * 86400);
-            foreach (summary::ADDED as $suffix) {
+            foreach (summary::ADDED as $suffix => $column) {
                 $this->assertSame(self::expected($suffix, $entries, $s + 4 * 86400),
                     $this->read($db, $suffix, $summary->q($suffix . '_mat')), "every day materialised in $suffix");
             }
+            // `_hourly_site` before it had `active_users` (its view reading the columns it had): the column is added
+            // and every hour made again from the events.
+            $db->execute('DROP VIEW ' . $summary->q('_hourly_site'));
+            $db->execute('ALTER TABLE ' . $summary->q('_hourly_site_mat') . ' DROP COLUMN active_users');
+            $db->execute('CREATE VIEW ' . $summary->q('_hourly_site') . ' AS SELECT * FROM ' . $summary->q('_hourly_site_mat'));
+            $summary->refresh($now);
+            $this->assert_summaries($db, $summary, $entries, '_hourly_site with active_users', $s + 4 * 86400);
 
             // Late events written live into day 2, older than the look-back (a spool replayed after an outage): stale
             // until PostgreSQL counted them in the day's partition, then the next refresh materialises that day again.
@@ -435,7 +450,12 @@ class downsampling_test extends base_testcase {
             $cfg->retention_days = 2;
             $done = (new summary($db, $cfg))->refresh($s + 4 * 86400 + 3600);
             $this->assertSame($s + 3 * 86400, $done['from'], 'nothing before the retention horizon');
-            $this->assert_summaries($db, $summary, $all, 'the first day kept after retention');
+            // The week of that day is not materialised yet: its view reads the events left.
+            $want = array_fill_keys(array_keys(self::SPECS), $all);
+            $want['_weekly_courses'] = array_values(array_filter($all, function($e) use ($s) {
+                return $e['timecreated'] >= $s + 86400;
+            }));
+            $this->assert_summaries($db, $summary, $want, 'the first day kept after retention');
             $this->assertSame(0, (int) $db->query('SELECT count(*) AS n FROM ' . $db->table()
                 . ' WHERE "time" < to_timestamp(?)', [$s + 86400])[0]->n);
 
@@ -447,12 +467,30 @@ class downsampling_test extends base_testcase {
                 $done = (new \logstore_tsdb\task\summarise())->execute($s + 7 * 86400);
                 $this->assertSame(['from' => $s + 3 * 86400, 'to' => $s + 7 * 86400, 'days' => 4], $done);
                 $this->assertStringContainsString('4 days materialised between', self::$printed);
-                $this->assert_summaries($db, $summary, $all, 'after the task', $s + 7 * 86400);
+                // The week that lost a day is not materialised from what is left (TimescaleDB's refresh does not
+                // reach below retention either): no row; the real events of now are read from the events.
+                $want['_weekly_courses'] = array_values(array_filter($all, function($e) use ($s) {
+                    return $e['timecreated'] >= $s + 7 * 86400;
+                }));
+                $this->assert_summaries($db, $summary, $want, 'after the task', $s + 7 * 86400);
                 $this->configure(['backend' => 'influxdb1']);
                 $this->assertNull((new \logstore_tsdb\task\summarise())->execute());
             } finally {
                 unset($CFG->mtrace_wrapper);
             }
+
+            // A whole week of events, the next one: materialised by the first refresh after its end, with its last day.
+            $next = log_dataset::generate(700, 7, 39, $s + 7 * 86400);
+            analytics_fixture::write('postgres', $name, $next);
+            $cfg->retention_days = 0;
+            $done = $summary->refresh($s + 15 * 86400);
+            $this->assertSame([$s + 6 * 86400, $s + 15 * 86400], [$done['from'], $done['to']]);
+            $this->assertGreaterThanOrEqual(9, $done['days'], 'the look-back day and the days after it');
+            $weekly = array_merge($want['_weekly_courses'], $next);
+            $want = array_fill_keys(array_keys(self::SPECS), array_merge($all, $next));
+            $want['_weekly_courses'] = $weekly;
+            $this->assert_summaries($db, $summary, $want, 'a week materialised', $s + 15 * 86400);
+            $this->assertNotEmpty(self::expected('_weekly_courses', $next, $s + 14 * 86400));
         } finally {
             $db->close();
         }

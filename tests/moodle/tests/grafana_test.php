@@ -431,7 +431,10 @@ class grafana_test extends base_testcase {
             }), function($k, $n, $u, $es) use ($count, $edu) {
                 return [$k[0], $n, $count($es, $edu(2)), self::bucket(max(array_column($es, 'timecreated')), 86400)];
             })],
-            'Weekly engagement' => ['set' => $rows(self::group($incourses, function($e) use ($week) {
+            // The weeks that start inside the range (rows of `_weekly_courses`): not the one it starts in.
+            'Weekly engagement' => ['set' => $rows(self::group(function($e) use ($incourses, $week) {
+                return $incourses($e) && $week($e) >= analytics_fixture::$from;
+            }, function($e) use ($week) {
                 return $week($e) . '|' . $e['courseid'];
             }), function($k, $n, $u) {
                 return [$k[0], $k[1], $u, $n];

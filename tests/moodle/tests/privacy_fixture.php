@@ -212,12 +212,9 @@ trait tsdb_privacy_fixture {
             $this->tspdo->exec('ALTER DATABASE ' . $this->ts_dbname()
                 . ' RESET timescaledb.max_tuples_decompressed_per_dml_transaction');
             base_testcase::stop_jobs($this->tspdo, 'public', $this->target);
-            // The eight continuous aggregates, then the tables.
-            foreach (['_daily_active_users' => 'MATERIALIZED VIEW', '_daily_courses' => 'MATERIALIZED VIEW',
-                    '_daily_users' => 'MATERIALIZED VIEW', '_daily_events' => 'MATERIALIZED VIEW',
-                    '_hourly_site' => 'MATERIALIZED VIEW',
-                    '_daily' => 'MATERIALIZED VIEW', '_hourly' => 'MATERIALIZED VIEW', '_activity' => 'MATERIALIZED VIEW',
-                    '' => 'TABLE', '_ledger' => 'TABLE', '_schema' => 'TABLE'] as $suffix => $kind) {
+            // The continuous aggregates, then the tables.
+            $aggregates = array_fill_keys(array_keys(\logstore_tsdb\local\summary::AGGREGATES), 'MATERIALIZED VIEW');
+            foreach ($aggregates + ['' => 'TABLE', '_ledger' => 'TABLE', '_schema' => 'TABLE'] as $suffix => $kind) {
                 base_testcase::drop_retrying($this->tspdo, "DROP $kind IF EXISTS public.\"{$this->target}$suffix\" CASCADE");
             }
             $this->tspdo = null;

@@ -293,7 +293,7 @@ PHP;
         }
         ksort($got);
         $this->assertSame($daily, $got, 'daily users of the materialised days, exact');
-        foreach (['_hourly', '_daily_users', '_daily', '_activity', '_daily_events', '_hourly_site'] as $view) {
+        foreach (['_hourly', '_daily_users', '_daily', '_activity', '_daily_events', '_hourly_site', '_weekly_courses'] as $view) {
             $this->assertSame(count($times), (int) self::pg_query("SELECT sum(events) AS n FROM public.\"{$table}{$view}\"")
                 [0]['n'], "the $view view counts every event (today's from the raw table)");
         }

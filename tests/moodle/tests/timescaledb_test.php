@@ -144,7 +144,7 @@ class timescaledb_test extends base_testcase {
             $this->assertSame(array_map(function($suffix) {
                 return self::$settings['table'] . $suffix;
             }, ['_activity', '_daily', '_daily_active_users', '_daily_courses', '_daily_events', '_daily_users', '_hourly',
-                '_hourly_site']), $views);
+                '_hourly_site', '_weekly_courses']), $views);
             $this->assertSame(self::N, (int) $db->query('SELECT count(*) AS n FROM ' . $db->table())[0]->n);
         } finally {
             $db->close();

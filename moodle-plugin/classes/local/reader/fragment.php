@@ -480,20 +480,12 @@ class fragment {
      * @return array|null column => integer value, or null when the fragment says anything else
      */
     public function equalities(array $columns): ?array {
-        try {
-            $node = $this->tree();
-        } catch (unsupported_query $e) {
+        $terms = $this->and_terms();
+        if ($terms === null) {
             return null;
         }
-        $nodes = $node === null ? [] : [$node];
-        for ($i = 0; $i < count($nodes); $i++) {
-            if ($nodes[$i][0] === 'and') {
-                array_push($nodes, ...$nodes[$i][1]);
-                $nodes[$i] = ['const', true];
-            }
-        }
         $equal = [];
-        foreach ($nodes as $n) {
+        foreach ($terms as $n) {
             if ($n === ['const', true]) {
                 continue;
             }
@@ -511,6 +503,30 @@ class fragment {
             $equal[$n[1]] = (int) $n[3];
         }
         return $equal;
+    }
+
+    /**
+     * The conditions every matching row meets: the nodes of tree() joined by its ANDs, at any depth.
+     *
+     * @return array[]|null [] for an empty fragment, null when it cannot be parsed
+     */
+    public function and_terms(): ?array {
+        try {
+            $node = $this->tree();
+        } catch (unsupported_query $e) {
+            return null;
+        }
+        $pending = $node === null ? [] : [$node];
+        $terms = [];
+        while ($pending) {
+            $n = array_shift($pending);
+            if ($n[0] === 'and') {
+                array_push($pending, ...$n[1]);
+            } else {
+                $terms[] = $n;
+            }
+        }
+        return $terms;
     }
 
     /**

@@ -318,12 +318,7 @@ class pg_reader {
      * @return bool
      */
     protected function selective(fragment $fragment): bool {
-        try {
-            $node = $fragment->tree();
-        } catch (unsupported_query $e) {
-            return false;
-        }
-        foreach ($node === null ? [] : ($node[0] === 'and' ? $node[1] : [$node]) as $n) {
+        foreach ($fragment->and_terms() ?? [] as $n) {
             if ((($n[0] === 'cmp' && $n[2] === '=') || ($n[0] === 'in' && !$n[3])) && in_array($n[1], self::SELECTIVE, true)) {
                 return true;
             }
