@@ -330,25 +330,23 @@ class summary {
             $this->db->execute('SELECT pg_advisory_xact_lock(?)', [$this->lock()]);
             if ($missing()) {
                 [$col, $seconds] = self::AGGREGATES[$suffix];
-                $watermark = $this->watermark_sql($seconds);
-                $from = '-infinity';
+                // From the first whole bucket of the events still there (retention drops whole days: a week may
+                // have lost some).
+                $first = $this->db->query('SELECT extract(epoch FROM min("time"))::bigint AS t FROM '
+                    . $this->db->table())[0]->t;
+                $ceil = $seconds > 86400 && (int) ($this->cfg->retention_days ?? 0) > 0 ? $seconds - 1 : 0;
+                $from = $first === null ? 'infinity' : gmdate('Y-m-d H:i:s+00',
+                    self::bucket_start((int) $first + $ceil, $seconds));
                 if ($this->db->query('SELECT to_regclass(?) AS t', [$mat])[0]->t === null) {
                     $this->create($suffix);
                 } else {
                     $this->db->execute('DROP VIEW IF EXISTS ' . $this->q($suffix));
                     $this->db->execute("ALTER TABLE $mat ADD COLUMN " . pgdb::quote_identifier($column) . " $type");
                     $this->create_view($suffix);
-                    // From the first whole bucket of the events still there (retention drops whole days: a
-                    // week may have lost some).
-                    $first = $this->db->query('SELECT extract(epoch FROM min("time"))::bigint AS t FROM '
-                        . $this->db->table())[0]->t;
-                    $ceil = $seconds > 86400 && (int) ($this->cfg->retention_days ?? 0) > 0 ? $seconds - 1 : 0;
-                    $from = $first === null ? 'infinity' : gmdate('Y-m-d H:i:s+00',
-                        self::bucket_start((int) $first + $ceil, $seconds));
                     $this->db->execute("DELETE FROM $mat WHERE $col >= ?::timestamptz", [$from]);
                 }
                 $this->db->execute("INSERT INTO $mat " . $this->select($suffix,
-                    "\"time\" >= ?::timestamptz AND \"time\" < $watermark"), [$from]);
+                    '"time" >= ?::timestamptz AND "time" < ' . $this->watermark_sql($seconds)), [$from]);
             }
             $this->db->execute('COMMIT');
         } catch (\Throwable $e) {
