@@ -505,10 +505,12 @@ class summary {
                 $lost[self::bucket_start($day, self::WEEK)] = true;
             }
         }
-        $out = [];
+        $last = [];
         foreach ($days as $day) {
-            $week = self::bucket_start($day, self::WEEK);
-            $out = array_diff($out, [$week]);
+            $last[self::bucket_start($day, self::WEEK)] = $day;
+        }
+        $out = [];
+        foreach ($last as $week => $day) {
             if (($since === null || $week >= $since) && $week + self::WEEK <= $end && !isset($lost[$week])) {
                 $out[$day] = $week;
             }

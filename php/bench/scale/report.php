@@ -455,7 +455,7 @@ if ($inf = $run['influx']) {
 
 // ---- growth ---------------------------------------------------------------------------------------------------------
 if ($previous) {
-    [$a, $b] = ($previous['params']['days'] ?? 0) <= $p['days'] ? [$previous, $run] : [$run, $previous];
+    [$a, $b] = [$older, $newer];
     $la = "{$a['params']['days']} d";
     $lb = "{$b['params']['days']} d";
     $md[] = "## Growth from {$a['params']['days']} to {$b['params']['days']} days";
